@@ -1,0 +1,71 @@
+"""Shared helpers for the Python tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xnor_edge.builder import GraphBuilder
+
+
+def pm1(a: np.ndarray) -> np.ndarray:
+    """sign with sign(0) = +1, as docs/bitpacking.md."""
+    return np.where(np.asarray(a) < 0, -1.0, 1.0)
+
+
+def naive_conv(x: np.ndarray, w: np.ndarray, stride=(1, 1), pad=(0, 0), pad_value=0.0) -> np.ndarray:
+    """Direct loops over a PyTorch-layout weight [OC, IC, KH, KW]; x is (H, W, C)."""
+    h, wd, _ = x.shape
+    oc, ic, kh, kw = w.shape
+    oh = (h + 2 * pad[0] - kh) // stride[0] + 1
+    ow = (wd + 2 * pad[1] - kw) // stride[1] + 1
+    y = np.zeros((oh, ow, oc))
+    for i in range(oh):
+        for j in range(ow):
+            for u in range(kh):
+                for v in range(kw):
+                    r, c = i * stride[0] - pad[0] + u, j * stride[1] - pad[1] + v
+                    if 0 <= r < h and 0 <= c < wd:
+                        px = x[r, c]
+                    else:
+                        px = np.full(ic, pad_value)
+                    y[i, j] += w[:, :, u, v] @ px
+    return y
+
+
+def tiny_classifier(
+    n_classes: int = 4, shape=(12, 12, 3), seed: int = 0, use_k: bool = True, **meta
+) -> bytes:
+    """A small XNOR classifier: float conv -> bn -> bconv(K) -> pool -> bconv bits -> dense."""
+    rng = np.random.default_rng(seed)
+    labels = [f"label{i}" for i in range(n_classes)]
+    g = GraphBuilder(shape, {"name": "tiny", "labels": labels, **meta})
+    c = shape[2]
+    x = g.conv2d(g.input, rng.normal(size=(8, c, 3, 3)), rng.normal(size=8) * 0.1, padding=1, relu=True)
+    x = g.batchnorm(x, rng.uniform(0.5, 1.5, 8), rng.normal(size=8))
+    x = g.bconv2d(
+        x,
+        rng.normal(size=(16, 8, 3, 3)),
+        rng.uniform(0.1, 1, 16),
+        rng.normal(size=16),
+        padding=1,
+        use_k=use_k,
+        relu=True,
+    )
+    x = g.maxpool(x, 2)
+    x = g.bconv2d(x, rng.normal(size=(16, 16, 3, 3)), rng.uniform(0.1, 1, 16), padding=1, pad_mode="one")
+    x = g.global_avgpool(x)
+    g.dense(x, rng.normal(size=(n_classes, 16)), rng.normal(size=n_classes))
+    return g.to_bytes()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def tiny_model_path(tmp_path):
+    p = tmp_path / "tiny.xnor"
+    p.write_bytes(tiny_classifier())
+    return p

@@ -1,0 +1,195 @@
+"""The friendly API: input checks, lifetime, errors, threads, classify, info."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import tiny_classifier
+
+import xnor_edge
+from xnor_edge import ModelError
+
+
+@pytest.fixture
+def model(tiny_model_path):
+    with xnor_edge.load(tiny_model_path) as m:
+        yield m
+
+
+def test_properties(model):
+    assert model.input_shape == (12, 12, 3) and model.output_shape == (1, 1, 4)
+    assert model.name == "tiny" and model.labels == ["label0", "label1", "label2", "label3"]
+    assert model.uses_k and model.color_order == "RGB"
+    assert model.kernel_isa in xnor_edge.available_isas()
+    assert isinstance(model.metadata, dict)
+
+
+def test_run_zero_copy_and_conversions(model, rng):
+    x = rng.normal(size=(12, 12, 3)).astype(np.float32)
+    y = model.run(x)
+    assert y.dtype == np.float32 and y.shape == (1, 1, 4)
+    np.testing.assert_array_equal(model.run(x.astype(np.float64)), y)  # cast to float32
+    xf = np.asfortranarray(x)
+    np.testing.assert_array_equal(model.run(xf), y)  # non-contiguous is copied
+    ro = x.copy()
+    ro.setflags(write=False)
+    np.testing.assert_array_equal(model.run(ro), y)  # read-only input is fine
+    assert model.run(np.zeros((12, 12, 3), np.uint8)).shape == (1, 1, 4)
+    assert model.run(np.stack([x, x])).shape == (2, 1, 1, 4)
+
+
+@pytest.mark.parametrize(
+    "x,exc,match",
+    [
+        (
+            np.zeros((12, 12), np.float32),
+            ValueError,
+            r"expected \(12, 12, 3\).*got|\(12, 12\) does not match",
+        ),
+        (np.zeros((12, 11, 3), np.float32), ValueError, "does not match"),
+        (np.zeros((1, 2, 12, 12, 3), np.float32), ValueError, "does not match"),
+        (np.zeros((12, 12, 3), np.complex64), TypeError, "real numeric"),
+        (np.array([["a"]]), TypeError, "real numeric"),
+    ],
+)
+def test_run_rejects_bad_input(model, x, exc, match):
+    with pytest.raises(exc, match=match):
+        model.run(x)
+
+
+def test_closed_model_raises(tiny_model_path):
+    m = xnor_edge.load(tiny_model_path)
+    s = m.session()
+    m.close()
+    m.close()  # idempotent
+    assert m.closed
+    with pytest.raises(xnor_edge.ClosedError):
+        m.run(np.zeros((12, 12, 3), np.float32))
+    with pytest.raises(xnor_edge.ClosedError):
+        s.run(np.zeros((12, 12, 3), np.float32))
+    with pytest.raises(xnor_edge.ClosedError):
+        m.info()
+    with pytest.raises(xnor_edge.ClosedError):
+        m.session()
+
+
+def test_load_errors_name_the_problem(tmp_path):
+    data = bytearray(tiny_classifier())
+    with pytest.raises(ModelError, match="no such file"):
+        xnor_edge.load(tmp_path / "missing.xnor")
+    p = tmp_path / "crc.xnor"
+    bad = bytearray(data)
+    bad[300] ^= 0x55
+    p.write_bytes(bad)
+    with pytest.raises(ModelError, match=r"(?i)crc|checksum") as ei:
+        xnor_edge.load(p)
+    assert str(p) in str(ei.value)
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match=r"(?i)truncat|size"):
+        xnor_edge.load(p)
+    p.write_bytes(b"PNG not a model at all" * 10)
+    with pytest.raises(ModelError, match=r"(?i)magic|not an xnor-edge"):
+        xnor_edge.load(p)
+    with pytest.raises(ModelError):
+        xnor_edge.load(b"")
+    assert issubclass(ModelError, ValueError)
+
+
+def test_sessions_in_parallel_threads_agree(model, rng):
+    xs = rng.normal(size=(8, 12, 12, 3)).astype(np.float32)
+    want = model.run(xs)
+    results: dict[int, np.ndarray] = {}
+    errors = []
+
+    def work(i: int) -> None:
+        try:
+            with model.session(num_threads=1 + i % 2) as s:
+                results[i] = np.stack([s.run(x) for _ in range(5) for x in xs])[-8:]
+            results[100 + i] = np.stack([model.run(x) for x in xs])  # per-thread implicit session
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for r in results.values():
+        np.testing.assert_array_equal(r, want)
+
+
+def test_multithreaded_session_is_bit_identical(model, rng):
+    xs = rng.normal(size=(4, 12, 12, 3)).astype(np.float32)
+    with model.session(1) as s1, model.session(3) as s3:
+        np.testing.assert_array_equal(s1.run(xs), s3.run(xs))
+
+
+def test_timing(model, rng):
+    model.run(rng.normal(size=(12, 12, 3)).astype(np.float32))
+    t = model.last_timing()
+    assert len(t.node_ns) == 7 and t.c_ns > 0 and t.call_ns >= t.c_ns
+
+
+def test_info(model):
+    info = model.info()
+    assert info["kernel_isa"] == xnor_edge.kernel_isa()
+    ops = [layer["op"] for layer in info["layers"]]
+    assert ops == ["conv2d", "batchnorm", "bconv2d", "maxpool", "bconv2d", "global_avgpool", "dense"]
+    assert info["layers"][2]["flags"] == ["relu", "use_k"]
+    assert info["layers"][2]["binary_params"] == 16 * 8 * 9
+    assert info["binary_params"] == 16 * 8 * 9 + 16 * 16 * 9
+    assert info["macs"] > info["binary_macs"] > 0
+
+
+def test_classify_preprocessing(tmp_path):
+    """classify == run on the documented preprocessing of a BGR frame."""
+    data = tiny_classifier(mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3], color_order="RGB", resize=14)
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)  # BGR
+    with xnor_edge.load(data) as m:
+        import cv2
+
+        rgb = frame[:, :, ::-1]
+        r = cv2.resize(np.ascontiguousarray(rgb), (21, 14), interpolation=cv2.INTER_AREA)
+        crop = r[1:13, 4:16]
+        x = (crop / 255.0 - np.array([0.5, 0.4, 0.3])) / np.array([0.2, 0.25, 0.3])
+        np.testing.assert_allclose(m.preprocess(frame), x, rtol=1e-5, atol=1e-5)
+        logits = m.run(x.astype(np.float32)).ravel().astype(np.float64)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        top = m.classify(frame, top_k=2)
+        assert [label for label, _ in top] == [m.labels[i] for i in np.argsort(-p)[:2]]
+        assert top[0][1] == pytest.approx(p.max(), rel=1e-5)
+        assert m.classify(np.ascontiguousarray(rgb), color_order="RGB") == m.classify(frame)
+        from PIL import Image
+
+        assert m.classify(Image.fromarray(np.ascontiguousarray(rgb)), top_k=2) == top
+        img_path = tmp_path / "f.png"
+        cv2.imwrite(str(img_path), frame)
+        assert m.classify(str(img_path), top_k=2) == top
+        assert len(m.classify(frame, top_k=100)) == 4
+        with pytest.raises(ValueError, match="cannot read image"):
+            (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+            m.classify(tmp_path / "bad.jpg")
+        with pytest.raises(ValueError, match="top_k"):
+            m.classify(frame, top_k=0)
+
+
+def test_softmax_model_is_not_softmaxed_twice(rng):
+    from xnor_edge import GraphBuilder
+
+    g = GraphBuilder((4, 4, 3), {"labels": ["a", "b"]})
+    g.softmax(g.dense(g.input, rng.normal(size=(2, 48))))
+    with xnor_edge.load(g.to_bytes()) as m:
+        x = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
+        probs = m.run(m.preprocess(x)).ravel()
+        top = dict(m.classify(x, top_k=2))
+        assert top["a"] == pytest.approx(probs[0], rel=1e-6)
+
+
+def test_set_kernel_isa_rejects_unknown():
+    with pytest.raises(ValueError, match="kernel set 'sse9'"):
+        xnor_edge.set_kernel_isa("sse9")

@@ -1,0 +1,80 @@
+"""Builds a wheel, installs it into a fresh venv and uses it from outside the source tree."""
+
+from __future__ import annotations
+
+import site
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_wheel_builds_installs_and_runs(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            "-q",
+        ],
+        check=True,
+        timeout=900,
+    )
+    (whl,) = wheels.glob("xnor_edge-*.whl")
+    assert whl.name.endswith("-py3-none-linux_x86_64.whl") or "-py3-none-" in whl.name
+    names = zipfile.ZipFile(whl).namelist()
+    assert "xnor_edge/libxnor_edge.so" in names and "xnor_edge/include/xnor_edge.h" in names
+    assert "xnor_edge/samples/cat.jpg" in names
+    assert not any(n.startswith(("lib/", "include/")) for n in names)  # only the python component
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    # Reuse this environment's dependencies (numpy, cv2, PIL, ...) without its xnor_edge:
+    # directories listed in a .pth file come after the venv's own site-packages.
+    site_dir = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(site_dir, "parent_env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "-q", str(whl)], check=True, timeout=300)
+    code = (
+        "import numpy as np, xnor_edge, xnor_edge._native as n\n"
+        "from xnor_edge import GraphBuilder\n"
+        f"assert n.library_path.startswith({str(venv)!r}), n.library_path\n"
+        f"assert xnor_edge.__file__.startswith({str(venv)!r}), xnor_edge.__file__\n"
+        "g = GraphBuilder((6, 6, 3), {'labels': ['a', 'b']})\n"
+        "x = g.bconv2d(g.input, np.ones((4, 3, 3, 3)), np.ones(4), padding=1, use_k=True)\n"
+        "g.dense(g.global_avgpool(x), np.ones((2, 4)))\n"
+        "m = xnor_edge.load(g.to_bytes())\n"
+        "print(m.classify(str(xnor_edge.sample_path('cat.jpg')), top_k=1), xnor_edge.kernel_isa())\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    r = subprocess.run(
+        [str(py), "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("[('a', ") or r.stdout.startswith("[('b', ")
+    r = subprocess.run(
+        [str(venv / "bin" / "xnor-edge"), "info", "/nonexistent.xnor"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 1 and r.stderr.startswith("xnor-edge: error: ")

@@ -1,0 +1,106 @@
+"""The cffi binding: the only module that owns the FFI and the loaded library.
+
+The cdef is the block between ``/* XE_CDEF_BEGIN */`` and ``/* XE_CDEF_END */``
+of the installed public header (``xnor_edge/include/xnor_edge.h``), so the
+declarations cannot drift from the C library. The library is opened in ABI
+mode (``ffi.dlopen``): it never links against Python, so one build serves
+every Python version.
+
+Search order for the library: the environment variable ``XE_LIBRARY`` (a path
+to the shared library, for development), then the package directory. The
+header is taken from the package, or from the source tree's
+``runtime_c/include`` when running from a checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import cffi
+
+from .resources import package_dirs
+
+# What this package was written against; checked against the loaded library.
+EXPECTED_VERSION_MAJOR = 0
+EXPECTED_FORMAT_VERSION = 1
+EXPECTED_PACKING_VERSION = 1
+
+_LIB_NAMES = {"linux": "libxnor_edge.so", "darwin": "libxnor_edge.dylib", "win32": "xnor_edge.dll"}
+_PKG_DIR = Path(__file__).resolve().parent
+
+
+def _find_header() -> Path:
+    candidates = [d / "include" / "xnor_edge.h" for d in package_dirs()]
+    candidates.append(_PKG_DIR.parent / "runtime_c" / "include" / "xnor_edge.h")
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ImportError(
+        "xnor_edge: cannot find the public header xnor_edge.h (looked in "
+        + ", ".join(str(c) for c in candidates)
+        + "); reinstall the package"
+    )
+
+
+def _find_library() -> str:
+    env = os.environ.get("XE_LIBRARY")
+    if env:
+        if not Path(env).is_file():
+            raise ImportError(f"xnor_edge: XE_LIBRARY={env!r} is not a file")
+        return env
+    name = _LIB_NAMES.get(sys.platform, "libxnor_edge.so")
+    candidates = [d / name for d in package_dirs()]
+    for c in candidates:
+        if c.is_file():
+            return str(c)
+    raise ImportError(
+        f"xnor_edge: cannot find the C library {name} (looked in "
+        + ", ".join(str(c) for c in candidates)
+        + "); install the package with pip, or set XE_LIBRARY to a built library"
+    )
+
+
+def cdef_from_header(text: str) -> str:
+    """The cffi cdef: the header's XE_CDEF block without XE_API and comments."""
+    m = re.search(r"/\*\s*XE_CDEF_BEGIN\s*\*/(.*?)/\*\s*XE_CDEF_END\s*\*/", text, re.S)
+    if not m:
+        raise ImportError("xnor_edge: the header has no XE_CDEF_BEGIN/XE_CDEF_END block")
+    body = re.sub(r"/\*.*?\*/", " ", m.group(1), flags=re.S)
+    body = re.sub(r"//[^\n]*", " ", body)
+    return re.sub(r"\bXE_API\b", "", body)
+
+
+def _load() -> tuple[Any, Any, str]:
+    header = _find_header()
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_from_header(header.read_text(encoding="utf-8")))
+    path = _find_library()
+    try:
+        lib = ffi.dlopen(path)
+    except OSError as e:
+        raise ImportError(f"xnor_edge: cannot load the C library {path}: {e}") from None
+    try:
+        version = int(lib.xe_version_number())
+        fmt = int(lib.xe_format_version())
+        packing = int(lib.xe_packing_version())
+    except AttributeError as e:
+        raise ImportError(f"xnor_edge: the C library {path} lacks a required symbol: {e}") from None
+    problems = []
+    if version // 10000 != EXPECTED_VERSION_MAJOR:
+        problems.append(f"library version {version} has major != {EXPECTED_VERSION_MAJOR}")
+    if fmt != EXPECTED_FORMAT_VERSION or fmt != lib.XE_FORMAT_VERSION:
+        problems.append(f"format version {fmt}, expected {EXPECTED_FORMAT_VERSION}")
+    if packing != EXPECTED_PACKING_VERSION or packing != lib.XE_PACKING_VERSION:
+        problems.append(f"packing version {packing}, expected {EXPECTED_PACKING_VERSION}")
+    if problems:
+        raise ImportError(
+            f"xnor_edge: the C library {path} does not match this package: " + "; ".join(problems)
+        )
+    return ffi, lib, path
+
+
+ffi, lib, library_path = _load()

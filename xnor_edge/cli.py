@@ -1,0 +1,493 @@
+"""The ``xnor-edge`` command line: classify, info, bench.
+
+Errors print one line ``xnor-edge: error: ...`` on stderr and exit with 2
+(usage) or 1 (anything else); no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+import numpy as np
+
+import xnor_edge
+from xnor_edge.errors import CameraError, ModelError
+
+PROG = "xnor-edge"
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+VIDEO_EXTS = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
+CONFIG_KEYS = {
+    "model": str,
+    "camera": (str, int),
+    "images": list,
+    "top_k": int,
+    "threads": int,
+    "json": bool,
+    "display": bool,
+    "max_frames": int,
+    "realtime": bool,
+}
+DEFAULTS: dict[str, Any] = {
+    "top_k": 5,
+    "threads": 1,
+    "json": False,
+    "display": False,
+    "max_frames": None,
+    "realtime": False,
+    "images": [],
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+class CliError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Run XNOR-Net binarised neural networks on the CPU.")
+    p.add_argument("--version", action="version", version=f"{PROG} {xnor_edge.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    c = sub.add_parser("classify", help="classify images, a folder, a video file or a camera")
+    c.add_argument("images", nargs="*", metavar="IMAGES", help="image files, folders or video files")
+    c.add_argument(
+        "--camera",
+        metavar="SRC",
+        default=None,
+        help="camera index, /dev/videoN, video file, stream URL or 'picam'",
+    )
+    c.add_argument("--model", "-m", default=None, help="model file (default: the shipped model)")
+    c.add_argument("--top-k", "-k", type=int, default=None, dest="top_k")
+    c.add_argument("--threads", "-t", type=int, default=None)
+    c.add_argument("--json", action="store_true", default=None, help="one JSON object per line")
+    c.add_argument(
+        "--display", action="store_true", default=None, help="show frames with labels (needs a GUI)"
+    )
+    c.add_argument("--max-frames", type=int, default=None, dest="max_frames")
+    c.add_argument(
+        "--realtime",
+        action="store_true",
+        default=None,
+        help="pace video files at their frame rate and drop stale frames, like a camera",
+    )
+    c.add_argument("--config", default=None, help="YAML file whose keys mirror the flags (flags win)")
+
+    i = sub.add_parser("info", help="describe a model: layers, parameters, MACs, kernels")
+    i.add_argument("model", nargs="?", default=None)
+    i.add_argument("--json", action="store_true")
+
+    b = sub.add_parser("bench", help="measure latency (Python call vs C time)")
+    b.add_argument("model", nargs="?", default=None)
+    b.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2,4")
+    b.add_argument("--repeats", type=int, default=50)
+    b.add_argument("--warmup", type=int, default=5)
+    b.add_argument("--json", action="store_true")
+    return p
+
+
+# ------------------------------------------------------------------- helpers
+
+
+def _model_path(arg: str | None) -> str:
+    if arg:
+        return arg
+    p = xnor_edge.default_model_path()
+    if p is None:
+        raise CliError("no default model is installed (xnor_edge/models/default.xnor); pass --model FILE")
+    return str(p)
+
+
+def _load(path: str, threads: int = 1) -> Any:
+    if not Path(path).exists():
+        raise CliError(f"{path}: no such model file")
+    return xnor_edge.load(path, num_threads=threads)
+
+
+def _percentiles(ms: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(ms, dtype=np.float64)
+    if a.size == 0:
+        return {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0}
+    return {
+        "mean": float(a.mean()),
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p99": float(np.percentile(a, 99)),
+    }
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = yaml.safe_load(f)
+    except OSError as e:
+        raise CliError(f"{path}: cannot read config ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise CliError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if cfg is None:
+        return {}
+    if not isinstance(cfg, dict):
+        raise UsageError(f"{path}: the config must be a mapping of option names to values")
+    out = {}
+    for key, value in cfg.items():
+        k = str(key).replace("-", "_")
+        if k not in CONFIG_KEYS:
+            raise UsageError(f"{path}: unknown config key {key!r} (known: {', '.join(sorted(CONFIG_KEYS))})")
+        if not isinstance(value, CONFIG_KEYS[k]) or (CONFIG_KEYS[k] is int and isinstance(value, bool)):
+            raise UsageError(f"{path}: config key {key!r} has a bad value {value!r}")
+        out[k] = value
+    return out
+
+
+def _merge(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = _read_config(args.config) if args.config else {}
+    opts = dict(DEFAULTS)
+    opts.update(cfg)
+    for k in CONFIG_KEYS:
+        v = getattr(args, k, None)
+        if k == "images":
+            if v:
+                opts[k] = v
+        elif v is not None:
+            opts[k] = v
+    if opts["top_k"] < 1:
+        raise UsageError("--top-k must be >= 1")
+    if opts["threads"] < 1:
+        raise UsageError("--threads must be >= 1")
+    if opts["max_frames"] is not None and opts["max_frames"] < 1:
+        raise UsageError("--max-frames must be >= 1")
+    return opts
+
+
+def _expand_inputs(items: Sequence[str]) -> list[tuple[str, str]]:
+    """-> [(kind, path)] with kind "image" or "video"; folders give their images, sorted."""
+    out = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())
+            if not files:
+                raise CliError(f"{p}: folder holds no images")
+            out.extend(("image", str(f)) for f in files)
+        elif not p.exists():
+            raise CliError(f"{p}: no such file or folder")
+        elif p.suffix.lower() in VIDEO_EXTS:
+            out.append(("video", str(p)))
+        else:
+            out.append(("image", str(p)))
+    return out
+
+
+def _emit(text: str) -> None:
+    print(text, flush=True)
+
+
+def _fmt_top(top: list[tuple[str, float]]) -> str:
+    return "  ".join(f"{label} {p:.3f}" for label, p in top)
+
+
+def _top_json(top: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    return [{"label": label, "p": round(p, 6)} for label, p in top]
+
+
+# ------------------------------------------------------------------ classify
+
+
+class _Display:
+    def __init__(self) -> None:
+        import cv2
+
+        self.cv2 = cv2
+        try:
+            cv2.namedWindow(PROG, cv2.WINDOW_AUTOSIZE)
+        except cv2.error:
+            raise CliError(
+                "--display needs OpenCV with GUI support and a display; this OpenCV "
+                "(opencv-python-headless?) cannot open windows: drop --display or install opencv-python"
+            ) from None
+
+    def show(self, img: np.ndarray, top: list[tuple[str, float]], fps: float) -> bool:
+        cv2 = self.cv2
+        img = img.copy()
+        for i, (label, p) in enumerate(top[:3]):
+            cv2.putText(
+                img, f"{label} {p:.2f}", (8, 22 + 22 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2
+            )
+        cv2.putText(
+            img, f"{fps:.1f} FPS", (8, img.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2
+        )
+        cv2.imshow(PROG, img)
+        return (cv2.waitKey(1) & 0xFF) not in (27, ord("q"))
+
+    def close(self) -> None:
+        self.cv2.destroyAllWindows()
+
+
+def _classify_images(model: Any, paths: list[str], opts: dict[str, Any]) -> int:
+    status = 0
+    for path in paths:
+        t0 = time.perf_counter()
+        try:
+            top = model.classify(path, top_k=opts["top_k"])
+        except (ValueError, TypeError) as e:
+            print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
+            status = 1
+            continue
+        ms = (time.perf_counter() - t0) * 1e3
+        if opts["json"]:
+            _emit(json.dumps({"source": path, "top": _top_json(top), "latency_ms": round(ms, 3)}))
+        else:
+            _emit(f"{path}: {_fmt_top(top)}  ({ms:.1f} ms)")
+    return status
+
+
+def _classify_stream(model: Any, source: Any, opts: dict[str, Any], video_file: bool) -> int:
+    from xnor_edge.camera import open_stream
+
+    display = _Display() if opts["display"] else None
+    stream = open_stream(source, realtime=opts["realtime"], max_frames=opts["max_frames"])
+    lat_ms: list[float] = []
+    t_start = time.perf_counter()
+    interrupted = False
+    try:
+        for frame in stream:
+            t0 = time.perf_counter()
+            top = model.classify(frame.image, top_k=opts["top_k"])
+            t1 = time.perf_counter()
+            lat_ms.append((t1 - t0) * 1e3)
+            elapsed = t1 - t_start
+            fps = len(lat_ms) / elapsed if elapsed > 0 else 0.0
+            if opts["json"]:
+                _emit(
+                    json.dumps(
+                        {
+                            "frame": frame.index,
+                            "top": _top_json(top),
+                            "latency_ms": round(lat_ms[-1], 3),
+                            "fps": round(fps, 2),
+                            "dropped": stream.stats.dropped,
+                        }
+                    )
+                )
+            else:
+                _emit(f"frame {frame.index:5d}  {fps:6.1f} FPS  {lat_ms[-1]:6.1f} ms  {_fmt_top(top)}")
+            if display is not None and not display.show(frame.image, top, fps):
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stream.close()
+        if display is not None:
+            display.close()
+    elapsed = time.perf_counter() - t_start
+    pct = _percentiles(lat_ms)
+    summary = {
+        "source": str(source),
+        "frames": len(lat_ms),
+        "mean_fps": round(len(lat_ms) / elapsed, 2) if elapsed > 0 else 0.0,
+        "latency_ms": {k: round(v, 3) for k, v in pct.items()},
+        "dropped": stream.stats.dropped,
+        "interrupted": interrupted,
+    }
+    if opts["json"]:
+        _emit(json.dumps({"summary": summary}))
+    else:
+        _emit(
+            f"summary: {summary['frames']} frames, {summary['mean_fps']:.1f} FPS, latency p50 "
+            f"{pct['p50']:.1f} / p90 {pct['p90']:.1f} / p99 {pct['p99']:.1f} ms, "
+            f"{summary['dropped']} dropped" + (" (interrupted)" if interrupted else "")
+        )
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    opts = _merge(args)
+    camera = opts.get("camera")
+    inputs = _expand_inputs([str(i) for i in opts["images"]])
+    if camera is None and not inputs:
+        inputs = [("image", str(xnor_edge.sample_path("cat.jpg")))]
+    model = _load(_model_path(opts.get("model")), opts["threads"])
+    status = 0
+    with model:
+        if model.output_shape[:2] != (1, 1):
+            raise CliError(f"{model.source}: not a classifier (output shape {model.output_shape})")
+        model.classify(np.zeros((8, 8, 3), np.uint8))  # warm-up: imports, session, caches
+        images = [p for kind, p in inputs if kind == "image"]
+        if images:
+            status = _classify_images(model, images, opts)
+        for kind, p in inputs:
+            if kind == "video":
+                status = max(status, _classify_stream(model, p, opts, video_file=True))
+        if camera is not None:
+            src = int(camera) if isinstance(camera, int) or str(camera).isdigit() else str(camera)
+            status = max(status, _classify_stream(model, src, opts, video_file=False))
+    return status
+
+
+# ---------------------------------------------------------------------- info
+
+
+def _human(n: float, unit: str = "") -> str:
+    for suffix in ("", "K", "M", "G"):
+        if abs(n) < 1000:
+            return f"{n:.0f}{suffix}{unit}" if suffix == "" else f"{n:.2f}{suffix}{unit}"
+        n /= 1000
+    return f"{n:.2f}T{unit}"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    path = _model_path(args.model)
+    with _load(path) as model:
+        info = model.info()
+    if args.json:
+        _emit(json.dumps(info))
+        return 0
+    shape = lambda s: "x".join(str(v) for v in s)  # noqa: E731
+    _emit(f"model      {info['name']}  ({path})")
+    _emit(
+        f"input      {shape(info['input_shape'])} {info['color_order']}   "
+        f"output {shape(info['output_shape'])}   labels {info['labels']}"
+    )
+    _emit(f"variant    {info['variant'] or '-'}   uses K: {'yes' if info['uses_k'] else 'no'}")
+    _emit(
+        f"params     {_human(info['binary_params'])} binary + {_human(info['float_params'])} float, "
+        f"{_human(info['param_bytes'], 'B')} in file "
+        f"(float32 would be {_human(info['float32_equivalent_bytes'], 'B')})"
+    )
+    _emit(f"compute    {_human(info['macs'])} MACs ({_human(info['binary_macs'])} binary)")
+    _emit(
+        f"kernels    {info['kernel_isa']} (available: {', '.join(xnor_edge.available_isas())})"
+        f"   library {info['library_version']}"
+    )
+    _emit("")
+    _emit(
+        f"{'#':>3}  {'op':<15} {'in':<14} {'out':<14} {'k/s/p':<10} {'flags':<16} {'bin':>8} "
+        f"{'float':>8} {'MACs':>9}"
+    )
+    for layer in info["layers"]:
+        ksp = "-"
+        if layer["kernel"] != (0, 0):
+            k, s, p = layer["kernel"], layer["stride"], layer["pad"]
+            ksp = (
+                f"{k[0]}x{k[1]}/{s[0]}/{p[0]}"
+                if k[0] == k[1] and s[0] == s[1] and p[0] == p[1]
+                else f"{k[0]}x{k[1]}/{s[0]}x{s[1]}/{p[0]}x{p[1]}"
+            )
+        ins = shape(layer["in_shape"]) + ("b" if layer["in_dtype"] == "bits" else "")
+        outs = shape(layer["out_shape"]) + ("b" if layer["out_dtype"] == "bits" else "")
+        _emit(
+            f"{layer['index']:>3}  {layer['op']:<15} {ins:<14} {outs:<14} {ksp:<10} "
+            f"{','.join(layer['flags']) or '-':<16} {_human(layer['binary_params']):>8} "
+            f"{_human(layer['float_params']):>8} {_human(layer['macs']):>9}"
+        )
+    return 0
+
+
+# --------------------------------------------------------------------- bench
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"--threads must be comma-separated integers, got {args.threads!r}") from None
+    if not threads or min(threads) < 1:
+        raise UsageError("--threads values must be >= 1")
+    if args.repeats < 1 or args.warmup < 0:
+        raise UsageError("--repeats must be >= 1 and --warmup >= 0")
+    path = _model_path(args.model)
+    rows = []
+    with _load(path) as model:
+        x = np.random.default_rng(0).standard_normal(model.input_shape).astype(np.float32)
+        for n in threads:
+            with model.session(n) as s:
+                for _ in range(args.warmup):
+                    s.run(x)
+                call_ms, c_ms = [], []
+                out = np.empty(model.output_shape, dtype=np.float32)
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter_ns()
+                    s.run(x, out=out)
+                    call_ms.append((time.perf_counter_ns() - t0) / 1e6)
+                    c_ms.append(sum(s.node_times_ns()) / 1e6)
+                rows.append(
+                    {
+                        "threads": n,
+                        "effective_threads": s.num_threads,
+                        "call_ms": _percentiles(call_ms),
+                        "c_ms": _percentiles(c_ms),
+                        "overhead_us": (float(np.mean(call_ms)) - float(np.mean(c_ms))) * 1e3,
+                    }
+                )
+        name, isa = model.name, xnor_edge.kernel_isa()
+    if args.json:
+        _emit(
+            json.dumps(
+                {"model": name, "path": path, "kernel_isa": isa, "repeats": args.repeats, "results": rows}
+            )
+        )
+        return 0
+    _emit(f"model {name} ({path}), kernels {isa}, {args.repeats} runs after {args.warmup} warm-up")
+    _emit(
+        f"{'threads':>7}  {'mean':>8} {'p50':>8} {'p90':>8} {'p99':>8}   {'C mean':>8} {'C p50':>8}"
+        f"   {'py overhead':>11}"
+    )
+    for r in rows:
+        c, k = r["call_ms"], r["c_ms"]
+        _emit(
+            f"{r['threads']:>7}  {c['mean']:8.3f} {c['p50']:8.3f} {c['p90']:8.3f} {c['p99']:8.3f}   "
+            f"{k['mean']:8.3f} {k['p50']:8.3f}   {r['overhead_us']:8.1f} us"
+        )
+    _emit("(ms; 'C' = sum of per-node C times, from xe_session_node_time_ns)")
+    return 0
+
+
+# ---------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        handler = {"classify": cmd_classify, "info": cmd_info, "bench": cmd_bench}[args.command]
+        return handler(args)
+    except UsageError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except (
+        CliError,
+        ModelError,
+        CameraError,
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        ImportError,
+        RuntimeError,
+        OSError,
+    ) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

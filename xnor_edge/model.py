@@ -1,0 +1,418 @@
+"""The friendly API: load a model, run it, classify images and frames.
+
+    import xnor_edge
+    with xnor_edge.load("net.xnor", num_threads=2) as m:
+        y = m.run(x)                      # float32 (H, W, C) or (N, H, W, C)
+        top = m.classify("cat.jpg", top_k=3)   # [(label, probability), ...]
+
+Threads: a loaded model is immutable; each thread that calls ``run`` gets its
+own native session (created on first use, with the model's ``num_threads``),
+so many threads can run one model in parallel without locking. For explicit
+control, ``m.session(num_threads)`` returns a ``Session`` to use from one
+thread at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence, Union
+
+import numpy as np
+
+from . import _bindings as nb
+from .errors import ClosedError, ModelError
+
+FLAG_USE_K = 4
+OP_SOFTMAX = 11
+
+PathLike = Union[str, Path]
+ModelSource = Union[str, Path, bytes, bytearray, memoryview]
+
+__all__ = [
+    "Model",
+    "Session",
+    "load",
+    "kernel_isa",
+    "available_isas",
+    "set_kernel_isa",
+    "library_version",
+]
+
+
+def kernel_isa() -> str:
+    """The kernel set in use ("avx2", "popcnt", "neon-a64", "neon-a32" or "ref")."""
+    return nb.kernel_isa()
+
+
+def available_isas() -> list[str]:
+    """Kernel sets this CPU can run."""
+    return nb.available_isas()
+
+
+def set_kernel_isa(name: str) -> None:
+    """Forces a kernel set ("auto" re-detects). Call before creating sessions."""
+    nb.set_kernel_isa(name)
+
+
+def library_version() -> str:
+    """Version string of the loaded C library."""
+    return nb.version_string()
+
+
+def load(source: ModelSource, num_threads: int = 1) -> Model:
+    """Loads a model file (path) or model bytes. Raises ModelError with the reason."""
+    return Model(source, num_threads=num_threads)
+
+
+def _as_input(x: Any, shape: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
+    """Checks and converts an input to C-contiguous float32; returns (array, batched).
+
+    Rule: float32 C-contiguous arrays pass through without a copy; any other
+    real numeric dtype (ints, bool, float16/64) is cast to float32 values as
+    they are (uint8 images are *not* scaled: use classify/preprocess for
+    pixels); other layouts are copied to C order. Complex, object and string
+    arrays raise TypeError; a wrong shape raises ValueError.
+    """
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"input must be a numeric array, got {type(x).__name__} ({e})") from None
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"input dtype must be real numeric (float32 preferred), got {x.dtype}")
+    if x.ndim == 3 and x.shape == shape:
+        batched = False
+    elif x.ndim == 4 and x.shape[1:] == shape and x.shape[0] >= 1:
+        batched = True
+    else:
+        raise ValueError(
+            f"input shape {x.shape} does not match the model: expected {shape} (H, W, C) "
+            f"or (N, {shape[0]}, {shape[1]}, {shape[2]})"
+        )
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    return x, batched
+
+
+class Session:
+    """A native session: scratch memory and a thread pool. One thread at a time."""
+
+    def __init__(self, model: Model, num_threads: int = 1) -> None:
+        self._model = model
+        self._native = nb.NativeSession(model._native_model(), num_threads)
+        self._busy = threading.Lock()
+
+    @property
+    def num_threads(self) -> int:
+        return self._native.num_threads
+
+    def run(self, x: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Runs (H, W, C) or (N, H, W, C) input; returns float32 output of the same rank."""
+        m = self._model
+        xin, batched = _as_input(x, m.input_shape)
+        oshape = ((xin.shape[0],) if batched else ()) + m.output_shape
+        if out is None:
+            out = np.empty(oshape, dtype=np.float32)
+        elif out.shape != oshape or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {oshape}")
+        with m._in_use():
+            if not self._busy.acquire(blocking=False):
+                raise RuntimeError(
+                    "a Session is used by one thread at a time; use Model.session() per thread"
+                )
+            try:
+                if self._native._ptr is None:
+                    raise ClosedError("session is closed")
+                self._native.run(xin, out)
+            finally:
+                self._busy.release()
+        return out
+
+    def node_times_ns(self) -> list[int]:
+        """Wall time of each node in the most recent run (ns)."""
+        return self._native.node_times_ns()
+
+    def close(self) -> None:
+        self._native.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Times of the most recent ``Model.run`` in the calling thread."""
+
+    call_ns: int  # Python call, conversion and C run
+    node_ns: list[int]  # per-node C time
+
+    @property
+    def c_ns(self) -> int:
+        return sum(self.node_ns)
+
+
+class Model:
+    """A loaded model. See the module docstring for threading."""
+
+    def __init__(self, source: ModelSource, num_threads: int = 1) -> None:
+        if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
+            raise ValueError(f"num_threads must be an int >= 1, got {num_threads!r}")
+        self._model: nb.NativeModel | None = nb.NativeModel(source)
+        self.source = source if isinstance(source, (str, Path)) else "<bytes>"
+        self.num_threads = num_threads
+        nm = self._model
+        self.input_shape: tuple[int, int, int] = nm.input_shape
+        self.output_shape: tuple[int, int, int] = nm.output_shape
+        self.metadata: dict = nm.metadata
+        self._nodes = nm.nodes
+        self._lock = threading.Condition()
+        self._active = 0
+        self._sessions: list[Session] = []
+        self._local = threading.local()
+        meta = self.metadata
+        self.name: str = str(
+            meta.get("name") or (Path(self.source).stem if self.source != "<bytes>" else "model")
+        )
+        labels = meta.get("labels")
+        n_out = self.output_shape[2]
+        if isinstance(labels, list) and len(labels) == n_out:
+            self.labels: list[str] = [str(s) for s in labels]
+        else:
+            self.labels = [f"class_{i}" for i in range(n_out)]
+        self.color_order: str = str(meta.get("color_order", "RGB" if self.input_shape[2] == 3 else "GRAY"))
+        if self.color_order not in ("RGB", "BGR", "GRAY"):
+            raise ModelError(
+                f"{self.source}: metadata color_order {self.color_order!r} is not RGB, BGR or GRAY"
+            )
+        c = self.input_shape[2]
+        self.mean = self._per_channel("mean", 0.0, c)
+        self.std = self._per_channel("std", 1.0, c)
+        if np.any(self.std == 0):
+            raise ModelError(f"{self.source}: metadata std contains 0")
+        self.uses_k: bool = any(n.flags & FLAG_USE_K for n in self._nodes)
+        self.ends_with_softmax: bool = self._nodes[-1].op == OP_SOFTMAX
+
+    def _per_channel(self, key: str, default: float, c: int) -> np.ndarray:
+        v = self.metadata.get(key)
+        if v is None:
+            return np.full(c, default, dtype=np.float32)
+        try:
+            a = np.asarray(v, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            raise ModelError(f"{self.source}: metadata {key} is not a list of numbers") from None
+        if a.size == 1:
+            a = np.full(c, a[0], dtype=np.float32)
+        if a.size != c:
+            raise ModelError(f"{self.source}: metadata {key} has {a.size} values, the input has {c} channels")
+        return a
+
+    # ------------------------------------------------------------- lifetime
+
+    def _native_model(self) -> nb.NativeModel:
+        if self._model is None:
+            raise ClosedError("model is closed")
+        return self._model
+
+    @contextmanager
+    def _in_use(self) -> Iterator[None]:
+        with self._lock:
+            if self._model is None:
+                raise ClosedError("model is closed")
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._lock.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._model is None
+
+    def close(self) -> None:
+        """Frees the native model and all its sessions (waits for running calls)."""
+        with self._lock:
+            if self._model is None:
+                return
+            model, self._model = self._model, None
+            while self._active:
+                self._lock.wait()
+            sessions, self._sessions = self._sessions, []
+        for s in sessions:
+            s.close()
+        model.close()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.input_shape} -> {self.output_shape}"
+        return f"<xnor_edge.Model {self.name!r} {state}>"
+
+    # ------------------------------------------------------------- running
+
+    def session(self, num_threads: int | None = None) -> Session:
+        """A new session for one thread's exclusive use (closed with the model)."""
+        with self._in_use():
+            s = Session(self, self.num_threads if num_threads is None else num_threads)
+            with self._lock:
+                self._sessions.append(s)
+            return s
+
+    def _thread_session(self) -> Session:
+        s = getattr(self._local, "session", None)
+        if s is None or s._native._ptr is None:
+            s = self.session()
+            self._local.session = s
+        return s
+
+    def run(self, x: Any) -> np.ndarray:
+        """Runs float32 (H, W, C) or (N, H, W, C) input; returns float32 output.
+
+        Thread-safe: each calling thread uses its own session.
+        """
+        s = self._thread_session()
+        t0 = time.perf_counter_ns()
+        y = s.run(x)
+        self._local.call_ns = time.perf_counter_ns() - t0
+        return y
+
+    def last_timing(self) -> Timing:
+        """Python call time and per-node C times of this thread's latest ``run``."""
+        s = getattr(self._local, "session", None)
+        if s is None or not hasattr(self._local, "call_ns"):
+            raise RuntimeError("no run yet in this thread")
+        return Timing(self._local.call_ns, s.node_times_ns())
+
+    # ------------------------------------------------------ classification
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.input_shape[0], self.input_shape[1]
+
+    def preprocess(self, frame: Any, color_order: str = "BGR") -> np.ndarray:
+        """Image -> float32 (H, W, C) network input, per the model's metadata.
+
+        ``frame``: a uint8 array (OpenCV's BGR by default; ``color_order="RGB"``
+        for RGB arrays; 2-D arrays are grey), a PIL image, or a file path.
+        """
+        from . import _image as imageio  # OpenCV and Pillow load only for images
+
+        rgb = imageio.to_rgb(frame, color_order)
+        h, w = self.input_size
+        resize = self.metadata.get("resize")
+        if resize is not None:
+            if not isinstance(resize, int) or resize < 1:
+                raise ModelError(f"{self.source}: metadata resize must be a positive int, got {resize!r}")
+            rgb = imageio.resize_shorter_and_crop(rgb, resize, (h, w))
+        else:
+            rgb = imageio.resize_to(rgb, (h, w))
+        img = imageio.convert_order(rgb, self.color_order)
+        if img.shape[2] != self.input_shape[2]:
+            raise ValueError(
+                f"the model takes {self.input_shape[2]} channels but colour order "
+                f"{self.color_order} gives {img.shape[2]}"
+            )
+        x = img.astype(np.float32) * np.float32(1.0 / 255.0)
+        x -= self.mean
+        x /= self.std
+        return x
+
+    def postprocess(self, output: np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
+        """Output -> top-k (label, probability), softmax unless the model ends with one."""
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
+        logits = np.asarray(output, dtype=np.float64).reshape(-1)
+        if self.ends_with_softmax:
+            p = logits
+        else:
+            e = np.exp(logits - logits.max())
+            p = e / e.sum()
+        k = min(top_k, p.size)
+        idx = np.argsort(-p, kind="stable")[:k]
+        return [(self.labels[i] if i < len(self.labels) else f"class_{i}", float(p[i])) for i in idx]
+
+    def classify(self, frame: Any, top_k: int = 5, color_order: str = "BGR") -> list[tuple[str, float]]:
+        """Classifies one image (see ``preprocess``); returns [(label, probability)]."""
+        if self.output_shape[:2] != (1, 1):
+            raise ValueError(f"classify needs a (1, 1, classes) output, the model gives {self.output_shape}")
+        return self.postprocess(self.run(self.preprocess(frame, color_order)), top_k)
+
+    # ----------------------------------------------------------------- info
+
+    def info(self) -> dict:
+        """Layers and totals: binary vs float params, bytes, MACs, kernel ISA."""
+        self._native_model()
+        layers = []
+        for n in self._nodes:
+            layers.append(
+                {
+                    "index": n.index,
+                    "op": n.op_name,
+                    "flags": _flag_names(n.flags),
+                    "inputs": [n.input0] + ([n.input1] if n.input1 is not None else []),
+                    "kernel": n.kernel,
+                    "stride": n.stride,
+                    "pad": n.pad,
+                    "in_shape": n.in_shape,
+                    "in_dtype": "bits" if n.in_bits else "float32",
+                    "out_shape": n.out_shape,
+                    "out_dtype": "bits" if n.out_bits else "float32",
+                    "binary_params": n.binary_params,
+                    "float_params": n.float_params,
+                    "param_bytes": n.param_bytes,
+                    "macs": n.macs,
+                }
+            )
+        binary = sum(n.binary_params for n in self._nodes)
+        floats = sum(n.float_params for n in self._nodes)
+        return {
+            "name": self.name,
+            "source": str(self.source),
+            "input_shape": self.input_shape,
+            "output_shape": self.output_shape,
+            "labels": len(self.labels),
+            "color_order": self.color_order,
+            "uses_k": self.uses_k,
+            "variant": self.metadata.get("variant"),
+            "kernel_isa": kernel_isa(),
+            "library_version": library_version(),
+            "binary_params": binary,
+            "float_params": floats,
+            "param_bytes": sum(n.param_bytes for n in self._nodes),
+            "float32_equivalent_bytes": 4 * (binary + floats),
+            "macs": sum(n.macs for n in self._nodes),
+            "binary_macs": sum(n.macs for n in self._nodes if n.op_name == "bconv2d"),
+            "layers": layers,
+        }
+
+    @property
+    def kernel_isa(self) -> str:
+        return kernel_isa()
+
+
+def _flag_names(flags: int) -> list[str]:
+    names = [(1, "relu"), (2, "pad_one"), (4, "use_k"), (8, "out_bits")]
+    return [n for bit, n in names if flags & bit]
+
+
+def top_k_labels(results: Sequence[tuple[str, float]]) -> str:
+    """'label 0.93, label 0.04' for printing."""
+    return ", ".join(f"{label} {p:.3f}" for label, p in results)

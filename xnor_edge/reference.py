@@ -1,0 +1,343 @@
+"""A float64 NumPy interpreter of xnor-edge model files.
+
+It parses the file itself (independently of the C loader and of the builder),
+checks its structure, and computes every op exactly as docs/format.md states
+it: +-1 products for binary convolutions, the K map, zero or +1 padding,
+pools whose padding never wins. Tests compare the C runtime with it, and the
+trainer's parity tests compare PyTorch with it. It is slow by design.
+
+    ref = ReferenceModel.from_file("net.xnor")
+    y = ref.run(x)                 # x: (H, W, C) float array
+    values = ref.run(x, all_values=True)  # every intermediate value
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ReferenceModel", "ReferenceError", "unpack_signs"]
+
+_OPS = {
+    1: ("conv2d", 2, 1),  # name, param count, allowed flags
+    2: ("bwn_conv2d", 3, 1),
+    3: ("bconv2d", 3, 1 | 2 | 4 | 8),
+    4: ("batchnorm", 2, 1),
+    5: ("relu", 0, 0),
+    6: ("maxpool", 0, 0),
+    7: ("avgpool", 0, 0),
+    8: ("global_avgpool", 0, 0),
+    9: ("dense", 2, 1),
+    10: ("add", 0, 1),
+    11: ("softmax", 0, 0),
+    12: ("sign", 0, 0),
+}
+_WINDOWED = {1, 2, 3, 6, 7}
+_RELU, _PAD_ONE, _USE_K, _OUT_BITS = 1, 2, 4, 8
+
+
+class ReferenceError(ValueError):
+    """The model file breaks docs/format.md."""
+
+
+def unpack_signs(words: np.ndarray, n: int, axis: int = -1) -> np.ndarray:
+    """Inverse of builder.pack_signs: +-1 float64 values (bit 1 -> -1)."""
+    w = np.moveaxis(np.asarray(words, dtype=np.uint32), axis, -1)
+    bits = (w[..., :, None] >> np.arange(32, dtype=np.uint32)) & 1
+    bits = bits.reshape(w.shape[:-1] + (w.shape[-1] * 32,))[..., :n]
+    return np.moveaxis(1.0 - 2.0 * bits.astype(np.float64), -1, axis)
+
+
+@dataclass
+class RefNode:
+    index: int
+    op: int
+    name: str
+    flags: int
+    input0: int
+    input1: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    out_shape: tuple[int, int, int]
+    out_bits: bool
+    in_shape: tuple[int, int, int]
+    params: list[np.ndarray]
+
+
+class ReferenceModel:
+    """A parsed, checked model file that can be evaluated in float64."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
+        self._parse()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ReferenceModel:
+        return cls(Path(path).read_bytes())
+
+    # ---------------------------------------------------------------- parsing
+
+    def _parse(self) -> None:
+        d = self.data
+        size = len(d)
+        if size < 136:
+            raise ReferenceError(f"truncated: {size} bytes is less than header and trailer")
+        if d[:8] != b"XNOREDGE":
+            raise ReferenceError("bad magic: not an xnor-edge model file")
+        (
+            fmt,
+            pack,
+            file_size,
+            header_size,
+            flags,
+            ih,
+            iw,
+            ic,
+            n_nodes,
+            n_params,
+            res0,
+            meta_off,
+            meta_size,
+            nodes_off,
+            params_off,
+        ) = struct.unpack_from("<IIQIIIIIIIIQQQQ", d, 8)
+        if fmt != 1 or pack != 1:
+            raise ReferenceError(f"unsupported version: format {fmt}, packing {pack}")
+        if file_size != size:
+            raise ReferenceError(f"truncated: file is {size} bytes, header says {file_size}")
+        if header_size != 128 or flags != 0 or res0 != 0 or any(d[88:128]):
+            raise ReferenceError("header: bad header_size or non-zero reserved field")
+        if d[size - 4 :] != b"XEND":
+            raise ReferenceError("trailer: missing XEND")
+        crc = struct.unpack_from("<I", d, size - 8)[0]
+        if zlib.crc32(d[: size - 8]) & 0xFFFFFFFF != crc:
+            raise ReferenceError("checksum mismatch")
+        for v in (ih, iw, ic):
+            if not 1 <= v <= 65535:
+                raise ReferenceError(f"input shape ({ih}, {iw}, {ic}) out of range")
+        if not 1 <= n_nodes <= 65536 or n_params > 1048576:
+            raise ReferenceError(f"bad counts: {n_nodes} nodes, {n_params} params")
+        end = size - 8
+        if meta_off < 128 or meta_off + meta_size + 1 > end or d[meta_off + meta_size] != 0:
+            raise ReferenceError("metadata section out of range or not NUL-terminated")
+        if nodes_off % 8 or nodes_off < meta_off + meta_size + 1 or nodes_off + 64 * n_nodes > end:
+            raise ReferenceError("node table out of range or misaligned")
+        if params_off % 8 or params_off < nodes_off + 64 * n_nodes or params_off + 32 * n_params > end:
+            raise ReferenceError("param table out of range or misaligned")
+        try:
+            self.metadata: dict = json.loads(d[meta_off : meta_off + meta_size].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ReferenceError(f"metadata is not UTF-8 JSON: {e}") from None
+        if not isinstance(self.metadata, dict):
+            raise ReferenceError("metadata is not a JSON object")
+
+        params = []
+        for i in range(n_params):
+            dt, r1, off, count, r2 = struct.unpack_from("<IIQQQ", d, params_off + 32 * i)
+            if dt not in (0, 1) or r1 or r2:
+                raise ReferenceError(f"param {i}: bad dtype or reserved field")
+            if off % 64 or off + 4 * count > end:
+                raise ReferenceError(f"param {i}: data out of range or misaligned")
+            arr = np.frombuffer(d, dtype="<f4" if dt == 0 else "<u4", count=count, offset=off)
+            if dt == 0 and not np.all(np.isfinite(arr)):
+                raise ReferenceError(f"param {i}: NaN or infinity")
+            params.append((dt, arr))
+        used = [False] * n_params
+
+        self.input_shape = (ih, iw, ic)
+        shapes: list[tuple[tuple[int, int, int], bool]] = [((ih, iw, ic), False)]
+        self.nodes: list[RefNode] = []
+        for i in range(n_nodes):
+            f = struct.unpack_from("<16I", d, nodes_off + 64 * i)
+            op, nflags, in0, in1, kh, kw, sh, sw, ph, pw, oc, oh, ow, pfirst, pcount, res = f
+            where = f"node {i}"
+            if op not in _OPS:
+                raise ReferenceError(f"{where}: unknown op {op}")
+            name, n_p, allowed = _OPS[op]
+            where = f"node {i} ({name})"
+            if nflags & ~allowed or res:
+                raise ReferenceError(f"{where}: bad flags {nflags} or reserved field")
+            if in0 > i or (op == 10 and in1 > i) or (op != 10 and in1 != 0xFFFFFFFF):
+                raise ReferenceError(f"{where}: bad input ids {in0}, {in1}")
+            if pcount != n_p or (n_p and pfirst + pcount > n_params):
+                raise ReferenceError(f"{where}: param_count {pcount}, expected {n_p}")
+            (h, w, c), bits = shapes[in0]
+            if op in _WINDOWED:
+                for k, s, p in ((kh, sh, ph), (kw, sw, pw)):
+                    if not (1 <= k <= 64 and 1 <= s <= 64 and p < k):
+                        raise ReferenceError(f"{where}: bad window {kh}x{kw}/{sh}x{sw}/{ph}x{pw}")
+                if h + 2 * ph < kh or w + 2 * pw < kw:
+                    raise ReferenceError(f"{where}: window larger than padded input")
+                eh, ew = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+            elif kh or kw or sh or sw or ph or pw:
+                raise ReferenceError(f"{where}: window fields must be 0")
+            else:
+                eh, ew = h, w
+            out_bits = False
+            if op in (1, 2, 3):
+                ec = oc
+                out_bits = op == 3 and bool(nflags & _OUT_BITS)
+                if bits and op != 3:
+                    raise ReferenceError(f"{where}: input must be float32")
+                if op == 3 and nflags & _USE_K and (bits or nflags & (_OUT_BITS)):
+                    raise ReferenceError(f"{where}: USE_K needs a float input and excludes OUT_BITS")
+                if out_bits and nflags & _RELU:
+                    raise ReferenceError(f"{where}: OUT_BITS excludes RELU")
+            elif op == 6:
+                ec, out_bits = c, bits
+            elif op == 8:
+                eh, ew, ec = 1, 1, c
+            elif op == 9:
+                eh, ew, ec = 1, 1, oc
+            elif op == 12:
+                ec, out_bits = c, True
+            else:
+                ec = c
+            if bits and op not in (3, 6):
+                raise ReferenceError(f"{where}: input must be float32")
+            if op == 10:
+                if shapes[in1] != shapes[in0]:
+                    raise ReferenceError(f"{where}: inputs differ in shape or type")
+            if (oh, ow, oc) != (eh, ew, ec):
+                raise ReferenceError(f"{where}: output shape ({oh}, {ow}, {oc}), expected ({eh}, {ew}, {ec})")
+            cw = (c + 31) // 32
+            want = {
+                1: [(0, oc * kh * kw * c), (0, oc)],
+                2: [(1, oc * kh * kw * cw), (0, oc), (0, oc)],
+                3: [(1, oc * kh * kw * cw), (0, oc), (0, oc)],
+                4: [(0, c), (0, c)],
+                9: [(0, oc * h * w * c), (0, oc)],
+            }.get(op, [])
+            ps = []
+            for j, (wdt, wcount) in enumerate(want):
+                k = pfirst + j
+                dt, arr = params[k]
+                if used[k]:
+                    raise ReferenceError(f"{where}: param {k} used twice")
+                used[k] = True
+                if dt != wdt or arr.size != wcount:
+                    raise ReferenceError(
+                        f"{where}: param {j} has dtype {dt} count {arr.size}, expected {wdt} {wcount}"
+                    )
+                ps.append(arr)
+            self.nodes.append(
+                RefNode(
+                    i,
+                    op,
+                    name,
+                    nflags,
+                    in0,
+                    in1,
+                    (kh, kw),
+                    (sh, sw),
+                    (ph, pw),
+                    (oh, ow, oc),
+                    out_bits,
+                    (h, w, c),
+                    ps,
+                )
+            )
+            shapes.append(((oh, ow, oc), out_bits))
+        if not all(used):
+            raise ReferenceError("a param is not referenced by any node")
+        if shapes[-1][1]:
+            raise ReferenceError("the model output is bits; it must be float32")
+        self.output_shape = shapes[-1][0]
+
+    # ------------------------------------------------------------- evaluation
+
+    def run(self, x: Any, all_values: bool = False) -> Any:
+        """Evaluates the model on one (H, W, C) input in float64.
+
+        Bits values are returned as +-1 float arrays. With ``all_values`` the
+        list of every value (input first) is returned instead of the output.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != self.input_shape:
+            raise ValueError(f"input shape {x.shape}, expected {self.input_shape}")
+        values: list[np.ndarray] = [x]
+        for n in self.nodes:
+            values.append(self._eval(n, values))
+        return values if all_values else values[-1]
+
+    def _eval(self, n: RefNode, values: list[np.ndarray]) -> np.ndarray:
+        x = values[n.input0]
+        relu = bool(n.flags & _RELU)
+        h, w, c = n.in_shape
+        oc = n.out_shape[2]
+        if n.op == 1:
+            wt = n.params[0].astype(np.float64).reshape(oc, *n.kernel, c)
+            y = _conv(x, wt, n.stride, n.pad, 0.0) + n.params[1]
+        elif n.op == 2:
+            b = _weights_pm1(n.params[0], oc, n.kernel, c)
+            y = n.params[1] * _conv(x, b, n.stride, n.pad, 0.0) + n.params[2]
+        elif n.op == 3:
+            b = _weights_pm1(n.params[0], oc, n.kernel, c)
+            s = np.where(x < 0, -1.0, 1.0)  # bits values are already +-1
+            pad_value = 1.0 if n.flags & _PAD_ONE else 0.0
+            dot = _conv(s, b, n.stride, n.pad, pad_value)
+            scale = n.params[1].astype(np.float64)
+            bias = n.params[2].astype(np.float64)
+            if n.flags & _OUT_BITS:
+                return np.where(dot * scale + bias < 0, -1.0, 1.0)
+            if n.flags & _USE_K:
+                a = np.mean(np.abs(x), axis=2, keepdims=True)
+                box = np.full((1, *n.kernel, 1), 1.0 / (n.kernel[0] * n.kernel[1]))
+                k = _conv(a, box, n.stride, n.pad, 0.0)
+                y = dot * scale * k + bias
+            else:
+                y = dot * scale + bias
+        elif n.op == 4:
+            y = x * n.params[0] + n.params[1]
+        elif n.op == 5:
+            y = np.maximum(x, 0.0)
+        elif n.op == 6:
+            win = _windows(x, n.kernel, n.stride, n.pad, -np.inf)
+            return win.max(axis=(3, 4))
+        elif n.op == 7:
+            win = _windows(x, n.kernel, n.stride, n.pad, 0.0)
+            return win.sum(axis=(3, 4)) / (n.kernel[0] * n.kernel[1])
+        elif n.op == 8:
+            return x.mean(axis=(0, 1), keepdims=True)
+        elif n.op == 9:
+            wt = n.params[0].astype(np.float64).reshape(oc, -1)
+            y = (wt @ x.reshape(-1) + n.params[1]).reshape(1, 1, oc)
+        elif n.op == 10:
+            y = x + values[n.input1]
+        elif n.op == 11:
+            e = np.exp(x - x.max(axis=2, keepdims=True))
+            return e / e.sum(axis=2, keepdims=True)
+        elif n.op == 12:
+            return np.where(x < 0, -1.0, 1.0)
+        else:  # pragma: no cover - _parse rejects unknown ops
+            raise ReferenceError(f"unknown op {n.op}")
+        return np.maximum(y, 0.0) if relu else y
+
+
+def _weights_pm1(words: np.ndarray, oc: int, kernel: tuple[int, int], c: int) -> np.ndarray:
+    cw = (c + 31) // 32
+    return unpack_signs(words.reshape(oc, kernel[0], kernel[1], cw), c)
+
+
+def _windows(
+    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int], value: float
+) -> np.ndarray:
+    """(OH, OW, C, KH, KW) view of the padded input's windows."""
+    xp = np.pad(x, ((pad[0], pad[0]), (pad[1], pad[1]), (0, 0)), constant_values=value)
+    win = np.lib.stride_tricks.sliding_window_view(xp, kernel, axis=(0, 1))
+    return win[:: stride[0], :: stride[1]]
+
+
+def _conv(
+    x: np.ndarray, w: np.ndarray, stride: tuple[int, int], pad: tuple[int, int], pad_value: float
+) -> np.ndarray:
+    """x (H, W, C) with w [OC][KH][KW][C] -> (OH, OW, OC), padding holding pad_value."""
+    win = _windows(x, w.shape[1:3], stride, pad, pad_value)
+    return np.einsum("hwcij,oijc->hwo", win, w, optimize=True)
