@@ -162,7 +162,8 @@ XE_API uint32_t xe_session_num_threads(const xe_session *session);
  * output_count = out H*W*C floats. Counts must match exactly. */
 XE_API xe_status xe_session_run(xe_session *session, const float *input, size_t input_count,
                                 float *output, size_t output_count);
-/* Runs n images stored back to back. */
+/* Runs n images stored back to back; input_count and output_count are the
+ * totals for all n images (n*H*W*C each). */
 XE_API xe_status xe_session_run_batch(xe_session *session, size_t n, const float *input,
                                       size_t input_count, float *output, size_t output_count);
 /* Wall time of each node in the most recent run, in nanoseconds (profiling is

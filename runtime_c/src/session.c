@@ -1,0 +1,251 @@
+/*
+ * session.c - plans every buffer at creation and runs the graph.
+ *
+ * Value buffers are reused by liveness: walking the nodes in order, a value's
+ * buffer returns to a free list after its last reader, and each new value
+ * takes the smallest free buffer that fits (or grows the largest). The model
+ * input is read in place from the caller's array and the last node writes
+ * straight into the caller's output, so a run copies nothing and allocates
+ * nothing. Scratch (packed input, im2col rows, K/A maps) is sized to the
+ * largest node: one node-wide block plus one block per thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ops.h"
+
+#define XE_MAX_THREADS 256u
+
+struct xe_session {
+    const xe_model *m;
+    xe_pool *pool;
+    uint32_t threads;
+    size_t nbufs;
+    void **bufs;      /* value buffers */
+    size_t *slot;     /* value id -> buffer index (values 1..num_nodes-1) */
+    uint8_t *shared;
+    uint8_t **thread_scratch;
+    uint64_t *times;
+};
+
+static void *alloc_aligned(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, XE_ALIGN, bytes ? bytes : XE_ALIGN) != 0) return NULL;
+    return p;
+}
+
+void xe_op_scratch(const xe_model *m, uint32_t node, size_t *shared, size_t *per_thread,
+                   int *overflow) {
+    const xe_node *n = &m->nodes[node];
+    *shared = 0;
+    *per_thread = 0;
+    switch (n->info.op) {
+    case XE_OP_CONV2D:
+    case XE_OP_BWN_CONV2D: *per_thread = xe_conv_thread_scratch(&n->info, overflow); break;
+    case XE_OP_BCONV2D: xe_bconv_scratch(n, shared, per_thread, overflow); break;
+    default: *shared = xe_misc_shared_scratch(n, overflow); break;
+    }
+}
+
+void xe_op_run(const xe_model *m, uint32_t node, const xe_exec *ex, const void *in0,
+               const void *in1, void *out) {
+    const xe_node *n = &m->nodes[node];
+    switch (n->info.op) {
+    case XE_OP_CONV2D:
+    case XE_OP_BWN_CONV2D: xe_run_conv(n, ex, in0, out); break;
+    case XE_OP_DENSE: xe_run_dense(n, ex, in0, out); break;
+    case XE_OP_BCONV2D: xe_run_bconv(n, ex, in0, out); break;
+    case XE_OP_SIGN: xe_run_sign(n, ex, in0, out); break;
+    default: xe_run_misc(n, ex, in0, in1, out); break;
+    }
+}
+
+void xe_session_destroy(xe_session *s) {
+    if (!s) return;
+    xe_pool_destroy(s->pool);
+    if (s->bufs)
+        for (size_t i = 0; i < s->nbufs; i++) free(s->bufs[i]);
+    free(s->bufs);
+    free(s->slot);
+    free(s->shared);
+    if (s->thread_scratch)
+        for (uint32_t t = 0; t < s->threads; t++) free(s->thread_scratch[t]);
+    free(s->thread_scratch);
+    free(s->times);
+    free(s);
+}
+
+/* Liveness-based assignment of values 1..N-1 to buffers; fills s->slot and
+ * sizes[] (bytes per buffer), returns the buffer count or (size_t)-1 on OOM. */
+static size_t plan_buffers(xe_session *s, size_t **sizes_out) {
+    const xe_model *m = s->m;
+    const uint32_t nn = m->num_nodes;
+    size_t *last = calloc((size_t)nn + 1, sizeof *last);
+    size_t *sizes = calloc(nn, sizeof *sizes);
+    unsigned char *busy = calloc(nn, 1);
+    s->slot = calloc((size_t)nn + 1, sizeof *s->slot);
+    if (!last || !sizes || !busy || !s->slot) {
+        free(last);
+        free(sizes);
+        free(busy);
+        return (size_t)-1;
+    }
+    for (uint32_t v = 0; v <= nn; v++) last[v] = v ? v - 1 : 0; /* a value lives at least while written */
+    for (uint32_t i = 0; i < nn; i++) {
+        const xe_node_info *f = &m->nodes[i].info;
+        last[f->input0] = i;
+        if (f->input1 != XE_INPUT_NONE) last[f->input1] = i;
+    }
+    /* Values freed at node i form a list: head[i], then next[v]. */
+    size_t *head = malloc(((size_t)nn + 1) * sizeof *head);
+    size_t *next = malloc(((size_t)nn + 1) * sizeof *next);
+    if (!head || !next) {
+        free(head);
+        free(next);
+        free(last);
+        free(sizes);
+        free(busy);
+        return (size_t)-1;
+    }
+    for (uint32_t i = 0; i <= nn; i++) head[i] = (size_t)-1;
+    for (uint32_t v = 1; v < nn; v++) {
+        next[v] = head[last[v] + 1];
+        head[last[v] + 1] = v;
+    }
+    size_t nb = 0;
+    for (uint32_t i = 0; i + 1 < nn; i++) {
+        /* Free the buffers of values whose last reader was node i-1. */
+        for (size_t v = head[i]; v != (size_t)-1; v = next[v]) busy[s->slot[v]] = 0;
+        const size_t need = m->values[i + 1].units * 4;
+        size_t best = (size_t)-1, largest = (size_t)-1;
+        for (size_t b = 0; b < nb; b++) {
+            if (busy[b]) continue;
+            if (sizes[b] >= need && (best == (size_t)-1 || sizes[b] < sizes[best])) best = b;
+            if (largest == (size_t)-1 || sizes[b] > sizes[largest]) largest = b;
+        }
+        if (best == (size_t)-1) best = largest;
+        if (best == (size_t)-1) best = nb++;
+        if (sizes[best] < need) sizes[best] = need;
+        busy[best] = 1;
+        s->slot[i + 1] = best;
+    }
+    free(head);
+    free(next);
+    free(last);
+    free(busy);
+    *sizes_out = sizes;
+    return nb;
+}
+
+xe_status xe_session_create(const xe_model *model, const xe_session_options *options,
+                            xe_session **out) {
+    if (out) *out = NULL;
+    if (!model || !out) return XE_ERR_INVALID_ARGUMENT;
+    uint32_t threads = 1;
+    if (options) {
+        for (int i = 0; i < 7; i++)
+            if (options->reserved[i]) return XE_ERR_INVALID_ARGUMENT;
+        if (options->num_threads > XE_MAX_THREADS) return XE_ERR_INVALID_ARGUMENT;
+        if (options->num_threads > 1) threads = options->num_threads;
+    }
+    xe_session *s = calloc(1, sizeof *s);
+    if (!s) return XE_ERR_OUT_OF_MEMORY;
+    s->m = model;
+    s->threads = threads;
+    xe_status st = XE_OK;
+    size_t *sizes = NULL;
+    const size_t nb = plan_buffers(s, &sizes);
+    if (nb == (size_t)-1) st = XE_ERR_OUT_OF_MEMORY;
+    if (st == XE_OK) {
+        s->bufs = calloc(nb ? nb : 1, sizeof *s->bufs);
+        if (!s->bufs) st = XE_ERR_OUT_OF_MEMORY;
+        for (size_t b = 0; st == XE_OK && b < nb; b++) {
+            s->bufs[b] = alloc_aligned(sizes[b]);
+            if (!s->bufs[b]) st = XE_ERR_OUT_OF_MEMORY;
+            s->nbufs = b + 1;
+        }
+    }
+    free(sizes);
+    size_t shared = 0, per_thread = 0;
+    int ovf = 0;
+    for (uint32_t i = 0; st == XE_OK && i < model->num_nodes; i++) {
+        size_t a, b;
+        xe_op_scratch(model, i, &a, &b, &ovf);
+        if (a > shared) shared = a;
+        if (b > per_thread) per_thread = b;
+    }
+    if (st == XE_OK && ovf) st = XE_ERR_OUT_OF_MEMORY;
+    if (st == XE_OK) {
+        s->shared = alloc_aligned(shared);
+        s->thread_scratch = calloc(threads, sizeof *s->thread_scratch);
+        s->times = calloc(model->num_nodes, sizeof *s->times);
+        if (!s->shared || !s->thread_scratch || !s->times) st = XE_ERR_OUT_OF_MEMORY;
+        for (uint32_t t = 0; st == XE_OK && t < threads; t++) {
+            s->thread_scratch[t] = alloc_aligned(per_thread);
+            if (!s->thread_scratch[t]) st = XE_ERR_OUT_OF_MEMORY;
+        }
+    }
+    if (st == XE_OK) st = xe_pool_create(threads, &s->pool);
+    if (st != XE_OK) {
+        xe_session_destroy(s);
+        return st;
+    }
+    *out = s;
+    return XE_OK;
+}
+
+uint32_t xe_session_num_threads(const xe_session *session) {
+    return session ? session->threads : 0;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int overlaps(const void *a, size_t an, const void *b, size_t bn) {
+    const uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return x < y + bn && y < x + an;
+}
+
+static void run_one(xe_session *s, const xe_exec *ex, const float *input, float *output) {
+    const xe_model *m = s->m;
+    const uint32_t nn = m->num_nodes;
+    for (uint32_t i = 0; i < nn; i++) {
+        const xe_node_info *f = &m->nodes[i].info;
+        const void *in0 = f->input0 == 0 ? (const void *)input : s->bufs[s->slot[f->input0]];
+        const void *in1 = NULL;
+        if (f->input1 != XE_INPUT_NONE)
+            in1 = f->input1 == 0 ? (const void *)input : s->bufs[s->slot[f->input1]];
+        void *out = i + 1 == nn ? (void *)output : s->bufs[s->slot[i + 1]];
+        const uint64_t t0 = now_ns();
+        xe_op_run(m, i, ex, in0, in1, out);
+        s->times[i] = now_ns() - t0;
+    }
+}
+
+xe_status xe_session_run_batch(xe_session *s, size_t n, const float *input, size_t input_count,
+                               float *output, size_t output_count) {
+    if (!s || !input || !output || n == 0) return XE_ERR_INVALID_ARGUMENT;
+    const size_t in_n = s->m->values[0].units, out_n = s->m->values[s->m->num_nodes].units;
+    int ovf = 0;
+    const size_t in_total = xe_mul(in_n, n, &ovf), out_total = xe_mul(out_n, n, &ovf);
+    if (ovf || input_count != in_total || output_count != out_total) return XE_ERR_INVALID_ARGUMENT;
+    if (overlaps(input, in_total * 4, output, out_total * 4)) return XE_ERR_INVALID_ARGUMENT;
+    xe_exec ex = {xe_kernels_active(), s->pool, s->threads, s->shared, s->thread_scratch};
+    for (size_t b = 0; b < n; b++) run_one(s, &ex, input + b * in_n, output + b * out_n);
+    return XE_OK;
+}
+
+xe_status xe_session_run(xe_session *s, const float *input, size_t input_count, float *output,
+                         size_t output_count) {
+    return xe_session_run_batch(s, 1, input, input_count, output, output_count);
+}
+
+xe_status xe_session_node_time_ns(const xe_session *s, uint32_t index, uint64_t *ns) {
+    if (!s || !ns || index >= s->m->num_nodes) return XE_ERR_INVALID_ARGUMENT;
+    *ns = s->times[index];
+    return XE_OK;
+}

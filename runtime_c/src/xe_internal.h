@@ -1,0 +1,119 @@
+/*
+ * xe_internal.h - shared internals of the runtime core (not public).
+ *
+ * A model (model_load.c) is the validated file plus per-node precomputation;
+ * it never changes after loading, so sessions in many threads read it freely.
+ * A session (session.c) owns every buffer a run needs, planned at creation.
+ */
+#ifndef XE_INTERNAL_H
+#define XE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+#include "xnor_edge.h"
+
+#define XE_INPUT_NONE 0xFFFFFFFFu
+#define XE_MAX_DIM 65535u
+#define XE_MAX_ELEMS ((uint64_t)1 << 28)
+#define XE_MAX_KERNEL 64u
+#define XE_MAX_STRIDE 64u
+#define XE_MAX_NODES 65536u
+#define XE_MAX_PARAMS 1048576u
+#define XE_HEADER_SIZE 128u
+#define XE_TRAILER_SIZE 8u
+#define XE_NODE_SIZE 64u
+#define XE_PARAM_SIZE 32u
+/* Alignment of every buffer the runtime allocates (widest vector, a cache line). */
+#define XE_ALIGN 64u
+
+/* Output rows (positions) per work chunk of a conv/bconv node. Fixed so that
+ * the split of work never depends on the thread count. */
+#define XE_CHUNK_ROWS 32u
+/* Output columns per chunk of a dense node. */
+#define XE_CHUNK_COLS 64u
+
+typedef struct xe_value_desc {
+    uint32_t h, w, c, dtype;
+    size_t units; /* 4-byte elements: floats, or packed words for bits */
+} xe_value_desc;
+
+typedef struct xe_node {
+    xe_node_info info;
+    uint32_t cw; /* ceil(in_c / 32) */
+    /* Views into the file (little-endian, 4-byte aligned). */
+    const float *w_f32;     /* conv/dense raw weights */
+    const uint32_t *w_bits; /* bwn/bconv weights [OC][KH][KW][CW] */
+    const float *scale;     /* bwn/bconv scale, batchnorm scale */
+    const float *bias;      /* conv/bwn/bconv/dense bias, batchnorm shift */
+    /* Precomputed at load (owned by the model). */
+    float *wt;      /* conv/bwn: [KH*KW*IC][OC]; dense: [IN][OUT] (sgemm's B) */
+    int32_t *wpop;  /* bconv: [KH*KW][OC] popcount of each tap's weight words */
+    int32_t *wpop_total; /* bconv: [OC] popcount over all taps */
+} xe_node;
+
+struct xe_model {
+    const uint8_t *data; /* the file bytes */
+    size_t size;
+    void *owned;   /* heap copy (copy != 0 or read() fallback), freed at destroy */
+    void *map;     /* mmap'ed region, unmapped at destroy */
+    size_t map_size;
+    const char *meta;
+    size_t meta_len;
+    uint32_t num_nodes;
+    xe_node *nodes;
+    xe_value_desc *values; /* num_nodes + 1; value 0 is the input */
+};
+
+/* model_load.c */
+uint32_t xe_crc32(const uint8_t *p, size_t n);
+
+/* threadpool.c: a pool of num_threads - 1 workers plus the calling thread.
+ * xe_pool_run calls fn(ctx, task, thread) once for every task < n_tasks,
+ * spread over the threads, and returns when all are done. thread < num_threads
+ * names the executing thread so tasks can use per-thread scratch. */
+typedef struct xe_pool xe_pool;
+typedef void (*xe_task_fn)(void *ctx, size_t task, uint32_t thread);
+xe_status xe_pool_create(uint32_t num_threads, xe_pool **out);
+void xe_pool_destroy(xe_pool *pool);
+uint32_t xe_pool_threads(const xe_pool *pool);
+void xe_pool_run(xe_pool *pool, size_t n_tasks, xe_task_fn fn, void *ctx);
+
+/* Per-run context handed to the ops (ops_*.c). */
+typedef struct xe_exec {
+    const xe_kernels *k;
+    xe_pool *pool;
+    uint32_t threads;
+    uint8_t *shared;         /* node-wide scratch, shared_bytes */
+    uint8_t **thread_scratch; /* one per thread, thread_bytes each */
+} xe_exec;
+
+/* Scratch a node needs: node-wide bytes and bytes per thread. */
+void xe_op_scratch(const xe_model *m, uint32_t node, size_t *shared, size_t *per_thread,
+                   int *overflow);
+/* Runs node `node` reading in0/in1 and writing out (sizes from the model). */
+void xe_op_run(const xe_model *m, uint32_t node, const xe_exec *ex, const void *in0,
+               const void *in1, void *out);
+
+/* Checked size arithmetic: sets *overflow and returns 0 when a product or sum
+ * does not fit in size_t. */
+static inline size_t xe_mul(size_t a, size_t b, int *overflow) {
+    if (a != 0 && b > SIZE_MAX / a) {
+        *overflow = 1;
+        return 0;
+    }
+    return a * b;
+}
+static inline size_t xe_add(size_t a, size_t b, int *overflow) {
+    if (b > SIZE_MAX - a) {
+        *overflow = 1;
+        return 0;
+    }
+    return a + b;
+}
+static inline size_t xe_round_up(size_t a, size_t align, int *overflow) {
+    return xe_mul((xe_add(a, align - 1, overflow)) / align, align, overflow);
+}
+
+#endif /* XE_INTERNAL_H */

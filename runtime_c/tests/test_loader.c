@@ -1,0 +1,366 @@
+/*
+ * test_loader.c - the loader treats every file as hostile (docs/format.md).
+ *
+ * A valid file loads (memory, in place and copied; from a file). Then: every
+ * truncation length, every single-bit flip over the header and tables (and a
+ * sample over the data), wrong magic and versions, and a list of targeted
+ * structural corruptions with the CRC recomputed so the structural check is
+ * what fires. Each must give the expected status and a reason, never a crash
+ * (run it under ASan+UBSan: -DXE_SANITIZE=address,undefined).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xe_test_model.h"
+#include "xnor_edge.h"
+
+static int g_fail = 0;
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            printf("FAIL line %d: ", __LINE__);                                                    \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+            g_fail++;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static float g_f[8192];
+static uint32_t g_w[8192];
+static uint8_t *g_file;
+static size_t g_size;
+static uint64_t g_nodes_off, g_params_off;
+
+/* Loads buf and, if it loads, runs a session on zeros. Returns the status;
+ * checks the contract of a failure (NULL model, non-empty reason). */
+static xe_status load(const uint8_t *buf, size_t size, char *err, size_t cap) {
+    xe_model *m = (xe_model *)1;
+    err[0] = 0;
+    xe_status st = xe_model_load_memory(buf, size, 1, &m, err, cap);
+    if (st != XE_OK) {
+        CHECK(m == NULL, "failed load left a model");
+        CHECK(err[0] != 0, "failed load (%s) gave no reason", xe_status_string(st));
+        return st;
+    }
+    uint32_t h, w, c;
+    xe_model_input_shape(m, &h, &w, &c);
+    const size_t in_n = (size_t)h * w * c;
+    xe_model_output_shape(m, &h, &w, &c);
+    const size_t out_n = (size_t)h * w * c;
+    if (in_n < (1u << 20) && out_n < (1u << 20)) {
+        float *in = calloc(in_n, 4), *out = calloc(out_n, 4);
+        xe_session *s = NULL;
+        if (xe_session_create(m, NULL, &s) == XE_OK)
+            CHECK(xe_session_run(s, in, in_n, out, out_n) == XE_OK, "run of a loaded model failed");
+        xe_session_destroy(s);
+        free(in);
+        free(out);
+    }
+    xe_model_destroy(m);
+    return st;
+}
+
+static void build_valid(void) {
+    for (int i = 0; i < 8192; i++) {
+        g_f[i] = (float)(i % 11) * 0.125f - 0.5f;
+        g_w[i] = (uint32_t)i * 2654435761u & 0x7FFFu; /* low 15 bits: valid for IC >= 15 */
+    }
+    xtm t;
+    xtm_init(&t, 7, 6, 20);
+    t.meta = "{\"name\": \"loader-test\", \"labels\": [\"a\", \"b\", \"c\"]}";
+    uint32_t p0 = xtm_param(&t, XTM_F32, g_f, 20);
+    xtm_param(&t, XTM_F32, g_f + 1, 20);
+    uint32_t v = xtm_node(&t, XE_OP_BATCHNORM, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 2);
+    p0 = xtm_param(&t, XTM_BITS, g_w, 24 * 9);
+    xtm_param(&t, XTM_F32, g_f + 2, 24);
+    xtm_param(&t, XTM_F32, g_f + 3, 24);
+    v = xtm_node(&t, XE_OP_BCONV2D, XE_FLAG_OUT_BITS, v, XTM_NONE, 3, 3, 1, 1, 1, 1, 24, p0, 3);
+    v = xtm_node(&t, XE_OP_MAXPOOL, 0, v, XTM_NONE, 2, 2, 2, 2, 0, 0, 0, 0, 0);
+    p0 = xtm_param(&t, XTM_BITS, g_w + 7, 16 * 9);
+    xtm_param(&t, XTM_F32, g_f + 4, 16);
+    xtm_param(&t, XTM_F32, g_f + 5, 16);
+    v = xtm_node(&t, XE_OP_BCONV2D, XE_FLAG_RELU, v, XTM_NONE, 3, 3, 1, 1, 1, 1, 16, p0, 3);
+    p0 = xtm_param(&t, XTM_F32, g_f + 6, 3 * 3 * 3 * 16);
+    xtm_param(&t, XTM_F32, g_f + 7, 3);
+    v = xtm_node(&t, XE_OP_DENSE, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 3, p0, 2);
+    xtm_node(&t, XE_OP_SOFTMAX, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    g_file = xtm_write(&t, &g_size);
+    xtm_free(&t);
+    g_nodes_off = xtm_get64(g_file + 72);
+    g_params_off = xtm_get64(g_file + 80);
+}
+
+static void test_valid(void) {
+    char err[256];
+    xe_model *m = NULL;
+    xe_status st = xe_model_load_memory(g_file, g_size, 0, &m, err, sizeof err);
+    CHECK(st == XE_OK, "valid model: %s", err);
+    if (st != XE_OK) return;
+    size_t len = 0;
+    const char *meta = xe_model_metadata(m, &len);
+    CHECK(meta && strlen(meta) == len && strstr(meta, "loader-test"), "metadata");
+    CHECK(xe_model_num_nodes(m) == 6, "num_nodes %u", xe_model_num_nodes(m));
+    xe_node_info info;
+    CHECK(xe_model_node_info(m, 1, &info) == XE_OK && info.op == XE_OP_BCONV2D &&
+              info.out_dtype == XE_DTYPE_BITS && info.out_c == 24 && info.out_h == 7 && info.in_c == 20 &&
+              info.binary_params == 24 * 9 * 20 && info.macs == 7ull * 6 * 24 * 9 * 20,
+          "node_info of the bconv");
+    CHECK(xe_model_node_info(m, 6, &info) == XE_ERR_INVALID_ARGUMENT, "node_info out of range");
+    uint32_t h, w, c;
+    xe_model_output_shape(m, &h, &w, &c);
+    CHECK(h == 1 && w == 1 && c == 3, "output shape %ux%ux%u", h, w, c);
+    xe_model_destroy(m);
+    CHECK(load(g_file, g_size, err, sizeof err) == XE_OK, "valid model (copied): %s", err);
+
+    /* From a file (mmap path), and a missing file. */
+    char path[] = "/tmp/xe_test_loader_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd >= 0) {
+        CHECK(write(fd, g_file, g_size) == (ssize_t)g_size, "write");
+        close(fd);
+        st = xe_model_load_file(path, &m, err, sizeof err);
+        CHECK(st == XE_OK, "load_file: %s", err);
+        xe_model_destroy(m);
+        unlink(path);
+    }
+    st = xe_model_load_file("/nonexistent/model.xem", &m, err, sizeof err);
+    CHECK(st == XE_ERR_IO && m == NULL && strstr(err, "nonexistent"), "missing file: %s", err);
+    st = xe_model_load_file("/tmp", &m, err, sizeof err);
+    CHECK(st == XE_ERR_IO, "directory: %s", xe_status_string(st));
+    CHECK(xe_model_load_memory(NULL, 10, 1, &m, err, sizeof err) == XE_ERR_INVALID_ARGUMENT, "NULL data");
+    CHECK(xe_model_load_memory(g_file + 1, g_size - 1, 0, &m, err, sizeof err) == XE_ERR_INVALID_ARGUMENT,
+          "misaligned in-place data");
+    /* A tiny err_cap truncates the reason but never overflows. */
+    char small[4] = {'x', 'x', 'x', 'x'};
+    CHECK(xe_model_load_memory(g_file, 100, 1, &m, small, 3) == XE_ERR_TRUNCATED && small[2] == 0 &&
+              small[3] == 'x',
+          "err_cap respected");
+    xe_model_destroy(NULL);
+}
+
+static void test_truncation(void) {
+    char err[256];
+    int bad = 0;
+    for (size_t n = 0; n < g_size; n += (n < 300 ? 1 : 7)) {
+        xe_status st = load(g_file, n, err, sizeof err);
+        if (st != XE_ERR_TRUNCATED) {
+            if (bad++ < 3) printf("FAIL truncated to %zu: %s (%s)\n", n, xe_status_string(st), err);
+        }
+        if (st == XE_ERR_TRUNCATED && n >= 136 && !strstr(err, "truncated")) bad++;
+    }
+    CHECK(bad == 0, "%d truncations misreported", bad);
+    /* Extra bytes at the end. */
+    uint8_t *big = calloc(g_size + 16, 1);
+    memcpy(big, g_file, g_size);
+    CHECK(load(big, g_size + 16, err, sizeof err) == XE_ERR_BAD_MODEL, "trailing bytes: %s", err);
+    free(big);
+}
+
+/* Expected status of a single-bit flip at byte `at` (CRC not fixed). */
+static xe_status flip_expect(size_t at, const uint8_t *buf) {
+    if (at < 8) return XE_ERR_BAD_MAGIC;
+    if (at < 16) return XE_ERR_UNSUPPORTED_VERSION;
+    if (at < 24) return xtm_get64(buf + 16) > g_size ? XE_ERR_TRUNCATED : XE_ERR_BAD_MODEL;
+    if (at >= g_size - 4) return XE_ERR_BAD_MODEL; /* XEND */
+    return XE_ERR_CHECKSUM;
+}
+
+static void test_bit_flips(void) {
+    char err[256];
+    uint8_t *buf = malloc(g_size);
+    const size_t tables_end = (size_t)g_params_off + 32 * 13;
+    int bad = 0, fixed_ok = 0, fixed_fail = 0;
+    for (size_t at = 0; at < g_size; at++) {
+        const int sampled = at < tables_end || at >= g_size - 8 || at % 37 == 0;
+        if (!sampled) continue;
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(buf, g_file, g_size);
+            buf[at] ^= (uint8_t)(1u << bit);
+            const xe_status want = flip_expect(at, buf);
+            const xe_status st = load(buf, g_size, err, sizeof err);
+            if (st != want && bad++ < 5)
+                printf("FAIL flip byte %zu bit %d: %s, expected %s (%s)\n", at, bit, xe_status_string(st),
+                       xe_status_string(want), err);
+            /* The same flip with the CRC recomputed: the structural checks must
+             * reject it or the model must load and run cleanly. */
+            if (at >= 24 && at < g_size - 8) {
+                xtm_fix_crc(buf, g_size);
+                if (load(buf, g_size, err, sizeof err) == XE_OK)
+                    fixed_ok++;
+                else
+                    fixed_fail++;
+            }
+        }
+    }
+    CHECK(bad == 0, "%d bit flips misreported", bad);
+    printf("bit flips with CRC fixed: %d rejected, %d harmless (e.g. metadata, float values)\n",
+           fixed_fail, fixed_ok);
+    CHECK(fixed_fail > 1000, "too few structural rejections: %d", fixed_fail);
+    free(buf);
+}
+
+typedef struct edit {
+    const char *what;
+    uint64_t off; /* absolute byte offset */
+    int width;    /* 4 or 8 */
+    uint64_t value;
+    xe_status want;
+    const char *msg; /* substring expected in the reason */
+} edit;
+
+#define NODE(i, f) (g_nodes_off + 64u * (i) + (f))
+#define PARAM(i, f) (g_params_off + 32u * (i) + (f))
+
+static void test_structural(void) {
+    const uint64_t big = 0xFFFFFFFFFFFFFFF0ull;
+    const edit edits[] = {
+        {"format version", 8, 4, 2, XE_ERR_UNSUPPORTED_VERSION, "format_version"},
+        {"packing version", 12, 4, 7, XE_ERR_UNSUPPORTED_VERSION, "packing_version"},
+        {"header_size", 24, 4, 64, XE_ERR_BAD_MODEL, "header_size"},
+        {"header flags", 28, 4, 1, XE_ERR_BAD_MODEL, "flags"},
+        {"reserved 52", 52, 4, 1, XE_ERR_BAD_MODEL, "reserved"},
+        {"reserved 100", 100, 4, 1, XE_ERR_BAD_MODEL, "reserved"},
+        {"input_h 0", 32, 4, 0, XE_ERR_BAD_MODEL, "input"},
+        {"input_w huge", 36, 4, 70000, XE_ERR_BAD_MODEL, "input"},
+        {"input_c 0xFFFFFFFF", 40, 4, 0xFFFFFFFFu, XE_ERR_BAD_MODEL, "input"},
+        {"num_nodes 0", 44, 4, 0, XE_ERR_BAD_MODEL, "num_nodes"},
+        {"num_nodes huge", 44, 4, 0x7FFFFFFFu, XE_ERR_BAD_MODEL, "num_nodes"},
+        {"num_nodes past end", 44, 4, 60000, XE_ERR_BAD_MODEL, "node table"},
+        {"num_params huge", 48, 4, 0xFFFFFFFFu, XE_ERR_BAD_MODEL, "num_params"},
+        {"num_params past end", 48, 4, 1000000, XE_ERR_BAD_MODEL, "param table"},
+        {"meta_offset past end", 56, 8, 1u << 30, XE_ERR_BAD_MODEL, "metadata"},
+        {"meta_offset small", 56, 8, 64, XE_ERR_BAD_MODEL, "metadata"},
+        {"meta_size overflow", 64, 8, big, XE_ERR_BAD_MODEL, "metadata"},
+        {"meta not terminated", 64, 8, 5, XE_ERR_BAD_MODEL, "metadata"},
+        {"nodes_offset misaligned", 72, 8, 0, XE_ERR_BAD_MODEL, "node table"},
+        {"nodes_offset overflow", 72, 8, big, XE_ERR_BAD_MODEL, "node table"},
+        {"params_offset overflow", 80, 8, big, XE_ERR_BAD_MODEL, "param table"},
+        {"params_offset odd", 80, 8, 1001, XE_ERR_BAD_MODEL, "param table"},
+        {"op unknown", NODE(0, 0), 4, 99, XE_ERR_BAD_MODEL, "unknown op 99"},
+        {"op zero", NODE(2, 0), 4, 0, XE_ERR_BAD_MODEL, "unknown op"},
+        {"flags for batchnorm", NODE(0, 4), 4, XE_FLAG_USE_K, XE_ERR_BAD_MODEL, "node 0 (batchnorm): bad flags"},
+        {"OUT_BITS with RELU", NODE(1, 4), 4, XE_FLAG_OUT_BITS | XE_FLAG_RELU, XE_ERR_BAD_MODEL, "OUT_BITS"},
+        {"USE_K on bits input", NODE(3, 4), 4, XE_FLAG_USE_K, XE_ERR_BAD_MODEL, "USE_K"},
+        {"input0 forward", NODE(1, 8), 4, 5, XE_ERR_BAD_MODEL, "input0"},
+        {"input1 set", NODE(1, 12), 4, 0, XE_ERR_BAD_MODEL, "input1"},
+        {"kernel 0", NODE(1, 16), 4, 0, XE_ERR_BAD_MODEL, "node 1 (bconv2d): window"},
+        {"kernel 65", NODE(1, 20), 4, 65, XE_ERR_BAD_MODEL, "window"},
+        {"stride 0", NODE(2, 24), 4, 0, XE_ERR_BAD_MODEL, "window"},
+        {"pad >= kernel", NODE(1, 32), 4, 3, XE_ERR_BAD_MODEL, "window"},
+        {"window on relu-like op", NODE(0, 16), 4, 3, XE_ERR_BAD_MODEL, "kernel, stride and pad"},
+        {"out_c mismatch", NODE(0, 40), 4, 21, XE_ERR_BAD_MODEL, "node 0 (batchnorm): output shape"},
+        {"out_h mismatch", NODE(1, 44), 4, 6, XE_ERR_BAD_MODEL, "node 1 (bconv2d): output shape"},
+        {"out_w huge", NODE(2, 48), 4, 0xFFFFFFFFu, XE_ERR_BAD_MODEL, "output shape"},
+        {"bconv out_c 0", NODE(1, 40), 4, 0, XE_ERR_BAD_MODEL, "out_c"},
+        {"param_count", NODE(1, 56), 4, 2, XE_ERR_BAD_MODEL, "param_count"},
+        {"param_first past table", NODE(1, 52), 4, 0xFFFFFFFEu, XE_ERR_BAD_MODEL, "outside the param table"},
+        {"param reused", NODE(1, 52), 4, 0, XE_ERR_BAD_MODEL, "param"},
+        {"reserved node field", NODE(4, 60), 4, 1, XE_ERR_BAD_MODEL, "reserved"},
+        {"param dtype 2", PARAM(0, 0), 4, 2, XE_ERR_BAD_MODEL, "dtype"},
+        {"param dtype swapped", PARAM(2, 0), 4, 0, XE_ERR_BAD_MODEL, "op needs bits"},
+        {"param reserved", PARAM(1, 4), 4, 1, XE_ERR_BAD_MODEL, "reserved"},
+        {"param reserved 24", PARAM(1, 24), 8, 1, XE_ERR_BAD_MODEL, "reserved"},
+        {"param offset misaligned", PARAM(0, 8), 8, 1, XE_ERR_BAD_MODEL, "misaligned"},
+        {"param offset past end", PARAM(0, 8), 8, 1ull << 40, XE_ERR_BAD_MODEL, "outside"},
+        {"param offset overflow", PARAM(0, 8), 8, 0xFFFFFFFFFFFFFFC0ull, XE_ERR_BAD_MODEL, "outside"},
+        {"param count overflow", PARAM(0, 16), 8, 1ull << 62, XE_ERR_BAD_MODEL, "outside"},
+        {"param count wrong", PARAM(0, 16), 8, 19, XE_ERR_BAD_MODEL, "op needs f32 x 20"},
+        {"last output bits", NODE(5, 0), 4, XE_OP_SIGN, XE_ERR_BAD_MODEL, "float32, not bits"},
+    };
+    char err[256];
+    uint8_t *buf = malloc(g_size);
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        const edit *e = &edits[i];
+        memcpy(buf, g_file, g_size);
+        if (e->width == 4)
+            xtm_put32(buf + e->off, (uint32_t)e->value);
+        else
+            xtm_put64(buf + e->off, e->value);
+        xtm_fix_crc(buf, g_size);
+        const xe_status st = load(buf, g_size, err, sizeof err);
+        CHECK(st == e->want && strstr(err, e->msg), "%s: got %s \"%s\", expected %s \"%s\"", e->what,
+              xe_status_string(st), err, xe_status_string(e->want), e->msg);
+    }
+    /* Data-level corruptions. */
+    const uint64_t f32_off = xtm_get64(buf + PARAM(0, 8)), bits_off = xtm_get64(g_file + PARAM(2, 8));
+    memcpy(buf, g_file, g_size);
+    xtm_put32(buf + f32_off + 8, 0x7FC00000u); /* NaN */
+    xtm_fix_crc(buf, g_size);
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "finite"), "NaN: %s", err);
+    memcpy(buf, g_file, g_size);
+    xtm_put32(buf + f32_off, 0x7F800000u); /* +inf */
+    xtm_fix_crc(buf, g_size);
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "finite"), "inf: %s", err);
+    memcpy(buf, g_file, g_size);
+    buf[bits_off + 4 * 5 + 3] |= 0x80; /* channel-padding bit (IC = 20) of a weight word */
+    xtm_fix_crc(buf, g_size);
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "padding bits"),
+          "weight padding bit: %s", err);
+    memcpy(buf, g_file, g_size);
+    memcpy(buf, "XNOREDGF", 8);
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MAGIC && strstr(err, "magic"), "magic: %s", err);
+    memcpy(buf, g_file, g_size);
+    memcpy(buf + g_size - 4, "XEN?", 4);
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "XEND"), "trailer: %s", err);
+    memcpy(buf, g_file, g_size);
+    buf[200] ^= 1;
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_CHECKSUM && strstr(err, "CRC"), "crc: %s", err);
+    free(buf);
+
+    /* An unreferenced param and a shape mismatch between an add's inputs. */
+    xtm t;
+    xtm_init(&t, 2, 2, 3);
+    xtm_param(&t, XTM_F32, g_f, 4);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    size_t n;
+    uint8_t *f = xtm_write(&t, &n);
+    CHECK(load(f, n, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "not referenced"), "unused: %s", err);
+    free(f);
+    xtm_free(&t);
+    xtm_init(&t, 4, 4, 3);
+    xtm_node(&t, XE_OP_MAXPOOL, 0, 0, XTM_NONE, 2, 2, 2, 2, 0, 0, 0, 0, 0);
+    xtm_node(&t, XE_OP_ADD, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    f = xtm_write(&t, &n);
+    CHECK(load(f, n, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "node 1 (add): input shapes differ"),
+          "add shapes: %s", err);
+    free(f);
+    xtm_free(&t);
+    /* Input with more than 2^28 elements, dims individually in range. */
+    xtm_init(&t, 65535, 65535, 1);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    f = xtm_write(&t, &n);
+    CHECK(load(f, n, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "2^28"), "2^28: %s", err);
+    free(f);
+    xtm_free(&t);
+}
+
+static void test_api(void) {
+    CHECK(xe_version_number() == XE_VERSION_MAJOR * 10000 + XE_VERSION_MINOR * 100 + XE_VERSION_PATCH, "version");
+    CHECK(strcmp(xe_version_string(), "0.1.0") == 0, "version string %s", xe_version_string());
+    CHECK(xe_format_version() == XE_FORMAT_VERSION && xe_packing_version() == XE_PACKING_VERSION, "versions");
+    CHECK(strcmp(xe_op_name(XE_OP_BCONV2D), "bconv2d") == 0 && strcmp(xe_op_name(0), "unknown") == 0 &&
+              strcmp(xe_op_name(13), "unknown") == 0,
+          "op names");
+    for (int s = 0; s <= XE_ERR_UNSUPPORTED; s++)
+        CHECK(strcmp(xe_status_string((xe_status)s), "unknown status") != 0, "status %d has a string", s);
+    CHECK(strcmp(xe_status_string((xe_status)99), "unknown status") == 0, "unknown status");
+}
+
+int main(void) {
+    build_valid();
+    test_api();
+    test_valid();
+    test_truncation();
+    test_bit_flips();
+    test_structural();
+    free(g_file);
+    if (g_fail) {
+        printf("test_loader: %d failure(s)\n", g_fail);
+        return 1;
+    }
+    printf("test_loader: all passed\n");
+    return 0;
+}

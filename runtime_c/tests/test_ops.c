@@ -1,0 +1,517 @@
+/*
+ * test_ops.c - every op and flag combination against a double-precision
+ * reference interpreter of docs/format.md, over a battery of shapes, with
+ * every kernel set this CPU can run (outputs must be bit-identical across
+ * sets).
+ *
+ * The reference computes the formulas literally: binary convolution as an
+ * explicit sum of +-1 sign products (padded taps 0 or +1), K = box(mean_c|x|),
+ * pools tap by tap, and so on. Bits values are held as +-1 doubles. A bits
+ * output is checked through a "decode" bconv2d (1x1, IC+1 filters: filter j
+ * is -1 on channel j only, the last is all +1; dot_j = S - 2*s_j) whose float
+ * output the reference also computes.
+ *
+ * Inputs, weights, scales and biases are small dyadic rationals, so every
+ * product and sum in these tests is exact in float32 as well as in double:
+ * results are compared exactly, except after USE_K, avgpool,
+ * global_avgpool and softmax (divisions, exp), where the tolerance is
+ * |got - ref| <= 1e-5 * (1 + |ref|).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xe_test_model.h"
+#include "xnor_edge.h"
+
+static int g_fail = 0;
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+
+static uint32_t rnd(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 11);
+}
+/* Multiples of 1/4 in [-2, 2]: exact in float, zeros included. */
+static float rnd_in(void) { return (float)((int)(rnd() % 17) - 8) / 4.0f; }
+/* Multiples of 1/8 in [-0.5, 0.5]. */
+static float rnd_w(void) { return (float)((int)(rnd() % 9) - 4) / 8.0f; }
+
+/* ------------------------------------------------------------------ */
+/* Parameter storage for a test model (freed together).                 */
+
+typedef struct arena {
+    void *p[64];
+    int n;
+} arena;
+
+static void *arena_alloc(arena *a, size_t bytes) {
+    void *p = calloc(bytes ? bytes : 1, 1);
+    if (!p || a->n == 64) {
+        fprintf(stderr, "arena full\n");
+        exit(2);
+    }
+    a->p[a->n++] = p;
+    return p;
+}
+
+static void arena_free(arena *a) {
+    for (int i = 0; i < a->n; i++) free(a->p[i]);
+    a->n = 0;
+}
+
+static float *rand_f32(arena *a, size_t n, float (*gen)(void)) {
+    float *f = arena_alloc(a, n * 4);
+    for (size_t i = 0; i < n; i++) f[i] = gen();
+    return f;
+}
+
+/* Random weight bits [OC][taps][CW], padding bits zero. */
+static uint32_t *rand_bits(arena *a, size_t oc, size_t taps, size_t ic) {
+    const size_t cw = (ic + 31) / 32;
+    uint32_t *w = arena_alloc(a, oc * taps * cw * 4);
+    for (size_t t = 0; t < oc * taps; t++)
+        for (size_t c = 0; c < ic; c++)
+            if (rnd() & 1) w[t * cw + c / 32] |= 1u << (c % 32);
+    return w;
+}
+
+/* Scales: multiples of 1/8 in [1/8, 2], sometimes negative; biases: odd
+ * multiples of 1/8, so dot*scale + bias is never exactly 0 and the OUT_BITS
+ * threshold is never a tie. */
+static float *rand_scale(arena *a, size_t n) {
+    float *f = arena_alloc(a, n * 4);
+    for (size_t i = 0; i < n; i++) f[i] = (float)((int)(rnd() % 16) + 1) / 8.0f * ((rnd() % 5) ? 1.f : -1.f);
+    return f;
+}
+static float *rand_bias(arena *a, size_t n) {
+    float *f = arena_alloc(a, n * 4);
+    for (size_t i = 0; i < n; i++) f[i] = (float)(2 * (int)(rnd() % 33) - 33) / 8.0f;
+    return f;
+}
+
+/* ------------------------------------------------------------------ */
+/* Graph helpers.                                                        */
+
+static uint32_t add_conv(xtm *t, arena *a, uint32_t op, uint32_t flags, uint32_t in, uint32_t k,
+                         uint32_t s, uint32_t p, uint32_t oc) {
+    const xtm_value v = t->values[in];
+    const size_t taps = (size_t)k * k;
+    uint32_t p0;
+    if (op == XE_OP_CONV2D) {
+        p0 = xtm_param(t, XTM_F32, rand_f32(a, oc * taps * v.c, rnd_w), oc * taps * v.c);
+        xtm_param(t, XTM_F32, rand_bias(a, oc), oc);
+        return xtm_node(t, op, flags, in, XTM_NONE, k, k, s, s, p, p, oc, p0, 2);
+    }
+    const size_t cw = (v.c + 31) / 32;
+    p0 = xtm_param(t, XTM_BITS, rand_bits(a, oc, taps, v.c), oc * taps * cw);
+    xtm_param(t, XTM_F32, rand_scale(a, oc), oc);
+    xtm_param(t, XTM_F32, rand_bias(a, oc), oc);
+    return xtm_node(t, op, flags, in, XTM_NONE, k, k, s, s, p, p, oc, p0, 3);
+}
+
+/* bits (h, w, C) -> float (h, w, C+1) exposing every bit; see the file comment. */
+static uint32_t add_decode(xtm *t, arena *a, uint32_t in) {
+    const uint32_t c = t->values[in].c, cw = (c + 31) / 32, oc = c + 1;
+    uint32_t *w = arena_alloc(a, (size_t)oc * cw * 4);
+    for (uint32_t j = 0; j < c; j++) w[(size_t)j * cw + j / 32] = 1u << (j % 32);
+    float *sc = arena_alloc(a, oc * 4), *b = arena_alloc(a, oc * 4);
+    for (uint32_t j = 0; j < oc; j++) sc[j] = 1.0f;
+    uint32_t p0 = xtm_param(t, XTM_BITS, w, (uint64_t)oc * cw);
+    xtm_param(t, XTM_F32, sc, oc);
+    xtm_param(t, XTM_F32, b, oc);
+    return xtm_node(t, XE_OP_BCONV2D, 0, in, XTM_NONE, 1, 1, 1, 1, 0, 0, oc, p0, 3);
+}
+
+/* ------------------------------------------------------------------ */
+/* The reference interpreter.                                            */
+
+typedef struct rv {
+    uint32_t h, w, c, dtype;
+    double *d; /* h*w*c; bits as +-1 */
+} rv;
+
+static double sgn(double x) { return x < 0 ? -1.0 : 1.0; }
+
+static int wbit(const uint32_t *w, size_t cw, size_t o, size_t taps, size_t t, size_t c) {
+    return (w[(o * taps + t) * cw + c / 32] >> (c % 32)) & 1u;
+}
+
+static void ref_eval(const xtm *t, const float *input, rv *vals) {
+    vals[0] = (rv){t->ih, t->iw, t->ic, XTM_F32, malloc(sizeof(double) * t->ih * t->iw * t->ic)};
+    for (size_t i = 0; i < (size_t)t->ih * t->iw * t->ic; i++) vals[0].d[i] = input[i];
+    for (uint32_t ni = 0; ni < t->nn; ni++) {
+        const xtm_node_rec *n = &t->nodes[ni];
+        const rv x = vals[n->in0];
+        const xtm_value ov = t->values[ni + 1];
+        rv y = {ov.h, ov.w, ov.c, ov.dtype, calloc((size_t)ov.h * ov.w * ov.c, sizeof(double))};
+        const void *P[3] = {NULL, NULL, NULL};
+        for (uint32_t k = 0; k < n->pcount; k++) P[k] = t->params[n->pfirst + k].data;
+        const int relu = (n->flags & XE_FLAG_RELU) != 0;
+        const size_t taps = (size_t)n->kh * n->kw, cw = (x.c + 31) / 32;
+        switch (n->op) {
+        case XE_OP_CONV2D:
+        case XE_OP_BWN_CONV2D:
+        case XE_OP_BCONV2D: {
+            const int pad_one = (n->flags & XE_FLAG_PAD_ONE) != 0, use_k = (n->flags & XE_FLAG_USE_K) != 0;
+            for (uint32_t oh = 0; oh < y.h; oh++)
+                for (uint32_t ow = 0; ow < y.w; ow++) {
+                    double kval = 1.0;
+                    if (use_k) {
+                        double s = 0;
+                        for (uint32_t a = 0; a < n->kh; a++)
+                            for (uint32_t b = 0; b < n->kw; b++) {
+                                long ih = (long)(oh * n->sh + a) - n->ph, iw = (long)(ow * n->sw + b) - n->pw;
+                                if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w) continue;
+                                double am = 0;
+                                for (uint32_t c = 0; c < x.c; c++) am += fabs(x.d[((size_t)ih * x.w + iw) * x.c + c]);
+                                s += am / x.c;
+                            }
+                        kval = s / (double)taps;
+                    }
+                    for (uint32_t o = 0; o < y.c; o++) {
+                        double acc = 0;
+                        for (uint32_t a = 0; a < n->kh; a++)
+                            for (uint32_t b = 0; b < n->kw; b++) {
+                                long ih = (long)(oh * n->sh + a) - n->ph, iw = (long)(ow * n->sw + b) - n->pw;
+                                const int oob = ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w;
+                                const size_t tap = (size_t)a * n->kw + b;
+                                for (uint32_t c = 0; c < x.c; c++) {
+                                    double xv, wv;
+                                    if (n->op == XE_OP_CONV2D) {
+                                        xv = oob ? 0.0 : x.d[((size_t)ih * x.w + iw) * x.c + c];
+                                        wv = ((const float *)P[0])[((size_t)o * taps + tap) * x.c + c];
+                                    } else {
+                                        wv = wbit(P[0], cw, o, taps, tap, c) ? -1.0 : 1.0;
+                                        if (n->op == XE_OP_BWN_CONV2D)
+                                            xv = oob ? 0.0 : x.d[((size_t)ih * x.w + iw) * x.c + c];
+                                        else
+                                            xv = oob ? (pad_one ? 1.0 : 0.0) : sgn(x.d[((size_t)ih * x.w + iw) * x.c + c]);
+                                    }
+                                    acc += xv * wv;
+                                }
+                            }
+                        double v;
+                        if (n->op == XE_OP_CONV2D)
+                            v = acc + ((const float *)P[1])[o];
+                        else
+                            v = acc * ((const float *)P[1])[o] * kval + ((const float *)P[2])[o];
+                        if (relu && v < 0) v = 0;
+                        if (y.dtype == XTM_BITS) v = v < 0 ? -1.0 : 1.0;
+                        y.d[((size_t)oh * y.w + ow) * y.c + o] = v;
+                    }
+                }
+            break;
+        }
+        case XE_OP_BATCHNORM:
+        case XE_OP_RELU:
+        case XE_OP_ADD:
+        case XE_OP_SIGN:
+            for (size_t i = 0; i < (size_t)x.h * x.w * x.c; i++) {
+                double v = x.d[i];
+                if (n->op == XE_OP_BATCHNORM)
+                    v = v * ((const float *)P[0])[i % x.c] + ((const float *)P[1])[i % x.c];
+                if (n->op == XE_OP_ADD) v += vals[n->in1].d[i];
+                if (n->op == XE_OP_RELU || relu) v = v < 0 ? 0 : v;
+                if (n->op == XE_OP_SIGN) v = sgn(v);
+                y.d[i] = v;
+            }
+            break;
+        case XE_OP_MAXPOOL:
+        case XE_OP_AVGPOOL:
+            for (uint32_t oh = 0; oh < y.h; oh++)
+                for (uint32_t ow = 0; ow < y.w; ow++)
+                    for (uint32_t c = 0; c < y.c; c++) {
+                        double m = -INFINITY, s = 0;
+                        for (uint32_t a = 0; a < n->kh; a++)
+                            for (uint32_t b = 0; b < n->kw; b++) {
+                                long ih = (long)(oh * n->sh + a) - n->ph, iw = (long)(ow * n->sw + b) - n->pw;
+                                if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w) continue;
+                                double v = x.d[((size_t)ih * x.w + iw) * x.c + c];
+                                m = v > m ? v : m;
+                                s += v;
+                            }
+                        y.d[((size_t)oh * y.w + ow) * y.c + c] = n->op == XE_OP_MAXPOOL ? m : s / (double)taps;
+                    }
+            break;
+        case XE_OP_GLOBAL_AVGPOOL:
+            for (uint32_t c = 0; c < x.c; c++) {
+                double s = 0;
+                for (size_t p = 0; p < (size_t)x.h * x.w; p++) s += x.d[p * x.c + c];
+                y.d[c] = s / ((double)x.h * x.w);
+            }
+            break;
+        case XE_OP_DENSE: {
+            const size_t in_n = (size_t)x.h * x.w * x.c;
+            for (uint32_t o = 0; o < y.c; o++) {
+                double s = ((const float *)P[1])[o];
+                for (size_t i = 0; i < in_n; i++) s += ((const float *)P[0])[o * in_n + i] * x.d[i];
+                y.d[o] = relu && s < 0 ? 0 : s;
+            }
+            break;
+        }
+        case XE_OP_SOFTMAX:
+            for (size_t p = 0; p < (size_t)x.h * x.w; p++) {
+                double m = -INFINITY, s = 0;
+                for (uint32_t c = 0; c < x.c; c++) m = x.d[p * x.c + c] > m ? x.d[p * x.c + c] : m;
+                for (uint32_t c = 0; c < x.c; c++) s += exp(x.d[p * x.c + c] - m);
+                for (uint32_t c = 0; c < x.c; c++) y.d[p * x.c + c] = exp(x.d[p * x.c + c] - m) / s;
+            }
+            break;
+        }
+        vals[ni + 1] = y;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Running a test model.                                                 */
+
+static const char *g_isas[8];
+static size_t g_nisas;
+
+/* Builds the file, loads it, runs it with every kernel set (and 1 and 3
+ * threads), checks sets agree bit for bit and match the reference. */
+static void check_model(const char *name, const xtm *t, int exact) {
+    size_t size;
+    uint8_t *file = xtm_write(t, &size);
+    char err[256];
+    xe_model *m = NULL;
+    xe_status st = xe_model_load_memory(file, size, 0, &m, err, sizeof err);
+    if (st != XE_OK) {
+        printf("FAIL %s: load: %s: %s\n", name, xe_status_string(st), err);
+        g_fail++;
+        free(file);
+        return;
+    }
+    const size_t in_n = (size_t)t->ih * t->iw * t->ic;
+    const xtm_value ov = t->values[t->nn];
+    const size_t out_n = (size_t)ov.h * ov.w * ov.c;
+    float *in = malloc(in_n * 4), *out = malloc(out_n * 4), *first = malloc(out_n * 4);
+    for (size_t i = 0; i < in_n; i++) in[i] = rnd_in();
+    rv *vals = calloc(t->nn + 1, sizeof *vals);
+    ref_eval(t, in, vals);
+    const double *ref = vals[t->nn].d;
+    for (size_t k = 0; k < g_nisas; k++) {
+        if (xe_set_kernel_isa(g_isas[k]) != XE_OK) {
+            printf("FAIL %s: cannot set kernels %s\n", name, g_isas[k]);
+            g_fail++;
+            continue;
+        }
+        for (uint32_t threads = 1; threads <= 3; threads += 2) {
+            xe_session_options o;
+            memset(&o, 0, sizeof o);
+            o.num_threads = threads;
+            xe_session *s = NULL;
+            st = xe_session_create(m, &o, &s);
+            if (st == XE_OK) st = xe_session_run(s, in, in_n, out, out_n);
+            xe_session_destroy(s);
+            if (st != XE_OK) {
+                printf("FAIL %s [%s]: run: %s\n", name, g_isas[k], xe_status_string(st));
+                g_fail++;
+                continue;
+            }
+            if (k == 0 && threads == 1) {
+                memcpy(first, out, out_n * 4);
+                size_t bad = 0;
+                for (size_t i = 0; i < out_n; i++) {
+                    const double d = fabs((double)out[i] - ref[i]);
+                    const double tol = exact ? 0.0 : 1e-5 * (1.0 + fabs(ref[i]));
+                    if (!(d <= tol)) {
+                        if (bad < 3)
+                            printf("FAIL %s [%s]: out[%zu] = %.9g, reference %.9g\n", name, g_isas[k], i,
+                                   (double)out[i], ref[i]);
+                        bad++;
+                    }
+                }
+                if (bad) g_fail++;
+            } else if (memcmp(first, out, out_n * 4) != 0) {
+                printf("FAIL %s: kernels %s with %u threads differ from %s with 1\n", name, g_isas[k],
+                       threads, g_isas[0]);
+                g_fail++;
+            }
+        }
+    }
+    xe_set_kernel_isa("auto");
+    for (uint32_t i = 0; i <= t->nn; i++) free(vals[i].d);
+    free(vals);
+    free(in);
+    free(out);
+    free(first);
+    xe_model_destroy(m);
+    free(file);
+}
+
+/* ------------------------------------------------------------------ */
+/* The battery.                                                          */
+
+static const uint32_t k_chan[] = {1, 3, 31, 32, 33, 63, 64, 65, 96, 130};
+static const uint32_t k_spatial[] = {1, 2, 3, 5, 7, 8, 9, 13, 17};
+static const uint32_t k_kern[] = {1, 3, 5, 7, 11};
+static const uint32_t k_stride[] = {1, 2, 4};
+static const uint32_t k_pad[] = {0, 1, 2};
+
+/* One conv-like case per (kernel, stride, pad), shapes drawn from the lists
+ * and kept to a bounded reference cost. */
+static void battery(uint32_t op, const uint32_t *flag_sets, size_t nflags, int bits_input) {
+    char name[160];
+    for (size_t ki = 0; ki < 5; ki++)
+        for (size_t si = 0; si < 3; si++)
+            for (size_t pi = 0; pi < 3; pi++) {
+                const uint32_t k = k_kern[ki], s = k_stride[si], p = k_pad[pi];
+                if (p >= k) continue;
+                uint32_t h, w, ic, oc;
+                for (int tries = 0;; tries++) {
+                    h = k_spatial[rnd() % 9];
+                    w = k_spatial[rnd() % 9];
+                    ic = k_chan[rnd() % 10];
+                    oc = k_chan[rnd() % 10];
+                    if (h + 2 * p < k || w + 2 * p < k) continue;
+                    const uint64_t oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1;
+                    if (oh * ow * oc * k * k * ic <= 400000 || tries > 200) break;
+                }
+                if (h + 2 * p < k || w + 2 * p < k) continue;
+                for (size_t fi = 0; fi < nflags; fi++) {
+                    const uint32_t fl = flag_sets[fi];
+                    if (bits_input && (fl & XE_FLAG_USE_K)) continue;
+                    xtm t;
+                    arena a = {{0}, 0};
+                    xtm_init(&t, h, w, ic);
+                    uint32_t v = 0;
+                    if (bits_input) v = xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    v = add_conv(&t, &a, op, fl, v, k, s, p, oc);
+                    if (fl & XE_FLAG_OUT_BITS) v = add_decode(&t, &a, v);
+                    snprintf(name, sizeof name, "%s%s flags=%u in=%ux%ux%u k=%u s=%u p=%u oc=%u",
+                             xe_op_name(op), bits_input ? "(bits in)" : "", fl, h, w, ic, k, s, p, oc);
+                    check_model(name, &t, !(fl & XE_FLAG_USE_K));
+                    xtm_free(&t);
+                    arena_free(&a);
+                }
+            }
+}
+
+static void test_pools(void) {
+    char name[128];
+    for (size_t ki = 0; ki < 3; ki++)
+        for (size_t si = 0; si < 2; si++)
+            for (uint32_t p = 0; p < 2; p++) {
+                const uint32_t k = k_kern[ki], s = k_stride[si];
+                if (p >= k) continue;
+                const uint32_t h = k_spatial[2 + rnd() % 7], w = k_spatial[2 + rnd() % 7], c = k_chan[rnd() % 10];
+                if (h + 2 * p < k || w + 2 * p < k) continue;
+                for (int kind = 0; kind < 3; kind++) {
+                    xtm t;
+                    arena a = {{0}, 0};
+                    xtm_init(&t, h, w, c);
+                    uint32_t v = 0;
+                    if (kind == 2) v = xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    v = xtm_node(&t, kind == 1 ? XE_OP_AVGPOOL : XE_OP_MAXPOOL, 0, v, XTM_NONE, k, k, s, s, p,
+                                 p, 0, 0, 0);
+                    if (kind == 2) v = add_decode(&t, &a, v);
+                    snprintf(name, sizeof name, "%s in=%ux%ux%u k=%u s=%u p=%u",
+                             kind == 0 ? "maxpool" : kind == 1 ? "avgpool" : "maxpool(bits)", h, w, c, k, s, p);
+                    check_model(name, &t, kind != 1);
+                    xtm_free(&t);
+                    arena_free(&a);
+                }
+            }
+}
+
+static void test_misc(void) {
+    for (int relu = 0; relu < 2; relu++) {
+        for (size_t ci = 0; ci < 10; ci += 3) {
+            const uint32_t c = k_chan[ci], h = 5, w = 3;
+            xtm t;
+            arena a = {{0}, 0};
+            xtm_init(&t, h, w, c);
+            /* batchnorm -> relu -> conv 3x3 -> add(residual with bn) -> gap -> dense -> softmax */
+            uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, c, rnd_w), c);
+            xtm_param(&t, XTM_F32, rand_f32(&a, c, rnd_w), c);
+            const uint32_t bn = xtm_node(&t, XE_OP_BATCHNORM, relu ? XE_FLAG_RELU : 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 2);
+            const uint32_t r = xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            const uint32_t cv = add_conv(&t, &a, XE_OP_CONV2D, relu ? XE_FLAG_RELU : 0, r, 3, 1, 1, c);
+            const uint32_t ad = xtm_node(&t, XE_OP_ADD, relu ? XE_FLAG_RELU : 0, cv, bn, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            char name[96];
+            /* Exact part first: dense over the (h, w, c) value. */
+            {
+                const uint32_t out = 10;
+                p0 = xtm_param(&t, XTM_F32, rand_f32(&a, out * h * w * c, rnd_w), (uint64_t)out * h * w * c);
+                xtm_param(&t, XTM_F32, rand_bias(&a, out), out);
+                xtm_node(&t, XE_OP_DENSE, relu ? XE_FLAG_RELU : 0, ad, XTM_NONE, 0, 0, 0, 0, 0, 0, out, p0, 2);
+                snprintf(name, sizeof name, "bn/relu/conv/add/dense c=%u relu=%d", c, relu);
+                check_model(name, &t, 1);
+                t.nn--;
+                t.np -= 2;
+            }
+            const uint32_t g = xtm_node(&t, XE_OP_GLOBAL_AVGPOOL, 0, ad, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 7 * c, rnd_w), 7ull * c);
+            xtm_param(&t, XTM_F32, rand_bias(&a, 7), 7);
+            const uint32_t d = xtm_node(&t, XE_OP_DENSE, 0, g, XTM_NONE, 0, 0, 0, 0, 0, 0, 7, p0, 2);
+            xtm_node(&t, XE_OP_SOFTMAX, 0, d, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            snprintf(name, sizeof name, "bn/relu/conv/add/gap/dense/softmax c=%u relu=%d", c, relu);
+            check_model(name, &t, 0);
+            xtm_free(&t);
+            arena_free(&a);
+        }
+    }
+    /* Softmax over channels at every position of a spatial value. */
+    {
+        xtm t;
+        xtm_init(&t, 4, 3, 9);
+        xtm_node(&t, XE_OP_SOFTMAX, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        check_model("softmax 4x3x9", &t, 0);
+        xtm_free(&t);
+    }
+    /* A small XNOR network: conv -> bn -> sign -> bconv(OUT_BITS) -> maxpool(bits)
+     * -> bconv(bits in, float out) -> binary FC as whole-window bconv -> dense. */
+    for (int pad_one = 0; pad_one < 2; pad_one++) {
+        xtm t;
+        arena a = {{0}, 0};
+        xtm_init(&t, 12, 12, 3);
+        uint32_t v = add_conv(&t, &a, XE_OP_CONV2D, 0, 0, 3, 1, 1, 40);
+        uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 40, rnd_w), 40);
+        xtm_param(&t, XTM_F32, rand_f32(&a, 40, rnd_w), 40);
+        v = xtm_node(&t, XE_OP_BATCHNORM, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 2);
+        v = xtm_node(&t, XE_OP_SIGN, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        v = add_conv(&t, &a, XE_OP_BCONV2D, XE_FLAG_OUT_BITS | (pad_one ? XE_FLAG_PAD_ONE : 0), v, 3, 1, 1, 70);
+        v = xtm_node(&t, XE_OP_MAXPOOL, 0, v, XTM_NONE, 2, 2, 2, 2, 0, 0, 0, 0, 0);
+        v = add_conv(&t, &a, XE_OP_BCONV2D, pad_one ? XE_FLAG_PAD_ONE : 0, v, 3, 2, 1, 33);
+        v = add_conv(&t, &a, XE_OP_BCONV2D, XE_FLAG_RELU, v, 3, 1, 0, 100);
+        add_conv(&t, &a, XE_OP_BWN_CONV2D, 0, v, 1, 1, 0, 10);
+        check_model(pad_one ? "xnor net (+1 padding)" : "xnor net (zero padding)", &t, 1);
+        xtm_free(&t);
+        arena_free(&a);
+    }
+}
+
+int main(void) {
+    g_nisas = xe_available_isas(g_isas, 8);
+    if (g_nisas > 8) g_nisas = 8;
+    printf("kernel sets:");
+    for (size_t i = 0; i < g_nisas; i++) printf(" %s", g_isas[i]);
+    printf("\n");
+
+    static const uint32_t bconv_flags[] = {
+        0,
+        XE_FLAG_RELU,
+        XE_FLAG_PAD_ONE,
+        XE_FLAG_USE_K,
+        XE_FLAG_USE_K | XE_FLAG_RELU | XE_FLAG_PAD_ONE,
+        XE_FLAG_OUT_BITS,
+        XE_FLAG_OUT_BITS | XE_FLAG_PAD_ONE,
+    };
+    static const uint32_t conv_flags[] = {0, XE_FLAG_RELU};
+    battery(XE_OP_BCONV2D, bconv_flags, 7, 0);
+    battery(XE_OP_BCONV2D, bconv_flags, 7, 1);
+    battery(XE_OP_CONV2D, conv_flags, 2, 0);
+    battery(XE_OP_BWN_CONV2D, conv_flags, 2, 0);
+    test_pools();
+    test_misc();
+    if (g_fail) {
+        printf("test_ops: %d failure(s)\n", g_fail);
+        return 1;
+    }
+    printf("test_ops: all passed\n");
+    return 0;
+}
