@@ -9,6 +9,15 @@
  *
  * Memory contract: kernels read and write only inside the ranges given by
  * their arguments (no over-read slack); pointers need only natural alignment.
+ * Row i of an operand spans [i*ld, i*ld + k) (bgemm a/b, sgemm a; sgemm b
+ * rows are [t*ldb, t*ldb + n)), so the last row may end exactly at the end
+ * of its buffer; c is written only at [i*ldc, i*ldc + n). Kernels allocate nothing on the heap and are reentrant
+ * (any number of threads may call them on disjoint outputs); the largest
+ * stack use is the AVX2 bgemm's B panel, 16 KiB. Tested in test_kernels.c
+ * (operands at the very end of their allocations, canaries around outputs).
+ *
+ * Overflow: bgemm sums fit int32 for k < 2^26 words; internal narrower
+ * accumulators (8-bit, 16-bit) are flushed before they can overflow.
  */
 #ifndef XE_KERNELS_H
 #define XE_KERNELS_H

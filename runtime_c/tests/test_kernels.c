@@ -1,0 +1,340 @@
+/*
+ * test_kernels.c - every kernel table this CPU can run against kernels__ref.c:
+ * exact integer equality for bgemm, bit equality for pack and sgemm, over one
+ * battery of shapes (below, at and above every tile size; k from every
+ * channel count 1..130 times every window 1x1..11x11; strided leading
+ * dimensions; ResNet-18 layer shapes). Inputs sit at the very end of their
+ * allocations and outputs are fenced with canaries, so any read past the
+ * arguments (under ASan) or write outside them is caught. Also checks the
+ * dispatch rules (XE_KERNELS, fallback, xe_available_isas).
+ * Prints a summary; exits non-zero on the first mismatch, naming the shape.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kernels.h"
+#include "xnor_edge.h"
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd32(void) {
+    /* xorshift64*: deterministic, so a failure reproduces. */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+static float rnd_float(void) { return ((float)(rnd32() >> 8) / 16777216.0f) * 2.0f - 1.0f; }
+
+static void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
+        exit(2);
+    }
+    return p;
+}
+
+/* A (rows x cols, leading dim ld) matrix placed so its last element is the last
+ * byte of the allocation: an over-read runs off the block. */
+typedef struct {
+    void *block;
+    void *data;
+} tight_buf;
+static tight_buf tight_alloc(size_t rows, size_t cols, size_t ld, size_t elem) {
+    tight_buf t;
+    size_t used = rows ? ((rows - 1) * ld + cols) : 0;
+    t.block = xmalloc(used * elem + 64);
+    t.data = (char *)t.block + 64;
+    return t;
+}
+
+static const int32_t CANARY_I = 0x5A5A5A5A;
+static long shapes_run;
+
+static int check_bgemm(const xe_kernels *kt, size_t m, size_t n, size_t k, size_t pad) {
+    size_t lda = k + (pad ? 1 + rnd32() % 5 : 0), ldb = k + (pad ? 1 + rnd32() % 3 : 0);
+    size_t ldc = n + (pad ? 1 + rnd32() % 4 : 0);
+    tight_buf ta = tight_alloc(m, k, lda, 4), tb = tight_alloc(n, k, ldb, 4);
+    uint32_t *a = ta.data, *b = tb.data;
+    size_t csz = m * ldc + 4;
+    int32_t *want = xmalloc(csz * 4), *got = xmalloc(csz * 4);
+    int ok = 1;
+    for (size_t i = 0; i < (m ? (m - 1) * lda + k : 0); i++) a[i] = rnd32();
+    for (size_t i = 0; i < (n ? (n - 1) * ldb + k : 0); i++) b[i] = rnd32();
+    if (rnd32() % 8 == 0) /* runs of all-ones words stress the byte/halfword accumulators */
+        for (size_t i = 0; i < (m ? (m - 1) * lda + k : 0); i++) a[i] = ~b[i % (k ? k : 1)];
+    for (size_t i = 0; i < csz; i++) want[i] = got[i] = CANARY_I;
+    xe_kernels_ref.bgemm(m, n, k, a, lda, b, ldb, want, ldc);
+    kt->bgemm(m, n, k, a, lda, b, ldb, got, ldc);
+    for (size_t i = 0; i < csz && ok; i++) {
+        if (want[i] != got[i]) {
+            fprintf(stderr, "FAIL %s bgemm m=%zu n=%zu k=%zu lda=%zu ldb=%zu ldc=%zu: c[%zu] = %d, ref %d\n",
+                    kt->name, m, n, k, lda, ldb, ldc, i, got[i], want[i]);
+            ok = 0;
+        }
+    }
+    free(ta.block);
+    free(tb.block);
+    free(want);
+    free(got);
+    shapes_run++;
+    return ok;
+}
+
+/* Every bit differs: the largest possible counts, 32*k, for accumulator overflow. */
+static int check_bgemm_worst(const xe_kernels *kt, size_t m, size_t n, size_t k) {
+    uint32_t *a = xmalloc(m * k * 4), *b = xmalloc(n * k * 4);
+    int32_t *c = xmalloc(m * n * 4);
+    int ok = 1;
+    for (size_t i = 0; i < m * k; i++) a[i] = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n * k; i++) b[i] = 0;
+    kt->bgemm(m, n, k, a, k, b, k, c, n);
+    for (size_t i = 0; i < m * n && ok; i++) {
+        if (c[i] != (int32_t)(32 * k)) {
+            fprintf(stderr, "FAIL %s bgemm all-ones m=%zu n=%zu k=%zu: c[%zu] = %d, want %d\n", kt->name, m, n, k, i,
+                    c[i], (int)(32 * k));
+            ok = 0;
+        }
+    }
+    free(a);
+    free(b);
+    free(c);
+    shapes_run++;
+    return ok;
+}
+
+static int check_sgemm(const xe_kernels *kt, size_t m, size_t n, size_t k, size_t pad) {
+    size_t lda = k + (pad ? 1 + rnd32() % 3 : 0), ldb = n + (pad ? 1 + rnd32() % 5 : 0);
+    size_t ldc = n + (pad ? 1 + rnd32() % 4 : 0);
+    tight_buf ta = tight_alloc(m, k, lda, 4), tb = tight_alloc(k, n, ldb, 4);
+    float *a = ta.data, *b = tb.data;
+    size_t csz = m * ldc + 4;
+    float *want = xmalloc(csz * 4), *got = xmalloc(csz * 4);
+    int ok = 1;
+    for (size_t i = 0; i < (m ? (m - 1) * lda + k : 0); i++) a[i] = rnd_float();
+    for (size_t i = 0; i < (k ? (k - 1) * ldb + n : 0); i++) b[i] = rnd_float() * 3.0f;
+    for (size_t i = 0; i < csz; i++) want[i] = got[i] = -12345.5f;
+    xe_kernels_ref.sgemm(m, n, k, a, lda, b, ldb, want, ldc);
+    kt->sgemm(m, n, k, a, lda, b, ldb, got, ldc);
+    if (memcmp(want, got, csz * 4) != 0) {
+        for (size_t i = 0; i < csz; i++) {
+            if (memcmp(&want[i], &got[i], 4) != 0) {
+                fprintf(stderr,
+                        "FAIL %s sgemm m=%zu n=%zu k=%zu lda=%zu ldb=%zu ldc=%zu: c[%zu] = %.9g, ref %.9g\n",
+                        kt->name, m, n, k, lda, ldb, ldc, i, got[i], want[i]);
+                break;
+            }
+        }
+        ok = 0;
+    }
+    free(ta.block);
+    free(tb.block);
+    free(want);
+    free(got);
+    shapes_run++;
+    return ok;
+}
+
+static int check_pack(const xe_kernels *kt, size_t rows, size_t channels, size_t pad) {
+    size_t words = (channels + 31) / 32;
+    size_t ldx = channels + (pad ? 1 + rnd32() % 7 : 0), ldo = words + (pad ? 1 + rnd32() % 3 : 0);
+    tight_buf tx = tight_alloc(rows, channels, ldx, 4);
+    float *x = tx.data;
+    size_t osz = rows * ldo + 2;
+    uint32_t *want = xmalloc(osz * 4), *got = xmalloc(osz * 4);
+    int ok = 1;
+    for (size_t i = 0; i < (rows ? (rows - 1) * ldx + channels : 0); i++) {
+        uint32_t r = rnd32() % 16;
+        x[i] = r == 0 ? 0.0f : r == 1 ? -0.0f : r == 2 ? NAN : r == 3 ? -NAN : rnd_float();
+    }
+    for (size_t i = 0; i < osz; i++) want[i] = got[i] = 0xA5A5A5A5u;
+    xe_kernels_ref.pack(rows, channels, x, ldx, want, ldo);
+    kt->pack(rows, channels, x, ldx, got, ldo);
+    for (size_t i = 0; i < osz && ok; i++) {
+        if (want[i] != got[i]) {
+            fprintf(stderr, "FAIL %s pack rows=%zu channels=%zu ldx=%zu ldo=%zu: word %zu = %08x, ref %08x\n",
+                    kt->name, rows, channels, ldx, ldo, i, got[i], want[i]);
+            ok = 0;
+        }
+    }
+    free(tx.block);
+    free(want);
+    free(got);
+    shapes_run++;
+    return ok;
+}
+
+/* Sizes below, at and above the tiles of every table (2, 4, 6, 8, 16, 32). */
+static const size_t edge_sizes[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 40};
+#define N_EDGE (sizeof edge_sizes / sizeof edge_sizes[0])
+
+static int battery(const xe_kernels *kt) {
+    int ok = 1;
+    /* Every k = 1..80 words against rotating (m, n) pairs from the edge sizes. */
+    for (size_t k = 1; k <= 80 && ok; k++)
+        for (size_t p = 0; p < 6 && ok; p++)
+            ok = check_bgemm(kt, edge_sizes[(k * 7 + p * 5) % N_EDGE], edge_sizes[(k * 3 + p * 11) % N_EDGE], k,
+                             p & 1);
+    /* Every (m, n) edge pair at a few k, and every channel count x window:
+     * k = ceil(C/32) * taps for C in 1..130 and windows 1x1, 3x3, 5x5, 7x7, 11x11. */
+    {
+        static const size_t ks[] = {1, 7, 8, 9, 31, 72};
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0] && ok; ki++)
+            for (size_t x = 0; x < N_EDGE && ok; x++)
+                for (size_t y = 0; y < N_EDGE && ok; y++)
+                    ok = check_bgemm(kt, edge_sizes[x], edge_sizes[y], ks[ki], (x + y) & 1);
+        static const size_t taps[] = {1, 9, 25, 49, 121};
+        for (size_t cw = 1; cw <= 5 && ok; cw++)
+            for (size_t ti = 0; ti < 5 && ok; ti++)
+                ok = check_bgemm(kt, 1 + rnd32() % 13, 1 + rnd32() % 11, cw * taps[ti], 1);
+    }
+    /* ResNet-18 binary layers (3x3, pad 1) and the 1x1 stride-2 shortcuts:
+     * M = output pixels, N = output channels, K = 9*CW or CW. */
+    if (ok) ok = check_bgemm(kt, 3136, 64, 18, 0);
+    if (ok) ok = check_bgemm(kt, 784, 128, 36, 0);
+    if (ok) ok = check_bgemm(kt, 196, 256, 72, 0);
+    if (ok) ok = check_bgemm(kt, 49, 512, 144, 0);
+    if (ok) ok = check_bgemm(kt, 784, 128, 2, 1);
+    if (ok) ok = check_bgemm(kt, 49, 512, 8, 1);
+    /* Long rows overflow 8-bit accumulators many times over (4095 is the NEON 16-bit limit). */
+    if (ok) ok = check_bgemm(kt, 5, 6, 4100, 1);
+    /* 4094 16-byte steps (+ tail) per 16-bit NEON block; 31 words per AVX2 byte block. */
+    if (ok) ok = check_bgemm_worst(kt, 5, 17, 4 * 4094 * 2 + 3) && check_bgemm_worst(kt, 4, 16, 4 * 4094 + 3);
+    if (ok)
+        ok = check_bgemm_worst(kt, 3, 9, 248) && check_bgemm_worst(kt, 3, 9, 249) &&
+             check_bgemm_worst(kt, 1, 1, 31);
+    /* 30 16-byte steps (+ tail) per ARMv7 byte block: exactly full, and one step more. */
+    if (ok) ok = check_bgemm_worst(kt, 2, 5, 4 * 30 + 3) && check_bgemm_worst(kt, 2, 5, 4 * 31 + 3);
+    for (size_t m = 0; m <= 1 && ok; m++) /* empty shapes must not write */
+        ok = check_bgemm(kt, m, 1 - m, 5, 1) && check_bgemm(kt, 3, 4, 0, 1);
+
+    for (size_t k = 1; k <= 80 && ok; k++)
+        for (size_t p = 0; p < 3 && ok; p++)
+            ok = check_sgemm(kt, edge_sizes[(k * 5 + p * 7) % N_EDGE], edge_sizes[(k * 11 + p * 3) % N_EDGE], k,
+                             p & 1);
+    for (size_t x = 0; x < N_EDGE && ok; x++)
+        for (size_t y = 0; y < N_EDGE && ok; y++) ok = check_sgemm(kt, edge_sizes[x], edge_sizes[y], 5, (x ^ y) & 1);
+    if (ok) ok = check_sgemm(kt, 1024, 64, 27, 0);  /* first conv: 3x3x3 im2col, 64 filters */
+    if (ok) ok = check_sgemm(kt, 1, 1000, 512, 1);  /* dense head */
+    if (ok) ok = check_sgemm(kt, 3, 10, 4096, 1);   /* long sums */
+
+    for (size_t ch = 1; ch <= 130 && ok; ch++) ok = check_pack(kt, 1 + ch % 7, ch, ch & 1);
+    if (ok) ok = check_pack(kt, 3136, 64, 0);
+    if (ok) ok = check_pack(kt, 0, 17, 1);
+    return ok;
+}
+
+static int check_dispatch(void) {
+    const char *names[8];
+    size_t count = xe_available_isas(names, 8), have_ref = 0;
+    int ok = 1;
+    const char *saved = getenv("XE_KERNELS");
+    for (size_t i = 0; i < count && i < 8; i++) have_ref |= strcmp(names[i], "ref") == 0;
+    if (!have_ref) {
+        fprintf(stderr, "FAIL dispatch: xe_available_isas does not list \"ref\"\n");
+        ok = 0;
+    }
+    if (xe_available_isas(NULL, 0) != count) {
+        fprintf(stderr, "FAIL dispatch: xe_available_isas(NULL, 0) disagrees with the count\n");
+        ok = 0;
+    }
+    /* The table chosen at first use follows XE_KERNELS (ctest runs with it unset,
+     * so the best table is active) ... */
+    if (saved == NULL && strcmp(xe_kernel_isa(), names[count - 1]) != 0) {
+        fprintf(stderr, "FAIL dispatch: active %s, best available %s\n", xe_kernel_isa(), names[count - 1]);
+        ok = 0;
+    }
+    /* ... and the explicit switch, which uses the same lookup. */
+    if (xe_set_kernel_isa("ref") != XE_OK || strcmp(xe_kernel_isa(), "ref") != 0 ||
+        xe_kernels_active() != &xe_kernels_ref) {
+        fprintf(stderr, "FAIL dispatch: forcing ref did not select ref\n");
+        ok = 0;
+    }
+    if (xe_set_kernel_isa("no-such-isa") != XE_ERR_INVALID_ARGUMENT ||
+        xe_set_kernel_isa(NULL) != XE_ERR_INVALID_ARGUMENT) {
+        fprintf(stderr, "FAIL dispatch: unknown name not rejected with XE_ERR_INVALID_ARGUMENT\n");
+        ok = 0;
+    }
+    if (strcmp(xe_kernel_isa(), "ref") != 0) {
+        fprintf(stderr, "FAIL dispatch: a rejected name changed the active table\n");
+        ok = 0;
+    }
+#if defined(__x86_64__)
+    if (xe_set_kernel_isa("neon-a64") != XE_ERR_UNSUPPORTED) {
+        fprintf(stderr, "FAIL dispatch: neon-a64 on x86 should be XE_ERR_UNSUPPORTED\n");
+        ok = 0;
+    }
+#endif
+    if (xe_set_kernel_isa("auto") != XE_OK || strcmp(xe_kernel_isa(), names[count - 1]) != 0) {
+        fprintf(stderr, "FAIL dispatch: auto did not restore the best table\n");
+        ok = 0;
+    }
+    if (xe_kernels_find("bogus") != NULL || xe_kernels_find("ref") != &xe_kernels_ref) {
+        fprintf(stderr, "FAIL dispatch: xe_kernels_find\n");
+        ok = 0;
+    }
+    printf("dispatch: active=%s available=", xe_kernel_isa());
+    for (size_t i = 0; i < count && i < 8; i++) printf("%s%s", i ? "," : "", names[i]);
+    printf(" XE_KERNELS=%s -> %s\n", saved ? saved : "(unset)", ok ? "ok" : "FAILED");
+    return ok;
+}
+
+/* XE_KERNELS is read once per process, so each value is tried in a fresh child
+ * forked before this process makes its own first dispatch call. want NULL means
+ * "the best available table" (fallback). */
+static int check_env(const char *value, const char *want) {
+    pid_t pid = fork();
+    int status = 0;
+    if (pid < 0) {
+        perror("fork");
+        return 0;
+    }
+    if (pid == 0) {
+        const char *names[8];
+        size_t count;
+        setenv("XE_KERNELS", value, 1);
+        count = xe_available_isas(names, 8);
+        if (want == NULL) want = names[count - 1];
+        printf("env: XE_KERNELS=%s -> %s (want %s)\n", value, xe_kernel_isa(), want);
+        fflush(stdout);
+        _exit(strcmp(xe_kernel_isa(), want) == 0 ? 0 : 1);
+    }
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "FAIL dispatch: XE_KERNELS=%s did not select %s\n", value, want ? want : "the best table");
+        return 0;
+    }
+    return 1;
+}
+
+int main(void) {
+    static const char *const all[] = {"ref", "popcnt", "avx2", "neon-a64", "neon-a32"};
+    int ok = 1, tested = 0;
+    fflush(stdout);
+    ok &= check_env("ref", "ref");
+    ok &= check_env("auto", NULL);
+    ok &= check_env("no-such-isa", NULL);
+    ok &= check_env("", NULL);
+#if defined(__x86_64__)
+    ok &= check_env("neon-a32", NULL); /* a real name this CPU cannot run also falls back */
+#else
+    ok &= check_env("avx2", NULL);
+#endif
+    ok &= check_dispatch();
+    for (size_t i = 0; i < sizeof all / sizeof all[0] && ok; i++) {
+        const xe_kernels *kt = xe_kernels_find(all[i]);
+        long before = shapes_run;
+        if (kt == NULL) {
+            printf("%-9s skipped (not built for or not supported by this CPU)\n", all[i]);
+            continue;
+        }
+        ok = battery(kt);
+        tested++;
+        printf("%-9s %s (%ld shapes: bgemm, sgemm, pack)\n", all[i], ok ? "ok" : "FAILED", shapes_run - before);
+    }
+    printf("test_kernels: %d tables tested, %s\n", tested, ok ? "all equal to ref" : "MISMATCH");
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,60 @@
+#!/bin/sh
+# Instructions per binary MAC of the ARM kernel tables, counted under qemu-user
+# with /work/shared/tools/qemu-icount.c (timings under emulation mean nothing;
+# instruction counts repeat exactly).
+#
+# For each target (a64: neon-a64, a32: neon-a32) and each ResNet-18 layer of
+# bench_layers, runs the bench with N and 2N repetitions and divides the
+# difference by N * MACs, so start-up and data set-up cancel out. Reports the
+# whole layer pipeline and bgemm alone.
+#
+# usage: tools/qemu_icount.sh [a64|a32|both] [N]
+# Builds (if needed) build-k-a64 / build-k-a32 and the plugin in build-k-icount.
+set -eu
+cd "$(dirname "$0")/.."
+which_targets=${1:-both}
+N=${2:-2}
+PLUGIN_SRC=${XE_ICOUNT_PLUGIN_SRC:-/work/shared/tools/qemu-icount.c}
+mkdir -p build-k-icount
+if [ ! -f build-k-icount/libicount.so ] || [ "$PLUGIN_SRC" -nt build-k-icount/libicount.so ]; then
+    gcc -O2 -shared -fPIC -o build-k-icount/libicount.so "$PLUGIN_SRC"
+fi
+PLUGIN=$(pwd)/build-k-icount/libicount.so
+
+count() { # qemu sysroot isa layer reps extra...
+    q=$1; root=$2; bin=$3; isa=$4; layer=$5; reps=$6; shift 6
+    "$q" -L "$root" -plugin "$PLUGIN" -d plugin "$bin" --isa "$isa" --layer "$layer" --reps "$reps" "$@" 2>&1 \
+        | sed -n 's/^insns: //p'
+}
+
+run_target() { # name toolchain qemu sysroot isa
+    name=$1; tc=$2; q=$3; root=$4; isa=$5
+    dir=build-k-$name
+    if [ ! -f "$dir/CMakeCache.txt" ]; then
+        cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE="cmake/toolchains/$tc.cmake" >"$dir.log" 2>&1 \
+            || { cat "$dir.log"; exit 1; }
+    fi
+    cmake --build "$dir" --target bench_layers -j2 >"$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
+    rm -f "$dir.log"
+    bin=$dir/runtime_c/bench/bench_layers
+    for part in layer bgemm; do
+        extra=""
+        [ "$part" = bgemm ] && extra="--bgemm-only"
+        for layer in 0 1 2 3; do
+            shape=$("$q" -L "$root" "$bin" --isa "$isa" --layer "$layer" --reps 1 $extra \
+                | sed -n 's/.* layer=\([^ ]*\) .* macs=\([0-9]*\) .*/\1 \2/p')
+            set -- $shape
+            i1=$(count "$q" "$root" "$bin" "$isa" "$layer" "$N" $extra)
+            i2=$(count "$q" "$root" "$bin" "$isa" "$layer" $((2 * N)) $extra)
+            awk -v isa="$isa" -v part="$part" -v shape="$1" -v macs="$2" -v n="$N" -v i1="$i1" -v i2="$i2" \
+                'BEGIN { d = (i2 - i1) / n; printf "%-9s %-5s %-16s insns/rep=%12.0f  insns/binary-MAC=%.5f  binary-MACs/insn=%.1f\n", isa, part, shape, d, d / macs, macs / d }'
+        done
+    done
+}
+
+case $which_targets in
+a64 | both) run_target a64 aarch64-linux-gnu qemu-aarch64 /usr/aarch64-linux-gnu neon-a64 ;;
+esac
+case $which_targets in
+a32 | both) run_target a32 armv7-linux-gnueabihf qemu-arm /usr/arm-linux-gnueabihf neon-a32 ;;
+esac
