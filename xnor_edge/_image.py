@@ -55,12 +55,12 @@ def to_rgb(frame: Any, color_order: str = "BGR") -> np.ndarray:
 
 
 def _resize(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    import cv2
-
     h, w = size_hw
     if img.shape[:2] == (h, w):
         return img
     shrink = h < img.shape[0] or w < img.shape[1]
+    import cv2  # only when a resize is needed: frames of the right size need no OpenCV
+
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 

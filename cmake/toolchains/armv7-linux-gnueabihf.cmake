@@ -10,11 +10,12 @@ set(XE_CROSS_SYSROOT /usr/${XE_CROSS_PREFIX} CACHE PATH "Target libraries (qemu 
 set(CMAKE_C_COMPILER ${XE_CROSS_PREFIX}-gcc)
 set(CMAKE_CXX_COMPILER ${XE_CROSS_PREFIX}-g++)
 
-# Baseline: ARMv7-A with NEON and VFPv4 (fused multiply-add), hard-float ABI:
-# every Raspberry Pi from the Pi 2 on. runtime_c/CMakeLists.txt adds
-# -mfpu=neon-vfpv4 to the NEON kernel file only; the CPU is checked at run time.
-set(CMAKE_C_FLAGS_INIT "-march=armv7-a -mfpu=neon-vfpv4 -mfloat-abi=hard")
-set(CMAKE_CXX_FLAGS_INIT "-march=armv7-a -mfpu=neon-vfpv4 -mfloat-abi=hard")
+# Baseline: Debian armhf's ARMv7-A + VFPv3-D16, hard-float ABI, so the
+# reference kernels run on any ARMv7 board. runtime_c/CMakeLists.txt adds
+# -mfpu=neon-vfpv4 to the NEON kernel file only, and the dispatcher selects it
+# when the CPU reports NEON and VFPv4 (every Raspberry Pi from the Pi 2 on).
+set(CMAKE_C_FLAGS_INIT "-march=armv7-a -mfpu=vfpv3-d16 -mfloat-abi=hard")
+set(CMAKE_CXX_FLAGS_INIT "-march=armv7-a -mfpu=vfpv3-d16 -mfloat-abi=hard")
 
 set(CMAKE_CROSSCOMPILING_EMULATOR "qemu-arm;-L;${XE_CROSS_SYSROOT}")
 
