@@ -193,3 +193,12 @@ def test_softmax_model_is_not_softmaxed_twice(rng):
 def test_set_kernel_isa_rejects_unknown():
     with pytest.raises(ValueError, match="kernel set 'sse9'"):
         xnor_edge.set_kernel_isa("sse9")
+
+
+def test_versions_agree_across_pyproject_package_and_library():
+    import re
+    from pathlib import Path
+
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    (declared,) = re.findall(r'^version = "([^"]+)"', pyproject, flags=re.M)
+    assert declared == xnor_edge.__version__ == xnor_edge.library_version()

@@ -18,7 +18,7 @@ from .builder import GraphBuilder
 from .errors import CameraError, ClosedError, ModelError, RuntimeFailure
 from .resources import default_model_path, sample_path
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _NATIVE = {
     "load",

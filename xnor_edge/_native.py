@@ -22,10 +22,12 @@ from typing import Any
 
 import cffi
 
+from ._version import __version__
 from .resources import package_dirs
 
 # What this package was written against; checked against the loaded library.
-EXPECTED_VERSION_MAJOR = 0
+# The library's major.minor must equal the package's (0.x minors may break the API).
+PACKAGE_VERSION = __version__
 EXPECTED_FORMAT_VERSION = 1
 EXPECTED_PACKING_VERSION = 1
 
@@ -90,8 +92,12 @@ def _load() -> tuple[Any, Any, str]:
     except AttributeError as e:
         raise ImportError(f"xnor_edge: the C library {path} lacks a required symbol: {e}") from None
     problems = []
-    if version // 10000 != EXPECTED_VERSION_MAJOR:
-        problems.append(f"library version {version} has major != {EXPECTED_VERSION_MAJOR}")
+    want_major, want_minor = (int(v) for v in PACKAGE_VERSION.split(".")[:2])
+    if (version // 10000, version // 100 % 100) != (want_major, want_minor):
+        problems.append(
+            f"library version {version // 10000}.{version // 100 % 100}.{version % 100}, "
+            f"package {PACKAGE_VERSION}"
+        )
     if fmt != EXPECTED_FORMAT_VERSION or fmt != lib.XE_FORMAT_VERSION:
         problems.append(f"format version {fmt}, expected {EXPECTED_FORMAT_VERSION}")
     if packing != EXPECTED_PACKING_VERSION or packing != lib.XE_PACKING_VERSION:
