@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._version import __version__
 from .builder import GraphBuilder
 from .errors import CameraError, ClosedError, ModelError, RuntimeFailure
 from .resources import default_model_path, sample_path
-
-from ._version import __version__
 
 _NATIVE = {
     "load",
