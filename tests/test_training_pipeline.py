@@ -1,0 +1,133 @@
+"""The training pipeline end to end on tiny synthetic data: IDX and image-folder loaders,
+train -> checkpoint -> resume -> export -> evaluate, and clear errors for bad input."""
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT))
+
+from xnor_train import data as xdata  # noqa: E402
+from xnor_train import evaluate, export, train  # noqa: E402
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 8, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def _fake_mnist(root: Path, n_train: int = 256, n_test: int = 64) -> None:
+    """Ten classes, each a bright bar at a class-specific row: learnable in one epoch."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 40, (n, 28, 28))
+        for i, c in enumerate(y):
+            x[i, 2 + 2 * c:4 + 2 * c, 4:24] = 255
+        _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", x)
+        _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", y)
+
+
+def test_idx_reader_and_errors(tmp_path):
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(tmp_path / "a.gz", arr)
+    np.testing.assert_array_equal(xdata.read_idx(tmp_path / "a.gz"), arr)
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x0d\x01" + b"\x00" * 8)
+    with pytest.raises(xdata.DataError, match="unsigned-byte"):
+        xdata.read_idx(tmp_path / "bad")
+    with pytest.raises(xdata.DataError, match="not found"):
+        xdata.read_idx(tmp_path / "missing.gz")
+    with pytest.raises(xdata.DataError, match="data directory not found"):
+        xdata.load_dataset("mnist", str(tmp_path / "nowhere"))
+
+
+def test_image_folder_decode_and_augment(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("XNOR_EDGE_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 3), ("test", 2)):
+        for cls in ("b_cls", "a_cls"):
+            d = tmp_path / "set" / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    x, y, classes = xdata.load_image_folder_split(tmp_path / "set", "train", None)
+    assert x.shape == (6, 32, 32, 3) and x.dtype == np.uint8
+    assert classes == ["a_cls", "b_cls"] and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1]
+    x2, _, _ = xdata.load_image_folder_split(tmp_path / "set", "train", None)  # from the cache
+    np.testing.assert_array_equal(x, x2)
+    ds = xdata.Dataset("t", x, y, x, y, classes, [0.5] * 3, [0.25] * 3, "RGB", (32, 32), "crop_flip", 4)
+    out = xdata.augment_batch(torch.from_numpy(x), ds, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    with pytest.raises(xdata.DataError, match="not found"):
+        xdata.load_image_folder_split(tmp_path / "absent.tar.gz", "train", None)
+
+
+def test_train_resume_export_evaluate(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    _fake_mnist(data)
+    run = tmp_path / "run"
+    common = ["--data", "mnist", "--data-path", str(data), "--arch", "digits", "--variant", "xnor",
+              "--width", "16", "--batch-size", "32", "--lr", "3e-3", "--threads", "1",
+              "--device", "cpu", "--out", str(run)]
+    assert train.main(common + ["--epochs", "2"]) == 0
+    assert (run / "last.pt").exists() and (run / "best.pt").exists() and (run / "train.log").exists()
+    assert train.main(common + ["--epochs", "3", "--resume"]) == 0
+    hist = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert hist[-1]["test_acc"] > 0.5, "the synthetic task is easy; training must learn it"
+
+    out = tmp_path / "m.xnor"
+    assert export.main([str(run / "last.pt"), str(out)]) == 0
+    capsys.readouterr()
+    assert evaluate.main([str(out), "--data", "mnist", "--data-path", str(data),
+                          "--backend", "reference", "--limit", "32"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    ck = torch.load(run / "last.pt", weights_only=False)
+    assert res["n"] == 32
+    meta = evaluate.read_metadata(out)
+    assert meta["labels"] == [str(i) for i in range(10)] and meta["variant"] == "xnor"
+    assert meta["mean"] == [0.1307] and meta["training"]["epochs"] == 3
+    assert ck["config"]["width"] == 16
+    assert len(ck["commands"]) == 2 and "--resume" in ck["commands"][1]
+
+
+def test_train_reports_missing_data(tmp_path, capsys):
+    rc = train.main(["--data", "mnist", "--data-path", str(tmp_path / "none"), "--epochs", "1",
+                     "--out", str(tmp_path / "run")])
+    assert rc == 2
+    assert "data directory not found" in capsys.readouterr().out
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 64, 16)
+    rc = train.main(["--data", "mnist", "--data-path", str(data), "--epochs", "1", "--resume",
+                     "--out", str(tmp_path / "run")])
+    assert rc == 2 and "does not exist" in capsys.readouterr().out
+
+
+def test_onnx_export_of_float_counterpart(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 64, 16)
+    run = tmp_path / "run"
+    assert train.main(["--data", "mnist", "--data-path", str(data), "--width", "8", "--epochs", "1",
+                       "--threads", "1", "--out", str(run)]) == 0
+    out = tmp_path / "m.onnx"
+    assert export.main([str(run / "last.pt"), str(out), "--onnx"]) == 0
+    m = onnx.load(str(out))
+    assert m.graph.input[0].name == "input" and not any(n.op_type == "Sign" for n in m.graph.node)

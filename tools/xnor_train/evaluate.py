@@ -1,0 +1,105 @@
+"""Top-1 of an exported model file on a test set, run by the xnor-edge C runtime.
+
+    PYTHONPATH=tools:. python -m xnor_train.evaluate models/mnist-xnor.xnor --data mnist
+
+--backend c (default: ``xnor_edge.load(path).run``) or reference (the NumPy float64
+interpreter ``xnor_edge.reference``, slow).  Preprocessing comes from the model's own
+metadata (mean/std, input size, colour order), so this also checks the metadata.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from .data import DataError, centre_crop, load_dataset, preprocess_numpy, subset_indices  # noqa: E402
+
+
+def read_metadata(path: str | Path) -> dict:
+    from xnor_edge.reference import ReferenceModel
+
+    return ReferenceModel.from_file(path).metadata
+
+
+class Runner:
+    """Runs a model file on NHWC float32 batches with the chosen backend."""
+
+    def __init__(self, path: str | Path, backend: str = "c", threads: int | None = None):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"model file not found: {self.path}")
+        self.backend = backend
+        if backend == "c":
+            import xnor_edge
+
+            self.model = xnor_edge.load(str(self.path), num_threads=threads or 1)
+        elif backend == "reference":
+            from xnor_edge.reference import ReferenceModel
+
+            self.model = ReferenceModel.from_file(self.path)
+        else:
+            raise ValueError(f"unknown backend {backend!r}; choose c or reference")
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, H, W, C) float32 -> (N, classes) float32 logits."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        # One image per call: per-image latency is what the product cares about.
+        y = np.stack([np.asarray(self.model.run(xi)) for xi in x])
+        return y.reshape(len(x), -1).astype(np.float32)
+
+
+def model_inputs(meta: dict, ds) -> np.ndarray:
+    """The test set preprocessed as the model's metadata says (float32 NHWC)."""
+    size = tuple(meta.get("input_size", ds.input_size))
+    x = centre_crop(ds.x_test, size)
+    if x.shape[1:3] != size:
+        raise ValueError(f"test images {x.shape[1:3]} do not match the model input size {size}")
+    return preprocess_numpy(x, meta.get("mean", [0.0]), meta.get("std", [1.0]))
+
+
+def run_all(runner: Runner, x: np.ndarray, batch: int = 256) -> tuple[np.ndarray, float]:
+    outs, t0 = [], time.perf_counter()
+    for i in range(0, len(x), batch):
+        outs.append(runner.run(x[i:i + batch]))
+    return np.concatenate(outs), time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m xnor_train.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("model", help="model file (.xnor)")
+    p.add_argument("--data", required=True, choices=("mnist", "fashion-mnist", "cifar10", "imagenette"))
+    p.add_argument("--data-path", default=None)
+    p.add_argument("--backend", choices=("c", "reference"), default="c")
+    p.add_argument("--limit", type=int, default=None, help="a seeded random subset of N test images")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    try:
+        meta = read_metadata(args.model)
+        ds = load_dataset(args.data, args.data_path, (meta.get("input_size") or [None])[0])
+        runner = Runner(args.model, args.backend, args.threads)
+    except (DataError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    x = model_inputs(meta, ds)
+    y = ds.y_test
+    if args.limit:
+        idx = subset_indices(len(y), args.limit)
+        x, y = x[idx], y[idx]
+    logits, secs = run_all(runner, x)
+    acc = float((logits.argmax(1) == y).mean())
+    print(json.dumps({"model": args.model, "data": ds.name, "n": int(len(y)), "backend": args.backend,
+                      "top1": round(acc, 4), "seconds": round(secs, 2),
+                      "ms_per_image": round(1000 * secs / len(y), 3)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Train a binary network (paper Algorithm 1: real weights kept, binarised forward).
+
+    PYTHONPATH=tools python -m xnor_train.train --data mnist --arch digits --variant xnor \
+        --epochs 10 --optimizer adam --lr 1e-3 --out ~/.cache/xnor-edge/runs/mnist-xnor
+
+Writes into --out: train.log, metrics.jsonl, last.pt (every epoch, for --resume)
+and best.pt (best test top-1).  Runs on CPU or CUDA (--device).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .data import DataError, Dataset, augment_batch, load_dataset, normalise, subset_indices
+from .models import ARCHS, VARIANTS, build_model
+
+DEFAULT_ARCH = {"mnist": "digits", "fashion-mnist": "digits", "cifar10": "vgg-small",
+                "imagenette": "resnet18"}
+
+
+class Logger:
+    def __init__(self, path: Path):
+        self.f = open(path, "a", encoding="utf-8")
+
+    def __call__(self, msg: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+        print(line, flush=True)
+        self.f.write(line + "\n")
+        self.f.flush()
+
+
+def _progress(total: int, desc: str):
+    """tqdm if installed, else a plain printer every ~10%."""
+    try:
+        from tqdm import tqdm
+
+        if sys.stderr.isatty():
+            return tqdm(total=total, desc=desc, leave=False)
+    except ImportError:
+        pass
+
+    class Plain:
+        def __init__(self):
+            self.n, self.step, self.t0, self.post = 0, max(1, total // 10), time.time(), ""
+
+        def set_postfix_str(self, s):
+            self.post = s
+
+        def update(self, k=1):
+            self.n += k
+            if self.n % self.step == 0 or self.n == total:
+                print(f"  {desc} {self.n}/{total} {self.post} ({time.time() - self.t0:.0f}s)", flush=True)
+
+        def close(self):
+            pass
+
+    return Plain()
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda requested but torch.cuda.is_available() is False")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def evaluate_torch(model: nn.Module, ds: Dataset, device: torch.device, batch_size: int = 500,
+                   return_logits: bool = False):
+    """Top-1 of the model in eval mode on the (centre-cropped) test set."""
+    model.eval()
+    x = torch.from_numpy(ds.x_test)
+    y = torch.from_numpy(ds.y_test)
+    correct, outs = 0, []
+    for i in range(0, len(x), batch_size):
+        xb = normalise(x[i:i + batch_size].to(device), ds.mean, ds.std)
+        out = model(xb).float()
+        correct += (out.argmax(1).cpu() == y[i:i + batch_size]).sum().item()
+        if return_logits:
+            outs.append(out.cpu())
+    acc = correct / len(x)
+    return (acc, torch.cat(outs).numpy()) if return_logits else acc
+
+
+def make_optimizer(args, model):
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.dim() <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": args.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if args.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=args.lr)
+    return torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
+
+
+def lr_factor(args, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    warm = args.warmup_epochs * steps_per_epoch
+    if warm and step < warm:
+        return (step + 1) / warm
+    if args.schedule == "cosine":
+        t = (step - warm) / max(1, total_steps - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return 0.1 ** ((step // steps_per_epoch) // args.step_epochs)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m xnor_train.train", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, choices=sorted(DEFAULT_ARCH))
+    p.add_argument("--data-path", default=None, help="data folder/archive (default ../shared/data/...)")
+    p.add_argument("--arch", choices=ARCHS, default=None, help="default depends on --data")
+    p.add_argument("--variant", choices=VARIANTS, default="xnor")
+    p.add_argument("--width", type=int, default=None, help="base channel width")
+    p.add_argument("--order", choices=("bacp", "cbap"), default="bacp")
+    p.add_argument("--alpha-mode", choices=("mean", "learned"), default="mean")
+    p.add_argument("--pad-mode", choices=("zero", "one"), default="zero")
+    p.add_argument("--image-size", type=int, default=None, help="Imagenette crop size (default 128)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3 adam, 0.1 sgd")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
+    p.add_argument("--step-epochs", type=int, default=4, help="step schedule: x0.1 every N epochs")
+    p.add_argument("--warmup-epochs", type=int, default=0)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    p.add_argument("--subset", type=int, default=None, help="use only N training images (smoke runs)")
+    p.add_argument("--test-subset", type=int, default=None,
+                   help="evaluate on N test images (seeded random subset, as evaluate --limit)")
+    p.add_argument("--out", required=True, help="run directory (log, metrics, checkpoints)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    args = p.parse_args(argv)
+    args.arch = args.arch or DEFAULT_ARCH[args.data]
+    if args.lr is None:
+        args.lr = 1e-3 if args.optimizer == "adam" else 0.1
+    return args
+
+
+def model_config(args, ds: Dataset) -> dict:
+    width = args.width or {"digits": 64, "vgg-small": 64, "resnet18": 64}[args.arch]
+    return dict(arch=args.arch, variant=args.variant, width=width, order=args.order,
+                alpha_mode=args.alpha_mode, pad_mode=args.pad_mode, in_ch=ds.channels,
+                num_classes=len(ds.labels), input_size=ds.input_size[0])
+
+
+def data_info(ds: Dataset) -> dict:
+    info = dict(name=ds.name, labels=ds.labels, mean=ds.mean, std=ds.std, color_order=ds.color_order,
+                input_size=list(ds.input_size), source=ds.source, n_train=len(ds.x_train),
+                n_test=len(ds.x_test))
+    if ds.resize:
+        info["resize"] = ds.resize
+    return info
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    log = Logger(out / "train.log")
+    command = "python -m xnor_train.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    try:
+        ds = load_dataset(args.data, args.data_path, args.image_size)
+    except DataError as e:
+        log(f"error: {e}")
+        return 2
+    if args.subset:
+        rng = np.random.default_rng(args.seed)
+        idx = rng.permutation(len(ds.x_train))[:args.subset]
+        ds.x_train, ds.y_train = ds.x_train[idx], ds.y_train[idx]
+    if args.test_subset:
+        idx = subset_indices(len(ds.x_test), args.test_subset)
+        ds.x_test, ds.y_test = ds.x_test[idx], ds.y_test[idx]
+
+    cfg = model_config(args, ds)
+    model = build_model(cfg).to(device)
+    opt = make_optimizer(args, model)
+    crit = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    start_epoch, best, wall, history, commands = 0, 0.0, 0.0, [], [command]
+    last = out / "last.pt"
+    if args.resume:
+        if not last.exists():
+            log(f"error: --resume given but {last} does not exist")
+            return 2
+        ck = torch.load(last, map_location=device, weights_only=False)
+        if ck["config"] != cfg:
+            log(f"error: checkpoint config {ck['config']} differs from the arguments' {cfg}")
+            return 2
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch, best, wall, history = ck["epoch"], ck["best_acc"], ck["wall_s"], ck["history"]
+        # --epochs may change on resume: the schedule is recomputed for the new total.
+        commands = ck.get("commands", [ck["command"]]) + [command]
+        log(f"resumed from {last} at epoch {start_epoch}")
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"command: {command}")
+    log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test, {ds.source}")
+    log(f"model {cfg} ({n_params} parameters) on {device}, threads {torch.get_num_threads()}")
+
+    xtr = torch.from_numpy(ds.x_train)
+    ytr = torch.from_numpy(ds.y_train)
+    n = len(xtr)
+    steps_per_epoch = n // args.batch_size
+    total_steps = steps_per_epoch * args.epochs
+    gen = torch.Generator().manual_seed(args.seed)
+    for epoch in range(start_epoch, args.epochs):
+        gen.manual_seed(args.seed * 1000 + epoch)
+        model.train()
+        t0 = time.time()
+        perm = torch.randperm(n, generator=gen)
+        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{args.epochs}")
+        tot_loss, tot_correct, seen = 0.0, 0, 0
+        for i in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + i
+            for g in opt.param_groups:
+                g["lr"] = args.lr * lr_factor(args, step, total_steps, steps_per_epoch)
+            idx = perm[i * args.batch_size:(i + 1) * args.batch_size]
+            xb = augment_batch(xtr[idx], ds, gen).to(device, non_blocking=True)
+            yb = ytr[idx].to(device, non_blocking=True)
+            logits = model(normalise(xb, ds.mean, ds.std))
+            loss = crit(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot_loss += loss.item() * len(yb)
+            tot_correct += (logits.argmax(1) == yb).sum().item()
+            seen += len(yb)
+            bar.set_postfix_str(f"loss {tot_loss / seen:.4f} acc {tot_correct / seen:.4f}")
+            bar.update(1)
+        bar.close()
+        train_s = time.time() - t0
+        acc = evaluate_torch(model, ds, device)
+        wall += time.time() - t0
+        rec = dict(epoch=epoch + 1, loss=tot_loss / max(1, seen), train_acc=tot_correct / max(1, seen),
+                   test_acc=acc, lr=opt.param_groups[0]["lr"], epoch_s=round(time.time() - t0, 1),
+                   train_s=round(train_s, 1), wall_s=round(wall, 1))
+        history.append(rec)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        log(f"epoch {epoch + 1}/{args.epochs} loss {rec['loss']:.4f} train {rec['train_acc']:.4f} "
+            f"test top-1 {acc:.4f} ({rec['epoch_s']}s, total {wall / 60:.1f} min)")
+        ck = dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch + 1, config=cfg,
+                  data=data_info(ds), command=command, commands=commands, args=vars(args),
+                  best_acc=max(best, acc),
+                  test_acc=acc, wall_s=wall, history=history, device=str(device),
+                  torch_version=torch.__version__, date=time.strftime("%Y-%m-%d"))
+        tmp = out / "last.pt.tmp"
+        torch.save(ck, tmp)
+        os.replace(tmp, last)
+        if acc >= best:
+            best = acc
+            torch.save(ck, out / "best.pt")
+    log(f"done: best test top-1 {best:.4f}, wall {wall / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
