@@ -76,6 +76,24 @@ def test_image_folder_decode_and_augment(tmp_path, monkeypatch):
         xdata.load_image_folder_split(tmp_path / "absent.tar.gz", "train", None)
 
 
+def test_own_photo_folder_dataset(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("XNOR_EDGE_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(2)
+    for split, n in (("train", 2), ("val", 1)):
+        for cls, hw in (("mug", (50, 70)), ("plant", (64, 40))):  # mixed sizes, like phone photos
+            d = tmp_path / "photos" / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (*hw, 3), dtype=np.uint8)).save(d / f"{i}.jpg")
+    ds = xdata.load_dataset("folder", str(tmp_path / "photos"), image_size=32)
+    assert ds.labels == ["mug", "plant"] and ds.input_size == (32, 32)
+    assert ds.x_test.shape == (2, 32, 32, 3) and ds.x_train.shape[0] == 4
+    with pytest.raises(xdata.DataError, match="needs --data-path"):
+        xdata.load_dataset("folder", None)
+
+
 def test_train_resume_export_evaluate(tmp_path, capsys):
     data = tmp_path / "mnist"
     _fake_mnist(data)

@@ -240,6 +240,33 @@ def load_imagenette(path: str | Path | None = None, size: int = 128, resize: int
                    extra={"wnids": classes})
 
 
+def load_folder(path: str | Path | None, size: int = 96) -> Dataset:
+    """A user's own labelled photos: PATH/train/<class>/* and PATH/val/<class>/* (or test/).
+
+    Images of any size are resized (shorter side) and centre-cropped like Imagenette;
+    labels are the class folder names in sorted order.
+    """
+    if not path:
+        raise DataError("--data folder needs --data-path DIR holding train/<class>/ and val/<class>/")
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"image folder not found: {root}")
+    eval_split = "val" if (root / "val").is_dir() else "test"
+    resize = int(round(size * 8 / 7))
+    xtr, ytr, classes = load_image_folder_split(root, "train", resize)
+    xte, yte, classes_te = load_image_folder_split(root, eval_split, resize)
+    if classes != classes_te:
+        raise DataError(f"{root}: train and {eval_split} class folders differ")
+    off = (resize - size) // 2
+    xte = np.ascontiguousarray(xte[:, off:off + size, off:off + size])
+    return Dataset(root.name or "folder", xtr, ytr, xte, yte, classes,
+                   [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], "RGB", (size, size),
+                   augment="crop_flip", resize=resize, source=str(root))
+
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "imagenette", "folder")
+
+
 def load_dataset(name: str, path: str | None = None, image_size: int | None = None) -> Dataset:
     if name in ("mnist", "fashion-mnist"):
         return load_idx_dataset(name, path)
@@ -247,7 +274,9 @@ def load_dataset(name: str, path: str | None = None, image_size: int | None = No
         return load_cifar10(path)
     if name == "imagenette":
         return load_imagenette(path, size=image_size or 128)
-    raise DataError(f"unknown data set {name!r}; choose mnist, fashion-mnist, cifar10, imagenette")
+    if name == "folder":
+        return load_folder(path, size=image_size or 96)
+    raise DataError(f"unknown data set {name!r}; choose mnist, fashion-mnist, cifar10, imagenette, folder")
 
 
 # ---------------------------------------------------------------- batches (torch)

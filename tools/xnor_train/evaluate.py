@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from .data import DataError, centre_crop, load_dataset, preprocess_numpy, subset_indices  # noqa: E402
+from .data import DATASETS, DataError, centre_crop, load_dataset, preprocess_numpy, subset_indices  # noqa: E402
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -75,7 +75,7 @@ def run_all(runner: Runner, x: np.ndarray, batch: int = 256) -> tuple[np.ndarray
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m xnor_train.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("model", help="model file (.xnor)")
-    p.add_argument("--data", required=True, choices=("mnist", "fashion-mnist", "cifar10", "imagenette"))
+    p.add_argument("--data", required=True, choices=DATASETS)
     p.add_argument("--data-path", default=None)
     p.add_argument("--backend", choices=("c", "reference"), default="c")
     p.add_argument("--limit", type=int, default=None, help="a seeded random subset of N test images")

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import torch
 
-from .data import DataError, load_dataset, subset_indices
+from .data import DATASETS, DataError, load_dataset, subset_indices
 from .evaluate import Runner, model_inputs, read_metadata, run_all
 from .export import load_checkpoint
 
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m xnor_train.parity", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint")
     p.add_argument("model", help="the .xnor exported from the checkpoint")
-    p.add_argument("--data", required=True, choices=("mnist", "fashion-mnist", "cifar10", "imagenette"))
+    p.add_argument("--data", required=True, choices=DATASETS)
     p.add_argument("--data-path", default=None)
     p.add_argument("--backend", choices=("c", "reference"), default="c")
     p.add_argument("--limit", type=int, default=None, help="a seeded random subset of N test images")

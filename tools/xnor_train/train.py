@@ -25,7 +25,7 @@ from .data import DataError, Dataset, augment_batch, load_dataset, normalise, su
 from .models import ARCHS, VARIANTS, build_model
 
 DEFAULT_ARCH = {"mnist": "digits", "fashion-mnist": "digits", "cifar10": "vgg-small",
-                "imagenette": "resnet18"}
+                "imagenette": "resnet18", "folder": "resnet18"}
 
 
 class Logger:
@@ -124,7 +124,8 @@ def parse_args(argv=None):
     p.add_argument("--order", choices=("bacp", "cbap"), default="bacp")
     p.add_argument("--alpha-mode", choices=("mean", "learned"), default="mean")
     p.add_argument("--pad-mode", choices=("zero", "one"), default="zero")
-    p.add_argument("--image-size", type=int, default=None, help="Imagenette crop size (default 128)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="crop size for imagenette (default 128) and folder (default 96)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
