@@ -35,7 +35,8 @@ typedef struct {
     int h, w, c, oc;
 } layer_shape;
 
-static const layer_shape layers[] = {{56, 56, 64, 64}, {28, 28, 128, 128}, {14, 14, 256, 256}, {7, 7, 512, 512}};
+static const layer_shape layers[] = {
+    {56, 56, 64, 64}, {28, 28, 128, 128}, {14, 14, 256, 256}, {7, 7, 512, 512}};
 #define N_LAYERS ((int)(sizeof layers / sizeof layers[0]))
 enum { ST_PACK, ST_KMAP, ST_IM2COL, ST_BGEMM, ST_EPI, N_STAGES };
 static const char *const stage_names[N_STAGES] = {"pack", "kmap", "im2col", "bgemm", "epilogue"};
@@ -159,7 +160,8 @@ static void stage_epilogue(layer_bufs *L) {
         const int32_t *dp = L->d + p * OC;
         float *yp = L->y + p * OC;
         const float kp = L->kmap[p];
-        for (int o = 0; o < OC; o++) yp[o] = (float)(n - 2 * dp[o]) * (L->alpha[o] * kp) + L->bias[o];
+        for (int o = 0; o < OC; o++)
+            yp[o] = (float)(n - 2 * dp[o]) * (L->alpha[o] * kp) + L->bias[o];
     }
 }
 
@@ -223,7 +225,8 @@ static void bench_one(const xe_kernels *kt, layer_bufs *L, int reps, int bgemm_o
     {
         double med = median_of(times[N_STAGES], n), best = times[N_STAGES][0];
         for (size_t i = 0; i < L->m * (size_t)L->s.oc; i += 97) check ^= L->d[i];
-        printf("isa=%s layer=%dx%dx%d->%d M=%zu N=%d K=%zu macs=%lld reps=%d part=%s ms=%.4f min_ms=%.4f gmacs=%.2f",
+        printf("isa=%s layer=%dx%dx%d->%d M=%zu N=%d K=%zu macs=%lld reps=%d part=%s ms=%.4f "
+               "min_ms=%.4f gmacs=%.2f",
                kt->name, L->s.h, L->s.w, L->s.c, L->s.oc, L->m, L->s.oc, L->kw, macs, n,
                bgemm_only ? "bgemm" : "layer", med * 1e3, best * 1e3, (double)macs / med * 1e-9);
         for (int s = 0; s < N_STAGES && !bgemm_only; s++)
@@ -253,8 +256,8 @@ static void bench_sgemm(const xe_kernels *kt, int reps) {
             if (t1 - t0 < best) best = t1 - t0;
             done++;
         }
-        printf("isa=%s sgemm M=%zu N=%zu K=%zu reps=%d min_ms=%.4f gflops=%.2f\n", kt->name, m, n, k, done,
-               best * 1e3, 2.0 * (double)(m * n * k) / best * 1e-9);
+        printf("isa=%s sgemm M=%zu N=%zu K=%zu reps=%d min_ms=%.4f gflops=%.2f\n", kt->name, m, n,
+               k, done, best * 1e3, 2.0 * (double)(m * n * k) / best * 1e-9);
         free(a), free(b), free(c);
     }
 }
@@ -264,11 +267,16 @@ int main(int argc, char **argv) {
     int only_layer = -1, reps = 0, bgemm_only = 0, sgemm = 0;
     static const char *const all[] = {"ref", "popcnt", "avx2", "neon-a64", "neon-a32"};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--isa") && i + 1 < argc) isas = argv[++i];
-        else if (!strcmp(argv[i], "--layer") && i + 1 < argc) only_layer = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--bgemm-only")) bgemm_only = 1;
-        else if (!strcmp(argv[i], "--sgemm")) sgemm = 1;
+        if (!strcmp(argv[i], "--isa") && i + 1 < argc)
+            isas = argv[++i];
+        else if (!strcmp(argv[i], "--layer") && i + 1 < argc)
+            only_layer = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--bgemm-only"))
+            bgemm_only = 1;
+        else if (!strcmp(argv[i], "--sgemm"))
+            sgemm = 1;
         else if (!strcmp(argv[i], "--chunk-rows") && i + 1 < argc && atoi(argv[i + 1]) > 0)
             chunk_rows = (size_t)atoi(argv[++i]);
         else {
@@ -284,8 +292,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_layers: --layer must be 0..%d and --reps >= 0\n", N_LAYERS - 1);
         return 2;
     }
-    printf("# bench_layers: single thread, 3x3 stride 1 pad 1 binary conv layers; active table %s\n",
-           xe_kernels_active()->name);
+    printf(
+        "# bench_layers: single thread, 3x3 stride 1 pad 1 binary conv layers; active table %s\n",
+        xe_kernels_active()->name);
     for (size_t a = 0; a < sizeof all / sizeof all[0]; a++) {
         const xe_kernels *kt;
         if (isas != NULL) {

@@ -1,10 +1,10 @@
 /*
  * fuzz_model_load.c - libFuzzer target for the model loader.
  *
- * Loads the input as a model from memory; if it loads, creates a session and runs it on zeros, so that
- * whatever the loader accepts is also safe to plan and execute. Models whose
- * run would take long (many MACs or large values) are loaded but not run,
- * to keep executions fast; that bound is far above what the fuzzer's inputs
+ * Loads the input as a model from memory; if it loads, creates a session and runs it on zeros, so
+ * that whatever the loader accepts is also safe to plan and execute. Models whose run would take
+ * long (many MACs or large values) are loaded but not run, to keep executions fast; that bound is
+ * far above what the fuzzer's inputs
  * (<= 64 KiB) usually reach.
  *
  * A mutated file almost never keeps a valid CRC-32, which would stop the
@@ -49,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         xe_node_info info;
         if (xe_model_node_info(m, i, &info) != XE_OK) abort();
         macs += info.macs;
-        elems += (uint64_t)info.out_h * info.out_w * info.out_c + (uint64_t)info.in_h * info.in_w * info.in_c;
+        elems += (uint64_t)info.out_h * info.out_w * info.out_c +
+                 (uint64_t)info.in_h * info.in_w * info.in_c;
     }
     if (macs < 50000000u && elems < (1u << 22)) {
         xe_model_input_shape(m, &h, &w, &c);

@@ -34,8 +34,8 @@ static void save(const char *dir, const char *name, const xtm *t) {
     free(f);
 }
 
-static uint32_t conv(xtm *t, uint32_t op, uint32_t flags, uint32_t in, uint32_t k, uint32_t s, uint32_t p,
-                     uint32_t oc) {
+static uint32_t conv(xtm *t, uint32_t op, uint32_t flags, uint32_t in, uint32_t k, uint32_t s,
+                     uint32_t p, uint32_t oc) {
     const uint32_t ic = t->values[in].c, taps = k * k, cw = (ic + 31) / 32;
     if (op == XE_OP_CONV2D) {
         uint32_t p0 = xtm_param(t, XTM_F32, g_f, (uint64_t)oc * taps * ic);

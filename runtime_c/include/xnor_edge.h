@@ -52,30 +52,30 @@ typedef enum xe_status {
     XE_OK = 0,
     XE_ERR_INVALID_ARGUMENT = 1, /* NULL handle, wrong buffer size, bad option */
     XE_ERR_OUT_OF_MEMORY = 2,
-    XE_ERR_IO = 3,               /* file cannot be opened, read or mapped */
-    XE_ERR_BAD_MAGIC = 4,        /* not an xnor-edge model file */
+    XE_ERR_IO = 3,                  /* file cannot be opened, read or mapped */
+    XE_ERR_BAD_MAGIC = 4,           /* not an xnor-edge model file */
     XE_ERR_UNSUPPORTED_VERSION = 5, /* format or packing version not supported */
-    XE_ERR_TRUNCATED = 6,        /* file shorter than its header says */
-    XE_ERR_CHECKSUM = 7,         /* CRC-32 of the file does not match */
-    XE_ERR_BAD_MODEL = 8,        /* structurally invalid: offsets, counts, shapes, ops */
-    XE_ERR_THREAD = 9,           /* a worker thread could not be started */
-    XE_ERR_UNSUPPORTED = 10      /* valid request this build cannot serve (e.g. ISA) */
+    XE_ERR_TRUNCATED = 6,           /* file shorter than its header says */
+    XE_ERR_CHECKSUM = 7,            /* CRC-32 of the file does not match */
+    XE_ERR_BAD_MODEL = 8,           /* structurally invalid: offsets, counts, shapes, ops */
+    XE_ERR_THREAD = 9,              /* a worker thread could not be started */
+    XE_ERR_UNSUPPORTED = 10         /* valid request this build cannot serve (e.g. ISA) */
 } xe_status;
 
 /* Operators of the graph (values pinned; docs/format.md gives their params). */
 typedef enum xe_op {
-    XE_OP_CONV2D = 1,         /* float convolution */
-    XE_OP_BWN_CONV2D = 2,     /* float input, binary weights, per-filter scale */
-    XE_OP_BCONV2D = 3,        /* XNOR convolution: binary input and weights */
-    XE_OP_BATCHNORM = 4,      /* per-channel y = x*scale + shift */
+    XE_OP_CONV2D = 1,     /* float convolution */
+    XE_OP_BWN_CONV2D = 2, /* float input, binary weights, per-filter scale */
+    XE_OP_BCONV2D = 3,    /* XNOR convolution: binary input and weights */
+    XE_OP_BATCHNORM = 4,  /* per-channel y = x*scale + shift */
     XE_OP_RELU = 5,
-    XE_OP_MAXPOOL = 6,        /* float, or bits (binary max = AND of bits) */
-    XE_OP_AVGPOOL = 7,        /* divisor kh*kw (padding counted) */
+    XE_OP_MAXPOOL = 6, /* float, or bits (binary max = AND of bits) */
+    XE_OP_AVGPOOL = 7, /* divisor kh*kw (padding counted) */
     XE_OP_GLOBAL_AVGPOOL = 8,
-    XE_OP_DENSE = 9,          /* float fully connected over the flattened HWC input */
-    XE_OP_ADD = 10,           /* element-wise sum of two values (residual) */
-    XE_OP_SOFTMAX = 11,       /* over the channels of each position */
-    XE_OP_SIGN = 12           /* float -> packed bits */
+    XE_OP_DENSE = 9,    /* float fully connected over the flattened HWC input */
+    XE_OP_ADD = 10,     /* element-wise sum of two values (residual) */
+    XE_OP_SOFTMAX = 11, /* over the channels of each position */
+    XE_OP_SIGN = 12     /* float -> packed bits */
 } xe_op;
 
 /* Node flags (bit set). */
@@ -92,10 +92,10 @@ typedef enum xe_dtype {
 
 /* What xe_model_node_info reports about one node. */
 typedef struct xe_node_info {
-    uint32_t op;          /* xe_op */
-    uint32_t flags;       /* XE_FLAG_* */
-    uint32_t input0;      /* value ids: 0 is the model input, node i writes value i+1 */
-    uint32_t input1;      /* 0xFFFFFFFF when unused */
+    uint32_t op;     /* xe_op */
+    uint32_t flags;  /* XE_FLAG_* */
+    uint32_t input0; /* value ids: 0 is the model input, node i writes value i+1 */
+    uint32_t input1; /* 0xFFFFFFFF when unused */
     uint32_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
     uint32_t in_h, in_w, in_c, in_dtype;
     uint32_t out_h, out_w, out_c, out_dtype;
@@ -168,8 +168,7 @@ XE_API xe_status xe_session_run_batch(xe_session *session, size_t n, const float
                                       size_t input_count, float *output, size_t output_count);
 /* Wall time of each node in the most recent run, in nanoseconds (profiling is
  * always on; its cost is two clock reads per node). */
-XE_API xe_status xe_session_node_time_ns(const xe_session *session, uint32_t index,
-                                         uint64_t *ns);
+XE_API xe_status xe_session_node_time_ns(const xe_session *session, uint32_t index, uint64_t *ns);
 
 /* XE_CDEF_END */
 

@@ -101,9 +101,12 @@ static uint32_t allowed_flags(uint32_t op) {
     case XE_OP_BWN_CONV2D:
     case XE_OP_BATCHNORM:
     case XE_OP_DENSE:
-    case XE_OP_ADD: return XE_FLAG_RELU;
-    case XE_OP_BCONV2D: return XE_FLAG_RELU | XE_FLAG_PAD_ONE | XE_FLAG_USE_K | XE_FLAG_OUT_BITS;
-    default: return 0;
+    case XE_OP_ADD:
+        return XE_FLAG_RELU;
+    case XE_OP_BCONV2D:
+        return XE_FLAG_RELU | XE_FLAG_PAD_ONE | XE_FLAG_USE_K | XE_FLAG_OUT_BITS;
+    default:
+        return 0;
     }
 }
 
@@ -111,10 +114,13 @@ static uint32_t param_count_for(uint32_t op) {
     switch (op) {
     case XE_OP_CONV2D:
     case XE_OP_BATCHNORM:
-    case XE_OP_DENSE: return 2;
+    case XE_OP_DENSE:
+        return 2;
     case XE_OP_BWN_CONV2D:
-    case XE_OP_BCONV2D: return 3;
-    default: return 0;
+    case XE_OP_BCONV2D:
+        return 3;
+    default:
+        return 0;
     }
 }
 
@@ -136,20 +142,23 @@ static xe_status parse(xe_model *m, loader *ld) {
 
     if (size < 8) {
         if (memcmp(d, magic, size) == 0)
-            return fail(ld, XE_ERR_TRUNCATED, "truncated: file is %zu bytes, too short for the magic",
-                        size);
+            return fail(ld, XE_ERR_TRUNCATED,
+                        "truncated: file is %zu bytes, too short for the magic", size);
         return fail(ld, XE_ERR_BAD_MAGIC, "bad magic: not an xnor-edge model file");
     }
     if (memcmp(d, magic, 8) != 0)
-        return fail(ld, XE_ERR_BAD_MAGIC, "bad magic: not an xnor-edge model file (expected XNOREDGE)");
+        return fail(ld, XE_ERR_BAD_MAGIC,
+                    "bad magic: not an xnor-edge model file (expected XNOREDGE)");
     if (size < 16)
         return fail(ld, XE_ERR_TRUNCATED, "truncated: file is %zu bytes, header is 128", size);
     if (rd32(d + 8) != XE_FORMAT_VERSION)
-        return fail(ld, XE_ERR_UNSUPPORTED_VERSION, "format_version %u is not supported (this library reads %u)",
-                    rd32(d + 8), (unsigned)XE_FORMAT_VERSION);
+        return fail(ld, XE_ERR_UNSUPPORTED_VERSION,
+                    "format_version %u is not supported (this library reads %u)", rd32(d + 8),
+                    (unsigned)XE_FORMAT_VERSION);
     if (rd32(d + 12) != XE_PACKING_VERSION)
-        return fail(ld, XE_ERR_UNSUPPORTED_VERSION, "packing_version %u is not supported (this library reads %u)",
-                    rd32(d + 12), (unsigned)XE_PACKING_VERSION);
+        return fail(ld, XE_ERR_UNSUPPORTED_VERSION,
+                    "packing_version %u is not supported (this library reads %u)", rd32(d + 12),
+                    (unsigned)XE_PACKING_VERSION);
     if (size < XE_HEADER_SIZE + XE_TRAILER_SIZE)
         return fail(ld, XE_ERR_TRUNCATED,
                     "truncated: file is %zu bytes, smaller than header and trailer (136)", size);
@@ -158,14 +167,15 @@ static xe_status parse(xe_model *m, loader *ld) {
         return fail(ld, XE_ERR_TRUNCATED, "truncated: file is %zu bytes, header says %llu", size,
                     (unsigned long long)file_size);
     if (file_size < (uint64_t)size)
-        return fail(ld, XE_ERR_BAD_MODEL, "file is %zu bytes, header says %llu (extra bytes at the end)",
-                    size, (unsigned long long)file_size);
+        return fail(ld, XE_ERR_BAD_MODEL,
+                    "file is %zu bytes, header says %llu (extra bytes at the end)", size,
+                    (unsigned long long)file_size);
     if (memcmp(d + size - 4, "XEND", 4) != 0)
         return fail(ld, XE_ERR_BAD_MODEL, "trailer: bytes at offset %zu are not XEND", size - 4);
     const uint32_t crc_stored = rd32(d + size - 8), crc = xe_crc32(d, size - 8);
     if (crc != crc_stored)
-        return fail(ld, XE_ERR_CHECKSUM, "checksum: stored CRC-32 0x%08x, computed 0x%08x", crc_stored,
-                    crc);
+        return fail(ld, XE_ERR_CHECKSUM, "checksum: stored CRC-32 0x%08x, computed 0x%08x",
+                    crc_stored, crc);
 
     /* Structure. */
     if (rd32(d + 24) != XE_HEADER_SIZE)
@@ -177,14 +187,15 @@ static xe_status parse(xe_model *m, loader *ld) {
         return fail(ld, XE_ERR_BAD_MODEL, "header: reserved field at byte offset 52 is not zero");
     for (uint32_t off = 88; off < 128; off++)
         if (d[off])
-            return fail(ld, XE_ERR_BAD_MODEL, "header: reserved byte at offset %u is not zero", off);
+            return fail(ld, XE_ERR_BAD_MODEL, "header: reserved byte at offset %u is not zero",
+                        off);
     const uint32_t ih = rd32(d + 32), iw = rd32(d + 36), ic = rd32(d + 40);
     if (ih < 1 || ih > XE_MAX_DIM || iw < 1 || iw > XE_MAX_DIM || ic < 1 || ic > XE_MAX_DIM)
-        return fail(ld, XE_ERR_BAD_MODEL, "header: input shape %ux%ux%u out of range 1..65535", ih, iw,
-                    ic);
+        return fail(ld, XE_ERR_BAD_MODEL, "header: input shape %ux%ux%u out of range 1..65535", ih,
+                    iw, ic);
     if ((uint64_t)ih * iw * ic > XE_MAX_ELEMS)
-        return fail(ld, XE_ERR_BAD_MODEL, "header: input %ux%ux%u has more than 2^28 elements", ih, iw,
-                    ic);
+        return fail(ld, XE_ERR_BAD_MODEL, "header: input %ux%ux%u has more than 2^28 elements", ih,
+                    iw, ic);
     const uint32_t nn = rd32(d + 44), np = rd32(d + 48);
     if (nn < 1 || nn > XE_MAX_NODES)
         return fail(ld, XE_ERR_BAD_MODEL, "header: num_nodes %u out of range 1..65536", nn);
@@ -195,11 +206,13 @@ static xe_status parse(xe_model *m, loader *ld) {
     const uint64_t meta_off = rd64(d + 56), meta_size = rd64(d + 64);
     const uint64_t nodes_off = rd64(d + 72), params_off = rd64(d + 80);
     if (meta_off < XE_HEADER_SIZE || meta_off > limit || meta_size >= limit - meta_off)
-        return fail(ld, XE_ERR_BAD_MODEL,
-                    "header: metadata at offset %llu size %llu does not fit in the file (%zu bytes)",
-                    (unsigned long long)meta_off, (unsigned long long)meta_size, size);
+        return fail(
+            ld, XE_ERR_BAD_MODEL,
+            "header: metadata at offset %llu size %llu does not fit in the file (%zu bytes)",
+            (unsigned long long)meta_off, (unsigned long long)meta_size, size);
     if (d[meta_off + meta_size] != 0)
-        return fail(ld, XE_ERR_BAD_MODEL, "metadata: byte at offset %llu must be the NUL terminator",
+        return fail(ld, XE_ERR_BAD_MODEL,
+                    "metadata: byte at offset %llu must be the NUL terminator",
                     (unsigned long long)(meta_off + meta_size));
     if (memchr(d + meta_off, 0, (size_t)meta_size) != NULL)
         return fail(ld, XE_ERR_BAD_MODEL, "metadata: contains a NUL byte before its end");
@@ -229,23 +242,25 @@ static xe_status parse(xe_model *m, loader *ld) {
         const uint32_t dt = rd32(e);
         const uint64_t off = rd64(e + 8), cnt = rd64(e + 16);
         if (dt > 1)
-            return fail(ld, XE_ERR_BAD_MODEL, "param %u (byte offset %llu): dtype %u is not 0 or 1", p,
-                        (unsigned long long)eoff, dt);
+            return fail(ld, XE_ERR_BAD_MODEL, "param %u (byte offset %llu): dtype %u is not 0 or 1",
+                        p, (unsigned long long)eoff, dt);
         if (rd32(e + 4) != 0 || rd64(e + 24) != 0)
-            return fail(ld, XE_ERR_BAD_MODEL, "param %u (byte offset %llu): reserved field is not zero",
-                        p, (unsigned long long)eoff);
-        if (off % 64 != 0 || off < params_end || off > limit || cnt > (limit - off) / 4)
             return fail(ld, XE_ERR_BAD_MODEL,
-                        "param %u (byte offset %llu): data at offset %llu count %llu is misaligned or "
-                        "outside the parameter data",
-                        p, (unsigned long long)eoff, (unsigned long long)off, (unsigned long long)cnt);
+                        "param %u (byte offset %llu): reserved field is not zero", p,
+                        (unsigned long long)eoff);
+        if (off % 64 != 0 || off < params_end || off > limit || cnt > (limit - off) / 4)
+            return fail(
+                ld, XE_ERR_BAD_MODEL,
+                "param %u (byte offset %llu): data at offset %llu count %llu is misaligned or "
+                "outside the parameter data",
+                p, (unsigned long long)eoff, (unsigned long long)off, (unsigned long long)cnt);
         if (dt == 0) {
             const float *f = (const float *)(const void *)(d + off);
             for (uint64_t k = 0; k < cnt; k++)
                 if (!isfinite(f[k]))
                     return fail(ld, XE_ERR_BAD_MODEL,
-                                "param %u: element %llu (byte offset %llu) is not a finite float", p,
-                                (unsigned long long)k, (unsigned long long)(off + 4 * k));
+                                "param %u: element %llu (byte offset %llu) is not a finite float",
+                                p, (unsigned long long)k, (unsigned long long)(off + 4 * k));
         }
     }
 
@@ -304,14 +319,16 @@ static xe_status parse(xe_model *m, loader *ld) {
                 f->kernel_w > XE_MAX_KERNEL || f->stride_h < 1 || f->stride_h > XE_MAX_STRIDE ||
                 f->stride_w < 1 || f->stride_w > XE_MAX_STRIDE || f->pad_h >= f->kernel_h ||
                 f->pad_w >= f->kernel_w) {
-                st = node_fail(ld, i, op,
-                               "window kernel %ux%u stride %ux%u pad %ux%u out of range (kernel and "
-                               "stride 1..64, pad < kernel)",
-                               f->kernel_h, f->kernel_w, f->stride_h, f->stride_w, f->pad_h, f->pad_w);
+                st = node_fail(
+                    ld, i, op,
+                    "window kernel %ux%u stride %ux%u pad %ux%u out of range (kernel and "
+                    "stride 1..64, pad < kernel)",
+                    f->kernel_h, f->kernel_w, f->stride_h, f->stride_w, f->pad_h, f->pad_w);
                 break;
             }
         } else if (f->kernel_h | f->kernel_w | f->stride_h | f->stride_w | f->pad_h | f->pad_w) {
-            st = node_fail(ld, i, op, "kernel, stride and pad must be 0 for an op without a window");
+            st =
+                node_fail(ld, i, op, "kernel, stride and pad must be 0 for an op without a window");
             break;
         }
 
@@ -328,7 +345,8 @@ static xe_status parse(xe_model *m, loader *ld) {
         }
         if (op == XE_OP_BCONV2D) {
             if ((f->flags & XE_FLAG_USE_K) && in.dtype != XE_DTYPE_F32) {
-                st = node_fail(ld, i, op, "USE_K needs a float32 input, value %u is bits", f->input0);
+                st = node_fail(ld, i, op, "USE_K needs a float32 input, value %u is bits",
+                               f->input0);
                 break;
             }
             if ((f->flags & XE_FLAG_OUT_BITS) && (f->flags & (XE_FLAG_USE_K | XE_FLAG_RELU))) {
@@ -353,10 +371,12 @@ static xe_status parse(xe_model *m, loader *ld) {
         uint64_t oh = in.h, ow = in.w, oc = in.c;
         uint32_t odt = XE_DTYPE_F32;
         if (is_windowed(op)) {
-            const uint64_t ph = (uint64_t)in.h + 2ull * f->pad_h, pw = (uint64_t)in.w + 2ull * f->pad_w;
+            const uint64_t ph = (uint64_t)in.h + 2ull * f->pad_h,
+                           pw = (uint64_t)in.w + 2ull * f->pad_w;
             if (ph < f->kernel_h || pw < f->kernel_w) {
                 st = node_fail(ld, i, op, "kernel %ux%u is larger than the padded input %llux%llu",
-                               f->kernel_h, f->kernel_w, (unsigned long long)ph, (unsigned long long)pw);
+                               f->kernel_h, f->kernel_w, (unsigned long long)ph,
+                               (unsigned long long)pw);
                 break;
             }
             oh = (ph - f->kernel_h) / f->stride_h + 1;
@@ -366,11 +386,20 @@ static xe_status parse(xe_model *m, loader *ld) {
         case XE_OP_CONV2D:
         case XE_OP_BWN_CONV2D:
         case XE_OP_BCONV2D:
-        case XE_OP_DENSE: oc = rec_c; break;
-        case XE_OP_MAXPOOL: odt = in.dtype; break;
-        case XE_OP_GLOBAL_AVGPOOL: oh = ow = 1; break;
-        case XE_OP_SIGN: odt = XE_DTYPE_BITS; break;
-        default: break;
+        case XE_OP_DENSE:
+            oc = rec_c;
+            break;
+        case XE_OP_MAXPOOL:
+            odt = in.dtype;
+            break;
+        case XE_OP_GLOBAL_AVGPOOL:
+            oh = ow = 1;
+            break;
+        case XE_OP_SIGN:
+            odt = XE_DTYPE_BITS;
+            break;
+        default:
+            break;
         }
         if (op == XE_OP_DENSE) oh = ow = 1;
         if (op == XE_OP_BCONV2D && (f->flags & XE_FLAG_OUT_BITS)) odt = XE_DTYPE_BITS;
@@ -382,22 +411,22 @@ static xe_status parse(xe_model *m, loader *ld) {
             st = node_fail(ld, i, op,
                            "output shape is %llux%llux%llu (from input %ux%ux%u), node records "
                            "%ux%ux%u",
-                           (unsigned long long)oh, (unsigned long long)ow, (unsigned long long)oc, in.h,
-                           in.w, in.c, rec_h, rec_w, rec_c);
+                           (unsigned long long)oh, (unsigned long long)ow, (unsigned long long)oc,
+                           in.h, in.w, in.c, rec_h, rec_w, rec_c);
             break;
         }
         if (oh > XE_MAX_DIM || ow > XE_MAX_DIM || oh * ow * oc > XE_MAX_ELEMS) {
-            st = node_fail(ld, i, op, "output %llux%llux%llu exceeds the limits", (unsigned long long)oh,
-                           (unsigned long long)ow, (unsigned long long)oc);
+            st = node_fail(ld, i, op, "output %llux%llux%llu exceeds the limits",
+                           (unsigned long long)oh, (unsigned long long)ow, (unsigned long long)oc);
             break;
         }
         f->out_h = (uint32_t)oh;
         f->out_w = (uint32_t)ow;
         f->out_c = (uint32_t)oc;
         f->out_dtype = odt;
-        m->values[i + 1] = (xe_value_desc){f->out_h, f->out_w, f->out_c, odt,
-                                           odt == XE_DTYPE_BITS ? (size_t)(oh * ow * ((oc + 31) / 32))
-                                                                : (size_t)(oh * ow * oc)};
+        m->values[i + 1] = (xe_value_desc){
+            f->out_h, f->out_w, f->out_c, odt,
+            odt == XE_DTYPE_BITS ? (size_t)(oh * ow * ((oc + 31) / 32)) : (size_t)(oh * ow * oc)};
 
         /* Params: count, dtype and length per op. */
         const uint32_t want = param_count_for(op);
@@ -406,8 +435,8 @@ static xe_status parse(xe_model *m, loader *ld) {
             break;
         }
         if ((uint64_t)pfirst + pcount > np) {
-            st = node_fail(ld, i, op, "params %u..%u are outside the param table (%u entries)", pfirst,
-                           pfirst + pcount, np);
+            st = node_fail(ld, i, op, "params %u..%u are outside the param table (%u entries)",
+                           pfirst, pfirst + pcount, np);
             break;
         }
         uint64_t need[3] = {0, 0, 0};
@@ -424,12 +453,15 @@ static xe_status parse(xe_model *m, loader *ld) {
             dts[0] = 1;
             need[1] = need[2] = oc;
             break;
-        case XE_OP_BATCHNORM: need[0] = need[1] = in.c; break;
+        case XE_OP_BATCHNORM:
+            need[0] = need[1] = in.c;
+            break;
         case XE_OP_DENSE:
             need[0] = oc * ((uint64_t)in.h * in.w * in.c);
             need[1] = oc;
             break;
-        default: break;
+        default:
+            break;
         }
         const void *pp[3] = {NULL, NULL, NULL};
         for (uint32_t k = 0; k < pcount; k++) {
@@ -441,8 +473,9 @@ static xe_status parse(xe_model *m, loader *ld) {
             }
             used[p] = 1;
             if (rd32(e) != dts[k] || rd64(e + 16) != need[k]) {
-                st = node_fail(ld, i, op, "param %u (#%u of the op) is %s x %llu, op needs %s x %llu", p,
-                               k, rd32(e) ? "bits" : "f32", (unsigned long long)rd64(e + 16),
+                st = node_fail(ld, i, op,
+                               "param %u (#%u of the op) is %s x %llu, op needs %s x %llu", p, k,
+                               rd32(e) ? "bits" : "f32", (unsigned long long)rd64(e + 16),
                                dts[k] ? "bits" : "f32", (unsigned long long)need[k]);
                 break;
             }
@@ -472,9 +505,9 @@ static xe_status parse(xe_model *m, loader *ld) {
                 const uint32_t mask = ~(((uint32_t)1 << (in.c % 32)) - 1);
                 for (uint64_t t = 0; t < oc * taps; t++) {
                     if (n->w_bits[t * n->cw + n->cw - 1] & mask) {
-                        st = node_fail(ld, i, op,
-                                       "weight padding bits of filter %llu tap %llu are not zero",
-                                       (unsigned long long)(t / taps), (unsigned long long)(t % taps));
+                        st = node_fail(
+                            ld, i, op, "weight padding bits of filter %llu tap %llu are not zero",
+                            (unsigned long long)(t / taps), (unsigned long long)(t % taps));
                         break;
                     }
                 }
@@ -493,7 +526,8 @@ static xe_status parse(xe_model *m, loader *ld) {
             f->float_params = need[0] + need[1];
             f->macs = need[0];
             break;
-        default: break;
+        default:
+            break;
         }
         f->param_bytes = 4 * (need[0] + need[1] + need[2]);
     }
@@ -524,7 +558,8 @@ static xe_status precompute(xe_model *m, loader *ld) {
             const size_t k = f->op == XE_OP_DENSE ? (size_t)f->in_h * f->in_w * ic : taps * ic;
             const size_t bytes = xe_mul(xe_mul(k, oc, &ovf), sizeof(float), &ovf);
             n->wt = ovf ? NULL : malloc(bytes ? bytes : 1);
-            if (!n->wt) return fail(ld, XE_ERR_OUT_OF_MEMORY, "node %u: out of memory for weights", i);
+            if (!n->wt)
+                return fail(ld, XE_ERR_OUT_OF_MEMORY, "node %u: out of memory for weights", i);
             for (size_t o = 0; o < oc; o++)
                 for (size_t t = 0; t < k; t++) n->wt[t * oc + o] = n->w_f32[o * k + t];
         } else if (f->op == XE_OP_BWN_CONV2D) {
@@ -533,7 +568,8 @@ static xe_status precompute(xe_model *m, loader *ld) {
             const size_t k = taps * ic;
             const size_t bytes = xe_mul(xe_mul(k, oc, &ovf), sizeof(float), &ovf);
             n->wt = ovf ? NULL : malloc(bytes ? bytes : 1);
-            if (!n->wt) return fail(ld, XE_ERR_OUT_OF_MEMORY, "node %u: out of memory for weights", i);
+            if (!n->wt)
+                return fail(ld, XE_ERR_OUT_OF_MEMORY, "node %u: out of memory for weights", i);
             for (size_t o = 0; o < oc; o++)
                 for (size_t t = 0; t < taps; t++) {
                     const uint32_t *w = n->w_bits + (o * taps + t) * n->cw;
@@ -629,7 +665,8 @@ xe_status xe_model_load_memory(const void *data, size_t size, int copy, xe_model
 xe_status xe_model_load_file(const char *path, xe_model **out, char *err, size_t err_cap) {
     loader ld = {err, err_cap};
     if (out) *out = NULL;
-    if (!path || !out) return fail(&ld, XE_ERR_INVALID_ARGUMENT, "invalid argument: NULL path or out");
+    if (!path || !out)
+        return fail(&ld, XE_ERR_INVALID_ARGUMENT, "invalid argument: NULL path or out");
     int fd = open(path, O_RDONLY);
     if (fd < 0) return fail(&ld, XE_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     struct stat sb;

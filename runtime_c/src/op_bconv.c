@@ -130,7 +130,8 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
         scratch += align_up(kwords * XE_CHUNK_ROWS * 4);
         for (size_t r = 0; r < rows; r++) {
             const size_t p = p0 + r, oh = p / f->out_w, ow = p % f->out_w;
-            const uint32_t *src = pl->pbuf + ((oh * f->stride_h) * pl->pw_full + ow * f->stride_w) * cw;
+            const uint32_t *src =
+                pl->pbuf + ((oh * f->stride_h) * pl->pw_full + ow * f->stride_w) * cw;
             for (size_t i = 0; i < kh; i++)
                 memcpy(col + r * kwords + i * kw * cw, src + i * pl->pw_full * cw, kw * cw * 4);
         }

@@ -39,7 +39,8 @@ static void im2col_f32(const xe_node_info *f, const float *in, size_t p, float *
                    (size_t)(b1 - b0) * ic * sizeof(float));
         else
             b1 = b0;
-        if ((long)kw > b1) memset(dst + (size_t)b1 * ic, 0, ((size_t)kw - (size_t)b1) * ic * sizeof(float));
+        if ((long)kw > b1)
+            memset(dst + (size_t)b1 * ic, 0, ((size_t)kw - (size_t)b1) * ic * sizeof(float));
     }
 }
 

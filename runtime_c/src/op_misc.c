@@ -137,7 +137,9 @@ void xe_run_misc(const xe_node *n, const xe_exec *ex, const void *in0, const voi
         xe_pool_run(ex->pool, (j.count + XE_EW_BLOCK - 1) / XE_EW_BLOCK, ew_task, &j);
         break;
     case XE_OP_MAXPOOL:
-    case XE_OP_AVGPOOL: xe_pool_run(ex->pool, f->out_h, pool_task, &j); break;
+    case XE_OP_AVGPOOL:
+        xe_pool_run(ex->pool, f->out_h, pool_task, &j);
+        break;
     case XE_OP_SOFTMAX:
         j.count = (size_t)f->in_h * f->in_w;
         xe_pool_run(ex->pool, (j.count + 63) / 64, softmax_task, &j);
@@ -154,6 +156,7 @@ void xe_run_misc(const xe_node *n, const xe_exec *ex, const void *in0, const voi
         for (size_t k = 0; k < c; k++) y[k] = (float)(acc[k] / (double)hw);
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }

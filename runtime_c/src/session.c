@@ -22,8 +22,8 @@ struct xe_session {
     xe_pool *pool;
     uint32_t threads;
     size_t nbufs;
-    void **bufs;      /* value buffers */
-    size_t *slot;     /* value id -> buffer index (values 1..num_nodes-1) */
+    void **bufs;  /* value buffers */
+    size_t *slot; /* value id -> buffer index (values 1..num_nodes-1) */
     uint8_t *shared;
     uint8_t **thread_scratch;
     uint64_t *times;
@@ -42,9 +42,15 @@ void xe_op_scratch(const xe_model *m, uint32_t node, size_t *shared, size_t *per
     *per_thread = 0;
     switch (n->info.op) {
     case XE_OP_CONV2D:
-    case XE_OP_BWN_CONV2D: *per_thread = xe_conv_thread_scratch(&n->info, overflow); break;
-    case XE_OP_BCONV2D: xe_bconv_scratch(n, shared, per_thread, overflow); break;
-    default: *shared = xe_misc_shared_scratch(n, overflow); break;
+    case XE_OP_BWN_CONV2D:
+        *per_thread = xe_conv_thread_scratch(&n->info, overflow);
+        break;
+    case XE_OP_BCONV2D:
+        xe_bconv_scratch(n, shared, per_thread, overflow);
+        break;
+    default:
+        *shared = xe_misc_shared_scratch(n, overflow);
+        break;
     }
 }
 
@@ -53,11 +59,21 @@ void xe_op_run(const xe_model *m, uint32_t node, const xe_exec *ex, const void *
     const xe_node *n = &m->nodes[node];
     switch (n->info.op) {
     case XE_OP_CONV2D:
-    case XE_OP_BWN_CONV2D: xe_run_conv(n, ex, in0, out); break;
-    case XE_OP_DENSE: xe_run_dense(n, ex, in0, out); break;
-    case XE_OP_BCONV2D: xe_run_bconv(n, ex, in0, out); break;
-    case XE_OP_SIGN: xe_run_sign(n, ex, in0, out); break;
-    default: xe_run_misc(n, ex, in0, in1, out); break;
+    case XE_OP_BWN_CONV2D:
+        xe_run_conv(n, ex, in0, out);
+        break;
+    case XE_OP_DENSE:
+        xe_run_dense(n, ex, in0, out);
+        break;
+    case XE_OP_BCONV2D:
+        xe_run_bconv(n, ex, in0, out);
+        break;
+    case XE_OP_SIGN:
+        xe_run_sign(n, ex, in0, out);
+        break;
+    default:
+        xe_run_misc(n, ex, in0, in1, out);
+        break;
     }
 }
 
@@ -91,7 +107,8 @@ static size_t plan_buffers(xe_session *s, size_t **sizes_out) {
         free(busy);
         return (size_t)-1;
     }
-    for (uint32_t v = 0; v <= nn; v++) last[v] = v ? v - 1 : 0; /* a value lives at least while written */
+    for (uint32_t v = 0; v <= nn; v++)
+        last[v] = v ? v - 1 : 0; /* a value lives at least while written */
     for (uint32_t i = 0; i < nn; i++) {
         const xe_node_info *f = &m->nodes[i].info;
         last[f->input0] = i;

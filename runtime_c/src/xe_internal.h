@@ -48,16 +48,16 @@ typedef struct xe_node {
     const float *scale;     /* bwn/bconv scale, batchnorm scale */
     const float *bias;      /* conv/bwn/bconv/dense bias, batchnorm shift */
     /* Precomputed at load (owned by the model). */
-    float *wt;      /* conv/bwn: [KH*KW*IC][OC]; dense: [IN][OUT] (sgemm's B) */
-    int32_t *wpop;  /* bconv: [KH*KW][OC] popcount of each tap's weight words */
+    float *wt;           /* conv/bwn: [KH*KW*IC][OC]; dense: [IN][OUT] (sgemm's B) */
+    int32_t *wpop;       /* bconv: [KH*KW][OC] popcount of each tap's weight words */
     int32_t *wpop_total; /* bconv: [OC] popcount over all taps */
 } xe_node;
 
 struct xe_model {
     const uint8_t *data; /* the file bytes */
     size_t size;
-    void *owned;   /* heap copy (copy != 0 or read() fallback), freed at destroy */
-    void *map;     /* mmap'ed region, unmapped at destroy */
+    void *owned; /* heap copy (copy != 0 or read() fallback), freed at destroy */
+    void *map;   /* mmap'ed region, unmapped at destroy */
     size_t map_size;
     const char *meta;
     size_t meta_len;
@@ -85,7 +85,7 @@ typedef struct xe_exec {
     const xe_kernels *k;
     xe_pool *pool;
     uint32_t threads;
-    uint8_t *shared;         /* node-wide scratch, shared_bytes */
+    uint8_t *shared;          /* node-wide scratch, shared_bytes */
     uint8_t **thread_scratch; /* one per thread, thread_bytes each */
 } xe_exec;
 

@@ -30,9 +30,10 @@
 
 static int failures;
 
-static void fail(const char *isa, const char *what, size_t ch, size_t word, uint32_t got, uint32_t want) {
-    fprintf(stderr, "FAIL %s: %s (channels=%zu, word %zu: got %08x, want %08x)\n", isa, what, ch, word, got,
-            want);
+static void fail(const char *isa, const char *what, size_t ch, size_t word, uint32_t got,
+                 uint32_t want) {
+    fprintf(stderr, "FAIL %s: %s (channels=%zu, word %zu: got %08x, want %08x)\n", isa, what, ch,
+            word, got, want);
     failures++;
 }
 
@@ -56,8 +57,8 @@ static void test_special_values(const xe_kernels *kt) {
     /* channel i holds values[i]; expected bit i is its sign bit under the contract. */
     float x[32];
     const float tiny_neg = -1.401298464e-45f; /* smallest negative subnormal */
-    const float vals[] = {0.0f, -0.0f, 1.0f, -1.0f, NAN, -NAN, INFINITY, -INFINITY, tiny_neg, 1e-30f, -1e30f,
-                          -0.5f};
+    const float vals[] = {0.0f,     -0.0f,     1.0f,     -1.0f,  NAN,    -NAN,
+                          INFINITY, -INFINITY, tiny_neg, 1e-30f, -1e30f, -0.5f};
     const int bits[] = {0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 1, 1};
     uint32_t want = 0;
     size_t n = sizeof vals / sizeof vals[0];
@@ -86,7 +87,8 @@ static void test_positions(const xe_kernels *kt) {
             x[c] = -2.0f;
             memset(want, 0, sizeof want);
             want[c / 32] = (uint32_t)1 << (c % 32);
-            expect_row(kt, "single negative channel c -> word c/32, bit c%32 (LSB first)", x, ch, want);
+            expect_row(kt, "single negative channel c -> word c/32, bit c%32 (LSB first)", x, ch,
+                       want);
             if (failures) return;
         }
         /* All negative: every real bit 1, every padding bit of the last word 0. */
@@ -109,17 +111,21 @@ static void test_multirow(const xe_kernels *kt) {
     enum { ROWS = 3, CH = 40, LDX = 45, LDOUT = 4 };
     float x[ROWS * LDX];
     uint32_t out[ROWS * LDOUT];
-    for (size_t i = 0; i < ROWS * LDX; i++) x[i] = -1.0f; /* the gaps between rows are negative too */
+    for (size_t i = 0; i < ROWS * LDX; i++)
+        x[i] = -1.0f; /* the gaps between rows are negative too */
     for (size_t r = 0; r < ROWS; r++) x[r * LDX + r] = 3.0f;
     for (size_t i = 0; i < ROWS * LDOUT; i++) out[i] = FENCE;
     kt->pack(ROWS, CH, x, LDX, out, LDOUT);
     for (size_t r = 0; r < ROWS; r++) {
         uint32_t w0 = 0xFFFFFFFFu & ~((uint32_t)1 << r), w1 = 0xFFu;
-        if (out[r * LDOUT] != w0) fail(kt->name, "strided rows: word 0", CH, r * LDOUT, out[r * LDOUT], w0);
+        if (out[r * LDOUT] != w0)
+            fail(kt->name, "strided rows: word 0", CH, r * LDOUT, out[r * LDOUT], w0);
         if (out[r * LDOUT + 1] != w1)
-            fail(kt->name, "strided rows: word 1 (8 real bits)", CH, r * LDOUT + 1, out[r * LDOUT + 1], w1);
+            fail(kt->name, "strided rows: word 1 (8 real bits)", CH, r * LDOUT + 1,
+                 out[r * LDOUT + 1], w1);
         if (out[r * LDOUT + 2] != FENCE || out[r * LDOUT + 3] != FENCE)
-            fail(kt->name, "strided rows: wrote past CW", CH, r * LDOUT + 2, out[r * LDOUT + 2], FENCE);
+            fail(kt->name, "strided rows: wrote past CW", CH, r * LDOUT + 2, out[r * LDOUT + 2],
+                 FENCE);
     }
 }
 
@@ -141,8 +147,8 @@ static void test_dot_identity(const xe_kernels *kt) {
         kt->pack(1, n, xb, n, pb, cw);
         kt->bgemm(1, 1, cw, pa, cw, pb, cw, &d, 1);
         if ((long)n - 2 * (long)d != dot) {
-            fprintf(stderr, "FAIL %s: n - 2*popcount = %ld, float dot %ld (n=%zu)\n", kt->name, (long)n - 2 * (long)d,
-                    dot, n);
+            fprintf(stderr, "FAIL %s: n - 2*popcount = %ld, float dot %ld (n=%zu)\n", kt->name,
+                    (long)n - 2 * (long)d, dot, n);
             failures++;
             return;
         }

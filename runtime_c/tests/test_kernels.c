@@ -72,8 +72,10 @@ static int check_bgemm(const xe_kernels *kt, size_t m, size_t n, size_t k, size_
     kt->bgemm(m, n, k, a, lda, b, ldb, got, ldc);
     for (size_t i = 0; i < csz && ok; i++) {
         if (want[i] != got[i]) {
-            fprintf(stderr, "FAIL %s bgemm m=%zu n=%zu k=%zu lda=%zu ldb=%zu ldc=%zu: c[%zu] = %d, ref %d\n",
-                    kt->name, m, n, k, lda, ldb, ldc, i, got[i], want[i]);
+            fprintf(
+                stderr,
+                "FAIL %s bgemm m=%zu n=%zu k=%zu lda=%zu ldb=%zu ldc=%zu: c[%zu] = %d, ref %d\n",
+                kt->name, m, n, k, lda, ldb, ldc, i, got[i], want[i]);
             ok = 0;
         }
     }
@@ -95,8 +97,8 @@ static int check_bgemm_worst(const xe_kernels *kt, size_t m, size_t n, size_t k)
     kt->bgemm(m, n, k, a, k, b, k, c, n);
     for (size_t i = 0; i < m * n && ok; i++) {
         if (c[i] != (int32_t)(32 * k)) {
-            fprintf(stderr, "FAIL %s bgemm all-ones m=%zu n=%zu k=%zu: c[%zu] = %d, want %d\n", kt->name, m, n, k, i,
-                    c[i], (int)(32 * k));
+            fprintf(stderr, "FAIL %s bgemm all-ones m=%zu n=%zu k=%zu: c[%zu] = %d, want %d\n",
+                    kt->name, m, n, k, i, c[i], (int)(32 * k));
             ok = 0;
         }
     }
@@ -124,7 +126,8 @@ static int check_sgemm(const xe_kernels *kt, size_t m, size_t n, size_t k, size_
         for (size_t i = 0; i < csz; i++) {
             if (memcmp(&want[i], &got[i], 4) != 0) {
                 fprintf(stderr,
-                        "FAIL %s sgemm m=%zu n=%zu k=%zu lda=%zu ldb=%zu ldc=%zu: c[%zu] = %.9g, ref %.9g\n",
+                        "FAIL %s sgemm m=%zu n=%zu k=%zu lda=%zu ldb=%zu ldc=%zu: c[%zu] = %.9g, "
+                        "ref %.9g\n",
                         kt->name, m, n, k, lda, ldb, ldc, i, got[i], want[i]);
                 break;
             }
@@ -156,8 +159,10 @@ static int check_pack(const xe_kernels *kt, size_t rows, size_t channels, size_t
     kt->pack(rows, channels, x, ldx, got, ldo);
     for (size_t i = 0; i < osz && ok; i++) {
         if (want[i] != got[i]) {
-            fprintf(stderr, "FAIL %s pack rows=%zu channels=%zu ldx=%zu ldo=%zu: word %zu = %08x, ref %08x\n",
-                    kt->name, rows, channels, ldx, ldo, i, got[i], want[i]);
+            fprintf(
+                stderr,
+                "FAIL %s pack rows=%zu channels=%zu ldx=%zu ldo=%zu: word %zu = %08x, ref %08x\n",
+                kt->name, rows, channels, ldx, ldo, i, got[i], want[i]);
             ok = 0;
         }
     }
@@ -169,7 +174,8 @@ static int check_pack(const xe_kernels *kt, size_t rows, size_t channels, size_t
 }
 
 /* Sizes below, at and above the tiles of every table (2, 4, 6, 8, 16, 32). */
-static const size_t edge_sizes[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 40};
+static const size_t edge_sizes[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  11, 12,
+                                    13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 40};
 #define N_EDGE (sizeof edge_sizes / sizeof edge_sizes[0])
 
 static int battery(const xe_kernels *kt) {
@@ -177,8 +183,8 @@ static int battery(const xe_kernels *kt) {
     /* Every k = 1..80 words against rotating (m, n) pairs from the edge sizes. */
     for (size_t k = 1; k <= 80 && ok; k++)
         for (size_t p = 0; p < 6 && ok; p++)
-            ok = check_bgemm(kt, edge_sizes[(k * 7 + p * 5) % N_EDGE], edge_sizes[(k * 3 + p * 11) % N_EDGE], k,
-                             p & 1);
+            ok = check_bgemm(kt, edge_sizes[(k * 7 + p * 5) % N_EDGE],
+                             edge_sizes[(k * 3 + p * 11) % N_EDGE], k, p & 1);
     /* Every (m, n) edge pair at a few k, and every channel count x window:
      * k = ceil(C/32) * taps for C in 1..130 and windows 1x1, 3x3, 5x5, 7x7, 11x11. */
     {
@@ -203,7 +209,9 @@ static int battery(const xe_kernels *kt) {
     /* Long rows overflow 8-bit accumulators many times over (4095 is the NEON 16-bit limit). */
     if (ok) ok = check_bgemm(kt, 5, 6, 4100, 1);
     /* 4094 16-byte steps (+ tail) per 16-bit NEON block; 31 words per AVX2 byte block. */
-    if (ok) ok = check_bgemm_worst(kt, 5, 17, 4 * 4094 * 2 + 3) && check_bgemm_worst(kt, 4, 16, 4 * 4094 + 3);
+    if (ok)
+        ok = check_bgemm_worst(kt, 5, 17, 4 * 4094 * 2 + 3) &&
+             check_bgemm_worst(kt, 4, 16, 4 * 4094 + 3);
     if (ok)
         ok = check_bgemm_worst(kt, 3, 9, 248) && check_bgemm_worst(kt, 3, 9, 249) &&
              check_bgemm_worst(kt, 1, 1, 31);
@@ -214,13 +222,14 @@ static int battery(const xe_kernels *kt) {
 
     for (size_t k = 1; k <= 80 && ok; k++)
         for (size_t p = 0; p < 3 && ok; p++)
-            ok = check_sgemm(kt, edge_sizes[(k * 5 + p * 7) % N_EDGE], edge_sizes[(k * 11 + p * 3) % N_EDGE], k,
-                             p & 1);
+            ok = check_sgemm(kt, edge_sizes[(k * 5 + p * 7) % N_EDGE],
+                             edge_sizes[(k * 11 + p * 3) % N_EDGE], k, p & 1);
     for (size_t x = 0; x < N_EDGE && ok; x++)
-        for (size_t y = 0; y < N_EDGE && ok; y++) ok = check_sgemm(kt, edge_sizes[x], edge_sizes[y], 5, (x ^ y) & 1);
-    if (ok) ok = check_sgemm(kt, 1024, 64, 27, 0);  /* first conv: 3x3x3 im2col, 64 filters */
-    if (ok) ok = check_sgemm(kt, 1, 1000, 512, 1);  /* dense head */
-    if (ok) ok = check_sgemm(kt, 3, 10, 4096, 1);   /* long sums */
+        for (size_t y = 0; y < N_EDGE && ok; y++)
+            ok = check_sgemm(kt, edge_sizes[x], edge_sizes[y], 5, (x ^ y) & 1);
+    if (ok) ok = check_sgemm(kt, 1024, 64, 27, 0); /* first conv: 3x3x3 im2col, 64 filters */
+    if (ok) ok = check_sgemm(kt, 1, 1000, 512, 1); /* dense head */
+    if (ok) ok = check_sgemm(kt, 3, 10, 4096, 1);  /* long sums */
 
     for (size_t ch = 1; ch <= 130 && ok; ch++) ok = check_pack(kt, 1 + ch % 7, ch, ch & 1);
     if (ok) ok = check_pack(kt, 3136, 64, 0);
@@ -245,7 +254,8 @@ static int check_dispatch(void) {
     /* The table chosen at first use follows XE_KERNELS (ctest runs with it unset,
      * so the best table is active) ... */
     if (saved == NULL && strcmp(xe_kernel_isa(), names[count - 1]) != 0) {
-        fprintf(stderr, "FAIL dispatch: active %s, best available %s\n", xe_kernel_isa(), names[count - 1]);
+        fprintf(stderr, "FAIL dispatch: active %s, best available %s\n", xe_kernel_isa(),
+                names[count - 1]);
         ok = 0;
     }
     /* ... and the explicit switch, which uses the same lookup. */
@@ -304,7 +314,8 @@ static int check_env(const char *value, const char *want) {
         _exit(strcmp(xe_kernel_isa(), want) == 0 ? 0 : 1);
     }
     if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "FAIL dispatch: XE_KERNELS=%s did not select %s\n", value, want ? want : "the best table");
+        fprintf(stderr, "FAIL dispatch: XE_KERNELS=%s did not select %s\n", value,
+                want ? want : "the best table");
         return 0;
     }
     return 1;
@@ -333,7 +344,8 @@ int main(void) {
         }
         ok = battery(kt);
         tested++;
-        printf("%-9s %s (%ld shapes: bgemm, sgemm, pack)\n", all[i], ok ? "ok" : "FAILED", shapes_run - before);
+        printf("%-9s %s (%ld shapes: bgemm, sgemm, pack)\n", all[i], ok ? "ok" : "FAILED",
+               shapes_run - before);
     }
     printf("test_kernels: %d tables tested, %s\n", tested, ok ? "all equal to ref" : "MISMATCH");
     return ok ? 0 : 1;

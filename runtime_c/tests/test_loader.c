@@ -104,8 +104,9 @@ static void test_valid(void) {
     CHECK(xe_model_num_nodes(m) == 6, "num_nodes %u", xe_model_num_nodes(m));
     xe_node_info info;
     CHECK(xe_model_node_info(m, 1, &info) == XE_OK && info.op == XE_OP_BCONV2D &&
-              info.out_dtype == XE_DTYPE_BITS && info.out_c == 24 && info.out_h == 7 && info.in_c == 20 &&
-              info.binary_params == 24 * 9 * 20 && info.macs == 7ull * 6 * 24 * 9 * 20,
+              info.out_dtype == XE_DTYPE_BITS && info.out_c == 24 && info.out_h == 7 &&
+              info.in_c == 20 && info.binary_params == 24 * 9 * 20 &&
+              info.macs == 7ull * 6 * 24 * 9 * 20,
           "node_info of the bconv");
     CHECK(xe_model_node_info(m, 6, &info) == XE_ERR_INVALID_ARGUMENT, "node_info out of range");
     uint32_t h, w, c;
@@ -130,8 +131,10 @@ static void test_valid(void) {
     CHECK(st == XE_ERR_IO && m == NULL && strstr(err, "nonexistent"), "missing file: %s", err);
     st = xe_model_load_file("/tmp", &m, err, sizeof err);
     CHECK(st == XE_ERR_IO, "directory: %s", xe_status_string(st));
-    CHECK(xe_model_load_memory(NULL, 10, 1, &m, err, sizeof err) == XE_ERR_INVALID_ARGUMENT, "NULL data");
-    CHECK(xe_model_load_memory(g_file + 1, g_size - 1, 0, &m, err, sizeof err) == XE_ERR_INVALID_ARGUMENT,
+    CHECK(xe_model_load_memory(NULL, 10, 1, &m, err, sizeof err) == XE_ERR_INVALID_ARGUMENT,
+          "NULL data");
+    CHECK(xe_model_load_memory(g_file + 1, g_size - 1, 0, &m, err, sizeof err) ==
+              XE_ERR_INVALID_ARGUMENT,
           "misaligned in-place data");
     /* A tiny err_cap truncates the reason but never overflows. */
     char small[4] = {'x', 'x', 'x', 'x'};
@@ -182,8 +185,8 @@ static void test_bit_flips(void) {
             const xe_status want = flip_expect(at, buf);
             const xe_status st = load(buf, g_size, err, sizeof err);
             if (st != want && bad++ < 5)
-                printf("FAIL flip byte %zu bit %d: %s, expected %s (%s)\n", at, bit, xe_status_string(st),
-                       xe_status_string(want), err);
+                printf("FAIL flip byte %zu bit %d: %s, expected %s (%s)\n", at, bit,
+                       xe_status_string(st), xe_status_string(want), err);
             /* The same flip with the CRC recomputed: the structural checks must
              * reject it or the model must load and run cleanly. */
             if (at >= 24 && at < g_size - 8) {
@@ -241,8 +244,10 @@ static void test_structural(void) {
         {"params_offset odd", 80, 8, 1001, XE_ERR_BAD_MODEL, "param table"},
         {"op unknown", NODE(0, 0), 4, 99, XE_ERR_BAD_MODEL, "unknown op 99"},
         {"op zero", NODE(2, 0), 4, 0, XE_ERR_BAD_MODEL, "unknown op"},
-        {"flags for batchnorm", NODE(0, 4), 4, XE_FLAG_USE_K, XE_ERR_BAD_MODEL, "node 0 (batchnorm): bad flags"},
-        {"OUT_BITS with RELU", NODE(1, 4), 4, XE_FLAG_OUT_BITS | XE_FLAG_RELU, XE_ERR_BAD_MODEL, "OUT_BITS"},
+        {"flags for batchnorm", NODE(0, 4), 4, XE_FLAG_USE_K, XE_ERR_BAD_MODEL,
+         "node 0 (batchnorm): bad flags"},
+        {"OUT_BITS with RELU", NODE(1, 4), 4, XE_FLAG_OUT_BITS | XE_FLAG_RELU, XE_ERR_BAD_MODEL,
+         "OUT_BITS"},
         {"USE_K on bits input", NODE(3, 4), 4, XE_FLAG_USE_K, XE_ERR_BAD_MODEL, "USE_K"},
         {"input0 forward", NODE(1, 8), 4, 5, XE_ERR_BAD_MODEL, "input0"},
         {"input1 set", NODE(1, 12), 4, 0, XE_ERR_BAD_MODEL, "input1"},
@@ -251,12 +256,14 @@ static void test_structural(void) {
         {"stride 0", NODE(2, 24), 4, 0, XE_ERR_BAD_MODEL, "window"},
         {"pad >= kernel", NODE(1, 32), 4, 3, XE_ERR_BAD_MODEL, "window"},
         {"window on relu-like op", NODE(0, 16), 4, 3, XE_ERR_BAD_MODEL, "kernel, stride and pad"},
-        {"out_c mismatch", NODE(0, 40), 4, 21, XE_ERR_BAD_MODEL, "node 0 (batchnorm): output shape"},
+        {"out_c mismatch", NODE(0, 40), 4, 21, XE_ERR_BAD_MODEL,
+         "node 0 (batchnorm): output shape"},
         {"out_h mismatch", NODE(1, 44), 4, 6, XE_ERR_BAD_MODEL, "node 1 (bconv2d): output shape"},
         {"out_w huge", NODE(2, 48), 4, 0xFFFFFFFFu, XE_ERR_BAD_MODEL, "output shape"},
         {"bconv out_c 0", NODE(1, 40), 4, 0, XE_ERR_BAD_MODEL, "out_c"},
         {"param_count", NODE(1, 56), 4, 2, XE_ERR_BAD_MODEL, "param_count"},
-        {"param_first past table", NODE(1, 52), 4, 0xFFFFFFFEu, XE_ERR_BAD_MODEL, "outside the param table"},
+        {"param_first past table", NODE(1, 52), 4, 0xFFFFFFFEu, XE_ERR_BAD_MODEL,
+         "outside the param table"},
         {"param reused", NODE(1, 52), 4, 0, XE_ERR_BAD_MODEL, "param"},
         {"reserved node field", NODE(4, 60), 4, 1, XE_ERR_BAD_MODEL, "reserved"},
         {"param dtype 2", PARAM(0, 0), 4, 2, XE_ERR_BAD_MODEL, "dtype"},
@@ -265,7 +272,8 @@ static void test_structural(void) {
         {"param reserved 24", PARAM(1, 24), 8, 1, XE_ERR_BAD_MODEL, "reserved"},
         {"param offset misaligned", PARAM(0, 8), 8, 1, XE_ERR_BAD_MODEL, "misaligned"},
         {"param offset past end", PARAM(0, 8), 8, 1ull << 40, XE_ERR_BAD_MODEL, "outside"},
-        {"param offset overflow", PARAM(0, 8), 8, 0xFFFFFFFFFFFFFFC0ull, XE_ERR_BAD_MODEL, "outside"},
+        {"param offset overflow", PARAM(0, 8), 8, 0xFFFFFFFFFFFFFFC0ull, XE_ERR_BAD_MODEL,
+         "outside"},
         {"param count overflow", PARAM(0, 16), 8, 1ull << 62, XE_ERR_BAD_MODEL, "outside"},
         {"param count wrong", PARAM(0, 16), 8, 19, XE_ERR_BAD_MODEL, "op needs f32 x 20"},
         {"last output bits", NODE(5, 0), 4, XE_OP_SIGN, XE_ERR_BAD_MODEL, "float32, not bits"},
@@ -281,19 +289,22 @@ static void test_structural(void) {
             xtm_put64(buf + e->off, e->value);
         xtm_fix_crc(buf, g_size);
         const xe_status st = load(buf, g_size, err, sizeof err);
-        CHECK(st == e->want && strstr(err, e->msg), "%s: got %s \"%s\", expected %s \"%s\"", e->what,
-              xe_status_string(st), err, xe_status_string(e->want), e->msg);
+        CHECK(st == e->want && strstr(err, e->msg), "%s: got %s \"%s\", expected %s \"%s\"",
+              e->what, xe_status_string(st), err, xe_status_string(e->want), e->msg);
     }
     /* Data-level corruptions. */
-    const uint64_t f32_off = xtm_get64(buf + PARAM(0, 8)), bits_off = xtm_get64(g_file + PARAM(2, 8));
+    const uint64_t f32_off = xtm_get64(buf + PARAM(0, 8)),
+                   bits_off = xtm_get64(g_file + PARAM(2, 8));
     memcpy(buf, g_file, g_size);
     xtm_put32(buf + f32_off + 8, 0x7FC00000u); /* NaN */
     xtm_fix_crc(buf, g_size);
-    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "finite"), "NaN: %s", err);
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "finite"),
+          "NaN: %s", err);
     memcpy(buf, g_file, g_size);
     xtm_put32(buf + f32_off, 0x7F800000u); /* +inf */
     xtm_fix_crc(buf, g_size);
-    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "finite"), "inf: %s", err);
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "finite"),
+          "inf: %s", err);
     memcpy(buf, g_file, g_size);
     buf[bits_off + 4 * 5 + 3] |= 0x80; /* channel-padding bit (IC = 20) of a weight word */
     xtm_fix_crc(buf, g_size);
@@ -301,13 +312,16 @@ static void test_structural(void) {
           "weight padding bit: %s", err);
     memcpy(buf, g_file, g_size);
     memcpy(buf, "XNOREDGF", 8);
-    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MAGIC && strstr(err, "magic"), "magic: %s", err);
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MAGIC && strstr(err, "magic"),
+          "magic: %s", err);
     memcpy(buf, g_file, g_size);
     memcpy(buf + g_size - 4, "XEN?", 4);
-    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "XEND"), "trailer: %s", err);
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "XEND"),
+          "trailer: %s", err);
     memcpy(buf, g_file, g_size);
     buf[200] ^= 1;
-    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_CHECKSUM && strstr(err, "CRC"), "crc: %s", err);
+    CHECK(load(buf, g_size, err, sizeof err) == XE_ERR_CHECKSUM && strstr(err, "CRC"), "crc: %s",
+          err);
     free(buf);
 
     /* An unreferenced param and a shape mismatch between an add's inputs. */
@@ -317,14 +331,16 @@ static void test_structural(void) {
     xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     size_t n;
     uint8_t *f = xtm_write(&t, &n);
-    CHECK(load(f, n, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "not referenced"), "unused: %s", err);
+    CHECK(load(f, n, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "not referenced"),
+          "unused: %s", err);
     free(f);
     xtm_free(&t);
     xtm_init(&t, 4, 4, 3);
     xtm_node(&t, XE_OP_MAXPOOL, 0, 0, XTM_NONE, 2, 2, 2, 2, 0, 0, 0, 0, 0);
     xtm_node(&t, XE_OP_ADD, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     f = xtm_write(&t, &n);
-    CHECK(load(f, n, err, sizeof err) == XE_ERR_BAD_MODEL && strstr(err, "node 1 (add): input shapes differ"),
+    CHECK(load(f, n, err, sizeof err) == XE_ERR_BAD_MODEL &&
+              strstr(err, "node 1 (add): input shapes differ"),
           "add shapes: %s", err);
     free(f);
     xtm_free(&t);
@@ -338,14 +354,18 @@ static void test_structural(void) {
 }
 
 static void test_api(void) {
-    CHECK(xe_version_number() == XE_VERSION_MAJOR * 10000 + XE_VERSION_MINOR * 100 + XE_VERSION_PATCH, "version");
+    CHECK(xe_version_number() ==
+              XE_VERSION_MAJOR * 10000 + XE_VERSION_MINOR * 100 + XE_VERSION_PATCH,
+          "version");
     CHECK(strcmp(xe_version_string(), "0.1.0") == 0, "version string %s", xe_version_string());
-    CHECK(xe_format_version() == XE_FORMAT_VERSION && xe_packing_version() == XE_PACKING_VERSION, "versions");
-    CHECK(strcmp(xe_op_name(XE_OP_BCONV2D), "bconv2d") == 0 && strcmp(xe_op_name(0), "unknown") == 0 &&
-              strcmp(xe_op_name(13), "unknown") == 0,
+    CHECK(xe_format_version() == XE_FORMAT_VERSION && xe_packing_version() == XE_PACKING_VERSION,
+          "versions");
+    CHECK(strcmp(xe_op_name(XE_OP_BCONV2D), "bconv2d") == 0 &&
+              strcmp(xe_op_name(0), "unknown") == 0 && strcmp(xe_op_name(13), "unknown") == 0,
           "op names");
     for (int s = 0; s <= XE_ERR_UNSUPPORTED; s++)
-        CHECK(strcmp(xe_status_string((xe_status)s), "unknown status") != 0, "status %d has a string", s);
+        CHECK(strcmp(xe_status_string((xe_status)s), "unknown status") != 0,
+              "status %d has a string", s);
     CHECK(strcmp(xe_status_string((xe_status)99), "unknown status") == 0, "unknown status");
 }
 

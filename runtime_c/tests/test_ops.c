@@ -83,7 +83,8 @@ static uint32_t *rand_bits(arena *a, size_t oc, size_t taps, size_t ic) {
  * threshold is never a tie. */
 static float *rand_scale(arena *a, size_t n) {
     float *f = arena_alloc(a, n * 4);
-    for (size_t i = 0; i < n; i++) f[i] = (float)((int)(rnd() % 16) + 1) / 8.0f * ((rnd() % 5) ? 1.f : -1.f);
+    for (size_t i = 0; i < n; i++)
+        f[i] = (float)((int)(rnd() % 16) + 1) / 8.0f * ((rnd() % 5) ? 1.f : -1.f);
     return f;
 }
 static float *rand_bias(arena *a, size_t n) {
@@ -155,7 +156,8 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
         case XE_OP_CONV2D:
         case XE_OP_BWN_CONV2D:
         case XE_OP_BCONV2D: {
-            const int pad_one = (n->flags & XE_FLAG_PAD_ONE) != 0, use_k = (n->flags & XE_FLAG_USE_K) != 0;
+            const int pad_one = (n->flags & XE_FLAG_PAD_ONE) != 0,
+                      use_k = (n->flags & XE_FLAG_USE_K) != 0;
             for (uint32_t oh = 0; oh < y.h; oh++)
                 for (uint32_t ow = 0; ow < y.w; ow++) {
                     double kval = 1.0;
@@ -163,10 +165,13 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                         double s = 0;
                         for (uint32_t a = 0; a < n->kh; a++)
                             for (uint32_t b = 0; b < n->kw; b++) {
-                                long ih = (long)(oh * n->sh + a) - n->ph, iw = (long)(ow * n->sw + b) - n->pw;
-                                if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w) continue;
+                                long ih = (long)(oh * n->sh + a) - n->ph,
+                                     iw = (long)(ow * n->sw + b) - n->pw;
+                                if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w)
+                                    continue;
                                 double am = 0;
-                                for (uint32_t c = 0; c < x.c; c++) am += fabs(x.d[((size_t)ih * x.w + iw) * x.c + c]);
+                                for (uint32_t c = 0; c < x.c; c++)
+                                    am += fabs(x.d[((size_t)ih * x.w + iw) * x.c + c]);
                                 s += am / x.c;
                             }
                         kval = s / (double)taps;
@@ -175,20 +180,24 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                         double acc = 0;
                         for (uint32_t a = 0; a < n->kh; a++)
                             for (uint32_t b = 0; b < n->kw; b++) {
-                                long ih = (long)(oh * n->sh + a) - n->ph, iw = (long)(ow * n->sw + b) - n->pw;
-                                const int oob = ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w;
+                                long ih = (long)(oh * n->sh + a) - n->ph,
+                                     iw = (long)(ow * n->sw + b) - n->pw;
+                                const int oob =
+                                    ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w;
                                 const size_t tap = (size_t)a * n->kw + b;
                                 for (uint32_t c = 0; c < x.c; c++) {
                                     double xv, wv;
                                     if (n->op == XE_OP_CONV2D) {
                                         xv = oob ? 0.0 : x.d[((size_t)ih * x.w + iw) * x.c + c];
-                                        wv = ((const float *)P[0])[((size_t)o * taps + tap) * x.c + c];
+                                        wv = ((
+                                            const float *)P[0])[((size_t)o * taps + tap) * x.c + c];
                                     } else {
                                         wv = wbit(P[0], cw, o, taps, tap, c) ? -1.0 : 1.0;
                                         if (n->op == XE_OP_BWN_CONV2D)
                                             xv = oob ? 0.0 : x.d[((size_t)ih * x.w + iw) * x.c + c];
                                         else
-                                            xv = oob ? (pad_one ? 1.0 : 0.0) : sgn(x.d[((size_t)ih * x.w + iw) * x.c + c]);
+                                            xv = oob ? (pad_one ? 1.0 : 0.0)
+                                                     : sgn(x.d[((size_t)ih * x.w + iw) * x.c + c]);
                                     }
                                     acc += xv * wv;
                                 }
@@ -227,13 +236,16 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                         double m = -INFINITY, s = 0;
                         for (uint32_t a = 0; a < n->kh; a++)
                             for (uint32_t b = 0; b < n->kw; b++) {
-                                long ih = (long)(oh * n->sh + a) - n->ph, iw = (long)(ow * n->sw + b) - n->pw;
-                                if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w) continue;
+                                long ih = (long)(oh * n->sh + a) - n->ph,
+                                     iw = (long)(ow * n->sw + b) - n->pw;
+                                if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w)
+                                    continue;
                                 double v = x.d[((size_t)ih * x.w + iw) * x.c + c];
                                 m = v > m ? v : m;
                                 s += v;
                             }
-                        y.d[((size_t)oh * y.w + ow) * y.c + c] = n->op == XE_OP_MAXPOOL ? m : s / (double)taps;
+                        y.d[((size_t)oh * y.w + ow) * y.c + c] =
+                            n->op == XE_OP_MAXPOOL ? m : s / (double)taps;
                     }
             break;
         case XE_OP_GLOBAL_AVGPOOL:
@@ -320,15 +332,15 @@ static void check_model(const char *name, const xtm *t, int exact) {
                     const double tol = exact ? 0.0 : 1e-5 * (1.0 + fabs(ref[i]));
                     if (!(d <= tol)) {
                         if (bad < 3)
-                            printf("FAIL %s [%s]: out[%zu] = %.9g, reference %.9g\n", name, g_isas[k], i,
-                                   (double)out[i], ref[i]);
+                            printf("FAIL %s [%s]: out[%zu] = %.9g, reference %.9g\n", name,
+                                   g_isas[k], i, (double)out[i], ref[i]);
                         bad++;
                     }
                 }
                 if (bad) g_fail++;
             } else if (memcmp(first, out, out_n * 4) != 0) {
-                printf("FAIL %s: kernels %s with %u threads differ from %s with 1\n", name, g_isas[k],
-                       threads, g_isas[0]);
+                printf("FAIL %s: kernels %s with %u threads differ from %s with 1\n", name,
+                       g_isas[k], threads, g_isas[0]);
                 g_fail++;
             }
         }
@@ -379,11 +391,13 @@ static void battery(uint32_t op, const uint32_t *flag_sets, size_t nflags, int b
                     arena a = {{0}, 0};
                     xtm_init(&t, h, w, ic);
                     uint32_t v = 0;
-                    if (bits_input) v = xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    if (bits_input)
+                        v = xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
                     v = add_conv(&t, &a, op, fl, v, k, s, p, oc);
                     if (fl & XE_FLAG_OUT_BITS) v = add_decode(&t, &a, v);
                     snprintf(name, sizeof name, "%s%s flags=%u in=%ux%ux%u k=%u s=%u p=%u oc=%u",
-                             xe_op_name(op), bits_input ? "(bits in)" : "", fl, h, w, ic, k, s, p, oc);
+                             xe_op_name(op), bits_input ? "(bits in)" : "", fl, h, w, ic, k, s, p,
+                             oc);
                     check_model(name, &t, !(fl & XE_FLAG_USE_K));
                     xtm_free(&t);
                     arena_free(&a);
@@ -398,19 +412,24 @@ static void test_pools(void) {
             for (uint32_t p = 0; p < 2; p++) {
                 const uint32_t k = k_kern[ki], s = k_stride[si];
                 if (p >= k) continue;
-                const uint32_t h = k_spatial[2 + rnd() % 7], w = k_spatial[2 + rnd() % 7], c = k_chan[rnd() % 10];
+                const uint32_t h = k_spatial[2 + rnd() % 7], w = k_spatial[2 + rnd() % 7],
+                               c = k_chan[rnd() % 10];
                 if (h + 2 * p < k || w + 2 * p < k) continue;
                 for (int kind = 0; kind < 3; kind++) {
                     xtm t;
                     arena a = {{0}, 0};
                     xtm_init(&t, h, w, c);
                     uint32_t v = 0;
-                    if (kind == 2) v = xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-                    v = xtm_node(&t, kind == 1 ? XE_OP_AVGPOOL : XE_OP_MAXPOOL, 0, v, XTM_NONE, k, k, s, s, p,
-                                 p, 0, 0, 0);
+                    if (kind == 2)
+                        v = xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    v = xtm_node(&t, kind == 1 ? XE_OP_AVGPOOL : XE_OP_MAXPOOL, 0, v, XTM_NONE, k,
+                                 k, s, s, p, p, 0, 0, 0);
                     if (kind == 2) v = add_decode(&t, &a, v);
                     snprintf(name, sizeof name, "%s in=%ux%ux%u k=%u s=%u p=%u",
-                             kind == 0 ? "maxpool" : kind == 1 ? "avgpool" : "maxpool(bits)", h, w, c, k, s, p);
+                             kind == 0   ? "maxpool"
+                             : kind == 1 ? "avgpool"
+                                         : "maxpool(bits)",
+                             h, w, c, k, s, p);
                     check_model(name, &t, kind != 1);
                     xtm_free(&t);
                     arena_free(&a);
@@ -428,26 +447,33 @@ static void test_misc(void) {
             /* batchnorm -> relu -> conv 3x3 -> add(residual with bn) -> gap -> dense -> softmax */
             uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, c, rnd_w), c);
             xtm_param(&t, XTM_F32, rand_f32(&a, c, rnd_w), c);
-            const uint32_t bn = xtm_node(&t, XE_OP_BATCHNORM, relu ? XE_FLAG_RELU : 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 2);
+            const uint32_t bn = xtm_node(&t, XE_OP_BATCHNORM, relu ? XE_FLAG_RELU : 0, 0, XTM_NONE,
+                                         0, 0, 0, 0, 0, 0, 0, p0, 2);
             const uint32_t r = xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-            const uint32_t cv = add_conv(&t, &a, XE_OP_CONV2D, relu ? XE_FLAG_RELU : 0, r, 3, 1, 1, c);
-            const uint32_t ad = xtm_node(&t, XE_OP_ADD, relu ? XE_FLAG_RELU : 0, cv, bn, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            const uint32_t cv =
+                add_conv(&t, &a, XE_OP_CONV2D, relu ? XE_FLAG_RELU : 0, r, 3, 1, 1, c);
+            const uint32_t ad =
+                xtm_node(&t, XE_OP_ADD, relu ? XE_FLAG_RELU : 0, cv, bn, 0, 0, 0, 0, 0, 0, 0, 0, 0);
             char name[96];
             /* Exact part first: dense over the (h, w, c) value. */
             {
                 const uint32_t out = 10;
-                p0 = xtm_param(&t, XTM_F32, rand_f32(&a, out * h * w * c, rnd_w), (uint64_t)out * h * w * c);
+                p0 = xtm_param(&t, XTM_F32, rand_f32(&a, out * h * w * c, rnd_w),
+                               (uint64_t)out * h * w * c);
                 xtm_param(&t, XTM_F32, rand_bias(&a, out), out);
-                xtm_node(&t, XE_OP_DENSE, relu ? XE_FLAG_RELU : 0, ad, XTM_NONE, 0, 0, 0, 0, 0, 0, out, p0, 2);
+                xtm_node(&t, XE_OP_DENSE, relu ? XE_FLAG_RELU : 0, ad, XTM_NONE, 0, 0, 0, 0, 0, 0,
+                         out, p0, 2);
                 snprintf(name, sizeof name, "bn/relu/conv/add/dense c=%u relu=%d", c, relu);
                 check_model(name, &t, 1);
                 t.nn--;
                 t.np -= 2;
             }
-            const uint32_t g = xtm_node(&t, XE_OP_GLOBAL_AVGPOOL, 0, ad, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            const uint32_t g =
+                xtm_node(&t, XE_OP_GLOBAL_AVGPOOL, 0, ad, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
             p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 7 * c, rnd_w), 7ull * c);
             xtm_param(&t, XTM_F32, rand_bias(&a, 7), 7);
-            const uint32_t d = xtm_node(&t, XE_OP_DENSE, 0, g, XTM_NONE, 0, 0, 0, 0, 0, 0, 7, p0, 2);
+            const uint32_t d =
+                xtm_node(&t, XE_OP_DENSE, 0, g, XTM_NONE, 0, 0, 0, 0, 0, 0, 7, p0, 2);
             xtm_node(&t, XE_OP_SOFTMAX, 0, d, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
             snprintf(name, sizeof name, "bn/relu/conv/add/gap/dense/softmax c=%u relu=%d", c, relu);
             check_model(name, &t, 0);
@@ -474,7 +500,8 @@ static void test_misc(void) {
         xtm_param(&t, XTM_F32, rand_f32(&a, 40, rnd_w), 40);
         v = xtm_node(&t, XE_OP_BATCHNORM, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 2);
         v = xtm_node(&t, XE_OP_SIGN, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-        v = add_conv(&t, &a, XE_OP_BCONV2D, XE_FLAG_OUT_BITS | (pad_one ? XE_FLAG_PAD_ONE : 0), v, 3, 1, 1, 70);
+        v = add_conv(&t, &a, XE_OP_BCONV2D, XE_FLAG_OUT_BITS | (pad_one ? XE_FLAG_PAD_ONE : 0), v,
+                     3, 1, 1, 70);
         v = xtm_node(&t, XE_OP_MAXPOOL, 0, v, XTM_NONE, 2, 2, 2, 2, 0, 0, 0, 0, 0);
         v = add_conv(&t, &a, XE_OP_BCONV2D, pad_one ? XE_FLAG_PAD_ONE : 0, v, 3, 2, 1, 33);
         v = add_conv(&t, &a, XE_OP_BCONV2D, XE_FLAG_RELU, v, 3, 1, 0, 100);

@@ -127,7 +127,8 @@ int main(void) {
     xe_model_output_shape(m, &h, &w, &c);
     const size_t out_n = (size_t)h * w * c;
     const int nin = 3;
-    float *in = malloc(in_n * 4 * nin), *ref = malloc(out_n * 4 * nin), *out = malloc(out_n * 4 * nin);
+    float *in = malloc(in_n * 4 * nin), *ref = malloc(out_n * 4 * nin),
+          *out = malloc(out_n * 4 * nin);
     for (size_t i = 0; i < in_n * nin; i++) in[i] = rndf();
 
     for (uint32_t threads = 1; threads <= 4; threads++) {
@@ -146,12 +147,13 @@ int main(void) {
         if (threads == 1)
             memcpy(ref, out, out_n * 4 * nin);
         else
-            CHECK(memcmp(ref, out, out_n * 4 * nin) == 0, "%u threads differ from 1 thread", threads);
+            CHECK(memcmp(ref, out, out_n * 4 * nin) == 0, "%u threads differ from 1 thread",
+                  threads);
         /* Batch equals single runs; the same session gives the same bytes again. */
         memset(out, 0, out_n * 4 * nin);
         st = xe_session_run_batch(s, nin, in, in_n * nin, out, out_n * nin);
-        CHECK(st == XE_OK && memcmp(ref, out, out_n * 4 * nin) == 0, "batch of %d with %u threads", nin,
-              threads);
+        CHECK(st == XE_OK && memcmp(ref, out, out_n * 4 * nin) == 0, "batch of %d with %u threads",
+              nin, threads);
         uint64_t total = 0, ns = 0;
         for (uint32_t i = 0; i < xe_model_num_nodes(m); i++) {
             CHECK(xe_session_node_time_ns(s, i, &ns) == XE_OK, "node_time_ns(%u)", i);
@@ -161,10 +163,13 @@ int main(void) {
         CHECK(xe_session_node_time_ns(s, xe_model_num_nodes(m), &ns) == XE_ERR_INVALID_ARGUMENT,
               "node_time_ns out of range");
         /* Argument checks. */
-        CHECK(xe_session_run(s, in, in_n - 1, out, out_n) == XE_ERR_INVALID_ARGUMENT, "short input");
-        CHECK(xe_session_run(s, in, in_n, out, out_n + 1) == XE_ERR_INVALID_ARGUMENT, "long output");
+        CHECK(xe_session_run(s, in, in_n - 1, out, out_n) == XE_ERR_INVALID_ARGUMENT,
+              "short input");
+        CHECK(xe_session_run(s, in, in_n, out, out_n + 1) == XE_ERR_INVALID_ARGUMENT,
+              "long output");
         CHECK(xe_session_run(s, NULL, in_n, out, out_n) == XE_ERR_INVALID_ARGUMENT, "NULL input");
-        CHECK(xe_session_run(NULL, in, in_n, out, out_n) == XE_ERR_INVALID_ARGUMENT, "NULL session");
+        CHECK(xe_session_run(NULL, in, in_n, out, out_n) == XE_ERR_INVALID_ARGUMENT,
+              "NULL session");
         xe_session_destroy(s);
     }
     /* Softmax outputs sum to one: a sanity check that the run did real work. */
@@ -177,7 +182,8 @@ int main(void) {
         memset(&o, 0, sizeof o);
         o.reserved[3] = 1;
         xe_session *s = (xe_session *)1;
-        CHECK(xe_session_create(m, &o, &s) == XE_ERR_INVALID_ARGUMENT && s == NULL, "reserved option");
+        CHECK(xe_session_create(m, &o, &s) == XE_ERR_INVALID_ARGUMENT && s == NULL,
+              "reserved option");
         o.reserved[3] = 0;
         o.num_threads = 100000;
         CHECK(xe_session_create(m, &o, &s) == XE_ERR_INVALID_ARGUMENT, "absurd thread count");

@@ -102,18 +102,28 @@ static inline uint32_t xtm_node(xtm *t, uint32_t op, uint32_t flags, uint32_t in
     }
     switch (op) {
     case XE_OP_CONV2D:
-    case XE_OP_BWN_CONV2D: o.c = out_c; o.dtype = XTM_F32; break;
+    case XE_OP_BWN_CONV2D:
+        o.c = out_c;
+        o.dtype = XTM_F32;
+        break;
     case XE_OP_BCONV2D:
         o.c = out_c;
         o.dtype = (flags & XE_FLAG_OUT_BITS) ? XTM_BITS : XTM_F32;
         break;
-    case XE_OP_DENSE: o = (xtm_value){1, 1, out_c, XTM_F32}; break;
-    case XE_OP_GLOBAL_AVGPOOL: o.h = o.w = 1; break;
-    case XE_OP_SIGN: o.dtype = XTM_BITS; break;
-    default: break;
+    case XE_OP_DENSE:
+        o = (xtm_value){1, 1, out_c, XTM_F32};
+        break;
+    case XE_OP_GLOBAL_AVGPOOL:
+        o.h = o.w = 1;
+        break;
+    case XE_OP_SIGN:
+        o.dtype = XTM_BITS;
+        break;
+    default:
+        break;
     }
-    t->nodes[t->nn] = (xtm_node_rec){op, flags, in0, in1, kh, kw, sh, sw, ph, pw,
-                                     o.c, o.h, o.w, pfirst, pcount};
+    t->nodes[t->nn] =
+        (xtm_node_rec){op, flags, in0, in1, kh, kw, sh, sw, ph, pw, o.c, o.h, o.w, pfirst, pcount};
     t->values[t->nn + 1] = o;
     return ++t->nn;
 }
@@ -187,8 +197,9 @@ static inline uint8_t *xtm_write(const xtm *t, size_t *size_out) {
     for (uint32_t i = 0; i < t->nn; i++) {
         const xtm_node_rec *n = &t->nodes[i];
         uint8_t *r = f + nodes_off + 64ull * i;
-        const uint32_t fields[15] = {n->op, n->flags, n->in0, n->in1, n->kh, n->kw, n->sh, n->sw,
-                                     n->ph, n->pw, n->oc, n->oh, n->ow, n->pfirst, n->pcount};
+        const uint32_t fields[15] = {n->op, n->flags, n->in0, n->in1,    n->kh,
+                                     n->kw, n->sh,    n->sw,  n->ph,     n->pw,
+                                     n->oc, n->oh,    n->ow,  n->pfirst, n->pcount};
         for (int k = 0; k < 15; k++) xtm_put32(r + 4 * k, fields[k]);
     }
     for (uint32_t i = 0; i < t->np; i++) {

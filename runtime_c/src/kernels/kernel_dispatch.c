@@ -27,8 +27,7 @@
 static const xe_kernels *const xe_all_tables[] = {
     &xe_kernels_ref,
 #if defined(XE_HAVE_X86)
-    &xe_kernels_popcnt,
-    &xe_kernels_avx2,
+    &xe_kernels_popcnt,   &xe_kernels_avx2,
 #endif
 #if defined(XE_HAVE_NEON_A64)
     &xe_kernels_neon_a64,

@@ -11,10 +11,10 @@
  * their arguments (no over-read slack); pointers need only natural alignment.
  * Row i of an operand spans [i*ld, i*ld + k) (bgemm a/b, sgemm a; sgemm b
  * rows are [t*ldb, t*ldb + n)), so the last row may end exactly at the end
- * of its buffer; c is written only at [i*ldc, i*ldc + n). Kernels allocate nothing on the heap and are reentrant
- * (any number of threads may call them on disjoint outputs); the largest
- * stack use is the AVX2 bgemm's B panel, 16 KiB. Tested in test_kernels.c
- * (operands at the very end of their allocations, canaries around outputs).
+ * of its buffer; c is written only at [i*ldc, i*ldc + n). Kernels allocate nothing on the heap and
+ * are reentrant (any number of threads may call them on disjoint outputs); the largest stack use is
+ * the AVX2 bgemm's B panel, 16 KiB. Tested in test_kernels.c (operands at the very end of their
+ * allocations, canaries around outputs).
  *
  * Overflow: bgemm sums fit int32 for k < 2^26 words; internal narrower
  * accumulators (8-bit, 16-bit) are flushed before they can overflow.
@@ -36,8 +36,8 @@ typedef void (*xe_bgemm_fn)(size_t m, size_t n, size_t k, const uint32_t *a, siz
  *   bit (ch % 32) of out[r*ldo + ch/32] = (x[r*ldx + ch] < 0)
  * and the unused high bits of each row's last word are 0 (docs/bitpacking.md).
  * ldo >= ceil(channels/32); words past ceil(channels/32) are not written. */
-typedef void (*xe_pack_fn)(size_t rows, size_t channels, const float *x, size_t ldx,
-                           uint32_t *out, size_t ldo);
+typedef void (*xe_pack_fn)(size_t rows, size_t channels, const float *x, size_t ldx, uint32_t *out,
+                           size_t ldo);
 
 /* Float GEMM ("NN"): for i < m, j < n
  *   c[i*ldc + j] = sum_{t < k} a[i*lda + t] * b[t*ldb + j]   (t ascending)

@@ -81,8 +81,10 @@ XE_INLINE void bgemm_tile_avx2(int mr, size_t kc, int accumulate, const uint32_t
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(panel + t * XE_NB + 8));
             for (int r = 0; r < mr; r++) {
                 const __m256i av = _mm256_set1_epi32((int)a[r * lda + t]);
-                acc8[r][0] = _mm256_add_epi8(acc8[r][0], popcnt_bytes(_mm256_xor_si256(av, b0), tbl, low4));
-                acc8[r][1] = _mm256_add_epi8(acc8[r][1], popcnt_bytes(_mm256_xor_si256(av, b1), tbl, low4));
+                acc8[r][0] =
+                    _mm256_add_epi8(acc8[r][0], popcnt_bytes(_mm256_xor_si256(av, b0), tbl, low4));
+                acc8[r][1] =
+                    _mm256_add_epi8(acc8[r][1], popcnt_bytes(_mm256_xor_si256(av, b1), tbl, low4));
             }
         }
         for (int r = 0; r < mr; r++) {
@@ -131,20 +133,29 @@ static void build_panel(const uint32_t *b, size_t ldb, size_t ncols, size_t kc, 
                 __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
                 __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
                 uint32_t *dst = panel + t * XE_NB + s0;
-                _mm256_storeu_si256((__m256i *)(dst + 0 * XE_NB), _mm256_permute2x128_si256(u0, u4, 0x20));
-                _mm256_storeu_si256((__m256i *)(dst + 1 * XE_NB), _mm256_permute2x128_si256(u1, u5, 0x20));
-                _mm256_storeu_si256((__m256i *)(dst + 2 * XE_NB), _mm256_permute2x128_si256(u2, u6, 0x20));
-                _mm256_storeu_si256((__m256i *)(dst + 3 * XE_NB), _mm256_permute2x128_si256(u3, u7, 0x20));
-                _mm256_storeu_si256((__m256i *)(dst + 4 * XE_NB), _mm256_permute2x128_si256(u0, u4, 0x31));
-                _mm256_storeu_si256((__m256i *)(dst + 5 * XE_NB), _mm256_permute2x128_si256(u1, u5, 0x31));
-                _mm256_storeu_si256((__m256i *)(dst + 6 * XE_NB), _mm256_permute2x128_si256(u2, u6, 0x31));
-                _mm256_storeu_si256((__m256i *)(dst + 7 * XE_NB), _mm256_permute2x128_si256(u3, u7, 0x31));
+                _mm256_storeu_si256((__m256i *)(dst + 0 * XE_NB),
+                                    _mm256_permute2x128_si256(u0, u4, 0x20));
+                _mm256_storeu_si256((__m256i *)(dst + 1 * XE_NB),
+                                    _mm256_permute2x128_si256(u1, u5, 0x20));
+                _mm256_storeu_si256((__m256i *)(dst + 2 * XE_NB),
+                                    _mm256_permute2x128_si256(u2, u6, 0x20));
+                _mm256_storeu_si256((__m256i *)(dst + 3 * XE_NB),
+                                    _mm256_permute2x128_si256(u3, u7, 0x20));
+                _mm256_storeu_si256((__m256i *)(dst + 4 * XE_NB),
+                                    _mm256_permute2x128_si256(u0, u4, 0x31));
+                _mm256_storeu_si256((__m256i *)(dst + 5 * XE_NB),
+                                    _mm256_permute2x128_si256(u1, u5, 0x31));
+                _mm256_storeu_si256((__m256i *)(dst + 6 * XE_NB),
+                                    _mm256_permute2x128_si256(u2, u6, 0x31));
+                _mm256_storeu_si256((__m256i *)(dst + 7 * XE_NB),
+                                    _mm256_permute2x128_si256(u3, u7, 0x31));
             }
             for (size_t s = s0; s < s0 + 8; s++)
                 for (size_t t = t8; t < kc; t++) panel[t * XE_NB + s] = b[s * ldb + t];
         } else {
             for (size_t s = s0; s < s0 + 8; s++)
-                for (size_t t = 0; t < kc; t++) panel[t * XE_NB + s] = s < ncols ? b[s * ldb + t] : 0;
+                for (size_t t = 0; t < kc; t++)
+                    panel[t * XE_NB + s] = s < ncols ? b[s * ldb + t] : 0;
         }
     }
 }
@@ -165,9 +176,11 @@ static void bgemm_avx2(size_t m, size_t n, size_t k, const uint32_t *a, size_t l
             build_panel(b + j * ldb + t0, ldb, ncols, kc, panel);
             size_t i = 0;
             for (; i + XE_MR <= m; i += XE_MR)
-                bgemm_tile_avx2(XE_MR, kc, accumulate, a + i * lda + t0, lda, panel, c + i * ldc + j, ldc, ncols);
+                bgemm_tile_avx2(XE_MR, kc, accumulate, a + i * lda + t0, lda, panel,
+                                c + i * ldc + j, ldc, ncols);
             for (; i < m; i++)
-                bgemm_tile_avx2(1, kc, accumulate, a + i * lda + t0, lda, panel, c + i * ldc + j, ldc, ncols);
+                bgemm_tile_avx2(1, kc, accumulate, a + i * lda + t0, lda, panel, c + i * ldc + j,
+                                ldc, ncols);
         }
     }
 }
@@ -183,15 +196,20 @@ static void pack_avx2(size_t rows, size_t channels, const float *x, size_t ldx, 
         uint32_t *o = out + r * ldo;
         for (size_t w = 0; w < full; w++) {
             const float *p = xr + w * 32;
-            uint32_t b0 = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p), zero, _CMP_LT_OQ));
-            uint32_t b1 = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p + 8), zero, _CMP_LT_OQ));
-            uint32_t b2 = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p + 16), zero, _CMP_LT_OQ));
-            uint32_t b3 = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p + 24), zero, _CMP_LT_OQ));
+            uint32_t b0 =
+                (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p), zero, _CMP_LT_OQ));
+            uint32_t b1 = (uint32_t)_mm256_movemask_ps(
+                _mm256_cmp_ps(_mm256_loadu_ps(p + 8), zero, _CMP_LT_OQ));
+            uint32_t b2 = (uint32_t)_mm256_movemask_ps(
+                _mm256_cmp_ps(_mm256_loadu_ps(p + 16), zero, _CMP_LT_OQ));
+            uint32_t b3 = (uint32_t)_mm256_movemask_ps(
+                _mm256_cmp_ps(_mm256_loadu_ps(p + 24), zero, _CMP_LT_OQ));
             o[w] = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24);
         }
         if (rem) {
             uint32_t word = 0;
-            for (unsigned bit = 0; bit < rem; bit++) word |= (uint32_t)(xr[full * 32 + bit] < 0.0f) << bit;
+            for (unsigned bit = 0; bit < rem; bit++)
+                word |= (uint32_t)(xr[full * 32 + bit] < 0.0f) << bit;
             o[full] = word;
         }
     }
@@ -241,12 +259,23 @@ static void sgemm_avx2(size_t m, size_t n, size_t k, const float *a, size_t lda,
     size_t i = 0;
     for (; i + 6 <= m; i += 6) sgemm_rows_avx2(6, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
     switch (m - i) {
-    case 5: sgemm_rows_avx2(5, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc); break;
-    case 4: sgemm_rows_avx2(4, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc); break;
-    case 3: sgemm_rows_avx2(3, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc); break;
-    case 2: sgemm_rows_avx2(2, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc); break;
-    case 1: sgemm_rows_avx2(1, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc); break;
-    default: break;
+    case 5:
+        sgemm_rows_avx2(5, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
+        break;
+    case 4:
+        sgemm_rows_avx2(4, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
+        break;
+    case 3:
+        sgemm_rows_avx2(3, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
+        break;
+    case 2:
+        sgemm_rows_avx2(2, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
+        break;
+    case 1:
+        sgemm_rows_avx2(1, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
+        break;
+    default:
+        break;
     }
 }
 

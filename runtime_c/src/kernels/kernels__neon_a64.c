@@ -52,14 +52,18 @@ XE_INLINE void bgemm_tile_a64(int mr, int nr, size_t k, const uint32_t *a, size_
             for (int s = 0; s < nr; s++) acc16[r][s] = vdupq_n_u16(0);
         for (; v < end; v++) {
             uint8x16_t av[4], bv[4];
-            for (int r = 0; r < mr; r++) av[r] = vreinterpretq_u8_u32(vld1q_u32(a + r * lda + v * 4));
-            for (int s = 0; s < nr; s++) bv[s] = vreinterpretq_u8_u32(vld1q_u32(b + s * ldb + v * 4));
             for (int r = 0; r < mr; r++)
-                for (int s = 0; s < nr; s++) acc16[r][s] = vpadalq_u8(acc16[r][s], vcntq_u8(veorq_u8(av[r], bv[s])));
+                av[r] = vreinterpretq_u8_u32(vld1q_u32(a + r * lda + v * 4));
+            for (int s = 0; s < nr; s++)
+                bv[s] = vreinterpretq_u8_u32(vld1q_u32(b + s * ldb + v * 4));
+            for (int r = 0; r < mr; r++)
+                for (int s = 0; s < nr; s++)
+                    acc16[r][s] = vpadalq_u8(acc16[r][s], vcntq_u8(veorq_u8(av[r], bv[s])));
         }
         if (end == nvec && rem) {
             uint8x16_t av[4];
-            for (int r = 0; r < mr; r++) av[r] = vreinterpretq_u8_u32(load_tail(a + r * lda + nvec * 4, rem));
+            for (int r = 0; r < mr; r++)
+                av[r] = vreinterpretq_u8_u32(load_tail(a + r * lda + nvec * 4, rem));
             for (int s = 0; s < nr; s++) {
                 uint8x16_t bv = vreinterpretq_u8_u32(load_tail(b + s * ldb + nvec * 4, rem));
                 for (int r = 0; r < mr; r++)
@@ -78,13 +82,17 @@ static void bgemm_neon_a64(size_t m, size_t n, size_t k, const uint32_t *a, size
     size_t i = 0;
     for (; i + 4 <= m; i += 4) {
         size_t j = 0;
-        for (; j + 4 <= n; j += 4) bgemm_tile_a64(4, 4, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-        for (; j < n; j++) bgemm_tile_a64(4, 1, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
+        for (; j + 4 <= n; j += 4)
+            bgemm_tile_a64(4, 4, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
+        for (; j < n; j++)
+            bgemm_tile_a64(4, 1, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
     }
     for (; i < m; i++) {
         size_t j = 0;
-        for (; j + 4 <= n; j += 4) bgemm_tile_a64(1, 4, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-        for (; j < n; j++) bgemm_tile_a64(1, 1, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
+        for (; j + 4 <= n; j += 4)
+            bgemm_tile_a64(1, 4, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
+        for (; j < n; j++)
+            bgemm_tile_a64(1, 1, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
     }
 }
 
@@ -110,15 +118,16 @@ static void pack_neon_a64(size_t rows, size_t channels, const float *x, size_t l
         }
         if (rem) {
             uint32_t word = 0;
-            for (unsigned bit = 0; bit < rem; bit++) word |= (uint32_t)(xr[full * 32 + bit] < 0.0f) << bit;
+            for (unsigned bit = 0; bit < rem; bit++)
+                word |= (uint32_t)(xr[full * 32 + bit] < 0.0f) << bit;
             o[full] = word;
         }
     }
 }
 
 /* One MR x (4*NV) tile of C, MR <= 4, NV <= 4. */
-XE_INLINE void sgemm_tile_a64(int mr, int nv, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
-                              float *c, size_t ldc) {
+XE_INLINE void sgemm_tile_a64(int mr, int nv, size_t k, const float *a, size_t lda, const float *b,
+                              size_t ldb, float *c, size_t ldc) {
     float32x4_t acc[4][4];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) acc[r][v] = vdupq_n_f32(0.0f);
@@ -134,8 +143,8 @@ XE_INLINE void sgemm_tile_a64(int mr, int nv, size_t k, const float *a, size_t l
         for (int v = 0; v < nv; v++) vst1q_f32(c + r * ldc + 4 * v, acc[r][v]);
 }
 
-XE_INLINE void sgemm_rows_a64(int mr, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
-                              float *c, size_t ldc) {
+XE_INLINE void sgemm_rows_a64(int mr, size_t n, size_t k, const float *a, size_t lda,
+                              const float *b, size_t ldb, float *c, size_t ldc) {
     size_t j = 0;
     for (; j + 16 <= n; j += 16) sgemm_tile_a64(mr, 4, k, a, lda, b + j, ldb, c + j, ldc);
     for (; j + 4 <= n; j += 4) sgemm_tile_a64(mr, 1, k, a, lda, b + j, ldb, c + j, ldc);
@@ -147,15 +156,22 @@ XE_INLINE void sgemm_rows_a64(int mr, size_t n, size_t k, const float *a, size_t
         }
 }
 
-static void sgemm_neon_a64(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
-                           float *c, size_t ldc) {
+static void sgemm_neon_a64(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
+                           size_t ldb, float *c, size_t ldc) {
     size_t i = 0;
     for (; i + 4 <= m; i += 4) sgemm_rows_a64(4, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
     switch (m - i) {
-    case 3: sgemm_rows_a64(3, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc); break;
-    case 2: sgemm_rows_a64(2, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc); break;
-    case 1: sgemm_rows_a64(1, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc); break;
-    default: break;
+    case 3:
+        sgemm_rows_a64(3, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
+        break;
+    case 2:
+        sgemm_rows_a64(2, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
+        break;
+    case 1:
+        sgemm_rows_a64(1, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
+        break;
+    default:
+        break;
     }
 }
 

@@ -80,12 +80,14 @@ static void pack_popcnt(size_t rows, size_t channels, const float *x, size_t ldx
         uint32_t *o = out + r * ldo;
         for (size_t w = 0; w < full; w++) {
             uint32_t word = 0;
-            for (unsigned bit = 0; bit < 32; bit++) word |= (uint32_t)(xr[w * 32 + bit] < 0.0f) << bit;
+            for (unsigned bit = 0; bit < 32; bit++)
+                word |= (uint32_t)(xr[w * 32 + bit] < 0.0f) << bit;
             o[w] = word;
         }
         if (rem) {
             uint32_t word = 0;
-            for (unsigned bit = 0; bit < rem; bit++) word |= (uint32_t)(xr[full * 32 + bit] < 0.0f) << bit;
+            for (unsigned bit = 0; bit < rem; bit++)
+                word |= (uint32_t)(xr[full * 32 + bit] < 0.0f) << bit;
             o[full] = word;
         }
     }
