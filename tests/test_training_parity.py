@@ -6,6 +6,7 @@ reference interpreter.  Logits must agree within ATOL + RTOL * max|logit| and to
 must be identical.  Skipped when torch is not installed (CI installs it); the C
 backend is skipped when the native library cannot be loaded.
 """
+
 from __future__ import annotations
 
 import sys
@@ -45,6 +46,7 @@ def _c_backend_available() -> str | None:
 
         xnor_edge.load  # noqa: B018 - triggers loading the native library
         from xnor_edge import model as _m  # noqa: F401
+
         return None
     except Exception as e:  # any failure to load the native library
         return f"C runtime not available: {e}"
@@ -67,52 +69,99 @@ def _net(mods: list[nn.Module]) -> XnorNet:
 
 
 def net_conv_mix():
-    return _net([
-        nn.Conv2d(5, 8, 3, 1, 1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.MaxPool2d(3, 2, 1),
-        nn.BatchNorm2d(8), BinConv2d(8, 40, 3, 1, 1, mode="xnor", use_k=True, pad_mode="zero"), nn.ReLU(),
-        nn.BatchNorm2d(40), BinConv2d(40, 16, 3, 2, 1, mode="xnor", use_k=False, pad_mode="one"),
-        nn.BatchNorm2d(16), nn.ReLU(),
-        nn.AvgPool2d(3, 2, 1),
-        nn.BatchNorm2d(16), BinConv2d(16, 12, 3, 1, 1, mode="xnor", use_k=True, pad_mode="one"),
-        nn.BatchNorm2d(12), BinConv2d(12, 33, 3, 2, 1, mode="bwn"), nn.ReLU(),
-        Flatten(), nn.Linear(33, 7),
-    ])
+    return _net(
+        [
+            nn.Conv2d(5, 8, 3, 1, 1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, 1),
+            nn.BatchNorm2d(8),
+            BinConv2d(8, 40, 3, 1, 1, mode="xnor", use_k=True, pad_mode="zero"),
+            nn.ReLU(),
+            nn.BatchNorm2d(40),
+            BinConv2d(40, 16, 3, 2, 1, mode="xnor", use_k=False, pad_mode="one"),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.AvgPool2d(3, 2, 1),
+            nn.BatchNorm2d(16),
+            BinConv2d(16, 12, 3, 1, 1, mode="xnor", use_k=True, pad_mode="one"),
+            nn.BatchNorm2d(12),
+            BinConv2d(12, 33, 3, 2, 1, mode="bwn"),
+            nn.ReLU(),
+            Flatten(),
+            nn.Linear(33, 7),
+        ]
+    )
 
 
 def net_dense_mix():
-    return _net([
-        nn.Conv2d(5, 6, 3, 2, 0), nn.ReLU(),
-        Flatten(),
-        BinLinear(6 * 5 * 4, 50, mode="xnor", use_k=True), nn.ReLU(),
-        BinLinear(50, 40, mode="bwn"),
-        BinLinear(40, 30, mode="xnor", use_k=False, alpha_mode="learned"), nn.ReLU(),
-        nn.Linear(30, 4),
-    ])
+    return _net(
+        [
+            nn.Conv2d(5, 6, 3, 2, 0),
+            nn.ReLU(),
+            Flatten(),
+            BinLinear(6 * 5 * 4, 50, mode="xnor", use_k=True),
+            nn.ReLU(),
+            BinLinear(50, 40, mode="bwn"),
+            BinLinear(40, 30, mode="xnor", use_k=False, alpha_mode="learned"),
+            nn.ReLU(),
+            nn.Linear(30, 4),
+        ]
+    )
 
 
 def net_residual():
     def block(cin, cout, stride, pad_mode):
-        body = nn.Sequential(nn.BatchNorm2d(cin), BinConv2d(cin, cout, 3, stride, 1, "xnor", True, pad_mode),
-                             nn.ReLU(), nn.BatchNorm2d(cout), BinConv2d(cout, cout, 3, 1, 1, "bwn"),
-                             nn.BatchNorm2d(cout))
-        sc = None if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, 0, bias=False), nn.BatchNorm2d(cout))
+        body = nn.Sequential(
+            nn.BatchNorm2d(cin),
+            BinConv2d(cin, cout, 3, stride, 1, "xnor", True, pad_mode),
+            nn.ReLU(),
+            nn.BatchNorm2d(cout),
+            BinConv2d(cout, cout, 3, 1, 1, "bwn"),
+            nn.BatchNorm2d(cout),
+        )
+        sc = (
+            None
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0, bias=False), nn.BatchNorm2d(cout))
+        )
         return Residual(body, sc, relu=stride == 1)
-    return _net([nn.Conv2d(5, 16, 3, 1, 1), nn.BatchNorm2d(16), nn.ReLU(),
-                 block(16, 16, 1, "zero"), block(16, 24, 2, "one"),
-                 nn.ReLU(), GlobalAvgPool(), Flatten(), nn.Linear(24, 5)])
+
+    return _net(
+        [
+            nn.Conv2d(5, 16, 3, 1, 1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            block(16, 16, 1, "zero"),
+            block(16, 24, 2, "one"),
+            nn.ReLU(),
+            GlobalAvgPool(),
+            Flatten(),
+            nn.Linear(24, 5),
+        ]
+    )
 
 
 def net_cbap_bits():
     # C-B-A-P: binary activations, max-pool on bits, then an XNOR conv on a bits input.
-    return _net([
-        nn.Conv2d(5, 16, 3, 1, 1), nn.BatchNorm2d(16), BinActiv(), nn.MaxPool2d(2),
-        BinConv2d(16, 36, 3, 1, 1, mode="xnor", use_k=False, pad_mode="zero"), nn.BatchNorm2d(36),
-        BinActiv(), nn.MaxPool2d(2, 2, 1),
-        BinConv2d(36, 20, 3, 1, 1, mode="xnor", use_k=False, pad_mode="one"), nn.BatchNorm2d(20),
-        nn.ReLU(), GlobalAvgPool(), Flatten(), nn.Linear(20, 6),
-    ])
+    return _net(
+        [
+            nn.Conv2d(5, 16, 3, 1, 1),
+            nn.BatchNorm2d(16),
+            BinActiv(),
+            nn.MaxPool2d(2),
+            BinConv2d(16, 36, 3, 1, 1, mode="xnor", use_k=False, pad_mode="zero"),
+            nn.BatchNorm2d(36),
+            BinActiv(),
+            nn.MaxPool2d(2, 2, 1),
+            BinConv2d(36, 20, 3, 1, 1, mode="xnor", use_k=False, pad_mode="one"),
+            nn.BatchNorm2d(20),
+            nn.ReLU(),
+            GlobalAvgPool(),
+            Flatten(),
+            nn.Linear(20, 6),
+        ]
+    )
 
 
 CASES = {
@@ -121,13 +170,19 @@ CASES = {
     "residual": (net_residual, (9, 11, 5)),
     "cbap_bits": (net_cbap_bits, (12, 12, 5)),
     "digits_xnor": (lambda: build_model(dict(arch="digits", variant="xnor", width=16)), (28, 28, 1)),
-    "digits_bwn_learned_alpha": (lambda: build_model(dict(arch="digits", variant="bwn", width=16,
-                                                          alpha_mode="learned")), (28, 28, 1)),
-    "vgg_small_xnor_nok_pad_one": (lambda: build_model(dict(arch="vgg-small", variant="xnor-nok", width=8,
-                                                            pad_mode="one")), (32, 32, 3)),
+    "digits_bwn_learned_alpha": (
+        lambda: build_model(dict(arch="digits", variant="bwn", width=16, alpha_mode="learned")),
+        (28, 28, 1),
+    ),
+    "vgg_small_xnor_nok_pad_one": (
+        lambda: build_model(dict(arch="vgg-small", variant="xnor-nok", width=8, pad_mode="one")),
+        (32, 32, 3),
+    ),
     "vgg_small_float": (lambda: build_model(dict(arch="vgg-small", variant="float", width=8)), (32, 32, 3)),
-    "resnet18_xnor": (lambda: build_model(dict(arch="resnet18", variant="xnor", width=8, input_size=64)),
-                      (64, 64, 3)),
+    "resnet18_xnor": (
+        lambda: build_model(dict(arch="resnet18", variant="xnor", width=8, input_size=64)),
+        (64, 64, 3),
+    ),
 }
 
 
@@ -193,6 +248,7 @@ def test_export_matches_c_runtime(name, tmp_path):
 
 # ------------------------------------------------------------------ layer unit tests
 
+
 def test_sign_zero_is_plus_one_and_ste_clips():
     x = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.0001, 3.0], requires_grad=True)
     y = SignSTE.apply(x)
@@ -240,8 +296,8 @@ def test_k_map_and_padding_modes_by_hand():
             for oc in range(2):
                 for i in range(3):
                     for j in range(2):
-                        dot = (sp[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3] * b[oc]).sum()
-                        k = a[2 * i:2 * i + 3, 2 * j:2 * j + 3].sum() / 9 if use_k else 1.0
+                        dot = (sp[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3] * b[oc]).sum()
+                        k = a[2 * i : 2 * i + 3, 2 * j : 2 * j + 3].sum() / 9 if use_k else 1.0
                         assert abs(y[oc, i, j] - dot * alpha[oc] * k) < 1e-5
 
 

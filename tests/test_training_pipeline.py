@@ -1,5 +1,6 @@
 """The training pipeline end to end on tiny synthetic data: IDX and image-folder loaders,
 train -> checkpoint -> resume -> export -> evaluate, and clear errors for bad input."""
+
 from __future__ import annotations
 
 import gzip
@@ -35,7 +36,7 @@ def _fake_mnist(root: Path, n_train: int = 256, n_test: int = 64) -> None:
         y = rng.integers(0, 10, n)
         x = rng.integers(0, 40, (n, 28, 28))
         for i, c in enumerate(y):
-            x[i, 2 + 2 * c:4 + 2 * c, 4:24] = 255
+            x[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 255
         _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", x)
         _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", y)
 
@@ -98,9 +99,28 @@ def test_train_resume_export_evaluate(tmp_path, capsys):
     data = tmp_path / "mnist"
     _fake_mnist(data)
     run = tmp_path / "run"
-    common = ["--data", "mnist", "--data-path", str(data), "--arch", "digits", "--variant", "xnor",
-              "--width", "16", "--batch-size", "32", "--lr", "3e-3", "--threads", "1",
-              "--device", "cpu", "--out", str(run)]
+    common = [
+        "--data",
+        "mnist",
+        "--data-path",
+        str(data),
+        "--arch",
+        "digits",
+        "--variant",
+        "xnor",
+        "--width",
+        "16",
+        "--batch-size",
+        "32",
+        "--lr",
+        "3e-3",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(run),
+    ]
     assert train.main(common + ["--epochs", "2"]) == 0
     assert (run / "last.pt").exists() and (run / "best.pt").exists() and (run / "train.log").exists()
     assert train.main(common + ["--epochs", "3", "--resume"]) == 0
@@ -111,8 +131,12 @@ def test_train_resume_export_evaluate(tmp_path, capsys):
     out = tmp_path / "m.xnor"
     assert export.main([str(run / "last.pt"), str(out)]) == 0
     capsys.readouterr()
-    assert evaluate.main([str(out), "--data", "mnist", "--data-path", str(data),
-                          "--backend", "reference", "--limit", "32"]) == 0
+    assert (
+        evaluate.main(
+            [str(out), "--data", "mnist", "--data-path", str(data), "--backend", "reference", "--limit", "32"]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     ck = torch.load(run / "last.pt", weights_only=False)
     assert res["n"] == 32
@@ -124,8 +148,18 @@ def test_train_resume_export_evaluate(tmp_path, capsys):
 
 
 def test_train_reports_missing_data(tmp_path, capsys):
-    rc = train.main(["--data", "mnist", "--data-path", str(tmp_path / "none"), "--epochs", "1",
-                     "--out", str(tmp_path / "run")])
+    rc = train.main(
+        [
+            "--data",
+            "mnist",
+            "--data-path",
+            str(tmp_path / "none"),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert rc == 2
     assert "data directory not found" in capsys.readouterr().out
 
@@ -133,8 +167,19 @@ def test_train_reports_missing_data(tmp_path, capsys):
 def test_resume_without_checkpoint_is_an_error(tmp_path, capsys):
     data = tmp_path / "mnist"
     _fake_mnist(data, 64, 16)
-    rc = train.main(["--data", "mnist", "--data-path", str(data), "--epochs", "1", "--resume",
-                     "--out", str(tmp_path / "run")])
+    rc = train.main(
+        [
+            "--data",
+            "mnist",
+            "--data-path",
+            str(data),
+            "--epochs",
+            "1",
+            "--resume",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert rc == 2 and "does not exist" in capsys.readouterr().out
 
 
@@ -143,8 +188,25 @@ def test_onnx_export_of_float_counterpart(tmp_path):
     data = tmp_path / "mnist"
     _fake_mnist(data, 64, 16)
     run = tmp_path / "run"
-    assert train.main(["--data", "mnist", "--data-path", str(data), "--width", "8", "--epochs", "1",
-                       "--threads", "1", "--out", str(run)]) == 0
+    assert (
+        train.main(
+            [
+                "--data",
+                "mnist",
+                "--data-path",
+                str(data),
+                "--width",
+                "8",
+                "--epochs",
+                "1",
+                "--threads",
+                "1",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "m.onnx"
     assert export.main([str(run / "last.pt"), str(out), "--onnx"]) == 0
     m = onnx.load(str(out))

@@ -113,7 +113,10 @@ def main() -> int:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
         res = subprocess.run(
             [sys.executable, __file__, "--float-child", str(args.repeats)],
-            env=env, check=True, capture_output=True, text=True,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         floats[t] = json.loads(res.stdout)
     binary = binary_times(threads, args.repeats)
@@ -121,8 +124,10 @@ def main() -> int:
     import xnor_edge
 
     print(f"kernels: {xnor_edge.kernel_isa()}   best of {args.repeats}   cpu cores: {os.cpu_count()}")
-    hdr = (f"{'layer':<20} {'thr':>3} {'binary ms':>10} {'bin GMAC/s':>11} {'im2col+sgemm ms':>16} "
-           f"{'sgemm ms':>9} {'speed-up':>9} {'vs sgemm only':>14}")
+    hdr = (
+        f"{'layer':<20} {'thr':>3} {'binary ms':>10} {'bin GMAC/s':>11} {'im2col+sgemm ms':>16} "
+        f"{'sgemm ms':>9} {'speed-up':>9} {'vs sgemm only':>14}"
+    )
     print(hdr)
     print("-" * len(hdr))
     rows = []
@@ -132,14 +137,21 @@ def main() -> int:
             b = binary[name][t]
             f = floats[t][name]
             row = {
-                "layer": name, "threads": t, "binary_ms": b * 1e3, "binary_gmacs": macs / b / 1e9,
-                "float_ms": f["im2col_sgemm_s"] * 1e3, "sgemm_ms": f["sgemm_s"] * 1e3,
-                "speedup": f["im2col_sgemm_s"] / b, "speedup_vs_sgemm_only": f["sgemm_s"] / b,
+                "layer": name,
+                "threads": t,
+                "binary_ms": b * 1e3,
+                "binary_gmacs": macs / b / 1e9,
+                "float_ms": f["im2col_sgemm_s"] * 1e3,
+                "sgemm_ms": f["sgemm_s"] * 1e3,
+                "speedup": f["im2col_sgemm_s"] / b,
+                "speedup_vs_sgemm_only": f["sgemm_s"] / b,
             }
             rows.append(row)
-            print(f"{name:<20} {t:>3} {row['binary_ms']:>10.3f} {row['binary_gmacs']:>11.1f} "
-                  f"{row['float_ms']:>16.3f} {row['sgemm_ms']:>9.3f} {row['speedup']:>8.1f}x "
-                  f"{row['speedup_vs_sgemm_only']:>13.1f}x")
+            print(
+                f"{name:<20} {t:>3} {row['binary_ms']:>10.3f} {row['binary_gmacs']:>11.1f} "
+                f"{row['float_ms']:>16.3f} {row['sgemm_ms']:>9.3f} {row['speedup']:>8.1f}x "
+                f"{row['speedup_vs_sgemm_only']:>13.1f}x"
+            )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"kernels": xnor_edge.kernel_isa(), "rows": rows}, fh, indent=1)

@@ -7,6 +7,7 @@ Every row is one ``xnor_train.train`` run with the same seed, data, epochs and
 optimiser; only the named setting changes.  The figure is PyTorch test top-1 of
 the last epoch on the full test set.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,10 +47,32 @@ def main(argv=None) -> int:
     results = []
     for i, (label, extra) in rows:
         run = out / f"row{i}"
-        base = ["--data", args.data, "--arch", "digits", "--width", str(args.width), "--epochs",
-                str(args.epochs), "--batch-size", "128", "--optimizer", "adam", "--lr", "1e-3",
-                "--schedule", "cosine", "--seed", "0", "--threads", str(args.threads), "--device", "cpu",
-                "--out", str(run)]
+        base = [
+            "--data",
+            args.data,
+            "--arch",
+            "digits",
+            "--width",
+            str(args.width),
+            "--epochs",
+            str(args.epochs),
+            "--batch-size",
+            "128",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "1e-3",
+            "--schedule",
+            "cosine",
+            "--seed",
+            "0",
+            "--threads",
+            str(args.threads),
+            "--device",
+            "cpu",
+            "--out",
+            str(run),
+        ]
         if args.data_path:
             base += ["--data-path", args.data_path]
         if not (run / "last.pt").exists():
@@ -58,8 +81,10 @@ def main(argv=None) -> int:
                 return rc
         hist = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         results.append((label, " ".join(extra), hist[-1]["test_acc"], hist[-1]["wall_s"]))
-    lines = [f"| setting | flags | top-1 ({args.data}, {args.epochs} epochs, width {args.width}) | wall s |",
-             "|---|---|---|---|"]
+    lines = [
+        f"| setting | flags | top-1 ({args.data}, {args.epochs} epochs, width {args.width}) | wall s |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {lab} | `{fl}` | {acc * 100:.2f}% | {w:.0f} |" for lab, fl, acc, w in results]
     table = "\n".join(lines)
     (out / "ablation.md").write_text(table + "\n")

@@ -6,6 +6,7 @@ Every figure in the card is measured here: top-1 of the C runtime on the whole t
 set, parity with PyTorch, file size against the float counterpart, and single-image
 latency (median of repeated runs, 1 thread) on the machine running this command.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,9 @@ def float_counterpart_bytes(model, ck) -> int:
     cfg = dict(ck["config"], variant="float")
     fm = build_model(cfg).eval()
     ref = fm.state_dict()
-    fm.load_state_dict({k: v for k, v in model.state_dict().items() if k in ref and ref[k].shape == v.shape},
-                       strict=False)
+    fm.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if k in ref and ref[k].shape == v.shape}, strict=False
+    )
     h, w = ck["data"]["input_size"]
     return len(export_model(fm, (h, w, cfg["in_ch"]), {}).to_bytes())
 
@@ -46,8 +48,11 @@ def latency_ms(runner: Runner, x: np.ndarray, reps: int = 200) -> dict:
         runner.model.run(xi)
         ts.append(time.perf_counter() - t0)
     ts = np.sort(np.asarray(ts)) * 1000
-    return {"median_ms": round(float(np.median(ts)), 3), "p10_ms": round(float(ts[len(ts) // 10]), 3),
-            "reps": reps}
+    return {
+        "median_ms": round(float(np.median(ts)), 3),
+        "p10_ms": round(float(ts[len(ts) // 10]), 3),
+        "reps": reps,
+    }
 
 
 def main(argv=None) -> int:
@@ -79,14 +84,26 @@ def main(argv=None) -> int:
     mbytes = Path(args.model).stat().st_size
     cfg = ck["config"]
     hist = ck.get("history", [])
-    res = dict(parity=par, parity_float64=par64, latency=lat, isa=str(isa),
-               cpu=platform.processor() or platform.machine(), size=size, file_bytes=mbytes,
-               float_file_bytes=fbytes, eval_seconds=round(secs, 2))
+    res = dict(
+        parity=par,
+        parity_float64=par64,
+        latency=lat,
+        isa=str(isa),
+        cpu=platform.processor() or platform.machine(),
+        size=size,
+        file_bytes=mbytes,
+        float_file_bytes=fbytes,
+        eval_seconds=round(secs, 2),
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
     title = args.title or meta.get("name", Path(args.model).stem)
-    data_name = {"cifar10": "CIFAR-10 (JPEG q75)", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST",
-                 "imagenette": "Imagenette"}.get(ds.name, ds.name)
+    data_name = {
+        "cifar10": "CIFAR-10 (JPEG q75)",
+        "mnist": "MNIST",
+        "fashion-mnist": "Fashion-MNIST",
+        "imagenette": "Imagenette",
+    }.get(ds.name, ds.name)
     lines = [
         f"# {title}",
         "",
@@ -99,7 +116,8 @@ def main(argv=None) -> int:
         f"| data | {data_name}, trained on {ck['data']['n_train']} images, tested on {len(ds.y_test)} |",
         f"| input | {meta['input_size'][0]}x{meta['input_size'][1]} {meta['color_order']}, "
         f"(x/255 - mean)/std, mean {meta['mean']}, std {meta['std']}"
-        + (f", resize {meta['resize']} + centre crop" if meta.get("resize") else "") + " |",
+        + (f", resize {meta['resize']} + centre crop" if meta.get("resize") else "")
+        + " |",
         f"| **top-1, C runtime, full test set** | **{par['top1_runtime'] * 100:.2f}%** ({par['n']} images) |",
         f"| top-1, PyTorch eval | {par['top1_torch'] * 100:.2f}% |",
         f"| parity C vs PyTorch | top-1 agreement {par['top1_agreement'] * 100:.2f}%, "
@@ -126,10 +144,14 @@ def main(argv=None) -> int:
         "```",
         "",
         "Test top-1 (PyTorch) per epoch: "
-        + ", ".join(f"{h['epoch']}: {h['test_acc'] * 100:.2f}" for h in hist) + ". "
+        + ", ".join(f"{h['epoch']}: {h['test_acc'] * 100:.2f}" for h in hist)
+        + ". "
         + f"The shipped weights are those after epoch {ck.get('epoch')}"
-        + (" (the end of the schedule; no selection on the test set)."
-           if ck.get("epoch") == ck["args"].get("epochs") else " (stopped before the end of the schedule)."),
+        + (
+            " (the end of the schedule; no selection on the test set)."
+            if ck.get("epoch") == ck["args"].get("epochs")
+            else " (stopped before the end of the schedule)."
+        ),
         "",
         "Reproduce the measurements:",
         "",

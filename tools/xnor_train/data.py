@@ -5,6 +5,7 @@ Images are decoded once into uint8 arrays cached outside the repository
 augmented on the fly as torch tensors.  Paths default to ``../shared/data/...``
 relative to the repository root and a missing path is reported by name.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -23,13 +24,29 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
 IMAGENETTE_NAMES = {
-    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
-    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
-    "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball",
+    "n01440764": "tench",
+    "n02102040": "English springer",
+    "n02979186": "cassette player",
+    "n03000684": "chain saw",
+    "n03028079": "church",
+    "n03394916": "French horn",
+    "n03417042": "garbage truck",
+    "n03425413": "gas pump",
+    "n03445777": "golf ball",
     "n03888257": "parachute",
 }
-FASHION_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                  "Sneaker", "Bag", "Ankle boot"]
+FASHION_LABELS = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 class DataError(RuntimeError):
@@ -69,6 +86,7 @@ class Dataset:
 
 # ---------------------------------------------------------------- IDX files
 
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (optionally .gz): big-endian header, magic 0x0000 type ndim."""
     path = Path(path)
@@ -84,7 +102,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
     if len(raw) < 4 + 4 * ndim:
         raise DataError(f"{path}: truncated IDX header")
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
     n = int(np.prod(dims))
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != n:
@@ -98,6 +116,7 @@ def _idx_pair(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
             if cand.exists():
                 return cand
         raise DataError(f"missing {stem}(.gz) in {root}")
+
     x = read_idx(find(f"{prefix}-images-idx3-ubyte"))
     y = read_idx(find(f"{prefix}-labels-idx1-ubyte"))
     if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
@@ -117,16 +136,19 @@ def load_idx_dataset(name: str, root: str | Path | None = None) -> Dataset:
     else:
         raise DataError(f"unknown IDX data set {name!r}")
     if not root.is_dir():
-        hint = (" (install it with: apt-get install -y dataset-fashion-mnist)"
-                if name == "fashion-mnist" else "")
+        hint = (
+            " (install it with: apt-get install -y dataset-fashion-mnist)" if name == "fashion-mnist" else ""
+        )
         raise DataError(f"{name} data directory not found: {root}{hint}")
     xtr, ytr = _idx_pair(root, "train")
     xte, yte = _idx_pair(root, "t10k")
-    return Dataset(name, xtr, ytr, xte, yte, labels, mean, std, "GRAY", (28, 28),
-                   augment="none", source=str(root))
+    return Dataset(
+        name, xtr, ytr, xte, yte, labels, mean, std, "GRAY", (28, 28), augment="none", source=str(root)
+    )
 
 
 # ---------------------------------------------------------------- image folders
+
 
 def _extract(archive: Path) -> Path:
     """Extract a tar archive once into the cache; return the extraction folder."""
@@ -206,9 +228,21 @@ def load_cifar10(path: str | Path | None = None) -> Dataset:
     xte, yte, classes_te = load_image_folder_split(src, "test", None)
     if classes != classes_te:
         raise DataError(f"{src}: train and test class folders differ")
-    return Dataset("cifar10", xtr, ytr, xte, yte, classes,
-                   [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616], "RGB", (32, 32),
-                   augment="crop_flip", crop_pad=4, source=f"{src} (CIFAR-10 JPEG q75)")
+    return Dataset(
+        "cifar10",
+        xtr,
+        ytr,
+        xte,
+        yte,
+        classes,
+        [0.4914, 0.4822, 0.4465],
+        [0.2470, 0.2435, 0.2616],
+        "RGB",
+        (32, 32),
+        augment="crop_flip",
+        crop_pad=4,
+        source=f"{src} (CIFAR-10 JPEG q75)",
+    )
 
 
 def load_imagenette(path: str | Path | None = None, size: int = 128, resize: int | None = None) -> Dataset:
@@ -232,12 +266,24 @@ def load_imagenette(path: str | Path | None = None, size: int = 128, resize: int
     if classes != classes_te:
         raise DataError(f"{root}: train and val class folders differ")
     off = (resize - size) // 2
-    xte = np.ascontiguousarray(xte[:, off:off + size, off:off + size])
+    xte = np.ascontiguousarray(xte[:, off : off + size, off : off + size])
     labels = [IMAGENETTE_NAMES.get(c, c) for c in classes]
-    return Dataset("imagenette", xtr, ytr, xte, yte, labels,
-                   [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], "RGB", (size, size),
-                   augment="crop_flip", resize=resize, source=str(root),
-                   extra={"wnids": classes})
+    return Dataset(
+        "imagenette",
+        xtr,
+        ytr,
+        xte,
+        yte,
+        labels,
+        [0.485, 0.456, 0.406],
+        [0.229, 0.224, 0.225],
+        "RGB",
+        (size, size),
+        augment="crop_flip",
+        resize=resize,
+        source=str(root),
+        extra={"wnids": classes},
+    )
 
 
 def load_folder(path: str | Path | None, size: int = 96) -> Dataset:
@@ -258,10 +304,22 @@ def load_folder(path: str | Path | None, size: int = 96) -> Dataset:
     if classes != classes_te:
         raise DataError(f"{root}: train and {eval_split} class folders differ")
     off = (resize - size) // 2
-    xte = np.ascontiguousarray(xte[:, off:off + size, off:off + size])
-    return Dataset(root.name or "folder", xtr, ytr, xte, yte, classes,
-                   [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], "RGB", (size, size),
-                   augment="crop_flip", resize=resize, source=str(root))
+    xte = np.ascontiguousarray(xte[:, off : off + size, off : off + size])
+    return Dataset(
+        root.name or "folder",
+        xtr,
+        ytr,
+        xte,
+        yte,
+        classes,
+        [0.485, 0.456, 0.406],
+        [0.229, 0.224, 0.225],
+        "RGB",
+        (size, size),
+        augment="crop_flip",
+        resize=resize,
+        source=str(root),
+    )
 
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "imagenette", "folder")
@@ -280,6 +338,7 @@ def load_dataset(name: str, path: str | None = None, image_size: int | None = No
 
 
 # ---------------------------------------------------------------- batches (torch)
+
 
 def normalise(xb, mean, std):
     """uint8 NHWC tensor -> float NCHW, (x/255 - mean)/std."""
@@ -303,7 +362,7 @@ def augment_batch(xb, ds: Dataset, generator=None):
     if ds.crop_pad:
         p = ds.crop_pad
         padded = torch.zeros((n, h + 2 * p, w + 2 * p, c), dtype=xb.dtype, device=xb.device)
-        padded[:, p:p + h, p:p + w] = xb
+        padded[:, p : p + h, p : p + w] = xb
         xb, h, w = padded, h + 2 * p, w + 2 * p
     oy = torch.randint(0, h - th + 1, (n,), generator=generator)
     ox = torch.randint(0, w - tw + 1, (n,), generator=generator)
@@ -328,7 +387,7 @@ def centre_crop(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (h, w) == (th, tw):
         return x
     oy, ox = (h - th) // 2, (w - tw) // 2
-    return x[:, oy:oy + th, ox:ox + tw]
+    return x[:, oy : oy + th, ox : ox + tw]
 
 
 def preprocess_numpy(x: np.ndarray, ds_mean, ds_std) -> np.ndarray:

@@ -6,6 +6,7 @@
 interpreter ``xnor_edge.reference``, slow).  Preprocessing comes from the model's own
 metadata (mean/std, input size, colour order), so this also checks the metadata.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,7 +69,7 @@ def model_inputs(meta: dict, ds) -> np.ndarray:
 def run_all(runner: Runner, x: np.ndarray, batch: int = 256) -> tuple[np.ndarray, float]:
     outs, t0 = [], time.perf_counter()
     for i in range(0, len(x), batch):
-        outs.append(runner.run(x[i:i + batch]))
+        outs.append(runner.run(x[i : i + batch]))
     return np.concatenate(outs), time.perf_counter() - t0
 
 
@@ -95,9 +96,19 @@ def main(argv=None) -> int:
         x, y = x[idx], y[idx]
     logits, secs = run_all(runner, x)
     acc = float((logits.argmax(1) == y).mean())
-    print(json.dumps({"model": args.model, "data": ds.name, "n": int(len(y)), "backend": args.backend,
-                      "top1": round(acc, 4), "seconds": round(secs, 2),
-                      "ms_per_image": round(1000 * secs / len(y), 3)}))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "data": ds.name,
+                "n": int(len(y)),
+                "backend": args.backend,
+                "top1": round(acc, 4),
+                "seconds": round(secs, 2),
+                "ms_per_image": round(1000 * secs / len(y), 3),
+            }
+        )
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ Mapping (one module -> one runtime op, docs/format.md):
   BinLinear xnor / bwn                -> binary_dense / bwn_conv2d over the whole map
   Residual                            -> body, shortcut, add
 """
+
 from __future__ import annotations
 
 import argparse
@@ -142,8 +143,9 @@ class _Emitter:
         pad = (m.padding, m.padding)
         if m.mode == "bwn":
             return self.g.bwn_conv2d(v, w, scale, bias, stride=stride, padding=pad, relu=relu)
-        return self.g.bconv2d(v, w, scale, bias, stride=stride, padding=pad, pad_mode=m.pad_mode,
-                              use_k=m.use_k, relu=relu)
+        return self.g.bconv2d(
+            v, w, scale, bias, stride=stride, padding=pad, pad_mode=m.pad_mode, use_k=m.use_k, relu=relu
+        )
 
     def linear(self, m, relu, v, order):
         w = _np(m.weight)
@@ -226,9 +228,12 @@ def size_report(model: nn.Module) -> dict:
             float_b += 4 * (w.numel() + oc)
             packed_b += 4 * (oc * k * ((ic + 31) // 32) + 2 * oc)
     total_float = 4 * sum(p.numel() for p in model.parameters())
-    return {"binary_layers_float32_bytes": float_b, "binary_layers_packed_bytes": packed_b,
-            "binary_layers_ratio": round(float_b / packed_b, 2) if packed_b else None,
-            "all_params_float32_bytes": total_float}
+    return {
+        "binary_layers_float32_bytes": float_b,
+        "binary_layers_packed_bytes": packed_b,
+        "binary_layers_ratio": round(float_b / packed_b, 2) if packed_b else None,
+        "all_params_float32_bytes": total_float,
+    }
 
 
 def export_onnx(model: XnorNet, ck: dict, out: Path) -> str:
@@ -241,8 +246,10 @@ def export_onnx(model: XnorNet, ck: dict, out: Path) -> str:
     cfg = dict(ck["config"], variant="float")
     fm = build_model(cfg).eval()
     src = model.state_dict()
-    fm.load_state_dict({k: v for k, v in src.items() if k in fm.state_dict()
-                        and fm.state_dict()[k].shape == v.shape}, strict=False)
+    fm.load_state_dict(
+        {k: v for k, v in src.items() if k in fm.state_dict() and fm.state_dict()[k].shape == v.shape},
+        strict=False,
+    )
     h, w = ck["data"]["input_size"]
     x = torch.zeros(1, cfg["in_ch"], h, w)
     import warnings
@@ -250,8 +257,15 @@ def export_onnx(model: XnorNet, ck: dict, out: Path) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(fm, (x,), str(out), input_names=["input"], output_names=["logits"],
-                              opset_version=17, dynamo=False)
+            torch.onnx.export(
+                fm,
+                (x,),
+                str(out),
+                input_names=["input"],
+                output_names=["logits"],
+                opset_version=17,
+                dynamo=False,
+            )
     except Exception as e:  # the exporter's failure modes vary by torch version
         return f"skipped: torch.onnx.export failed: {e}"
     onnx.checker.check_model(str(out))

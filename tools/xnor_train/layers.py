@@ -15,6 +15,7 @@ Maths (DESIGN.md part 1, docs/format.md):
 
 The exporter (export.py) maps these modules to the runtime's ops one to one.
 """
+
 from __future__ import annotations
 
 import torch
@@ -80,9 +81,19 @@ class BinConv2d(nn.Module):
     alpha_mode: "mean" (eq. 6, not a parameter) or "learned" (per-filter parameter).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int | tuple, stride: int = 1,
-                 padding: int = 0, mode: str = "xnor", use_k: bool = True,
-                 pad_mode: str = "zero", alpha_mode: str = "mean", bias: bool = True):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int | tuple,
+        stride: int = 1,
+        padding: int = 0,
+        mode: str = "xnor",
+        use_k: bool = True,
+        pad_mode: str = "zero",
+        alpha_mode: str = "mean",
+        bias: bool = True,
+    ):
         super().__init__()
         if mode not in ("bwn", "xnor"):
             raise ValueError(f"BinConv2d mode must be 'bwn' or 'xnor', got {mode!r}")
@@ -124,8 +135,7 @@ class BinConv2d(nn.Module):
 
     def k_map(self, x: torch.Tensor) -> torch.Tensor:
         a = x.abs().mean(dim=1, keepdim=True)
-        return F.avg_pool2d(a, self.kernel_size, self.stride, self.padding,
-                            count_include_pad=True)
+        return F.avg_pool2d(a, self.kernel_size, self.stride, self.padding, count_include_pad=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         wb = self.binary_weight()
@@ -146,9 +156,11 @@ class BinConv2d(nn.Module):
         return y
 
     def extra_repr(self) -> str:
-        return (f"{self.in_ch}, {self.out_ch}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, mode={self.mode}, use_k={self.use_k}, "
-                f"pad_mode={self.pad_mode}, alpha_mode={self.alpha_mode}")
+        return (
+            f"{self.in_ch}, {self.out_ch}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, mode={self.mode}, use_k={self.use_k}, "
+            f"pad_mode={self.pad_mode}, alpha_mode={self.alpha_mode}"
+        )
 
 
 class BinLinear(nn.Module):
@@ -158,8 +170,15 @@ class BinLinear(nn.Module):
     bwn:  y = (x . sign(W)) * alpha + b.
     """
 
-    def __init__(self, in_features: int, out_features: int, mode: str = "xnor",
-                 use_k: bool = True, alpha_mode: str = "mean", bias: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        mode: str = "xnor",
+        use_k: bool = True,
+        alpha_mode: str = "mean",
+        bias: bool = True,
+    ):
         super().__init__()
         if mode not in ("bwn", "xnor"):
             raise ValueError(f"BinLinear mode must be 'bwn' or 'xnor', got {mode!r}")
@@ -170,7 +189,7 @@ class BinLinear(nn.Module):
         self.use_k = bool(use_k) and mode == "xnor"
         self.alpha_mode = alpha_mode
         w = torch.empty(out_features, in_features)
-        nn.init.kaiming_uniform_(w, a=5 ** 0.5)
+        nn.init.kaiming_uniform_(w, a=5**0.5)
         self.weight = nn.Parameter(w)
         if alpha_mode == "learned":
             self.alpha = nn.Parameter(filter_alpha(w).clone())
@@ -232,10 +251,19 @@ class Residual(nn.Module):
         return F.relu(y) if self.relu else y
 
 
-def binary_block(in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding: int = 0,
-                 variant: str = "xnor", order: str = "bacp", relu: bool = True,
-                 pool: nn.Module | None = None, pad_mode: str = "zero",
-                 alpha_mode: str = "mean") -> list[nn.Module]:
+def binary_block(
+    in_ch: int,
+    out_ch: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    variant: str = "xnor",
+    order: str = "bacp",
+    relu: bool = True,
+    pool: nn.Module | None = None,
+    pad_mode: str = "zero",
+    alpha_mode: str = "mean",
+) -> list[nn.Module]:
     """One binary block as a list of modules.
 
     order "bacp": BatchNorm -> BinActiv -> BinConv -> [ReLU] -> [Pool]  (paper's choice)
@@ -248,9 +276,17 @@ def binary_block(in_ch: int, out_ch: int, kernel: int, stride: int = 1, padding:
         conv: nn.Module = nn.Conv2d(in_ch, out_ch, kernel, stride, padding, bias=True)
     else:
         mode = "bwn" if variant == "bwn" else "xnor"
-        conv = BinConv2d(in_ch, out_ch, kernel, stride, padding, mode=mode,
-                         use_k=(variant == "xnor"), pad_mode=pad_mode if mode == "xnor" else "zero",
-                         alpha_mode=alpha_mode)
+        conv = BinConv2d(
+            in_ch,
+            out_ch,
+            kernel,
+            stride,
+            padding,
+            mode=mode,
+            use_k=(variant == "xnor"),
+            pad_mode=pad_mode if mode == "xnor" else "zero",
+            alpha_mode=alpha_mode,
+        )
     mods: list[nn.Module] = []
     if order == "bacp":
         mods += [nn.BatchNorm2d(in_ch), conv]

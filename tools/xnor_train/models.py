@@ -13,6 +13,7 @@ config that rebuilds it.  First and last layers are full precision.
   ResNet-18) with binary 3x3 convolutions, float stem, float 1x1 projection
   shortcuts (type B) and a float classifier, for 96-224 px inputs.
 """
+
 from __future__ import annotations
 
 import torch.nn as nn
@@ -40,8 +41,7 @@ class XnorNet(nn.Module):
 
 
 def _blocks_kwargs(variant: str, order: str, alpha_mode: str, pad_mode: str) -> dict:
-    return dict(variant=_block_variant(variant), order=order, alpha_mode=alpha_mode,
-                pad_mode=pad_mode)
+    return dict(variant=_block_variant(variant), order=order, alpha_mode=alpha_mode, pad_mode=pad_mode)
 
 
 def _apply_nok(model: XnorNet, variant: str) -> XnorNet:
@@ -52,29 +52,56 @@ def _apply_nok(model: XnorNet, variant: str) -> XnorNet:
     return model
 
 
-def digits_net(variant: str = "xnor", width: int = 64, order: str = "bacp",
-               alpha_mode: str = "mean", pad_mode: str = "zero", in_ch: int = 1,
-               num_classes: int = 10, input_size: int = 28) -> XnorNet:
+def digits_net(
+    variant: str = "xnor",
+    width: int = 64,
+    order: str = "bacp",
+    alpha_mode: str = "mean",
+    pad_mode: str = "zero",
+    in_ch: int = 1,
+    num_classes: int = 10,
+    input_size: int = 28,
+) -> XnorNet:
     if input_size != 28:
         raise ValueError("the digits net is laid out for 28x28 inputs")
     kw = _blocks_kwargs(variant, order, alpha_mode, pad_mode)
     w = width
-    f: list[nn.Module] = [nn.Conv2d(in_ch, w // 2, 5, 1, 2), nn.BatchNorm2d(w // 2), nn.ReLU(),
-                          nn.MaxPool2d(2)]                                           # 14x14
-    f += binary_block(w // 2, w, 3, 1, 1, pool=nn.MaxPool2d(2), **kw)               # 7x7
-    f += binary_block(w, 2 * w, 3, 1, 1, pool=nn.MaxPool2d(2), **kw)                # 3x3
-    f += binary_block(2 * w, 4 * w, 3, 1, 0, **kw)                                  # 1x1 (FC)
+    f: list[nn.Module] = [
+        nn.Conv2d(in_ch, w // 2, 5, 1, 2),
+        nn.BatchNorm2d(w // 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    ]  # 14x14
+    f += binary_block(w // 2, w, 3, 1, 1, pool=nn.MaxPool2d(2), **kw)  # 7x7
+    f += binary_block(w, 2 * w, 3, 1, 1, pool=nn.MaxPool2d(2), **kw)  # 3x3
+    f += binary_block(2 * w, 4 * w, 3, 1, 0, **kw)  # 1x1 (FC)
     if order == "bacp":
         f += [nn.BatchNorm2d(4 * w)]
     f += [Flatten(), nn.Linear(4 * w, num_classes)]
-    cfg = dict(arch="digits", variant=variant, width=width, order=order, alpha_mode=alpha_mode,
-               pad_mode=pad_mode, in_ch=in_ch, num_classes=num_classes, input_size=input_size)
+    cfg = dict(
+        arch="digits",
+        variant=variant,
+        width=width,
+        order=order,
+        alpha_mode=alpha_mode,
+        pad_mode=pad_mode,
+        in_ch=in_ch,
+        num_classes=num_classes,
+        input_size=input_size,
+    )
     return _apply_nok(XnorNet(f, cfg), variant)
 
 
-def vgg_small(variant: str = "xnor", width: int = 64, order: str = "bacp",
-              alpha_mode: str = "mean", pad_mode: str = "zero", in_ch: int = 3,
-              num_classes: int = 10, input_size: int = 32) -> XnorNet:
+def vgg_small(
+    variant: str = "xnor",
+    width: int = 64,
+    order: str = "bacp",
+    alpha_mode: str = "mean",
+    pad_mode: str = "zero",
+    in_ch: int = 3,
+    num_classes: int = 10,
+    input_size: int = 32,
+) -> XnorNet:
     if input_size % 8:
         raise ValueError("vgg-small needs an input size divisible by 8")
     kw = _blocks_kwargs(variant, order, alpha_mode, pad_mode)
@@ -89,16 +116,45 @@ def vgg_small(variant: str = "xnor", width: int = 64, order: str = "bacp",
     if order == "bacp":
         f += [nn.BatchNorm2d(4 * w)]
     f += [Flatten(), nn.Linear(4 * w * s * s, num_classes)]
-    cfg = dict(arch="vgg-small", variant=variant, width=width, order=order, alpha_mode=alpha_mode,
-               pad_mode=pad_mode, in_ch=in_ch, num_classes=num_classes, input_size=input_size)
+    cfg = dict(
+        arch="vgg-small",
+        variant=variant,
+        width=width,
+        order=order,
+        alpha_mode=alpha_mode,
+        pad_mode=pad_mode,
+        in_ch=in_ch,
+        num_classes=num_classes,
+        input_size=input_size,
+    )
     return _apply_nok(XnorNet(f, cfg), variant)
 
 
 def _basic_block(cin: int, cout: int, stride: int, kw: dict) -> Residual:
-    body = binary_block(cin, cout, 3, stride, 1, order="bacp", relu=True,
-                        variant=kw["variant"], alpha_mode=kw["alpha_mode"], pad_mode=kw["pad_mode"])
-    body += binary_block(cout, cout, 3, 1, 1, order="bacp", relu=False,
-                         variant=kw["variant"], alpha_mode=kw["alpha_mode"], pad_mode=kw["pad_mode"])
+    body = binary_block(
+        cin,
+        cout,
+        3,
+        stride,
+        1,
+        order="bacp",
+        relu=True,
+        variant=kw["variant"],
+        alpha_mode=kw["alpha_mode"],
+        pad_mode=kw["pad_mode"],
+    )
+    body += binary_block(
+        cout,
+        cout,
+        3,
+        1,
+        1,
+        order="bacp",
+        relu=False,
+        variant=kw["variant"],
+        alpha_mode=kw["alpha_mode"],
+        pad_mode=kw["pad_mode"],
+    )
     body += [nn.BatchNorm2d(cout)]
     shortcut = None
     if stride != 1 or cin != cout:
@@ -106,23 +162,43 @@ def _basic_block(cin: int, cout: int, stride: int, kw: dict) -> Residual:
     return Residual(nn.Sequential(*body), shortcut, relu=False)
 
 
-def resnet18(variant: str = "xnor", width: int = 64, order: str = "bacp",
-             alpha_mode: str = "mean", pad_mode: str = "zero", in_ch: int = 3,
-             num_classes: int = 10, input_size: int = 128) -> XnorNet:
+def resnet18(
+    variant: str = "xnor",
+    width: int = 64,
+    order: str = "bacp",
+    alpha_mode: str = "mean",
+    pad_mode: str = "zero",
+    in_ch: int = 3,
+    num_classes: int = 10,
+    input_size: int = 128,
+) -> XnorNet:
     if order != "bacp":
         raise ValueError("resnet18 is built with B-A-C-P blocks only")
     kw = _blocks_kwargs(variant, order, alpha_mode, pad_mode)
     w = width
-    f: list[nn.Module] = [nn.Conv2d(in_ch, w, 7, 2, 3, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
-                          nn.MaxPool2d(3, 2, 1)]
+    f: list[nn.Module] = [
+        nn.Conv2d(in_ch, w, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(w),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+    ]
     cin = w
     for i, cout in enumerate((w, 2 * w, 4 * w, 8 * w)):
         f.append(_basic_block(cin, cout, 1 if i == 0 else 2, kw))
         f.append(_basic_block(cout, cout, 1, kw))
         cin = cout
     f += [nn.ReLU(), GlobalAvgPool(), Flatten(), nn.Linear(cin, num_classes)]
-    cfg = dict(arch="resnet18", variant=variant, width=width, order=order, alpha_mode=alpha_mode,
-               pad_mode=pad_mode, in_ch=in_ch, num_classes=num_classes, input_size=input_size)
+    cfg = dict(
+        arch="resnet18",
+        variant=variant,
+        width=width,
+        order=order,
+        alpha_mode=alpha_mode,
+        pad_mode=pad_mode,
+        in_ch=in_ch,
+        num_classes=num_classes,
+        input_size=input_size,
+    )
     return _apply_nok(XnorNet(f, cfg), variant)
 
 

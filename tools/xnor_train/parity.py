@@ -5,6 +5,7 @@
 Reports top-1 agreement (exit status 1 below --floor, default 0.999), both top-1
 accuracies, and the max / mean absolute logit difference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ def torch_logits(model, x_nhwc: np.ndarray, batch: int = 500, dtype=torch.float3
     model = model.to(dtype)
     outs = []
     for i in range(0, len(x_nhwc), batch):
-        xb = torch.from_numpy(x_nhwc[i:i + batch]).permute(0, 3, 1, 2).contiguous().to(dtype)
+        xb = torch.from_numpy(x_nhwc[i : i + batch]).permute(0, 3, 1, 2).contiguous().to(dtype)
         outs.append(model(xb).double().numpy())
     model.float()
     return np.concatenate(outs)
@@ -32,9 +33,13 @@ def torch_logits(model, x_nhwc: np.ndarray, batch: int = 500, dtype=torch.float3
 
 def compare(a: np.ndarray, b: np.ndarray, y: np.ndarray | None = None) -> dict:
     d = np.abs(a.astype(np.float64) - b.astype(np.float64))
-    res = {"n": int(len(a)), "top1_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
-           "max_abs_logit_diff": float(d.max()), "mean_abs_logit_diff": float(d.mean()),
-           "logit_range": float(np.abs(b).max())}
+    res = {
+        "n": int(len(a)),
+        "top1_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+        "max_abs_logit_diff": float(d.max()),
+        "mean_abs_logit_diff": float(d.mean()),
+        "logit_range": float(np.abs(b).max()),
+    }
     if y is not None:
         res["top1_runtime"] = float((a.argmax(1) == y).mean())
         res["top1_torch"] = float((b.argmax(1) == y).mean())
@@ -50,8 +55,12 @@ def main(argv=None) -> int:
     p.add_argument("--backend", choices=("c", "reference"), default="c")
     p.add_argument("--limit", type=int, default=None, help="a seeded random subset of N test images")
     p.add_argument("--floor", type=float, default=0.999)
-    p.add_argument("--torch-dtype", choices=("float32", "float64"), default="float32",
-                   help="float64 separates the runtime's error from PyTorch's own float32 rounding")
+    p.add_argument(
+        "--torch-dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="float64 separates the runtime's error from PyTorch's own float32 rounding",
+    )
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -71,8 +80,13 @@ def main(argv=None) -> int:
         x, y = x[idx], y[idx]
     rt, secs = run_all(runner, x)
     res = compare(rt, torch_logits(model, x, dtype=getattr(torch, args.torch_dtype)), y)
-    res.update(backend=args.backend, torch_dtype=args.torch_dtype, runtime_seconds=round(secs, 2),
-               floor=args.floor, ok=res["top1_agreement"] >= args.floor)
+    res.update(
+        backend=args.backend,
+        torch_dtype=args.torch_dtype,
+        runtime_seconds=round(secs, 2),
+        floor=args.floor,
+        ok=res["top1_agreement"] >= args.floor,
+    )
     print(json.dumps(res))
     return 0 if res["ok"] else 1
 

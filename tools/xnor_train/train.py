@@ -6,6 +6,7 @@
 Writes into --out: train.log, metrics.jsonl, last.pt (every epoch, for --resume)
 and best.pt (best test top-1).  Runs on CPU or CUDA (--device).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,13 @@ import torch.nn as nn
 from .data import DataError, Dataset, augment_batch, load_dataset, normalise, subset_indices
 from .models import ARCHS, VARIANTS, build_model
 
-DEFAULT_ARCH = {"mnist": "digits", "fashion-mnist": "digits", "cifar10": "vgg-small",
-                "imagenette": "resnet18", "folder": "resnet18"}
+DEFAULT_ARCH = {
+    "mnist": "digits",
+    "fashion-mnist": "digits",
+    "cifar10": "vgg-small",
+    "imagenette": "resnet18",
+    "folder": "resnet18",
+}
 
 
 class Logger:
@@ -76,17 +82,18 @@ def pick_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate_torch(model: nn.Module, ds: Dataset, device: torch.device, batch_size: int = 500,
-                   return_logits: bool = False):
+def evaluate_torch(
+    model: nn.Module, ds: Dataset, device: torch.device, batch_size: int = 500, return_logits: bool = False
+):
     """Top-1 of the model in eval mode on the (centre-cropped) test set."""
     model.eval()
     x = torch.from_numpy(ds.x_test)
     y = torch.from_numpy(ds.y_test)
     correct, outs = 0, []
     for i in range(0, len(x), batch_size):
-        xb = normalise(x[i:i + batch_size].to(device), ds.mean, ds.std)
+        xb = normalise(x[i : i + batch_size].to(device), ds.mean, ds.std)
         out = model(xb).float()
-        correct += (out.argmax(1).cpu() == y[i:i + batch_size]).sum().item()
+        correct += (out.argmax(1).cpu() == y[i : i + batch_size]).sum().item()
         if return_logits:
             outs.append(out.cpu())
     acc = correct / len(x)
@@ -97,8 +104,7 @@ def make_optimizer(args, model):
     decay, no_decay = [], []
     for p in model.parameters():
         (no_decay if p.dim() <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": args.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if args.optimizer == "adam":
         return torch.optim.Adam(groups, lr=args.lr)
     return torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
@@ -124,8 +130,12 @@ def parse_args(argv=None):
     p.add_argument("--order", choices=("bacp", "cbap"), default="bacp")
     p.add_argument("--alpha-mode", choices=("mean", "learned"), default="mean")
     p.add_argument("--pad-mode", choices=("zero", "one"), default="zero")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="crop size for imagenette (default 128) and folder (default 96)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="crop size for imagenette (default 128) and folder (default 96)",
+    )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
@@ -139,8 +149,12 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     p.add_argument("--subset", type=int, default=None, help="use only N training images (smoke runs)")
-    p.add_argument("--test-subset", type=int, default=None,
-                   help="evaluate on N test images (seeded random subset, as evaluate --limit)")
+    p.add_argument(
+        "--test-subset",
+        type=int,
+        default=None,
+        help="evaluate on N test images (seeded random subset, as evaluate --limit)",
+    )
     p.add_argument("--out", required=True, help="run directory (log, metrics, checkpoints)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     args = p.parse_args(argv)
@@ -152,15 +166,31 @@ def parse_args(argv=None):
 
 def model_config(args, ds: Dataset) -> dict:
     width = args.width or {"digits": 64, "vgg-small": 64, "resnet18": 64}[args.arch]
-    return dict(arch=args.arch, variant=args.variant, width=width, order=args.order,
-                alpha_mode=args.alpha_mode, pad_mode=args.pad_mode, in_ch=ds.channels,
-                num_classes=len(ds.labels), input_size=ds.input_size[0])
+    return dict(
+        arch=args.arch,
+        variant=args.variant,
+        width=width,
+        order=args.order,
+        alpha_mode=args.alpha_mode,
+        pad_mode=args.pad_mode,
+        in_ch=ds.channels,
+        num_classes=len(ds.labels),
+        input_size=ds.input_size[0],
+    )
 
 
 def data_info(ds: Dataset) -> dict:
-    info = dict(name=ds.name, labels=ds.labels, mean=ds.mean, std=ds.std, color_order=ds.color_order,
-                input_size=list(ds.input_size), source=ds.source, n_train=len(ds.x_train),
-                n_test=len(ds.x_test))
+    info = dict(
+        name=ds.name,
+        labels=ds.labels,
+        mean=ds.mean,
+        std=ds.std,
+        color_order=ds.color_order,
+        input_size=list(ds.input_size),
+        source=ds.source,
+        n_train=len(ds.x_train),
+        n_test=len(ds.x_test),
+    )
     if ds.resize:
         info["resize"] = ds.resize
     return info
@@ -184,7 +214,7 @@ def main(argv=None) -> int:
         return 2
     if args.subset:
         rng = np.random.default_rng(args.seed)
-        idx = rng.permutation(len(ds.x_train))[:args.subset]
+        idx = rng.permutation(len(ds.x_train))[: args.subset]
         ds.x_train, ds.y_train = ds.x_train[idx], ds.y_train[idx]
     if args.test_subset:
         idx = subset_indices(len(ds.x_test), args.test_subset)
@@ -232,7 +262,7 @@ def main(argv=None) -> int:
             step = epoch * steps_per_epoch + i
             for g in opt.param_groups:
                 g["lr"] = args.lr * lr_factor(args, step, total_steps, steps_per_epoch)
-            idx = perm[i * args.batch_size:(i + 1) * args.batch_size]
+            idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
             xb = augment_batch(xtr[idx], ds, gen).to(device, non_blocking=True)
             yb = ytr[idx].to(device, non_blocking=True)
             logits = model(normalise(xb, ds.mean, ds.std))
@@ -249,19 +279,40 @@ def main(argv=None) -> int:
         train_s = time.time() - t0
         acc = evaluate_torch(model, ds, device)
         wall += time.time() - t0
-        rec = dict(epoch=epoch + 1, loss=tot_loss / max(1, seen), train_acc=tot_correct / max(1, seen),
-                   test_acc=acc, lr=opt.param_groups[0]["lr"], epoch_s=round(time.time() - t0, 1),
-                   train_s=round(train_s, 1), wall_s=round(wall, 1))
+        rec = dict(
+            epoch=epoch + 1,
+            loss=tot_loss / max(1, seen),
+            train_acc=tot_correct / max(1, seen),
+            test_acc=acc,
+            lr=opt.param_groups[0]["lr"],
+            epoch_s=round(time.time() - t0, 1),
+            train_s=round(train_s, 1),
+            wall_s=round(wall, 1),
+        )
         history.append(rec)
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
-        log(f"epoch {epoch + 1}/{args.epochs} loss {rec['loss']:.4f} train {rec['train_acc']:.4f} "
-            f"test top-1 {acc:.4f} ({rec['epoch_s']}s, total {wall / 60:.1f} min)")
-        ck = dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch + 1, config=cfg,
-                  data=data_info(ds), command=command, commands=commands, args=vars(args),
-                  best_acc=max(best, acc),
-                  test_acc=acc, wall_s=wall, history=history, device=str(device),
-                  torch_version=torch.__version__, date=time.strftime("%Y-%m-%d"))
+        log(
+            f"epoch {epoch + 1}/{args.epochs} loss {rec['loss']:.4f} train {rec['train_acc']:.4f} "
+            f"test top-1 {acc:.4f} ({rec['epoch_s']}s, total {wall / 60:.1f} min)"
+        )
+        ck = dict(
+            model=model.state_dict(),
+            optimizer=opt.state_dict(),
+            epoch=epoch + 1,
+            config=cfg,
+            data=data_info(ds),
+            command=command,
+            commands=commands,
+            args=vars(args),
+            best_acc=max(best, acc),
+            test_acc=acc,
+            wall_s=wall,
+            history=history,
+            device=str(device),
+            torch_version=torch.__version__,
+            date=time.strftime("%Y-%m-%d"),
+        )
         tmp = out / "last.pt.tmp"
         torch.save(ck, tmp)
         os.replace(tmp, last)
