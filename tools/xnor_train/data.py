@@ -261,28 +261,37 @@ def load_imagenette(path: str | Path | None = None, size: int = 128, resize: int
             raise DataError(f"missing {va_src}")
     else:
         tr_src = va_src = root
+    ds = _photo_dataset("imagenette", tr_src, va_src, "val", size, resize, str(root))
+    ds.extra = {"wnids": ds.labels}
+    ds.labels = [IMAGENETTE_NAMES.get(c, c) for c in ds.labels]
+    return ds
+
+
+def _photo_dataset(
+    name: str, tr_src: Path, te_src: Path, te_split: str, size: int, resize: int, source: str
+) -> Dataset:
+    """Photos stored resized (shorter side ``resize``): random crops of ``size`` for
+    training, centre crops for testing (the metadata's resize + crop), ImageNet statistics."""
     xtr, ytr, classes = load_image_folder_split(tr_src, "train", resize)
-    xte, yte, classes_te = load_image_folder_split(va_src, "val", resize)
+    xte, yte, classes_te = load_image_folder_split(te_src, te_split, resize)
     if classes != classes_te:
-        raise DataError(f"{root}: train and val class folders differ")
+        raise DataError(f"{source}: train and {te_split} class folders differ")
     off = (resize - size) // 2
     xte = np.ascontiguousarray(xte[:, off : off + size, off : off + size])
-    labels = [IMAGENETTE_NAMES.get(c, c) for c in classes]
     return Dataset(
-        "imagenette",
+        name,
         xtr,
         ytr,
         xte,
         yte,
-        labels,
+        classes,
         [0.485, 0.456, 0.406],
         [0.229, 0.224, 0.225],
         "RGB",
         (size, size),
         augment="crop_flip",
         resize=resize,
-        source=str(root),
-        extra={"wnids": classes},
+        source=source,
     )
 
 
@@ -298,27 +307,8 @@ def load_folder(path: str | Path | None, size: int = 96) -> Dataset:
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
     eval_split = "val" if (root / "val").is_dir() else "test"
-    resize = int(round(size * 8 / 7))
-    xtr, ytr, classes = load_image_folder_split(root, "train", resize)
-    xte, yte, classes_te = load_image_folder_split(root, eval_split, resize)
-    if classes != classes_te:
-        raise DataError(f"{root}: train and {eval_split} class folders differ")
-    off = (resize - size) // 2
-    xte = np.ascontiguousarray(xte[:, off : off + size, off : off + size])
-    return Dataset(
-        root.name or "folder",
-        xtr,
-        ytr,
-        xte,
-        yte,
-        classes,
-        [0.485, 0.456, 0.406],
-        [0.229, 0.224, 0.225],
-        "RGB",
-        (size, size),
-        augment="crop_flip",
-        resize=resize,
-        source=str(root),
+    return _photo_dataset(
+        root.name or "folder", root, root, eval_split, size, int(round(size * 8 / 7)), str(root)
     )
 
 
