@@ -73,6 +73,18 @@ def run_all(runner: Runner, x: np.ndarray, batch: int = 256) -> tuple[np.ndarray
     return np.concatenate(outs), time.perf_counter() - t0
 
 
+def load_test_inputs(model_path: str, data: str, data_path: str | None, limit: int | None):
+    """The model's metadata and its preprocessed test inputs and labels (a seeded subset of
+    ``limit`` images when given). Raises DataError / FileNotFoundError / ValueError."""
+    meta = read_metadata(model_path)
+    ds = load_dataset(data, data_path, (meta.get("input_size") or [None])[0])
+    x, y = model_inputs(meta, ds), ds.y_test
+    if limit:
+        idx = subset_indices(len(y), limit)
+        x, y = x[idx], y[idx]
+    return meta, ds, x, y
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m xnor_train.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("model", help="model file (.xnor)")
@@ -83,17 +95,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
     try:
-        meta = read_metadata(args.model)
-        ds = load_dataset(args.data, args.data_path, (meta.get("input_size") or [None])[0])
+        meta, ds, x, y = load_test_inputs(args.model, args.data, args.data_path, args.limit)
         runner = Runner(args.model, args.backend, args.threads)
     except (DataError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    x = model_inputs(meta, ds)
-    y = ds.y_test
-    if args.limit:
-        idx = subset_indices(len(y), args.limit)
-        x, y = x[idx], y[idx]
     logits, secs = run_all(runner, x)
     acc = float((logits.argmax(1) == y).mean())
     print(

@@ -15,8 +15,8 @@ import sys
 import numpy as np
 import torch
 
-from .data import DATASETS, DataError, load_dataset, subset_indices
-from .evaluate import Runner, model_inputs, read_metadata, run_all
+from .data import DATASETS, DataError
+from .evaluate import Runner, load_test_inputs, run_all
 from .export import load_checkpoint
 
 
@@ -66,18 +66,12 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        meta = read_metadata(args.model)
-        ds = load_dataset(args.data, args.data_path, (meta.get("input_size") or [None])[0])
+        _, _, x, y = load_test_inputs(args.model, args.data, args.data_path, args.limit)
         model, _ = load_checkpoint(args.checkpoint)
         runner = Runner(args.model, args.backend, args.threads)
     except (DataError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    x = model_inputs(meta, ds)
-    y = ds.y_test
-    if args.limit:
-        idx = subset_indices(len(y), args.limit)
-        x, y = x[idx], y[idx]
     rt, secs = run_all(runner, x)
     res = compare(rt, torch_logits(model, x, dtype=getattr(torch, args.torch_dtype)), y)
     res.update(
