@@ -16,17 +16,6 @@
 #include "xe_test_model.h"
 #include "xnor_edge.h"
 
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("FAIL line %d: ", __LINE__);                                                    \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
-
 static float g_f[8192];
 static uint32_t g_w[8192];
 static uint8_t *g_file;

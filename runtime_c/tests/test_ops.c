@@ -25,7 +25,6 @@
 #include "xe_test_model.h"
 #include "xnor_edge.h"
 
-static int g_fail = 0;
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
 
 static uint32_t rnd(void) {

@@ -15,17 +15,6 @@
 #include "xe_test_model.h"
 #include "xnor_edge.h"
 
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("FAIL line %d: ", __LINE__);                                                    \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
-
 static uint32_t g_seed = 12345;
 static uint32_t rnd(void) {
     g_seed = g_seed * 1103515245u + 12345u;

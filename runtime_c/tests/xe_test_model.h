@@ -22,6 +22,19 @@
 
 #include "xnor_edge.h"
 
+/* Test-failure counter and a CHECK that records a failure with its line and
+ * keeps going, for the tests that share this header. */
+static int g_fail __attribute__((unused)) = 0; /* make_seeds.c includes this too */
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            printf("FAIL line %d: ", __LINE__);                                                    \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+            g_fail++;                                                                              \
+        }                                                                                          \
+    } while (0)
+
 #define XTM_F32 0u
 #define XTM_BITS 1u
 #define XTM_NONE 0xFFFFFFFFu
