@@ -147,6 +147,52 @@ def test_train_resume_export_evaluate(tmp_path, capsys):
     assert len(ck["commands"]) == 2 and "--resume" in ck["commands"][1]
 
 
+def _digits_args(data: Path, run: Path, variant: str, width: int = 16) -> list[str]:
+    return [
+        "--data", "mnist", "--data-path", str(data), "--arch", "digits", "--variant", variant,
+        "--width", str(width), "--batch-size", "32", "--threads", "1", "--device", "cpu",
+        "--out", str(run),
+    ]  # fmt: skip
+
+
+def test_init_starts_an_xnor_run_from_a_bwn_run(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 128, 32)
+    bwn, xnor = tmp_path / "bwn", tmp_path / "xnor"
+    assert train.main(_digits_args(data, bwn, "bwn") + ["--epochs", "1"]) == 0
+    src = torch.load(bwn / "last.pt", weights_only=False)
+    # With lr 0 the epoch changes no weight, so the checkpoint holds the BWN weights exactly
+    # as --init loaded them; it also records the BWN run for the model card.
+    assert (
+        train.main(
+            _digits_args(data, xnor, "xnor") + ["--epochs", "1", "--lr", "0", "--init", str(bwn / "last.pt")]
+        )
+        == 0
+    )
+    ck = torch.load(xnor / "last.pt", weights_only=False)
+    assert ck["config"]["variant"] == "xnor" and ck["init"]["variant"] == "bwn"
+    assert ck["init"]["commands"] == src["commands"] and ck["init"]["epochs"] == 1
+    conv_keys = [k for k, v in src["model"].items() if k.endswith("weight") and v.dim() == 4]
+    assert conv_keys
+    for k in conv_keys:  # lr 0 (Adam) leaves the weights exactly where --init put them
+        assert torch.equal(ck["model"][k], src["model"][k]), k
+    # A different width is refused by name, and so is --init together with --resume.
+    capsys.readouterr()
+    rc = train.main(
+        _digits_args(data, tmp_path / "w8", "xnor", width=8)
+        + ["--epochs", "1", "--init", str(bwn / "last.pt")]
+    )
+    assert rc == 2 and "'width': (16, 8)" in capsys.readouterr().out
+    rc = train.main(
+        _digits_args(data, xnor, "xnor") + ["--epochs", "2", "--resume", "--init", str(bwn / "last.pt")]
+    )
+    assert rc == 2 and "give one of them" in capsys.readouterr().out
+    rc = train.main(
+        _digits_args(data, tmp_path / "x2", "xnor") + ["--epochs", "1", "--init", str(tmp_path / "nope.pt")]
+    )
+    assert rc == 2 and "no such checkpoint" in capsys.readouterr().out
+
+
 def test_train_reports_missing_data(tmp_path, capsys):
     rc = train.main(
         [

@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     mbytes = Path(args.model).stat().st_size
     cfg = ck["config"]
     hist = ck.get("history", [])
+    init = ck.get("init")
     res = dict(
         parity=par,
         parity_float64=par64,
@@ -127,7 +128,14 @@ def main(argv=None) -> int:
         f"max abs logit diff {par64['max_abs_logit_diff']:.3g}, mean {par64['mean_abs_logit_diff']:.3g} |",
         f"| epochs, training wall time | {ck.get('epoch')} epochs, {ck.get('wall_s', 0) / 60:.1f} min on "
         f"{ck.get('device')} ({ck['args'].get('threads') or 'default'} thread(s), "
-        "shared 2-core x86 machine) |",
+        "shared 2-core x86 machine)"
+        + (
+            f"; plus the {init['variant']} run it started from: {init['epochs']} epochs, "
+            f"{init['wall_s'] / 60:.1f} min"
+            if init
+            else ""
+        )
+        + " |",
         f"| file size | {mbytes / 1024:.1f} KiB; float counterpart {fbytes / 1024:.1f} KiB "
         f"({fbytes / mbytes:.1f}x larger) |",
         f"| binary layers | {size['binary_layers_float32_bytes'] / 1024:.1f} KiB as float32 -> "
@@ -143,6 +151,19 @@ def main(argv=None) -> int:
         *[str(c) for c in ck.get("commands", [ck.get("command")])],
         "```",
         "",
+        *(
+            [
+                f"It started (`--init`) from the weights of a {init['variant']} run of the same network "
+                f"({init['epochs']} epochs, test top-1 {init['test_acc'] * 100:.2f}%), trained by:",
+                "",
+                "```",
+                *[str(c) for c in init["commands"]],
+                "```",
+                "",
+            ]
+            if init
+            else []
+        ),
         "Test top-1 (PyTorch) per epoch: "
         + ", ".join(f"{h['epoch']}: {h['test_acc'] * 100:.2f}" for h in hist)
         + ". "

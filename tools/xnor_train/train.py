@@ -157,6 +157,13 @@ def parse_args(argv=None):
     )
     p.add_argument("--out", required=True, help="run directory (log, metrics, checkpoints)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="CKPT",
+        help="start from this checkpoint's weights (same architecture and width; the variant may "
+        "differ, e.g. a bwn or float run to start an xnor run); optimiser and schedule start afresh",
+    )
     args = p.parse_args(argv)
     args.arch = args.arch or DEFAULT_ARCH[args.data]
     if args.lr is None:
@@ -196,6 +203,39 @@ def data_info(ds: Dataset) -> dict:
     return info
 
 
+class InitError(ValueError):
+    """--init names a checkpoint that cannot start this run."""
+
+
+def init_from(model: nn.Module, path: str, cfg: dict) -> dict:
+    """Load another run's weights into ``model``; returns what the card records of that run.
+
+    Only the variant may differ (binary and float layers keep their weights under the
+    same names); anything else, or a parameter the model lacks, is an error.
+    """
+    src = Path(path).expanduser()
+    if not src.is_file():
+        raise InitError(f"--init {path}: no such checkpoint")
+    ck = torch.load(src, map_location="cpu", weights_only=False)
+    other = {k: v for k, v in ck["config"].items() if k != "variant"}
+    mine = {k: v for k, v in cfg.items() if k != "variant"}
+    if other != mine:
+        diff = {k: (other.get(k), mine.get(k)) for k in set(other) | set(mine) if other.get(k) != mine.get(k)}
+        raise InitError(f"--init {path}: its model differs from this run's in {diff} (checkpoint, this run)")
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as e:
+        raise InitError(f"--init {path}: weights do not fit: {str(e).splitlines()[0]}") from e
+    return dict(
+        path=str(path),
+        variant=ck["config"]["variant"],
+        commands=ck.get("commands", [ck.get("command")]),
+        epochs=ck.get("epoch"),
+        wall_s=ck.get("wall_s", 0.0),
+        test_acc=ck.get("test_acc"),
+    )
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     out = Path(args.out).expanduser()
@@ -224,8 +264,18 @@ def main(argv=None) -> int:
     model = build_model(cfg).to(device)
     opt = make_optimizer(args, model)
     crit = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
-    start_epoch, best, wall, history, commands = 0, 0.0, 0.0, [], [command]
+    start_epoch, best, wall, history, commands, init = 0, 0.0, 0.0, [], [command], None
     last = out / "last.pt"
+    if args.init and args.resume:
+        log("error: --init starts a run and --resume continues one; give one of them")
+        return 2
+    if args.init:
+        try:
+            init = init_from(model, args.init, cfg)
+        except InitError as e:
+            log(f"error: {e}")
+            return 2
+        log(f"initialised from {args.init} ({init['variant']}, {init['epochs']} epochs)")
     if args.resume:
         if not last.exists():
             log(f"error: --resume given but {last} does not exist")
@@ -237,6 +287,7 @@ def main(argv=None) -> int:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, best, wall, history = ck["epoch"], ck["best_acc"], ck["wall_s"], ck["history"]
+        init = ck.get("init")
         # --epochs may change on resume: the schedule is recomputed for the new total.
         commands = ck.get("commands", [ck["command"]]) + [command]
         log(f"resumed from {last} at epoch {start_epoch}")
@@ -304,6 +355,7 @@ def main(argv=None) -> int:
             data=data_info(ds),
             command=command,
             commands=commands,
+            init=init,
             args=vars(args),
             best_acc=max(best, acc),
             test_acc=acc,
