@@ -141,6 +141,37 @@ def test_errors_one_line_no_traceback(model_path, video, tmp_path, args, code, m
     assert len(lines) >= 1 and lines[0].startswith("xnor-edge: error: ") and msg in err
 
 
+def test_shipped_models_by_name():
+    rc, out, err = cli("models", "--json")
+    assert rc == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    shipped = xnor_edge.shipped_models()
+    assert set(rows) == set(shipped) and "default" in rows
+    # default.xnor is a byte copy of one named model, and the listing says which.
+    twin = rows["default"]["copy_of"]
+    assert twin and shipped[twin].read_bytes() == shipped["default"].read_bytes()
+    for name, r in rows.items():
+        with xnor_edge.load(shipped[name]) as m:
+            assert r["labels"] == len(m.labels) and r["input"] == list(m.input_shape)
+    # A name and the file it stands for classify identically.
+    name = "mnist-digits-xnor"
+    assert xnor_edge.model_path(name) == shipped[name]
+    by_name = cli("classify", "--model", name, "--json")
+    by_path = cli("classify", "--model", shipped[name], "--json")
+    assert by_name[0] == 0 and [json.loads(x)["top"] for x in by_name[1].splitlines()] == [
+        json.loads(x)["top"] for x in by_path[1].splitlines()
+    ]
+
+
+def test_unknown_model_name_lists_the_shipped_ones(tmp_path):
+    rc, out, err = cli("classify", "--model", "no-such-model")
+    assert rc == 1 and err.startswith("xnor-edge: error: no-such-model: no such model file")
+    assert "mnist-digits-xnor" in err
+    # A path that merely ends in a shipped name is not silently replaced by it.
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        xnor_edge.model_path(tmp_path / "mnist-digits-xnor.xnor")
+
+
 def test_missing_default_model_is_clear(monkeypatch, capsys):
     from xnor_edge import cli as cli_mod
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import site
 import subprocess
 import sys
@@ -37,6 +38,9 @@ def test_wheel_builds_installs_and_runs(tmp_path):
     names = zipfile.ZipFile(whl).namelist()
     assert "xnor_edge/libxnor_edge.so" in names and "xnor_edge/include/xnor_edge.h" in names
     assert "xnor_edge/samples/cat.jpg" in names
+    zoo = sorted(p.name for p in (ROOT / "models").glob("*.xnor"))
+    assert "default.xnor" in zoo
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("xnor_edge/models/")) == zoo
     assert not any(n.startswith(("lib/", "include/")) for n in names)  # only the python component
 
     venv = tmp_path / "venv"
@@ -78,3 +82,16 @@ def test_wheel_builds_installs_and_runs(tmp_path):
         timeout=120,
     )
     assert r.returncode == 1 and r.stderr.startswith("xnor-edge: error: ")
+    # The zoo is found by name from the installed package, away from the source tree.
+    r = subprocess.run(
+        [str(venv / "bin" / "xnor-edge"), "models", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert sorted(row["name"] + ".xnor" for row in rows) == zoo
+    assert all(row["path"].startswith(str(venv)) for row in rows)

@@ -17,7 +17,7 @@ from typing import Any
 from ._version import __version__
 from .builder import GraphBuilder
 from .errors import CameraError, ClosedError, ModelError, RuntimeFailure
-from .resources import default_model_path, sample_path
+from .resources import default_model_path, model_path, sample_path, shipped_models
 
 _NATIVE = {
     "load",
@@ -43,8 +43,10 @@ __all__ = [
     "kernel_isa",
     "library_version",
     "load",
+    "model_path",
     "sample_path",
     "set_kernel_isa",
+    "shipped_models",
 ]
 
 

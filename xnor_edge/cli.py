@@ -70,7 +70,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="camera index, /dev/videoN, video file, stream URL or 'picam'",
     )
-    c.add_argument("--model", "-m", default=None, help="model file (default: the shipped model)")
+    c.add_argument(
+        "--model",
+        "-m",
+        default=None,
+        help="model file or shipped model name (`xnor-edge models`; default: the shipped default)",
+    )
     c.add_argument("--top-k", "-k", type=int, default=None, dest="top_k")
     c.add_argument("--threads", "-t", type=int, default=None)
     c.add_argument("--json", action="store_true", default=None, help="one JSON object per line")
@@ -90,6 +95,9 @@ def _build_parser() -> argparse.ArgumentParser:
     i.add_argument("model", nargs="?", default=None)
     i.add_argument("--json", action="store_true")
 
+    m = sub.add_parser("models", help="list the models shipped with the package")
+    m.add_argument("--json", action="store_true")
+
     b = sub.add_parser("bench", help="measure latency (Python call vs C time)")
     b.add_argument("model", nargs="?", default=None)
     b.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2,4")
@@ -104,7 +112,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _model_path(arg: str | None) -> str:
     if arg:
-        return arg
+        try:
+            return str(xnor_edge.model_path(arg))
+        except FileNotFoundError as e:
+            raise CliError(str(e)) from None
     p = xnor_edge.default_model_path()
     if p is None:
         raise CliError("no default model is installed (xnor_edge/models/default.xnor); pass --model FILE")
@@ -398,6 +409,60 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------- models
+
+
+def _data_name(source: str) -> str | None:
+    """'path/x.tar.gz (CIFAR-10 JPEG q75)' -> 'CIFAR-10 JPEG q75'; 'path/mnist' -> 'mnist'."""
+    if source.endswith(")") and " (" in source:
+        return source[source.rindex(" (") + 2 : -1]
+    return Path(source).name or None
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    shipped = xnor_edge.shipped_models()
+    blobs = {name: p.read_bytes() for name, p in shipped.items()}
+    rows = []
+    for name, path in shipped.items():
+        with _load(str(path)) as model:
+            md = model.metadata
+            shape = model.input_shape
+        trained = md.get("training") or {}
+        acc = (trained.get("accuracy") or {}).get("test_top1_torch")
+        same = [o for o in shipped if o != name and blobs[o] == blobs[name]]
+        rows.append(
+            {
+                "name": name,
+                "path": str(path),
+                "labels": len(md.get("labels") or []),
+                "input": list(shape),
+                "variant": md.get("variant"),
+                "data": _data_name(str(trained.get("data") or "")),
+                "test_top1": acc,
+                "bytes": len(blobs[name]),
+                "copy_of": same[0] if name == "default" and same else None,
+            }
+        )
+    if args.json:
+        _emit(json.dumps(rows))
+        return 0
+    if not rows:
+        _emit("no models are installed with the package")
+        return 0
+    _emit(f"{'name':<28} {'input':<11} {'classes':>7} {'variant':<8} {'top-1':>7} {'size':>8}  data")
+    for r in rows:
+        top1 = f"{r['test_top1'] * 100:.2f}%" if r["test_top1"] is not None else "-"
+        data = r["data"] or "-"
+        if r["copy_of"]:
+            data = f"same file as {r['copy_of']}"
+        _emit(
+            f"{r['name']:<28} {'x'.join(map(str, r['input'])):<11} {r['labels']:>7} {r['variant'] or '-':<8} "
+            f"{top1:>7} {_human(r['bytes'], 'B'):>8}  {data}"
+        )
+    _emit("(top-1: the training run's test-set figure from the metadata; cards in models/*.md)")
+    return 0
+
+
 # --------------------------------------------------------------------- bench
 
 
@@ -464,7 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        handler = {"classify": cmd_classify, "info": cmd_info, "bench": cmd_bench}[args.command]
+        handler = {"classify": cmd_classify, "info": cmd_info, "models": cmd_models, "bench": cmd_bench}[
+            args.command
+        ]
         return handler(args)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
