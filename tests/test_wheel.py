@@ -68,29 +68,17 @@ def test_wheel_builds_installs_and_runs(tmp_path):
         "print(m.classify(str(xnor_edge.sample_path('cat.jpg')), top_k=1), xnor_edge.kernel_isa())\n"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    r = subprocess.run(
-        [str(py), "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120
-    )
+
+    def run(*argv: str) -> subprocess.CompletedProcess:  # from outside the source tree
+        return subprocess.run(list(argv), cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+
+    r = run(str(py), "-c", code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("[('a', ") or r.stdout.startswith("[('b', ")
-    r = subprocess.run(
-        [str(venv / "bin" / "xnor-edge"), "info", "/nonexistent.xnor"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
-    )
+    r = run(str(venv / "bin" / "xnor-edge"), "info", "/nonexistent.xnor")
     assert r.returncode == 1 and r.stderr.startswith("xnor-edge: error: ")
-    # The zoo is found by name from the installed package, away from the source tree.
-    r = subprocess.run(
-        [str(venv / "bin" / "xnor-edge"), "models", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
-    )
+    # The zoo is found by name from the installed package.
+    r = run(str(venv / "bin" / "xnor-edge"), "models", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert sorted(row["name"] + ".xnor" for row in rows) == zoo
