@@ -33,9 +33,16 @@ static void ew_task(void *ctx, size_t task, uint32_t thread) {
     float *y = j->out;
     switch (f->op) {
     case XE_OP_BATCHNORM: {
+        /* Channel runs instead of i % c per element, so the inner loop vectorises. */
         const size_t c = f->in_c;
         const float *sc = j->n->scale, *sf = j->n->bias;
-        for (size_t i = s; i < e; i++) y[i] = x[i] * sc[i % c] + sf[i % c];
+        for (size_t i = s, ch = s % c; i < e; ch = 0) {
+            const size_t run = c - ch < e - i ? c - ch : e - i;
+            const float *xs = x + i, *a = sc + ch, *b = sf + ch;
+            float *ys = y + i;
+            for (size_t k = 0; k < run; k++) ys[k] = xs[k] * a[k] + b[k];
+            i += run;
+        }
         break;
     }
     case XE_OP_ADD: {

@@ -480,6 +480,23 @@ static void test_misc(void) {
             arena_free(&a);
         }
     }
+    /* Element-wise ops over several work blocks (16384 floats each) whose starts fall
+     * mid-channel: batchnorm must pick up the channel where each block begins. */
+    for (uint32_t c = 37; c <= 64; c += 27) {
+        xtm t;
+        arena a = {{0}, 0};
+        xtm_init(&t, 40, 40, c);
+        const uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, c, rnd_w), c);
+        xtm_param(&t, XTM_F32, rand_f32(&a, c, rnd_w), c);
+        const uint32_t bn =
+            xtm_node(&t, XE_OP_BATCHNORM, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 2);
+        xtm_node(&t, XE_OP_ADD, XE_FLAG_RELU, bn, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        char name[64];
+        snprintf(name, sizeof name, "batchnorm/add 40x40x%u (4 blocks)", c);
+        check_model(name, &t, 1);
+        xtm_free(&t);
+        arena_free(&a);
+    }
     /* Softmax over channels at every position of a spatial value. */
     {
         xtm t;
