@@ -206,8 +206,8 @@ rm -rf "$PKG/xnor_edge/include"
 mkdir -p "$PKG/xnor_edge/include"
 cp -L "$SO" "$PKG/xnor_edge/libxnor_edge.so"
 cp "$REPO/runtime_c/include/xnor_edge.h" "$PKG/xnor_edge/include/xnor_edge.h"
-if [ -f "$REPO/models/default.xnor" ]; then
-  mkdir -p "$PKG/xnor_edge/models" && cp "$REPO/models/default.xnor" "$PKG/xnor_edge/models/"
+if compgen -G "$REPO/models/*.xnor" >/dev/null; then  # the zoo, as a wheel installs it
+  mkdir -p "$PKG/xnor_edge/models" && cp "$REPO"/models/*.xnor "$PKG/xnor_edge/models/"
 fi
 cp "$REPO/tools/arm_smoke.py" "$PKG/arm_smoke.py"
 say "package tree $PKG"

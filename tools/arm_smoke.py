@@ -113,9 +113,38 @@ def main() -> int:
         traceback.print_exc()
     finally:
         xnor_edge.set_kernel_isa("auto")
+    check_shipped_models(xnor_edge, args.expect_isa, fail)
     if xnor_edge.kernel_isa() != args.expect_isa:
         fail(f"set_kernel_isa('auto') gave {xnor_edge.kernel_isa()!r}, expected {args.expect_isa!r}")
     return report(failures, t0)
+
+
+def check_shipped_models(xe, isa, fail) -> None:
+    """The trained models shipped in the package load from it by name and give the same
+    bits with the optimised kernels as with the portable ones, on a fixed input."""
+    shipped = xe.shipped_models()
+    print(f"{len(shipped)} shipped models: {', '.join(sorted(shipped)) or 'none'}")
+    for name, path in sorted(shipped.items()):
+        try:
+            outs = {}
+            for k in (isa, "ref"):
+                xe.set_kernel_isa(k)
+                with xe.load(xe.model_path(name)) as m:
+                    x = np.random.default_rng(7).standard_normal(m.input_shape).astype(np.float32)
+                    t = time.perf_counter()
+                    outs[k] = m.run(x)
+                    ms = (time.perf_counter() - t) * 1e3
+                    top = m.postprocess(outs[k], top_k=1)
+                print(f"       {name} [{k}]: top-1 {top} ({ms:.0f} ms)")
+            same = np.array_equal(outs[isa].view(np.uint32), outs["ref"].view(np.uint32))
+            print(f"  {'ok' if same else 'FAIL':4} {name} ({path.name}): {isa} == ref bit for bit")
+            if not same:
+                fail(f"shipped model {name}: {isa} kernels differ from ref")
+        except Exception as e:  # noqa: BLE001 - report and go on with the other models
+            fail(f"shipped model {name}: {type(e).__name__}: {e}")
+            traceback.print_exc()
+        finally:
+            xe.set_kernel_isa("auto")
 
 
 def check_case(xe, ReferenceModel, name, data, x, rtol, isa, fail) -> None:
