@@ -95,6 +95,47 @@ def test_own_photo_folder_dataset(tmp_path, monkeypatch):
         xdata.load_dataset("folder", None)
 
 
+def test_evaluate_from_files_matches_decoded_set(tmp_path, monkeypatch, capsys):
+    """PNG photos already at the stored size (no resize on either side): the package's
+    own pipeline (Model.preprocess on each file) must reproduce the decoded test set's
+    logits; --from-files with the reference backend is refused by name."""
+    from PIL import Image
+
+    monkeypatch.setenv("XNOR_EDGE_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    size = 16
+    stored = round(size * 8 / 7)  # the folder loader keeps photos at 8/7 of the input size
+    for split, n in (("train", 24), ("val", 12)):
+        for ci, cls in enumerate(("dark", "light")):
+            d = tmp_path / "photos" / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                img = rng.integers(0, 120, (stored, stored, 3)) + 120 * ci
+                Image.fromarray(img.astype(np.uint8)).save(d / f"{i}.png")
+    run, out = tmp_path / "run", tmp_path / "m.xnor"
+    data = ["--data", "folder", "--data-path", str(tmp_path / "photos")]
+    rc = train.main(
+        data + ["--image-size", str(size), "--arch", "vgg-small", "--width", "8", "--epochs", "1",
+                "--batch-size", "8", "--threads", "1", "--device", "cpu", "--out", str(run)]
+    )  # fmt: skip
+    assert rc == 0 and export.main([str(run / "last.pt"), str(out)]) == 0
+    capsys.readouterr()
+    res = []
+    for extra in ([], ["--from-files"]):
+        assert evaluate.main([str(out), *data, *extra]) == 0
+        res.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert res[0]["n"] == res[1]["n"] == 24 and res[1]["inputs"] == "files via Model.preprocess"
+    assert res[0]["top1"] == res[1]["top1"]
+    meta, ds, x, _ = evaluate.load_test_inputs(str(out), "folder", str(tmp_path / "photos"), None)
+    from_files, _, _ = evaluate.run_files(str(out), ds, None, 1)
+    decoded, _ = evaluate.run_all(evaluate.Runner(out), x)
+    np.testing.assert_allclose(from_files, decoded, rtol=0, atol=1e-4)
+    files, y, classes = xdata.split_files(tmp_path / "photos", "val")
+    assert classes == ["dark", "light"] and len(files) == 24 and y.tolist() == [0] * 12 + [1] * 12
+    assert evaluate.main([str(out), *data, "--from-files", "--backend", "reference"]) == 2
+    assert "use --backend c" in capsys.readouterr().err
+
+
 def test_train_resume_export_evaluate(tmp_path, capsys):
     data = tmp_path / "mnist"
     _fake_mnist(data)

@@ -78,6 +78,9 @@ class Dataset:
     resize: int | None = None
     source: str = ""
     extra: dict = field(default_factory=dict)
+    # Where the original test images are (folder or tar, split name), for data sets of
+    # image files: evaluate --from-files runs them through the package's own pipeline.
+    test_files: tuple[Path, str] | None = None
 
     @property
     def channels(self) -> int:
@@ -174,28 +177,43 @@ def _find_split(root: Path, split: str) -> Path:
     raise DataError(f"no '{split}' folder with class sub-folders under {root}")
 
 
-def _decode_folder(folder: Path, size: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from PIL import Image
-
+def _list_folder(folder: Path) -> tuple[list[Path], list[int], list[str]]:
+    """folder/<class>/<image> -> image paths, class indices (sorted class names), classes."""
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
     if not classes:
         raise DataError(f"{folder}: no class sub-folders")
-    xs, ys = [], []
+    files, ys = [], []
     for ci, cname in enumerate(classes):
-        files = sorted(p for p in (folder / cname).iterdir() if p.suffix.lower() in IMAGE_EXTS)
-        for p in files:
-            with Image.open(p) as im:
-                im = im.convert("RGB")
-                if size is not None and im.size != (size, size):
-                    w, h = im.size
-                    s = size / min(w, h)
-                    nw, nh = max(size, round(w * s)), max(size, round(h * s))
-                    im = im.resize((nw, nh), Image.BILINEAR)
-                    left, top = (nw - size) // 2, (nh - size) // 2
-                    im = im.crop((left, top, left + size, top + size))
-                arr = np.asarray(im, dtype=np.uint8)
-            xs.append(arr)
+        for p in sorted(p for p in (folder / cname).iterdir() if p.suffix.lower() in IMAGE_EXTS):
+            files.append(p)
             ys.append(ci)
+    return files, ys, classes
+
+
+def split_files(src: Path, split: str) -> tuple[list[Path], np.ndarray, list[str]]:
+    """The image files of one split (src: folder or tar archive, extracted once)."""
+    if not src.exists():
+        raise DataError(f"image data not found: {src}")
+    files, ys, classes = _list_folder(_find_split(_extract(src) if src.is_file() else src, split))
+    return files, np.asarray(ys, dtype=np.int64), classes
+
+
+def _decode_folder(folder: Path, size: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from PIL import Image
+
+    files, ys, classes = _list_folder(folder)
+    xs = []
+    for p in files:
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            if size is not None and im.size != (size, size):
+                w, h = im.size
+                s = size / min(w, h)
+                nw, nh = max(size, round(w * s)), max(size, round(h * s))
+                im = im.resize((nw, nh), Image.BILINEAR)
+                left, top = (nw - size) // 2, (nh - size) // 2
+                im = im.crop((left, top, left + size, top + size))
+            xs.append(np.asarray(im, dtype=np.uint8))
     shapes = {a.shape for a in xs}
     if len(shapes) != 1:
         raise DataError(f"{folder}: images have different sizes {sorted(shapes)[:4]}; pass a size")
@@ -242,6 +260,7 @@ def load_cifar10(path: str | Path | None = None) -> Dataset:
         augment="crop_flip",
         crop_pad=4,
         source=f"{src} (CIFAR-10 JPEG q75)",
+        test_files=(src, "test"),
     )
 
 
@@ -292,6 +311,7 @@ def _photo_dataset(
         augment="crop_flip",
         resize=resize,
         source=source,
+        test_files=(te_src, te_split),
     )
 
 

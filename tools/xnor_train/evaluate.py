@@ -5,6 +5,11 @@
 --backend c (default: ``xnor_edge.load(path).run``) or reference (the NumPy float64
 interpreter ``xnor_edge.reference``, slow).  Preprocessing comes from the model's own
 metadata (mean/std, input size, colour order), so this also checks the metadata.
+
+--from-files (image-file data sets: cifar10, imagenette, folder) reads each original test
+image file through the package's own pipeline instead, ``Model.preprocess(path)``
+(decode, resize with OpenCV, crop, normalise), as an application or the camera command
+would: the accuracy a user gets, rather than that of the training pipeline's PIL resize.
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from .data import DATASETS, DataError, centre_crop, load_dataset, preprocess_numpy, subset_indices  # noqa: E402
+from .data import (  # noqa: E402
+    DATASETS,
+    DataError,
+    centre_crop,
+    load_dataset,
+    preprocess_numpy,
+    split_files,
+    subset_indices,
+)
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -85,6 +98,25 @@ def load_test_inputs(model_path: str, data: str, data_path: str | None, limit: i
     return meta, ds, x, y
 
 
+def run_files(model_path: str, ds, limit: int | None, threads: int | None):
+    """Logits and labels of the original test image files, each through
+    ``xnor_edge.Model.preprocess`` (the package's decode + resize + crop + normalise)."""
+    import xnor_edge
+
+    if ds.test_files is None:
+        raise DataError(f"--from-files needs a data set of image files; {ds.name} is not one")
+    files, y, _ = split_files(*ds.test_files)
+    if len(y) != len(ds.y_test) or not np.array_equal(y, ds.y_test):
+        raise DataError(f"{ds.test_files[0]}: the test files do not match the decoded test set")
+    if limit:
+        idx = subset_indices(len(y), limit)
+        files, y = [files[i] for i in idx], y[idx]
+    t0 = time.perf_counter()
+    with xnor_edge.load(model_path, num_threads=threads or 1) as m:
+        logits = np.stack([np.asarray(m.run(m.preprocess(str(f)))).reshape(-1) for f in files])
+    return logits, y, time.perf_counter() - t0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m xnor_train.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("model", help="model file (.xnor)")
@@ -93,14 +125,23 @@ def main(argv=None) -> int:
     p.add_argument("--backend", choices=("c", "reference"), default="c")
     p.add_argument("--limit", type=int, default=None, help="a seeded random subset of N test images")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--from-files",
+        action="store_true",
+        help="read the original test image files through the package's Model.preprocess (backend c)",
+    )
     args = p.parse_args(argv)
     try:
+        if args.from_files and args.backend != "c":
+            raise ValueError("--from-files runs the package's pipeline: use --backend c")
         meta, ds, x, y = load_test_inputs(args.model, args.data, args.data_path, args.limit)
-        runner = Runner(args.model, args.backend, args.threads)
+        if args.from_files:
+            logits, y, secs = run_files(args.model, ds, args.limit, args.threads)
+        else:
+            logits, secs = run_all(Runner(args.model, args.backend, args.threads), x)
     except (DataError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    logits, secs = run_all(runner, x)
     acc = float((logits.argmax(1) == y).mean())
     print(
         json.dumps(
@@ -109,6 +150,7 @@ def main(argv=None) -> int:
                 "data": ds.name,
                 "n": int(len(y)),
                 "backend": args.backend,
+                "inputs": "files via Model.preprocess" if args.from_files else "decoded test set",
                 "top1": round(acc, 4),
                 "seconds": round(secs, 2),
                 "ms_per_image": round(1000 * secs / len(y), 3),
