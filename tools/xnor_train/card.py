@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .data import load_dataset
-from .evaluate import Runner, model_inputs, read_metadata, run_all
+from .evaluate import Runner, model_inputs, read_metadata, run_all, run_files
 from .export import export_model, load_checkpoint, size_report
 from .models import build_model
 from .parity import compare, torch_logits
@@ -76,6 +76,10 @@ def main(argv=None) -> int:
     par = compare(rt, torch_logits(model, x), ds.y_test)
     par64 = compare(rt, torch_logits(model, x, dtype=torch.float64), ds.y_test)
     lat = latency_ms(runner, x)
+    files_top1 = None
+    if meta.get("resize") and ds.test_files is not None:  # photos: the package resizes them itself
+        fl, fy, _ = run_files(args.model, ds, None, 1)
+        files_top1 = float((fl.argmax(1) == fy).mean())
     import xnor_edge
 
     isa = xnor_edge.kernel_isa() if hasattr(xnor_edge, "kernel_isa") else "unknown"
@@ -95,6 +99,7 @@ def main(argv=None) -> int:
         file_bytes=mbytes,
         float_file_bytes=fbytes,
         eval_seconds=round(secs, 2),
+        top1_from_files=files_top1,
     )
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
@@ -121,6 +126,15 @@ def main(argv=None) -> int:
         + " |",
         f"| **top-1, C runtime, full test set** | **{par['top1_runtime'] * 100:.2f}%** ({par['n']} images) |",
         f"| top-1, PyTorch eval | {par['top1_torch'] * 100:.2f}% |",
+        *(
+            [
+                f"| top-1, original files through `Model.preprocess` (OpenCV resize) | "
+                f"{files_top1 * 100:.2f}% (`evaluate --from-files`; the rows above use the training "
+                "pipeline's PIL resize) |"
+            ]
+            if files_top1 is not None
+            else []
+        ),
         f"| parity C vs PyTorch | top-1 agreement {par['top1_agreement'] * 100:.2f}%, "
         f"max abs logit diff {par['max_abs_logit_diff']:.3g}, mean {par['mean_abs_logit_diff']:.3g} "
         f"(logit range {par['logit_range']:.3g}) |",
