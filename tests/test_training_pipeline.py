@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 
+from xnor_train import card, evaluate, export, train  # noqa: E402
 from xnor_train import data as xdata  # noqa: E402
-from xnor_train import evaluate, export, train  # noqa: E402
 
 
 def _write_idx(path: Path, arr: np.ndarray) -> None:
@@ -130,6 +130,13 @@ def test_evaluate_from_files_matches_decoded_set(tmp_path, monkeypatch, capsys):
     from_files, _, _ = evaluate.run_files(str(out), ds, None, 1)
     decoded, _ = evaluate.run_all(evaluate.Runner(out), x)
     np.testing.assert_allclose(from_files, decoded, rtol=0, atol=1e-4)
+    # The model card measures all of this itself and says so in its table.
+    md, js = tmp_path / "m.md", tmp_path / "m.json"
+    assert card.main([str(run / "last.pt"), str(out), *data, "--out", str(md), "--json", str(js)]) == 0
+    got = json.loads(js.read_text())
+    assert got["parity"]["n"] == 24 and round(got["top1_from_files"], 4) == res[1]["top1"]
+    text = md.read_text()
+    assert f"**{res[0]['top1'] * 100:.2f}%** (24 images)" in text and "through `Model.preprocess`" in text
     files, y, classes = xdata.split_files(tmp_path / "photos", "val")
     assert classes == ["dark", "light"] and len(files) == 24 and y.tolist() == [0] * 12 + [1] * 12
     assert evaluate.main([str(out), *data, "--from-files", "--backend", "reference"]) == 2
