@@ -137,6 +137,7 @@ def test_evaluate_from_files_matches_decoded_set(tmp_path, monkeypatch, capsys):
     assert got["parity"]["n"] == 24 and round(got["top1_from_files"], 4) == res[1]["top1"]
     text = md.read_text()
     assert f"**{res[0]['top1'] * 100:.2f}%** (24 images)" in text and "through `Model.preprocess`" in text
+    assert got["torch_float32_vs_float64"]["n"] == 24 and "PyTorch float32 vs PyTorch float64" in text
     files, y, classes = xdata.split_files(tmp_path / "photos", "val")
     assert classes == ["dark", "light"] and len(files) == 24 and y.tolist() == [0] * 12 + [1] * 12
     assert evaluate.main([str(out), *data, "--from-files", "--backend", "reference"]) == 2

@@ -73,8 +73,10 @@ def main(argv=None) -> int:
     x = model_inputs(meta, ds)
     runner = Runner(args.model, "c", 1)
     rt, secs = run_all(runner, x)
-    par = compare(rt, torch_logits(model, x), ds.y_test)
-    par64 = compare(rt, torch_logits(model, x, dtype=torch.float64), ds.y_test)
+    t32, t64 = torch_logits(model, x), torch_logits(model, x, dtype=torch.float64)
+    par, par64 = compare(rt, t32, ds.y_test), compare(rt, t64, ds.y_test)
+    # PyTorch's own float32 against float64: how much of the C-vs-f32 gap is f32 rounding.
+    torch64 = compare(t32, t64)
     lat = latency_ms(runner, x)
     files_top1 = None
     if meta.get("resize") and ds.test_files is not None:  # photos: the package resizes them itself
@@ -92,6 +94,7 @@ def main(argv=None) -> int:
     res = dict(
         parity=par,
         parity_float64=par64,
+        torch_float32_vs_float64=torch64,
         latency=lat,
         isa=str(isa),
         cpu=platform.processor() or platform.machine(),
@@ -140,6 +143,8 @@ def main(argv=None) -> int:
         f"(logit range {par['logit_range']:.3g}) |",
         f"| parity C vs PyTorch float64 | top-1 agreement {par64['top1_agreement'] * 100:.2f}%, "
         f"max abs logit diff {par64['max_abs_logit_diff']:.3g}, mean {par64['mean_abs_logit_diff']:.3g} |",
+        f"| PyTorch float32 vs PyTorch float64 (no runtime) | top-1 agreement "
+        f"{torch64['top1_agreement'] * 100:.2f}%, max abs logit diff {torch64['max_abs_logit_diff']:.3g} |",
         f"| epochs, training wall time | {ck.get('epoch')} epochs, {ck.get('wall_s', 0) / 60:.1f} min on "
         f"{ck.get('device')} ({ck['args'].get('threads') or 'default'} thread(s), "
         "shared 2-core x86 machine)"
