@@ -86,11 +86,16 @@ def run_all(runner: Runner, x: np.ndarray, batch: int = 256) -> tuple[np.ndarray
     return np.concatenate(outs), time.perf_counter() - t0
 
 
+def load_model_data(model_path: str, data: str, data_path: str | None):
+    """The model's metadata and the data set decoded at the model's input size."""
+    meta = read_metadata(model_path)
+    return meta, load_dataset(data, data_path, (meta.get("input_size") or [None])[0])
+
+
 def load_test_inputs(model_path: str, data: str, data_path: str | None, limit: int | None):
     """The model's metadata and its preprocessed test inputs and labels (a seeded subset of
     ``limit`` images when given). Raises DataError / FileNotFoundError / ValueError."""
-    meta = read_metadata(model_path)
-    ds = load_dataset(data, data_path, (meta.get("input_size") or [None])[0])
+    meta, ds = load_model_data(model_path, data, data_path)
     x, y = model_inputs(meta, ds), ds.y_test
     if limit:
         idx = subset_indices(len(y), limit)
@@ -134,10 +139,11 @@ def main(argv=None) -> int:
     try:
         if args.from_files and args.backend != "c":
             raise ValueError("--from-files runs the package's pipeline: use --backend c")
-        meta, ds, x, y = load_test_inputs(args.model, args.data, args.data_path, args.limit)
-        if args.from_files:
+        if args.from_files:  # the files are the inputs: no preprocessed copy of the test set
+            _, ds = load_model_data(args.model, args.data, args.data_path)
             logits, y, secs = run_files(args.model, ds, args.limit, args.threads)
         else:
+            _, ds, x, y = load_test_inputs(args.model, args.data, args.data_path, args.limit)
             logits, secs = run_all(Runner(args.model, args.backend, args.threads), x)
     except (DataError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -44,7 +44,31 @@ def _blocks_kwargs(variant: str, order: str, alpha_mode: str, pad_mode: str) -> 
     return dict(variant=_block_variant(variant), order=order, alpha_mode=alpha_mode, pad_mode=pad_mode)
 
 
-def _apply_nok(model: XnorNet, variant: str) -> XnorNet:
+def _net(
+    arch: str,
+    features: list[nn.Module],
+    variant: str,
+    width: int,
+    order: str,
+    alpha_mode: str,
+    pad_mode: str,
+    in_ch: int,
+    num_classes: int,
+    input_size: int,
+) -> XnorNet:
+    """The XnorNet with the config that rebuilds it (build_model); xnor-nok turns K off."""
+    cfg = dict(
+        arch=arch,
+        variant=variant,
+        width=width,
+        order=order,
+        alpha_mode=alpha_mode,
+        pad_mode=pad_mode,
+        in_ch=in_ch,
+        num_classes=num_classes,
+        input_size=input_size,
+    )
+    model = XnorNet(features, cfg)
     if variant == "xnor-nok":
         for m in model.modules():
             if hasattr(m, "use_k"):
@@ -78,18 +102,7 @@ def digits_net(
     if order == "bacp":
         f += [nn.BatchNorm2d(4 * w)]
     f += [Flatten(), nn.Linear(4 * w, num_classes)]
-    cfg = dict(
-        arch="digits",
-        variant=variant,
-        width=width,
-        order=order,
-        alpha_mode=alpha_mode,
-        pad_mode=pad_mode,
-        in_ch=in_ch,
-        num_classes=num_classes,
-        input_size=input_size,
-    )
-    return _apply_nok(XnorNet(f, cfg), variant)
+    return _net("digits", f, variant, width, order, alpha_mode, pad_mode, in_ch, num_classes, input_size)
 
 
 def vgg_small(
@@ -116,18 +129,7 @@ def vgg_small(
     if order == "bacp":
         f += [nn.BatchNorm2d(4 * w)]
     f += [Flatten(), nn.Linear(4 * w * s * s, num_classes)]
-    cfg = dict(
-        arch="vgg-small",
-        variant=variant,
-        width=width,
-        order=order,
-        alpha_mode=alpha_mode,
-        pad_mode=pad_mode,
-        in_ch=in_ch,
-        num_classes=num_classes,
-        input_size=input_size,
-    )
-    return _apply_nok(XnorNet(f, cfg), variant)
+    return _net("vgg-small", f, variant, width, order, alpha_mode, pad_mode, in_ch, num_classes, input_size)
 
 
 def _basic_block(cin: int, cout: int, stride: int, kw: dict) -> Residual:
@@ -188,18 +190,7 @@ def resnet18(
         f.append(_basic_block(cout, cout, 1, kw))
         cin = cout
     f += [nn.ReLU(), GlobalAvgPool(), Flatten(), nn.Linear(cin, num_classes)]
-    cfg = dict(
-        arch="resnet18",
-        variant=variant,
-        width=width,
-        order=order,
-        alpha_mode=alpha_mode,
-        pad_mode=pad_mode,
-        in_ch=in_ch,
-        num_classes=num_classes,
-        input_size=input_size,
-    )
-    return _apply_nok(XnorNet(f, cfg), variant)
+    return _net("resnet18", f, variant, width, order, alpha_mode, pad_mode, in_ch, num_classes, input_size)
 
 
 BUILDERS = {"digits": digits_net, "vgg-small": vgg_small, "resnet18": resnet18}
