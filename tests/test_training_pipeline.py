@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shlex
 import struct
 import sys
 from pathlib import Path
@@ -138,6 +139,12 @@ def test_evaluate_from_files_matches_decoded_set(tmp_path, monkeypatch, capsys):
     text = md.read_text()
     assert f"**{res[0]['top1'] * 100:.2f}%** (24 images)" in text and "through `Model.preprocess`" in text
     assert got["torch_float32_vs_float64"]["n"] == 24 and "PyTorch float32 vs PyTorch float64" in text
+    # The card's export line rebuilds the measured file byte for byte (name included).
+    line = next(ln for ln in text.splitlines() if "-m xnor_train.export" in ln)
+    again = tmp_path / "again.xnor"
+    argv = shlex.split(line.split("-m xnor_train.export", 1)[1].replace(str(out), str(again)))
+    assert "--name" in argv and export.main(argv) == 0
+    assert again.read_bytes() == out.read_bytes()
     files, y, classes = xdata.split_files(tmp_path / "photos", "val")
     assert classes == ["dark", "light"] and len(files) == 24 and y.tolist() == [0] * 12 + [1] * 12
     assert evaluate.main([str(out), *data, "--from-files", "--backend", "reference"]) == 2
@@ -240,6 +247,34 @@ def test_init_starts_an_xnor_run_from_a_bwn_run(tmp_path, capsys):
         _digits_args(data, tmp_path / "x2", "xnor") + ["--epochs", "1", "--init", str(tmp_path / "nope.pt")]
     )
     assert rc == 2 and "no such checkpoint" in capsys.readouterr().out
+
+
+def test_compile_trains_the_plain_model(tmp_path):
+    """--compile trains through torch.compile: the forward computes what the plain model
+    computes (same loss with lr 0), the updates land in the plain model's parameters and
+    the checkpoint holds plain keys that export packs."""
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 64, 16)
+    args = ["--epochs", "1", "--seed", "3"]
+    plain, comp = tmp_path / "plain", tmp_path / "comp"
+    assert train.main(_digits_args(data, plain, "xnor") + args + ["--lr", "0"]) == 0
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    assert train.main(_digits_args(data, comp, "xnor") + args + ["--lr", "0", "--compile"]) == 0
+    assert counters["stats"]["unique_graphs"] >= 1  # the forward did go through dynamo
+
+    def first(run):
+        return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+
+    assert first(comp)["loss"] == pytest.approx(first(plain)["loss"], rel=1e-5)
+    moved = tmp_path / "moved"
+    assert train.main(_digits_args(data, moved, "xnor") + args + ["--compile"]) == 0
+    ck0 = torch.load(plain / "last.pt", weights_only=False)["model"]
+    ck1 = torch.load(moved / "last.pt", weights_only=False)["model"]
+    assert list(ck1) == list(ck0)  # no "_orig_mod." prefixes
+    assert any(not torch.equal(ck0[k], ck1[k]) for k in ck0 if k.endswith("weight"))
+    assert export.main([str(moved / "last.pt"), str(tmp_path / "m.xnor")]) == 0
 
 
 def test_train_reports_missing_data(tmp_path, capsys):

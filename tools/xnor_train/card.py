@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -196,7 +197,8 @@ def main(argv=None) -> int:
         "Reproduce the measurements:",
         "",
         "```",
-        f"PYTHONPATH=tools:. python -m xnor_train.export {args.checkpoint} {args.model}",
+        f"PYTHONPATH=tools:. python -m xnor_train.export {args.checkpoint} {args.model}"
+        + (f" --name {shlex.quote(meta['name'])}" if meta.get("name") else ""),
         f"PYTHONPATH=tools:. python -m xnor_train.card {args.checkpoint} {args.model} --data {args.data}",
         "```",
         "",

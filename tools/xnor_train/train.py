@@ -148,6 +148,12 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="train through torch.compile (fuses the sign/K element-wise work; about 1.3x faster "
+        "for xnor on CPU); evaluation and checkpoints use the plain model",
+    )
     p.add_argument("--subset", type=int, default=None, help="use only N training images (smoke runs)")
     p.add_argument(
         "--test-subset",
@@ -296,6 +302,9 @@ def main(argv=None) -> int:
     log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test, {ds.source}")
     log(f"model {cfg} ({n_params} parameters) on {device}, threads {torch.get_num_threads()}")
 
+    # The compiled module shares its parameters with `model`; only the training forward
+    # goes through it, so checkpoints and evaluation are those of the plain module.
+    train_fwd = torch.compile(model) if args.compile else model
     xtr = torch.from_numpy(ds.x_train)
     ytr = torch.from_numpy(ds.y_train)
     n = len(xtr)
@@ -316,7 +325,7 @@ def main(argv=None) -> int:
             idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
             xb = augment_batch(xtr[idx], ds, gen).to(device, non_blocking=True)
             yb = ytr[idx].to(device, non_blocking=True)
-            logits = model(normalise(xb, ds.mean, ds.std))
+            logits = train_fwd(normalise(xb, ds.mean, ds.std))
             loss = crit(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
