@@ -151,8 +151,9 @@ def parse_args(argv=None):
     p.add_argument(
         "--compile",
         action="store_true",
-        help="train through torch.compile (fuses the sign/K element-wise work; about 1.3x faster "
-        "for xnor on CPU); evaluation and checkpoints use the plain model",
+        help="train through torch.compile (fuses the sign/K element-wise work: 1.25x faster steps "
+        "for xnor on CPU, none for bwn; tools/bench_train_step.py); evaluation and checkpoints "
+        "use the plain model",
     )
     p.add_argument("--subset", type=int, default=None, help="use only N training images (smoke runs)")
     p.add_argument(
