@@ -277,6 +277,25 @@ def test_compile_trains_the_plain_model(tmp_path):
     assert export.main([str(moved / "last.pt"), str(tmp_path / "m.xnor")]) == 0
 
 
+def test_compile_failure_is_named(tmp_path, capsys, monkeypatch):
+    """Where torch.compile cannot build (no C++ compiler), the run stops with a clear error
+    on its first step instead of a traceback."""
+
+    def broken_compile(model):
+        def fwd(x):
+            raise RuntimeError("Compiler: cc is not found.\nmore detail")
+
+        return fwd
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 64, 16)
+    rc = train.main(_digits_args(data, tmp_path / "run", "xnor") + ["--epochs", "1", "--compile"])
+    out = capsys.readouterr().out
+    assert rc == 2 and "--compile failed on the first step (RuntimeError: Compiler: cc is not found.)" in out
+    assert "train without --compile" in out and not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_train_reports_missing_data(tmp_path, capsys):
     rc = train.main(
         [

@@ -326,7 +326,19 @@ def main(argv=None) -> int:
             idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
             xb = augment_batch(xtr[idx], ds, gen).to(device, non_blocking=True)
             yb = ytr[idx].to(device, non_blocking=True)
-            logits = train_fwd(normalise(xb, ds.mean, ds.std))
+            try:
+                logits = train_fwd(normalise(xb, ds.mean, ds.std))
+            except Exception as e:
+                # torch.compile does its work on the first call; without a working C++
+                # toolchain (or on an unsupported platform) that call fails.
+                if not (args.compile and i == 0 and epoch == start_epoch):
+                    raise
+                first = (str(e).strip().splitlines() or [""])[0][:200]
+                log(
+                    f"error: --compile failed on the first step ({type(e).__name__}: {first}); "
+                    "train without --compile"
+                )
+                return 2
             loss = crit(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
