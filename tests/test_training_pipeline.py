@@ -249,6 +249,32 @@ def test_init_starts_an_xnor_run_from_a_bwn_run(tmp_path, capsys):
     assert rc == 2 and "no such checkpoint" in capsys.readouterr().out
 
 
+def test_init_chain_reaches_the_card(tmp_path, capsys):
+    """bwn -> bwn (continued) -> xnor: each checkpoint records the whole chain and the
+    card prints every stage's commands, also for a checkpoint that recorded only one level."""
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 128, 32)
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert train.main(_digits_args(data, a, "bwn") + ["--epochs", "1"]) == 0
+    assert train.main(_digits_args(data, b, "bwn") + ["--epochs", "1", "--init", str(a / "last.pt")]) == 0
+    assert train.main(_digits_args(data, c, "xnor") + ["--epochs", "1", "--init", str(b / "last.pt")]) == 0
+    cka, ckb, ckc = (torch.load(r / "last.pt", weights_only=False) for r in (a, b, c))
+    chain = card.init_chain(ckc)
+    assert [r["commands"] for r in chain] == [ckb["commands"], cka["commands"]]
+    old_style = dict(ckc, init={k: v for k, v in ckc["init"].items() if k != "init"})
+    assert [r["commands"] for r in card.init_chain(old_style)] == [ckb["commands"], cka["commands"]]
+    out = tmp_path / "c.xnor"
+    assert export.main([str(c / "last.pt"), str(out)]) == 0
+    md = tmp_path / "c.md"
+    args = [str(c / "last.pt"), str(out), "--data", "mnist", "--data-path", str(data), "--out", str(md)]
+    assert card.main(args) == 0
+    text = md.read_text()
+    assert "It started (`--init`) from the weights of a bwn run" in text
+    assert "That run, in turn, started (`--init`)" in text
+    assert cka["commands"][0] in text and ckb["commands"][0] in text
+    assert "plus the bwn run it started from" in text and "plus the bwn run that one started from" in text
+
+
 def test_compile_trains_the_plain_model(tmp_path):
     """--compile trains through torch.compile: the forward computes what the plain model
     computes (same loss with lr 0), the updates land in the plain model's parameters and

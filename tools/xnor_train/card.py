@@ -56,6 +56,23 @@ def latency_ms(runner: Runner, x: np.ndarray, reps: int = 200) -> dict:
     }
 
 
+def init_chain(ck: dict) -> list[dict]:
+    """The runs a checkpoint was started from (--init), nearest first. Each level records
+    the one before it; for checkpoints written before that was recorded, the level is read
+    from the initialising checkpoint itself when it is still on disk."""
+    chain, seen = [], set()
+    level = ck.get("init")
+    while level and level.get("path") not in seen and len(chain) < 16:
+        chain.append(level)
+        seen.add(level.get("path"))
+        if "init" in level:
+            level = level["init"]
+            continue
+        src = Path(str(level.get("path", ""))).expanduser()
+        level = torch.load(src, map_location="cpu", weights_only=False).get("init") if src.is_file() else None
+    return chain
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m xnor_train.card", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint")
@@ -91,7 +108,7 @@ def main(argv=None) -> int:
     mbytes = Path(args.model).stat().st_size
     cfg = ck["config"]
     hist = ck.get("history", [])
-    init = ck.get("init")
+    chain = init_chain(ck)
     res = dict(
         parity=par,
         parity_float64=par64,
@@ -149,11 +166,10 @@ def main(argv=None) -> int:
         f"| epochs, training wall time | {ck.get('epoch')} epochs, {ck.get('wall_s', 0) / 60:.1f} min on "
         f"{ck.get('device')} ({ck['args'].get('threads') or 'default'} thread(s), "
         "shared 2-core x86 machine)"
-        + (
-            f"; plus the {init['variant']} run it started from: {init['epochs']} epochs, "
-            f"{init['wall_s'] / 60:.1f} min"
-            if init
-            else ""
+        + "".join(
+            f"; plus the {r['variant']} run {'it' if k == 0 else 'that one'} started from: "
+            f"{r['epochs']} epochs, {r['wall_s'] / 60:.1f} min"
+            for k, r in enumerate(chain)
         )
         + " |",
         f"| file size | {mbytes / 1024:.1f} KiB; float counterpart {fbytes / 1024:.1f} KiB "
@@ -171,19 +187,20 @@ def main(argv=None) -> int:
         *[str(c) for c in ck.get("commands", [ck.get("command")])],
         "```",
         "",
-        *(
-            [
-                f"It started (`--init`) from the weights of a {init['variant']} run of the same network "
-                f"({init['epochs']} epochs, test top-1 {init['test_acc'] * 100:.2f}%), trained by:",
+        *[
+            line
+            for k, r in enumerate(chain)
+            for line in (
+                f"{'It' if k == 0 else 'That run, in turn,'} started (`--init`) from the weights of a "
+                f"{r['variant']} run of the same network ({r['epochs']} epochs, test top-1 "
+                f"{r['test_acc'] * 100:.2f}%), trained by:",
                 "",
                 "```",
-                *[str(c) for c in init["commands"]],
+                *[str(c) for c in r["commands"]],
                 "```",
                 "",
-            ]
-            if init
-            else []
-        ),
+            )
+        ],
         "Test top-1 (PyTorch) per epoch: "
         + ", ".join(f"{h['epoch']}: {h['test_acc'] * 100:.2f}" for h in hist)
         + ". "

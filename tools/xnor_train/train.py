@@ -240,6 +240,7 @@ def init_from(model: nn.Module, path: str, cfg: dict) -> dict:
         epochs=ck.get("epoch"),
         wall_s=ck.get("wall_s", 0.0),
         test_acc=ck.get("test_acc"),
+        init=ck.get("init"),  # the run that one started from, if any: the whole chain
     )
 
 
