@@ -322,6 +322,54 @@ def test_compile_failure_is_named(tmp_path, capsys, monkeypatch):
     assert "train without --compile" in out and not (tmp_path / "run" / "last.pt").exists()
 
 
+def test_amp_bf16_trains_in_bfloat16_and_keeps_float32_weights(tmp_path, monkeypatch):
+    """--amp bf16: the training convolutions (float and binary) run in bfloat16, the loss is
+    that of the float32 forward to bfloat16's precision, and weights, checkpoint and export
+    stay float32."""
+    from xnor_train import layers
+
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 64, 16)
+    args = ["--epochs", "1", "--seed", "3"]
+    seen: dict[str, set] = {"nn.Conv2d": set(), "F.conv2d": set()}
+
+    def record(module, inputs, output):
+        if module.training and isinstance(module, torch.nn.Conv2d):
+            seen["nn.Conv2d"].add(output.dtype)
+
+    real_conv2d = layers.F.conv2d
+
+    def conv2d(*a, **k):  # every convolution, BinConv2d's included
+        y = real_conv2d(*a, **k)
+        if torch.is_grad_enabled():
+            seen["F.conv2d"].add(y.dtype)
+        return y
+
+    plain, amp = tmp_path / "plain", tmp_path / "amp"
+    assert train.main(_digits_args(data, plain, "xnor") + args + ["--lr", "0"]) == 0
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    monkeypatch.setattr(layers.F, "conv2d", conv2d)
+    try:
+        assert train.main(_digits_args(data, amp, "xnor") + args + ["--lr", "0", "--amp", "bf16"]) == 0
+    finally:
+        handle.remove()
+        monkeypatch.undo()
+    assert seen == {"nn.Conv2d": {torch.bfloat16}, "F.conv2d": {torch.bfloat16}}
+
+    def first(run):
+        return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+
+    # bfloat16 keeps 8 bits of mantissa: the same loss to about 1%, not bit for bit.
+    assert first(amp)["loss"] == pytest.approx(first(plain)["loss"], rel=2e-2)
+    assert first(amp)["loss"] != first(plain)["loss"]
+    moved = tmp_path / "moved"
+    assert train.main(_digits_args(data, moved, "bwn") + args + ["--amp", "bf16"]) == 0
+    ck = torch.load(moved / "last.pt", weights_only=False)
+    assert ck["args"]["amp"] == "bf16"
+    assert {v.dtype for v in ck["model"].values() if v.is_floating_point()} == {torch.float32}
+    assert export.main([str(moved / "last.pt"), str(tmp_path / "m.xnor")]) == 0
+
+
 def test_train_reports_missing_data(tmp_path, capsys):
     rc = train.main(
         [

@@ -1,12 +1,14 @@
-"""Training-step time of a binary net, plain PyTorch vs torch.compile, in one run.
+"""Training-step time of a binary net in several modes (plain float32, torch.compile,
+bfloat16 autocast, both), measured in one run.
 
     PYTHONPATH=tools:. python tools/bench_train_step.py --arch vgg-small --width 32 \
-        --variant xnor --threads 1
+        --variant xnor --threads 1 --modes plain,compiled,bf16
 
 Times forward + backward + Adam step on a random batch (the data pipeline is not
-included), alternating plain and compiled rounds so machine noise hits both, and
-prints the median step time of each and their ratio. This is what
-``train --compile`` buys; compile time itself is excluded (warm-up steps).
+included), alternating the modes' rounds so machine noise hits all of them, and
+prints the median step time of each and its speed-up over the first mode. This is
+what ``train --compile`` and ``train --amp bf16`` buy; compile time itself is
+excluded (warm-up steps).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import torch
 import torch.nn as nn
 from xnor_train.models import ARCHS, VARIANTS, build_model
 
+MODES = ("plain", "compiled", "bf16", "compiled+bf16")
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -30,7 +34,16 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=5, help="steps per round")
+    p.add_argument(
+        "--modes",
+        default="plain,compiled",
+        help=f"comma-separated, from {', '.join(MODES)}; speed-ups are against the first",
+    )
     args = p.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        p.error(f"--modes: unknown {bad or modes}; choose from {', '.join(MODES)}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     in_ch = 1 if args.arch == "digits" else 3
@@ -43,35 +56,40 @@ def main(argv=None) -> int:
     y = torch.randint(0, 10, (args.batch_size,))
     crit = nn.CrossEntropyLoss()
     runs = {}
-    for name in ("plain", "compiled"):
+    for name in modes:
         model = build_model(cfg).train()
         opt = torch.optim.Adam(model.parameters(), 1e-4)
-        fwd = torch.compile(model) if name == "compiled" else model
-        runs[name] = (fwd, opt)
+        fwd = torch.compile(model) if "compiled" in name else model
+        runs[name] = (fwd, opt, "bf16" in name)
 
-    def step(fwd, opt):
+    def step(fwd, opt, bf16):  # what train.py does per step
         opt.zero_grad(set_to_none=True)
-        crit(fwd(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = fwd(x)
+        crit(out.float(), y).backward()
         opt.step()
 
-    for fwd, opt in runs.values():  # warm-up (and compilation)
+    for run in runs.values():  # warm-up (and compilation)
         for _ in range(3):
-            step(fwd, opt)
+            step(*run)
     times = {name: [] for name in runs}
     for _ in range(args.rounds):
-        for name, (fwd, opt) in runs.items():
+        for name, run in runs.items():
             t = time.perf_counter()
             for _ in range(args.steps):
-                step(fwd, opt)
+                step(*run)
             times[name].append((time.perf_counter() - t) / args.steps)
     med = {name: statistics.median(v) for name, v in times.items()}
     print(
         f"{args.arch} width {args.width} {args.variant}, batch {args.batch_size}, "
         f"{args.threads} thread(s), median of {args.rounds} rounds x {args.steps} steps"
     )
+    base = med[modes[0]]
     for name, t in med.items():
-        print(f"  {name:8s} {t * 1000:8.1f} ms/step  {args.batch_size / t:7.0f} img/s")
-    print(f"  compiled speed-up: {med['plain'] / med['compiled']:.2f}x")
+        print(
+            f"  {name:14s} {t * 1000:8.1f} ms/step  {args.batch_size / t:7.0f} img/s  "
+            f"{base / t:5.2f}x vs {modes[0]}"
+        )
     return 0
 
 

@@ -155,6 +155,14 @@ def parse_args(argv=None):
         "for xnor on CPU, none for bwn; tools/bench_train_step.py); evaluation and checkpoints "
         "use the plain model",
     )
+    p.add_argument(
+        "--amp",
+        choices=("none", "bf16"),
+        default="none",
+        help="bf16: run the training forward and backward under bfloat16 autocast (about 2x faster "
+        "steps on CPUs with AMX or AVX512-BF16, and on CUDA); weights, optimiser, evaluation and "
+        "checkpoints stay float32",
+    )
     p.add_argument("--subset", type=int, default=None, help="use only N training images (smoke runs)")
     p.add_argument(
         "--test-subset",
@@ -302,7 +310,7 @@ def main(argv=None) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     log(f"command: {command}")
     log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test, {ds.source}")
-    log(f"model {cfg} ({n_params} parameters) on {device}, threads {torch.get_num_threads()}")
+    log(f"model {cfg} ({n_params} parameters) on {device}, threads {torch.get_num_threads()}, amp {args.amp}")
 
     # The compiled module shares its parameters with `model`; only the training forward
     # goes through it, so checkpoints and evaluation are those of the plain module.
@@ -328,7 +336,9 @@ def main(argv=None) -> int:
             xb = augment_batch(xtr[idx], ds, gen).to(device, non_blocking=True)
             yb = ytr[idx].to(device, non_blocking=True)
             try:
-                logits = train_fwd(normalise(xb, ds.mean, ds.std))
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+                    logits = train_fwd(normalise(xb, ds.mean, ds.std))
+                logits = logits.float()
             except Exception as e:
                 # torch.compile does its work on the first call; without a working C++
                 # toolchain (or on an unsupported platform) that call fails.
