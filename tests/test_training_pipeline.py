@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 
-from xnor_train import card, evaluate, export, recalibrate, train  # noqa: E402
+from xnor_train import card, evaluate, export, train  # noqa: E402
 from xnor_train import data as xdata  # noqa: E402
 
 
@@ -273,49 +273,6 @@ def test_init_chain_reaches_the_card(tmp_path, capsys):
     assert "That run, in turn, started (`--init`)" in text
     assert cka["commands"][0] in text and ckb["commands"][0] in text
     assert "plus the bwn run it started from" in text and "plus the bwn run that one started from" in text
-
-
-def test_recalibrate_sets_bn_statistics_from_training_images(tmp_path, capsys):
-    """recalibrate replaces only the batch-norm running statistics, by their plain average
-    over un-augmented training images; the checkpoint and the card record it."""
-    data = tmp_path / "mnist"
-    _fake_mnist(data, 64, 16)
-    run = tmp_path / "run"
-    assert train.main(_digits_args(data, run, "xnor") + ["--epochs", "1"]) == 0
-    out = tmp_path / "recal.pt"
-    # One batch of all 64 training images: the statistics are exactly that batch's.
-    args = [str(run / "last.pt"), str(out), "--data", "mnist", "--data-path", str(data)]
-    assert recalibrate.main(args + ["--batches", "1", "--batch-size", "64"]) == 0
-    assert "batch-norm statistics from 64 training images: test top-1" in capsys.readouterr().out
-    before = torch.load(run / "last.pt", weights_only=False)
-    after = torch.load(out, weights_only=False)
-    changed = {k for k in before["model"] if not torch.equal(before["model"][k], after["model"][k])}
-    assert changed and all(
-        k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed
-    )
-    model, _ = export.load_checkpoint(out)
-    ds = xdata.load_dataset("mnist", str(data), 28)
-    x = xdata.normalise(torch.from_numpy(ds.x_train), ds.mean, ds.std)
-    bn = model.features[1]  # float conv -> BatchNorm
-    assert isinstance(bn, torch.nn.BatchNorm2d)
-    with torch.no_grad():
-        y = model.features[0](x)
-    assert torch.allclose(bn.running_mean, y.mean(dim=(0, 2, 3)), atol=1e-5)
-    assert torch.allclose(bn.running_var, y.transpose(0, 1).reshape(y.shape[1], -1).var(dim=1), rtol=1e-4)
-    rec = after["recalibrated"]
-    assert rec["images"] == 64 and after["test_acc"] == rec["test_acc_after"]
-    assert after["commands"][-1].startswith("python -m xnor_train.recalibrate ")
-    m = tmp_path / "m.xnor"
-    assert export.main([str(out), str(m)]) == 0
-    md = tmp_path / "m.md"
-    assert card.main([str(out), str(m), "--data", "mnist", "--data-path", str(data), "--out", str(md)]) == 0
-    assert "re-estimated the batch-norm statistics from 64 un-augmented training images" in md.read_text()
-    # Bad input is named.
-    capsys.readouterr()
-    assert recalibrate.main([str(run / "last.pt"), str(out), "--data", "cifar10"]) == 2
-    assert "was trained on 'mnist', not 'cifar10'" in capsys.readouterr().err
-    assert recalibrate.main([str(tmp_path / "nope.pt"), str(out), "--data", "mnist"]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
 
 
 def test_compile_trains_the_plain_model(tmp_path):

@@ -209,14 +209,6 @@ def main(argv=None) -> int:
             " (the end of the schedule; no selection on the test set)."
             if ck.get("epoch") == ck["args"].get("epochs")
             else " (stopped before the end of the schedule)."
-        )
-        + (
-            f" Then `xnor_train.recalibrate` (last command above) re-estimated the batch-norm statistics "
-            f"from {ck['recalibrated']['images']} un-augmented training images with the weights fixed: "
-            f"PyTorch test top-1 {ck['recalibrated']['test_acc_before'] * 100:.2f}% -> "
-            f"{ck['recalibrated']['test_acc_after'] * 100:.2f}%."
-            if ck.get("recalibrated")
-            else ""
         ),
         "",
         "Reproduce the measurements:",
