@@ -275,6 +275,11 @@ def test_init_chain_reaches_the_card(tmp_path, capsys):
     assert "plus the bwn run it started from" in text and "plus the bwn run that one started from" in text
 
 
+def _first_epoch(run: Path) -> dict:
+    """The first epoch's record in a run's metrics.jsonl."""
+    return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+
+
 def test_compile_trains_the_plain_model(tmp_path):
     """--compile trains through torch.compile: the forward computes what the plain model
     computes (same loss with lr 0), the updates land in the plain model's parameters and
@@ -290,10 +295,7 @@ def test_compile_trains_the_plain_model(tmp_path):
     assert train.main(_digits_args(data, comp, "xnor") + args + ["--lr", "0", "--compile"]) == 0
     assert counters["stats"]["unique_graphs"] >= 1  # the forward did go through dynamo
 
-    def first(run):
-        return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
-
-    assert first(comp)["loss"] == pytest.approx(first(plain)["loss"], rel=1e-5)
+    assert _first_epoch(comp)["loss"] == pytest.approx(_first_epoch(plain)["loss"], rel=1e-5)
     moved = tmp_path / "moved"
     assert train.main(_digits_args(data, moved, "xnor") + args + ["--compile"]) == 0
     ck0 = torch.load(plain / "last.pt", weights_only=False)["model"]
@@ -356,12 +358,9 @@ def test_amp_bf16_trains_in_bfloat16_and_keeps_float32_weights(tmp_path, monkeyp
         monkeypatch.undo()
     assert seen == {"nn.Conv2d": {torch.bfloat16}, "F.conv2d": {torch.bfloat16}}
 
-    def first(run):
-        return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
-
     # bfloat16 keeps 8 bits of mantissa: the same loss to about 1%, not bit for bit.
-    assert first(amp)["loss"] == pytest.approx(first(plain)["loss"], rel=2e-2)
-    assert first(amp)["loss"] != first(plain)["loss"]
+    assert _first_epoch(amp)["loss"] == pytest.approx(_first_epoch(plain)["loss"], rel=2e-2)
+    assert _first_epoch(amp)["loss"] != _first_epoch(plain)["loss"]
     moved = tmp_path / "moved"
     assert train.main(_digits_args(data, moved, "bwn") + args + ["--amp", "bf16"]) == 0
     ck = torch.load(moved / "last.pt", weights_only=False)
