@@ -275,6 +275,40 @@ def test_init_chain_reaches_the_card(tmp_path, capsys):
     assert "plus the bwn run it started from" in text and "plus the bwn run that one started from" in text
 
 
+def test_eval_every_skips_test_passes_and_always_tests_the_last_epoch(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 64, 16)
+    calls = []
+    real = train.evaluate_torch
+    monkeypatch.setattr(train, "evaluate_torch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run = tmp_path / "run"
+    assert train.main(_digits_args(data, run, "bwn") + ["--epochs", "2", "--eval-every", "2"]) == 0
+    assert train.main(_digits_args(data, run, "bwn") + ["--epochs", "5", "--eval-every", "2", "--resume"]) == 0
+    hist = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    tested = [h["epoch"] for h in hist if h["test_acc"] is not None]
+    assert tested == [2, 4, 5] and len(calls) == 3  # every 2nd epoch, and the last
+    assert "test skipped (--eval-every)" in (run / "train.log").read_text()
+    best = torch.load(run / "best.pt", weights_only=False)
+    assert best["epoch"] in tested and best["best_acc"] == max(h["test_acc"] for h in hist if h["test_acc"])
+    # A run stopped after an untested epoch can still start another, and the card says
+    # that stage's accuracy was not measured instead of failing on it.
+    mid = tmp_path / "mid"
+    assert train.main(_digits_args(data, mid, "bwn") + ["--epochs", "3", "--eval-every", "2", "--subset", "32"]) == 0
+    ck = torch.load(mid / "last.pt", weights_only=False)
+    ck["epoch"], ck["test_acc"], ck["history"] = 1, None, ck["history"][:1]
+    torch.save(ck, mid / "early.pt")
+    nxt = tmp_path / "next"
+    assert train.main(_digits_args(data, nxt, "xnor") + ["--epochs", "1", "--init", str(mid / "early.pt")]) == 0
+    out, md = tmp_path / "n.xnor", tmp_path / "n.md"
+    assert export.main([str(nxt / "last.pt"), str(out)]) == 0
+    assert card.main([str(nxt / "last.pt"), str(out), "--data", "mnist", "--data-path", str(data), "--out", str(md)]) == 0
+    assert "(1 epochs, test top-1 not measured)" in md.read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        train.main(_digits_args(data, tmp_path / "bad", "bwn") + ["--eval-every", "0"])
+    assert "--eval-every must be 1 or more" in capsys.readouterr().err
+
+
 def _first_epoch(run: Path) -> dict:
     """The first epoch's record in a run's metrics.jsonl."""
     return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])

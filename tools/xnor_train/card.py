@@ -56,6 +56,11 @@ def latency_ms(runner: Runner, x: np.ndarray, reps: int = 200) -> dict:
     }
 
 
+def _pct(acc) -> str:
+    """A test accuracy for the card; None where that epoch was not evaluated (--eval-every)."""
+    return "not measured" if acc is None else f"{acc * 100:.2f}%"
+
+
 def init_chain(ck: dict) -> list[dict]:
     """The runs a checkpoint was started from (--init), nearest first. Each level records
     the one before it; for checkpoints written before that was recorded, the level is read
@@ -193,7 +198,7 @@ def main(argv=None) -> int:
             for line in (
                 f"{'It' if k == 0 else 'That run, in turn,'} started (`--init`) from the weights of a "
                 f"{r['variant']} run of the same network ({r['epochs']} epochs, test top-1 "
-                f"{r['test_acc'] * 100:.2f}%), trained by:",
+                f"{_pct(r['test_acc'])}), trained by:",
                 "",
                 "```",
                 *[str(c) for c in r["commands"]],
@@ -202,7 +207,7 @@ def main(argv=None) -> int:
             )
         ],
         "Test top-1 (PyTorch) per epoch: "
-        + ", ".join(f"{h['epoch']}: {h['test_acc'] * 100:.2f}" for h in hist)
+        + ", ".join(f"{h['epoch']}: {h['test_acc'] * 100:.2f}" for h in hist if h["test_acc"] is not None)
         + ". "
         + f"The shipped weights are those after epoch {ck.get('epoch')}"
         + (
