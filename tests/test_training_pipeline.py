@@ -283,7 +283,9 @@ def test_eval_every_skips_test_passes_and_always_tests_the_last_epoch(tmp_path, 
     monkeypatch.setattr(train, "evaluate_torch", lambda *a, **k: calls.append(1) or real(*a, **k))
     run = tmp_path / "run"
     assert train.main(_digits_args(data, run, "bwn") + ["--epochs", "2", "--eval-every", "2"]) == 0
-    assert train.main(_digits_args(data, run, "bwn") + ["--epochs", "5", "--eval-every", "2", "--resume"]) == 0
+    assert (
+        train.main(_digits_args(data, run, "bwn") + ["--epochs", "5", "--eval-every", "2", "--resume"]) == 0
+    )
     hist = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     tested = [h["epoch"] for h in hist if h["test_acc"] is not None]
     assert tested == [2, 4, 5] and len(calls) == 3  # every 2nd epoch, and the last
@@ -293,20 +295,84 @@ def test_eval_every_skips_test_passes_and_always_tests_the_last_epoch(tmp_path, 
     # A run stopped after an untested epoch can still start another, and the card says
     # that stage's accuracy was not measured instead of failing on it.
     mid = tmp_path / "mid"
-    assert train.main(_digits_args(data, mid, "bwn") + ["--epochs", "3", "--eval-every", "2", "--subset", "32"]) == 0
+    assert (
+        train.main(_digits_args(data, mid, "bwn") + ["--epochs", "3", "--eval-every", "2", "--subset", "32"])
+        == 0
+    )
     ck = torch.load(mid / "last.pt", weights_only=False)
     ck["epoch"], ck["test_acc"], ck["history"] = 1, None, ck["history"][:1]
     torch.save(ck, mid / "early.pt")
     nxt = tmp_path / "next"
-    assert train.main(_digits_args(data, nxt, "xnor") + ["--epochs", "1", "--init", str(mid / "early.pt")]) == 0
+    assert (
+        train.main(_digits_args(data, nxt, "xnor") + ["--epochs", "1", "--init", str(mid / "early.pt")]) == 0
+    )
     out, md = tmp_path / "n.xnor", tmp_path / "n.md"
     assert export.main([str(nxt / "last.pt"), str(out)]) == 0
-    assert card.main([str(nxt / "last.pt"), str(out), "--data", "mnist", "--data-path", str(data), "--out", str(md)]) == 0
+    assert (
+        card.main(
+            [str(nxt / "last.pt"), str(out), "--data", "mnist", "--data-path", str(data), "--out", str(md)]
+        )
+        == 0
+    )
     assert "(1 epochs, test top-1 not measured)" in md.read_text()
     capsys.readouterr()
     with pytest.raises(SystemExit):
         train.main(_digits_args(data, tmp_path / "bad", "bwn") + ["--eval-every", "0"])
     assert "--eval-every must be 1 or more" in capsys.readouterr().err
+
+
+def test_distill_loss_is_the_tempered_kl():
+    s = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+    t = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 2.5, 1.0]])
+    assert train.distill_loss(t.clone(), t, 3.0).item() == pytest.approx(0.0, abs=1e-7)
+    for temp in (1.0, 4.0):
+        q = torch.softmax(t / temp, 1)
+        kl = (q * (q.log() - torch.log_softmax(s / temp, 1))).sum(1).mean() * temp**2
+        assert train.distill_loss(s, t, temp).item() == pytest.approx(kl.item(), rel=1e-6)
+
+
+def test_distill_trains_against_a_teacher_and_the_card_names_it(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 64, 16)
+    teacher = tmp_path / "teacher"
+    assert train.main(_digits_args(data, teacher, "float") + ["--epochs", "1"]) == 0
+    args = ["--epochs", "1", "--seed", "5"]
+    plain, w0, w1 = tmp_path / "plain", tmp_path / "w0", tmp_path / "w1"
+    assert train.main(_digits_args(data, plain, "bwn") + args) == 0
+    tk = str(teacher / "last.pt")
+    assert train.main(_digits_args(data, w0, "bwn") + args + ["--distill", tk, "--distill-weight", "0"]) == 0
+    assert train.main(_digits_args(data, w1, "bwn") + args + ["--distill", tk, "--distill-weight", "1"]) == 0
+    # Weight 0 is plain training exactly (the teacher's forward draws no random numbers);
+    # weight 1 trains on the teacher's outputs alone, another loss.
+    assert _first_epoch(w0)["loss"] == _first_epoch(plain)["loss"]
+    assert _first_epoch(w1)["loss"] != _first_epoch(plain)["loss"]
+    ck = torch.load(w1 / "last.pt", weights_only=False)
+    tck = torch.load(teacher / "last.pt", weights_only=False)
+    assert ck["teacher"]["variant"] == "float" and ck["teacher"]["commands"] == tck["commands"]
+    out, md = tmp_path / "w1.xnor", tmp_path / "w1.md"
+    assert export.main([str(w1 / "last.pt"), str(out)]) == 0
+    assert (
+        card.main(
+            [str(w1 / "last.pt"), str(out), "--data", "mnist", "--data-path", str(data), "--out", str(md)]
+        )
+        == 0
+    )
+    text = md.read_text()
+    assert "knowledge distillation (`--distill`, weight 1.0, temperature 2.0) from a float digits" in text
+    assert tck["commands"][0] in text
+    # A teacher for other images, or none at all, is refused by name.
+    other = tmp_path / "other"
+    ok = train.main(_digits_args(data, other, "float") + ["--epochs", "1", "--subset", "32"]) == 0
+    bad = torch.load(other / "last.pt", weights_only=False)
+    bad["config"]["num_classes"] = 5
+    torch.save(bad, other / "five.pt")
+    capsys.readouterr()
+    rc = train.main(_digits_args(data, tmp_path / "x", "bwn") + args + ["--distill", str(other / "five.pt")])
+    assert ok and rc == 2 and "the teacher's num_classes is 5, this run's is 10" in capsys.readouterr().out
+    rc = train.main(
+        _digits_args(data, tmp_path / "y", "bwn") + args + ["--distill", str(tmp_path / "none.pt")]
+    )
+    assert rc == 2 and "--distill" in capsys.readouterr().out
 
 
 def _first_epoch(run: Path) -> dict:

@@ -206,6 +206,22 @@ def main(argv=None) -> int:
                 "",
             )
         ],
+        *(
+            [
+                "Trained with knowledge distillation (`--distill`, weight "
+                f"{ck['args'].get('distill_weight')}, temperature {ck['args'].get('distill_temp')}) "
+                f"from a {t['variant']} {t['arch']} of width "
+                f"{t['width']} ({t['epochs']} epochs, {t['wall_s'] / 60:.1f} min, test top-1 "
+                f"{_pct(t['test_acc'])}), trained by:",
+                "",
+                "```",
+                *[str(c) for c in t["commands"]],
+                "```",
+                "",
+            ]
+            if (t := ck.get("teacher"))
+            else []
+        ),
         "Test top-1 (PyTorch) per epoch: "
         + ", ".join(f"{h['epoch']}: {h['test_acc'] * 100:.2f}" for h in hist if h["test_acc"] is not None)
         + ". "

@@ -171,6 +171,21 @@ def parse_args(argv=None):
         help="evaluate on N test images (seeded random subset, as evaluate --limit)",
     )
     p.add_argument(
+        "--distill",
+        default=None,
+        metavar="CKPT",
+        help="knowledge distillation: a trained run's checkpoint (e.g. the float network) whose "
+        "softened outputs the student learns to match, as well as the labels; the teacher only "
+        "runs forward, in eval mode",
+    )
+    p.add_argument(
+        "--distill-weight",
+        type=float,
+        default=0.5,
+        help="loss = (1 - w) * cross-entropy(labels) + w * T^2 * KL(teacher || student) (default 0.5)",
+    )
+    p.add_argument("--distill-temp", type=float, default=2.0, help="softmax temperature T (default 2)")
+    p.add_argument(
         "--eval-every",
         type=int,
         default=1,
@@ -188,6 +203,10 @@ def parse_args(argv=None):
         "differ, e.g. a bwn or float run to start an xnor run); optimiser and schedule start afresh",
     )
     args = p.parse_args(argv)
+    if not 0.0 <= args.distill_weight <= 1.0:
+        p.error(f"--distill-weight must be within [0, 1], not {args.distill_weight}")
+    if args.distill_temp <= 0:
+        p.error(f"--distill-temp must be positive, not {args.distill_temp}")
     if args.eval_every < 1:
         p.error(f"--eval-every must be 1 or more, not {args.eval_every}")
     args.arch = args.arch or DEFAULT_ARCH[args.data]
@@ -229,7 +248,7 @@ def data_info(ds: Dataset) -> dict:
 
 
 class InitError(ValueError):
-    """--init names a checkpoint that cannot start this run."""
+    """--init or --distill names a checkpoint that cannot serve this run."""
 
 
 def init_from(model: nn.Module, path: str, cfg: dict) -> dict:
@@ -260,6 +279,52 @@ def init_from(model: nn.Module, path: str, cfg: dict) -> dict:
         test_acc=ck.get("test_acc"),
         init=ck.get("init"),  # the run that one started from, if any: the whole chain
     )
+
+
+def load_teacher(path: str, cfg: dict, ds: Dataset, device: torch.device) -> tuple[nn.Module, dict]:
+    """The --distill teacher, in eval mode with gradients off, and what the card records of it.
+
+    It must read the same images (input size, channels, classes, normalisation) as the
+    student; its architecture, width and variant are free."""
+    src = Path(path).expanduser()
+    if not src.is_file():
+        raise InitError(f"--distill {path}: no such checkpoint")
+    ck = torch.load(src, map_location="cpu", weights_only=False)
+    tcfg = ck.get("config", {})
+    for k in ("in_ch", "num_classes", "input_size"):
+        if tcfg.get(k) != cfg[k]:
+            raise InitError(f"--distill {path}: the teacher's {k} is {tcfg.get(k)}, this run's is {cfg[k]}")
+    td = ck.get("data", {})
+    if list(td.get("labels") or []) != list(ds.labels):
+        raise InitError(
+            f"--distill {path}: the teacher's labels {td.get('labels')} are not this data set's {ds.labels}"
+        )
+    if [list(td.get("mean") or []), list(td.get("std") or [])] != [list(ds.mean), list(ds.std)]:
+        raise InitError(
+            f"--distill {path}: the teacher normalises with mean {td.get('mean')} std {td.get('std')}, "
+            f"this data set with mean {list(ds.mean)} std {list(ds.std)}"
+        )
+    teacher = build_model(tcfg)
+    teacher.load_state_dict(ck["model"])
+    teacher.to(device).eval().requires_grad_(False)
+    return teacher, dict(
+        path=str(path),
+        variant=tcfg["variant"],
+        arch=tcfg["arch"],
+        width=tcfg["width"],
+        commands=ck.get("commands", [ck.get("command")]),
+        epochs=ck.get("epoch"),
+        wall_s=ck.get("wall_s", 0.0),
+        test_acc=ck.get("test_acc"),
+    )
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temp: float) -> torch.Tensor:
+    """T^2 * KL(softmax(teacher/T) || softmax(student/T)), averaged over the batch (Hinton et
+    al.; the T^2 keeps its gradient on the scale of the cross-entropy's)."""
+    log_p = torch.log_softmax(student / temp, dim=1)
+    log_q = torch.log_softmax(teacher / temp, dim=1)
+    return torch.nn.functional.kl_div(log_p, log_q, reduction="batchmean", log_target=True) * temp * temp
 
 
 def main(argv=None) -> int:
@@ -317,6 +382,17 @@ def main(argv=None) -> int:
         # --epochs may change on resume: the schedule is recomputed for the new total.
         commands = ck.get("commands", [ck["command"]]) + [command]
         log(f"resumed from {last} at epoch {start_epoch}")
+    teacher, teacher_info = None, None
+    if args.distill:
+        try:
+            teacher, teacher_info = load_teacher(args.distill, cfg, ds, device)
+        except InitError as e:
+            log(f"error: {e}")
+            return 2
+        log(
+            f"distilling from {args.distill} ({teacher_info['variant']} {teacher_info['arch']} width "
+            f"{teacher_info['width']}), weight {args.distill_weight}, temperature {args.distill_temp}"
+        )
     n_params = sum(p.numel() for p in model.parameters())
     log(f"command: {command}")
     log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test, {ds.source}")
@@ -346,8 +422,12 @@ def main(argv=None) -> int:
             xb = augment_batch(xtr[idx], ds, gen).to(device, non_blocking=True)
             yb = ytr[idx].to(device, non_blocking=True)
             try:
+                xn = normalise(xb, ds.mean, ds.std)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
-                    logits = train_fwd(normalise(xb, ds.mean, ds.std))
+                    logits = train_fwd(xn)
+                    if teacher is not None:
+                        with torch.no_grad():
+                            t_logits = teacher(xn).float()
                 logits = logits.float()
             except Exception as e:
                 # torch.compile does its work on the first call; without a working C++
@@ -361,6 +441,9 @@ def main(argv=None) -> int:
                 )
                 return 2
             loss = crit(logits, yb)
+            if teacher is not None:
+                w = args.distill_weight
+                loss = (1.0 - w) * loss + w * distill_loss(logits, t_logits, args.distill_temp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -401,6 +484,7 @@ def main(argv=None) -> int:
             command=command,
             commands=commands,
             init=init,
+            teacher=teacher_info,
             args=vars(args),
             best_acc=max(best, acc) if evaluated else best,
             test_acc=acc,
