@@ -360,6 +360,13 @@ def test_distill_trains_against_a_teacher_and_the_card_names_it(tmp_path, capsys
     text = md.read_text()
     assert "knowledge distillation (`--distill`, weight 1.0, temperature 2.0) from a float digits" in text
     assert tck["commands"][0] in text
+    # The float teacher's own card says it has no binary layers (no ratio to report).
+    tout, tmd = tmp_path / "t.xnor", tmp_path / "t.md"
+    assert export.main([str(teacher / "last.pt"), str(tout)]) == 0
+    targs = [str(teacher / "last.pt"), str(tout), "--data", "mnist", "--data-path", str(data)]
+    targs += ["--out", str(tmd)]
+    assert card.main(targs) == 0
+    assert "| binary layers | none (every layer is float) |" in tmd.read_text()
     # A teacher for other images, or none at all, is refused by name.
     other = tmp_path / "other"
     ok = train.main(_digits_args(data, other, "float") + ["--epochs", "1", "--subset", "32"]) == 0

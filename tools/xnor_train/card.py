@@ -179,9 +179,13 @@ def main(argv=None) -> int:
         + " |",
         f"| file size | {mbytes / 1024:.1f} KiB; float counterpart {fbytes / 1024:.1f} KiB "
         f"({fbytes / mbytes:.1f}x larger) |",
-        f"| binary layers | {size['binary_layers_float32_bytes'] / 1024:.1f} KiB as float32 -> "
-        f"{size['binary_layers_packed_bytes'] / 1024:.1f} KiB packed (weights + scale + bias), "
-        f"**{size['binary_layers_ratio']}x** |",
+        (
+            f"| binary layers | {size['binary_layers_float32_bytes'] / 1024:.1f} KiB as float32 -> "
+            f"{size['binary_layers_packed_bytes'] / 1024:.1f} KiB packed (weights + scale + bias), "
+            f"**{size['binary_layers_ratio']}x** |"
+            if size["binary_layers_ratio"]
+            else "| binary layers | none (every layer is float) |"
+        ),
         f"| latency (1 image, 1 thread) | median {lat['median_ms']} ms, p10 {lat['p10_ms']} ms over "
         f"{lat['reps']} runs, kernels `{isa}`, {res['cpu']} (this dev machine, shared; not a Pi) |",
         "",
