@@ -249,6 +249,13 @@ def test_init_starts_an_xnor_run_from_a_bwn_run(tmp_path, capsys):
     assert rc == 2 and "no such checkpoint" in capsys.readouterr().out
 
 
+def _card(run: Path, model: Path, data: Path, md: Path) -> int:
+    """The model card of a run's last checkpoint and its exported file, on the fake MNIST."""
+    return card.main(
+        [str(run / "last.pt"), str(model), "--data", "mnist", "--data-path", str(data), "--out", str(md)]
+    )
+
+
 def test_init_chain_reaches_the_card(tmp_path, capsys):
     """bwn -> bwn (continued) -> xnor: each checkpoint records the whole chain and the
     card prints every stage's commands, also for a checkpoint that recorded only one level."""
@@ -266,8 +273,7 @@ def test_init_chain_reaches_the_card(tmp_path, capsys):
     out = tmp_path / "c.xnor"
     assert export.main([str(c / "last.pt"), str(out)]) == 0
     md = tmp_path / "c.md"
-    args = [str(c / "last.pt"), str(out), "--data", "mnist", "--data-path", str(data), "--out", str(md)]
-    assert card.main(args) == 0
+    assert _card(c, out, data, md) == 0
     text = md.read_text()
     assert "It started (`--init`) from the weights of a bwn run" in text
     assert "That run, in turn, started (`--init`)" in text
@@ -308,12 +314,7 @@ def test_eval_every_skips_test_passes_and_always_tests_the_last_epoch(tmp_path, 
     )
     out, md = tmp_path / "n.xnor", tmp_path / "n.md"
     assert export.main([str(nxt / "last.pt"), str(out)]) == 0
-    assert (
-        card.main(
-            [str(nxt / "last.pt"), str(out), "--data", "mnist", "--data-path", str(data), "--out", str(md)]
-        )
-        == 0
-    )
+    assert _card(nxt, out, data, md) == 0
     assert "(1 epochs, test top-1 not measured)" in md.read_text()
     capsys.readouterr()
     with pytest.raises(SystemExit):
@@ -351,21 +352,14 @@ def test_distill_trains_against_a_teacher_and_the_card_names_it(tmp_path, capsys
     assert ck["teacher"]["variant"] == "float" and ck["teacher"]["commands"] == tck["commands"]
     out, md = tmp_path / "w1.xnor", tmp_path / "w1.md"
     assert export.main([str(w1 / "last.pt"), str(out)]) == 0
-    assert (
-        card.main(
-            [str(w1 / "last.pt"), str(out), "--data", "mnist", "--data-path", str(data), "--out", str(md)]
-        )
-        == 0
-    )
+    assert _card(w1, out, data, md) == 0
     text = md.read_text()
     assert "knowledge distillation (`--distill`, weight 1.0, temperature 2.0) from a float digits" in text
     assert tck["commands"][0] in text
     # The float teacher's own card says it has no binary layers (no ratio to report).
     tout, tmd = tmp_path / "t.xnor", tmp_path / "t.md"
     assert export.main([str(teacher / "last.pt"), str(tout)]) == 0
-    targs = [str(teacher / "last.pt"), str(tout), "--data", "mnist", "--data-path", str(data)]
-    targs += ["--out", str(tmd)]
-    assert card.main(targs) == 0
+    assert _card(teacher, tout, data, tmd) == 0
     assert "| binary layers | none (every layer is float) |" in tmd.read_text()
     # A teacher for other images, or none at all, is refused by name.
     other = tmp_path / "other"

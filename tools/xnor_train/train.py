@@ -270,6 +270,13 @@ def init_from(model: nn.Module, path: str, cfg: dict) -> dict:
         model.load_state_dict(ck["model"])
     except RuntimeError as e:
         raise InitError(f"--init {path}: weights do not fit: {str(e).splitlines()[0]}") from e
+    # init: the run that one started from, if any, so the card can print the whole chain
+    return dict(_run_record(path, ck), init=ck.get("init"))
+
+
+def _run_record(path: str, ck: dict) -> dict:
+    """What a checkpoint that serves another run (--init, --distill) leaves in that run's
+    checkpoint for its model card: how it was trained and how well it did."""
     return dict(
         path=str(path),
         variant=ck["config"]["variant"],
@@ -277,7 +284,6 @@ def init_from(model: nn.Module, path: str, cfg: dict) -> dict:
         epochs=ck.get("epoch"),
         wall_s=ck.get("wall_s", 0.0),
         test_acc=ck.get("test_acc"),
-        init=ck.get("init"),  # the run that one started from, if any: the whole chain
     )
 
 
@@ -307,16 +313,7 @@ def load_teacher(path: str, cfg: dict, ds: Dataset, device: torch.device) -> tup
     teacher = build_model(tcfg)
     teacher.load_state_dict(ck["model"])
     teacher.to(device).eval().requires_grad_(False)
-    return teacher, dict(
-        path=str(path),
-        variant=tcfg["variant"],
-        arch=tcfg["arch"],
-        width=tcfg["width"],
-        commands=ck.get("commands", [ck.get("command")]),
-        epochs=ck.get("epoch"),
-        wall_s=ck.get("wall_s", 0.0),
-        test_acc=ck.get("test_acc"),
-    )
+    return teacher, dict(_run_record(path, ck), arch=tcfg["arch"], width=tcfg["width"])
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temp: float) -> torch.Tensor:
