@@ -370,6 +370,11 @@ def test_distill_trains_against_a_teacher_and_the_card_names_it(tmp_path, capsys
     capsys.readouterr()
     rc = train.main(_digits_args(data, tmp_path / "x", "bwn") + args + ["--distill", str(other / "five.pt")])
     assert ok and rc == 2 and "the teacher's num_classes is 5, this run's is 10" in capsys.readouterr().out
+    bad = torch.load(other / "last.pt", weights_only=False)
+    bad["config"]["width"] = 8  # a config its weights do not match
+    torch.save(bad, other / "w8.pt")
+    rc = train.main(_digits_args(data, tmp_path / "z", "bwn") + args + ["--distill", str(other / "w8.pt")])
+    assert rc == 2 and "w8.pt: weights do not fit" in capsys.readouterr().out
     rc = train.main(
         _digits_args(data, tmp_path / "y", "bwn") + args + ["--distill", str(tmp_path / "none.pt")]
     )

@@ -311,7 +311,10 @@ def load_teacher(path: str, cfg: dict, ds: Dataset, device: torch.device) -> tup
             f"this data set with mean {list(ds.mean)} std {list(ds.std)}"
         )
     teacher = build_model(tcfg)
-    teacher.load_state_dict(ck["model"])
+    try:
+        teacher.load_state_dict(ck["model"])
+    except RuntimeError as e:
+        raise InitError(f"--distill {path}: weights do not fit: {str(e).splitlines()[0]}") from e
     teacher.to(device).eval().requires_grad_(False)
     return teacher, dict(_run_record(path, ck), arch=tcfg["arch"], width=tcfg["width"])
 
