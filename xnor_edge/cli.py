@@ -7,6 +7,7 @@ Errors print one line ``xnor-edge: error: ...`` on stderr and exit with 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -31,6 +32,12 @@ CONFIG_KEYS = {
     "display": bool,
     "max_frames": int,
     "realtime": bool,
+    "mqtt": str,
+    "mqtt_mode": str,
+    "mqtt_min_confidence": (float, int),
+    "mqtt_qos": int,
+    "mqtt_retain": bool,
+    "mqtt_queue": int,
 }
 DEFAULTS: dict[str, Any] = {
     "top_k": 5,
@@ -90,6 +97,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="pace video files at their frame rate and drop stale frames, like a camera",
     )
     c.add_argument("--config", default=None, help="YAML file whose keys mirror the flags (flags win)")
+    _add_mqtt_args(c)
 
     i = sub.add_parser("info", help="describe a model: layers, parameters, MACs, kernels")
     i.add_argument("model", nargs="?", default=None)
@@ -104,6 +112,7 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=50)
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--json", action="store_true")
+
     return p
 
 
@@ -260,6 +269,7 @@ def _classify_images(model: Any, paths: list[str], opts: dict[str, Any]) -> int:
             status = 1
             continue
         ms = (time.perf_counter() - t0) * 1e3
+        _mqtt_submit(opts, model, top, source=path, latency_ms=ms)
         if opts["json"]:
             _emit(json.dumps({"source": path, "top": _top_json(top), "latency_ms": round(ms, 3)}))
         else:
@@ -283,6 +293,7 @@ def _classify_stream(model: Any, source: Any, opts: dict[str, Any], video_file: 
             lat_ms.append((t1 - t0) * 1e3)
             elapsed = t1 - t_start
             fps = len(lat_ms) / elapsed if elapsed > 0 else 0.0
+            _mqtt_submit(opts, model, top, source=str(source), frame=frame.index, latency_ms=lat_ms[-1])
             if opts["json"]:
                 _emit(
                     json.dumps(
@@ -334,7 +345,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         inputs = [("image", str(xnor_edge.sample_path("cat.jpg")))]
     model = _load(_model_path(opts.get("model")), opts["threads"])
     status = 0
-    with model:
+    with model, _mqtt_events(opts):
         if model.output_shape[:2] != (1, 1):
             raise CliError(f"{model.source}: not a classifier (output shape {model.output_shape})")
         model.classify(np.zeros((8, 8, 3), np.uint8))  # warm-up: imports, session, caches
@@ -522,6 +533,68 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------- MQTT
+
+
+def _add_mqtt_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("MQTT fleet events (the [mqtt] extra)")
+    g.add_argument(
+        "--mqtt", metavar="URL", default=None, help="publish results as JSON to mqtt://host:1883/topic"
+    )
+    g.add_argument(
+        "--mqtt-mode", choices=("all", "change"), default=None, help="every result or label changes"
+    )
+    g.add_argument("--mqtt-min-confidence", type=float, default=None, metavar="P", help="skip top-1 below P")
+    g.add_argument("--mqtt-qos", type=int, choices=(0, 1, 2), default=None)
+    g.add_argument("--mqtt-retain", action="store_true", default=None)
+    g.add_argument("--mqtt-queue", type=int, default=None, metavar="N", help="kept while away (default 100)")
+
+
+@contextlib.contextmanager
+def _mqtt_events(opts: dict[str, Any]) -> Any:
+    """Sets opts["mqtt_publisher"] for the block when --mqtt is given; reports losses at the end."""
+    if not opts.get("mqtt"):
+        yield None
+        return
+    from xnor_edge.mqtt import MqttPublisher
+
+    if opts.get("mqtt_queue") is not None and opts["mqtt_queue"] < 1:
+        raise UsageError("--mqtt-queue must be >= 1")
+    try:
+        pub = MqttPublisher(
+            opts["mqtt"],
+            mode=opts.get("mqtt_mode") or "all",
+            min_confidence=opts.get("mqtt_min_confidence") or 0.0,
+            qos=opts.get("mqtt_qos") or 0,
+            retain=bool(opts.get("mqtt_retain")),
+            queue_size=opts.get("mqtt_queue") or 100,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    opts["mqtt_publisher"] = pub
+    try:
+        yield pub
+    finally:
+        pub.close(flush_timeout=2.0)
+        st = pub.stats
+        lost = st.submitted - st.skipped - st.sent
+        if lost:
+            why = f": {st.last_error}" if st.last_error else ("" if st.connects else ": never connected")
+            print(
+                f"{PROG}: warning: mqtt: {lost} of {st.submitted - st.skipped} messages not delivered to "
+                f"{pub.url} ({st.dropped} dropped from the full queue){why}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _mqtt_submit(opts: dict[str, Any], model: Any, top: list[tuple[str, float]], **fields: Any) -> None:
+    pub = opts.get("mqtt_publisher")
+    if pub is not None:
+        fields["latency_ms"] = round(fields["latency_ms"], 3)
+        pub.submit({**fields, "top": _top_json(top), "model": model.name})
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -529,9 +602,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        handler = {"classify": cmd_classify, "info": cmd_info, "models": cmd_models, "bench": cmd_bench}[
-            args.command
-        ]
+        handler = {
+            "classify": cmd_classify,
+            "info": cmd_info,
+            "models": cmd_models,
+            "bench": cmd_bench,
+        }[args.command]
         return handler(args)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
