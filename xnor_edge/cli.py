@@ -1,4 +1,4 @@
-"""The ``xnor-edge`` command line: classify, info, bench.
+"""The ``xnor-edge`` command line: classify, serve, info, bench.
 
 Errors print one line ``xnor-edge: error: ...`` on stderr and exit with 2
 (usage) or 1 (anything else); no tracebacks.
@@ -113,6 +113,19 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--json", action="store_true")
 
+    # serve: the web view (xnor_edge/serve.py); --mqtt: fleet events (xnor_edge/mqtt.py)
+    s = sub.add_parser("serve", help="web page and JSON API for a headless device (the [serve] extra)")
+    s.add_argument("--camera", metavar="SRC", default="0", help="as for classify (default: camera 0)")
+    s.add_argument("--model", "-m", default=None, help="model file or shipped model name")
+    s.add_argument("--top-k", "-k", type=int, default=5, dest="top_k")
+    s.add_argument("--threads", "-t", type=int, default=1)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (not loopback: needs a token)")
+    s.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
+    tok = s.add_mutually_exclusive_group()
+    tok.add_argument("--token", default=None, help="required from clients (Authorization: Bearer, ?token=)")
+    tok.add_argument("--token-file", default=None, metavar="FILE", help="read the token from FILE")
+    s.add_argument("--max-upload-mb", type=float, default=10.0, help="POST /api/classify size limit")
+    _add_mqtt_args(s)
     return p
 
 
@@ -533,7 +546,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-# -------------------------------------------------------------------- MQTT
+# ------------------------------------------------------------ serve, MQTT
 
 
 def _add_mqtt_args(p: argparse.ArgumentParser) -> None:
@@ -595,6 +608,46 @@ def _mqtt_submit(opts: dict[str, Any], model: Any, top: list[tuple[str, float]],
         pub.submit({**fields, "top": _top_json(top), "model": model.name})
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from xnor_edge import serve as srv
+
+    srv._import_aiohttp()  # the missing extra is named before anything loads
+    token = args.token
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CliError(f"{args.token_file}: cannot read the token ({e})") from None
+        if not token:
+            raise UsageError(f"{args.token_file}: the token file is empty")
+    if token is not None and not token:
+        raise UsageError("--token must not be empty")
+    if args.top_k < 1 or args.threads < 1 or not 0 <= args.port <= 65535 or args.max_upload_mb <= 0:
+        raise UsageError("--top-k and --threads must be >= 1, --port 0-65535, --max-upload-mb > 0")
+    try:
+        srv.check_host(args.host, token)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    camera = int(args.camera) if str(args.camera).isdigit() else args.camera
+    opts = srv.ServeOptions(
+        source=camera,
+        top_k=args.top_k,
+        host=args.host,
+        port=args.port,
+        token=token,
+        max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
+    )
+    model = _load(_model_path(args.model), args.threads)
+    with model, _mqtt_events(vars(args)) as pub:
+        if model.output_shape[:2] != (1, 1):
+            raise CliError(f"{model.source}: not a classifier (output shape {model.output_shape})")
+        listeners = []
+        if pub is not None:
+            listeners.append(lambda r: r is not None and pub.submit({**r, "model": model.name}))
+        extra = (lambda: {"mqtt": vars(pub.stats)}) if pub is not None else None
+        return srv.serve(model, opts, listeners, extra, log=lambda line: print(line, flush=True))
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -604,6 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         handler = {
             "classify": cmd_classify,
+            "serve": cmd_serve,
             "info": cmd_info,
             "models": cmd_models,
             "bench": cmd_bench,
