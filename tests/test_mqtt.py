@@ -273,3 +273,29 @@ def test_missing_extra_names_it(monkeypatch, capsys, tiny_model):
     rc = cli.main(["classify", "--model", str(tiny_model), "--mqtt", "mqtt://127.0.0.1/t"])
     assert rc == 1
     assert 'pip install "xnor-edge[mqtt]"' in capsys.readouterr().err
+
+
+@needs_broker
+def test_serve_publishes_and_reports_mqtt(broker, tiny_model):
+    pytest.importorskip("aiohttp", reason="aiohttp is not installed (the [test] extra has it)")
+    sub = Subscriber(broker.port, "xe/serve")
+    cat = str(xnor_edge.sample_path("cat.avi"))
+    url = f"mqtt://127.0.0.1:{broker.port}/xe/serve"
+    argv = [sys.executable, "-m", "xnor_edge", "serve", "--camera", cat, "--model", str(tiny_model)]
+    proc = subprocess.Popen([*argv, "--port", "0", "--mqtt", url], stdout=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stdout.readline()
+        port = int(banner.split("http://127.0.0.1:")[1].split("/")[0])
+        got = sub.wait_for(10, 20)
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10) as r:
+            status = json.loads(r.read())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=15)
+        sub.close()
+    assert rc == 0
+    assert len(got) >= 10 and [m["seq"] for m in got] == sorted(m["seq"] for m in got)
+    assert got[0]["source"] == cat and got[0]["model"] == "tiny" and len(got[0]["top"]) == 4
+    assert status["mqtt"]["connected"] and status["mqtt"]["sent"] > 0

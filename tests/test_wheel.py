@@ -38,6 +38,7 @@ def test_wheel_builds_installs_and_runs(tmp_path):
     names = zipfile.ZipFile(whl).namelist()
     assert "xnor_edge/libxnor_edge.so" in names and "xnor_edge/include/xnor_edge.h" in names
     assert "xnor_edge/samples/cat.jpg" in names
+    assert {"xnor_edge/web/index.html", "xnor_edge/web/app.js", "xnor_edge/web/style.css"} <= set(names)
     zoo = sorted(p.name for p in (ROOT / "models").glob("*.xnor"))
     assert "default.xnor" in zoo
     assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("xnor_edge/models/")) == zoo
