@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -111,7 +112,7 @@ def test_api_answers(server):
     status, s = server.json("/api/status")
     assert status == 200 and s["state"] == "running" and s["error"] is None and s["frames"] > 0
     assert s["model"]["labels"] == LABELS and s["model"]["kernel_isa"] == xnor_edge.kernel_isa()
-    assert s["model"]["name"] == NAME and s["camera"].endswith("cam.avi")
+    assert s["model"]["name"] == NAME and s["camera"].endswith("cam.avi") and s["model"]["card"] is None
     status, r = server.json("/api/results")
     assert status == 200 and len(r["top"]) == 3 and r["top"][0]["label"] in LABELS
     assert r["latency_ms"] > 0 and r["source"].endswith("cam.avi")
@@ -342,6 +343,19 @@ def test_non_loopback_host_needs_a_token(tmp_path, capsys):
     assert "token file is empty" in capsys.readouterr().err
 
 
+def test_port_in_use_is_one_error_line(tiny_model_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        rc = cli.main(
+            ["serve", "--camera", "/no/such.avi", "--model", str(tiny_model_path), "--port", str(port)]
+        )
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("xnor-edge: error: ") and "address already in use" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_missing_extra_names_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "aiohttp", None)
     assert cli.main(["serve", "--port", "0"]) == 1
@@ -386,3 +400,13 @@ def test_worker_reports_a_failing_camera_and_recovers(tiny_model_path):
         finally:
             w.stop()
     assert not w.is_alive() and state.reopens >= 1
+
+
+def test_model_card_beside_the_file(tiny_model_path):
+    from xnor_edge.serve import model_card
+
+    tiny_model_path.with_suffix(".md").write_text("# tiny\nA card.\n")
+    with xnor_edge.load(tiny_model_path) as model:
+        card = model_card(model)
+    assert card["card"] == "# tiny\nA card.\n" and card["labels"] == [f"label{i}" for i in range(4)]
+    assert card["kernel_isa"] == xnor_edge.kernel_isa() and card["macs"] > 0

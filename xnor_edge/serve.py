@@ -137,6 +137,10 @@ class LiveState:
         with self._lock:
             self.jpeg = jpeg
 
+    def count_reopen(self) -> None:
+        with self._lock:
+            self.reopens += 1
+
     def set_error(self, message: str) -> None:
         with self._lock:
             self.state, self.error = "error", message
@@ -212,7 +216,7 @@ class CameraWorker(threading.Thread):
         first = True
         while not self._halt.is_set():
             if not first:
-                self.state.reopens += 1
+                self.state.count_reopen()
             first = False
             try:
                 got = self._run_once()
@@ -335,11 +339,20 @@ class _Hub:
 
 
 def model_card(model: Any) -> dict[str, Any]:
-    """The model facts the page and /api/status show."""
+    """The model facts the page and /api/status show; ``card`` is the text of the model
+    card beside the file (models/NAME.md in a source checkout), if there is one."""
     import xnor_edge
 
     info = model.info()
     md = dict(model.metadata)
+    card = None
+    if model.source != "<bytes>":
+        p = Path(str(model.source)).with_suffix(".md")
+        try:
+            if p.is_file() and p.stat().st_size <= 256 * 1024:
+                card = p.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            pass
     return {
         "name": model.name,
         "source": str(model.source),
@@ -355,14 +368,15 @@ def model_card(model: Any) -> dict[str, Any]:
         "binary_macs": info["binary_macs"],
         "param_bytes": info["param_bytes"],
         "metadata": {k: v for k, v in md.items() if k != "labels"},
+        "card": card,
     }
 
 
 def create_app(
     model: Any, opts: ServeOptions, state: LiveState, extra_status: Callable[[], dict] | None = None
 ):
-    """The aiohttp Application; the camera thread is started and stopped by ``serve``.
-    ``app["on_result"]`` (set at startup) is the thread-safe listener for the worker."""
+    """-> (the aiohttp Application, the camera thread's listener: thread-safe, it wakes the
+    handlers waiting for a new result). The camera thread is run by ``serve``."""
     web = _import_aiohttp()
     import xnor_edge
 
@@ -386,8 +400,8 @@ def create_app(
         if token is not None and not request.path.startswith("/static/"):
             given = request.query.get("token")
             auth = request.headers.get("Authorization", "")
-            if auth.startswith("Bearer "):
-                given = auth[len("Bearer ") :].strip()
+            if auth[:7].lower() == "bearer ":
+                given = auth[7:].strip()
             if given is None:
                 r = jerror(401, "a token is required: Authorization: Bearer TOKEN, or ?token=TOKEN")
                 r.headers["WWW-Authenticate"] = "Bearer"
@@ -447,7 +461,7 @@ def create_app(
     async def api_stream(request: Any) -> Any:
         if not stream_slot():
             return jerror(503, f"too many live clients (limit {opts.max_streams})")
-        hub = request.app["hub"]
+        hub = live["hub"]
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
         try:
             await resp.prepare(request)
@@ -477,7 +491,7 @@ def create_app(
     async def video(request: Any) -> Any:
         if not stream_slot():
             return jerror(503, f"too many live clients (limit {opts.max_streams})")
-        hub = request.app["hub"]
+        hub = live["hub"]
         resp = web.StreamResponse(
             headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame", "Cache-Control": "no-store"}
         )
@@ -534,21 +548,21 @@ def create_app(
             }
         )
 
-    async def on_startup(app: Any) -> None:
-        loop = asyncio.get_running_loop()
-        hub = app["hub"] = _Hub()
+    live: dict[str, Any] = {}  # the event loop and its hub, once the app runs
 
-        def on_result(_result: dict | None) -> None:
+    async def on_startup(app: Any) -> None:
+        live["loop"], live["hub"] = asyncio.get_running_loop(), _Hub()
+
+    def on_result(_result: dict | None) -> None:
+        if "loop" in live:
             try:
-                loop.call_soon_threadsafe(hub.bump)
+                live["loop"].call_soon_threadsafe(live["hub"].bump)
             except RuntimeError:  # the loop has closed: shutting down
                 pass
 
-        app["on_result"] = on_result
-
     async def on_shutdown(app: Any) -> None:
-        app["hub"].closing = True
-        app["hub"].bump()
+        live["hub"].closing = True
+        live["hub"].bump()
 
     async def on_cleanup(app: Any) -> None:
         executor.shutdown(wait=True)
@@ -566,7 +580,7 @@ def create_app(
     app.router.add_get("/api/models", api_models)
     app.router.add_post("/api/classify", api_classify)
     app.router.add_static("/static/", WEB_DIR)
-    return app
+    return app, on_result
 
 
 def check_host(host: str, token: str | None) -> None:
@@ -591,14 +605,14 @@ def serve(
 
     check_host(opts.host, opts.token)
     state = LiveState(opts.stall_s)
-    app = create_app(model, opts, state, extra_status)
+    app, on_result = create_app(model, opts, state, extra_status)
 
     async def main() -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         worker: CameraWorker | None = None
         try:
-            site = web.TCPSite(runner, opts.host, opts.port, shutdown_timeout=1.0)
+            site = web.TCPSite(runner, opts.host, opts.port)
             await site.start()
             worker = CameraWorker(
                 model,
@@ -606,7 +620,7 @@ def serve(
                 state,
                 opts.top_k,
                 opts.backoff,
-                [app["on_result"], *(listeners or [])],
+                [on_result, *(listeners or [])],
                 opts.jpeg_quality,
             )
             worker.start()

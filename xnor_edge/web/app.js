@@ -100,6 +100,10 @@
     }
     $("metadata").textContent = JSON.stringify(m.metadata, null, 2); // escapes control characters
     $("camera").textContent = "camera " + clean(camera);
+    if (m.card) {
+      $("card").textContent = m.card.replace(/[\p{Cc}\p{Cf}]/gu, (c) => (c === "\n" ? c : ""));
+      $("card-box").hidden = false;
+    }
   }
 
   let modelShown = false;
