@@ -592,7 +592,7 @@ def _mqtt_events(opts: dict[str, Any]) -> Any:
         st = pub.stats
         lost = st.submitted - st.skipped - st.sent
         if lost:
-            why = f": {st.last_error}" if st.last_error else ("" if st.connects else ": never connected")
+            why = f": {st.last_error}" if st.last_error else ""
             print(
                 f"{PROG}: warning: mqtt: {lost} of {st.submitted - st.skipped} messages not delivered to "
                 f"{pub.url} ({st.dropped} dropped from the full queue){why}",

@@ -131,6 +131,7 @@ class MqttPublisher:
         self._client.reconnect_delay_set(*reconnect_delay)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_publish = self._on_publish
         self._client.connect_async(self.host, self.port, keepalive=30)
         self._client.loop_start()
@@ -219,6 +220,10 @@ class MqttPublisher:
             info = client.publish(self.status_topic, "online", qos=1, retain=True)
             with self._cond:  # its acknowledgement comes later, in this same thread
                 self._status_mids.add(info.mid)
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        with self._cond:
+            self._stats.last_error = f"cannot reach the broker at {self.host}:{self.port}"
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         with self._cond:
