@@ -12,9 +12,9 @@
  * - A model is immutable after loading and may be shared by any number of
  *   sessions in any number of threads. A session is used by one thread at a
  *   time; it owns all scratch memory, planned at creation: xe_session_run
- *   does not allocate.
+ *   does not allocate. A session's kernel set is fixed when it is created.
  * - The library never prints, exits or aborts, and keeps no global state
- *   beyond the kernel table chosen once (see xe_kernel_isa).
+ *   beyond the process-wide kernel set choice (see xe_kernel_isa).
  * - Tensors are float32, NHWC with batch 1: an input of shape (H, W, C) is
  *   H*W*C floats in row-major order.
  */
@@ -108,7 +108,11 @@ typedef struct xe_node_info {
 /* Options for xe_session_create. Zero-initialise, then set what you need. */
 typedef struct xe_session_options {
     uint32_t num_threads; /* 0 or 1: run on the calling thread only */
-    uint32_t reserved[7]; /* must be zero */
+    /* Kernel set of the session. 0: the process-wide choice when the session
+     * is created (xe_kernel_isa()); i >= 1: the i-th name (1-based) that
+     * xe_available_isas writes. Out of range: XE_ERR_INVALID_ARGUMENT. */
+    uint32_t kernel_isa;
+    uint32_t reserved[6]; /* must be zero */
 } xe_session_options;
 
 typedef struct xe_model xe_model;
@@ -123,15 +127,19 @@ XE_API uint32_t xe_packing_version(void);
 XE_API const char *xe_op_name(uint32_t op); /* "conv2d", ...; "unknown" otherwise */
 
 /* --- kernel dispatch ---
- * The kernel set is chosen once, on first use, from the CPU's features, or
- * from the environment variable XE_KERNELS ("ref", "popcnt", "avx2",
- * "neon-a64", "neon-a32", "auto"). Every set gives bit-identical integer
- * results; float epilogues are shared code. */
+ * The process-wide kernel set is chosen once, on first use, from the CPU's
+ * features, or from the environment variable XE_KERNELS ("ref", "popcnt",
+ * "avx2", "neon-a64", "neon-a32", "auto"). A session takes its kernel set
+ * when it is created (this choice, or xe_session_options.kernel_isa) and
+ * keeps it: xe_session_run never consults the process-wide choice. Every set
+ * gives bit-identical integer results; float epilogues are shared code. */
 XE_API const char *xe_kernel_isa(void);
-/* Writes up to cap names of the kernel sets this CPU can run; returns how many exist. */
+/* Writes up to cap names of the kernel sets this CPU can run; returns how many
+ * exist. The order is fixed for the life of the process. */
 XE_API size_t xe_available_isas(const char **names, size_t cap);
-/* Forces a kernel set by name ("auto" re-detects). Not thread-safe with
- * concurrent runs: call before creating sessions. */
+/* Changes the process-wide kernel set by name ("auto" re-detects). Affects
+ * only sessions created afterwards; existing sessions keep theirs. Do not
+ * call it concurrently with xe_session_create or another xe_set_kernel_isa. */
 XE_API xe_status xe_set_kernel_isa(const char *name);
 
 /* --- models ---
@@ -158,6 +166,8 @@ XE_API xe_status xe_session_create(const xe_model *model, const xe_session_optio
                                    xe_session **out);
 XE_API void xe_session_destroy(xe_session *session);
 XE_API uint32_t xe_session_num_threads(const xe_session *session);
+/* Name of the kernel set the session runs with ("avx2", ...); NULL for NULL. */
+XE_API const char *xe_session_kernel_isa(const xe_session *session);
 /* Runs one image: input has input_count = H*W*C floats (NHWC), output receives
  * output_count = out H*W*C floats. Counts must match exactly. */
 XE_API xe_status xe_session_run(xe_session *session, const float *input, size_t input_count,

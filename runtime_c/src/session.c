@@ -16,9 +16,12 @@
 #include "ops.h"
 
 #define XE_MAX_THREADS 256u
+/* More kernel sets than any build has (xe_available_isas). */
+#define XE_MAX_KERNEL_SETS 32u
 
 struct xe_session {
     const xe_model *m;
+    const xe_kernels *k; /* fixed at creation */
     xe_pool *pool;
     uint32_t threads;
     size_t nbufs;
@@ -117,14 +120,24 @@ static size_t plan_buffers(xe_session *s, size_t **sizes_out) {
     return nb;
 }
 
-/* Thread count from the options (NULL: defaults). */
-static xe_status read_options(const xe_session_options *o, uint32_t *threads) {
+/* Thread count and kernel set from the options (NULL: defaults). */
+static xe_status read_options(const xe_session_options *o, uint32_t *threads,
+                              const xe_kernels **k) {
     *threads = 1;
+    *k = xe_kernels_active();
     if (!o) return XE_OK;
     for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
         if (o->reserved[i]) return XE_ERR_INVALID_ARGUMENT;
     if (o->num_threads > XE_MAX_THREADS) return XE_ERR_INVALID_ARGUMENT;
     if (o->num_threads > 1) *threads = o->num_threads;
+    if (o->kernel_isa != 0) {
+        const char *names[XE_MAX_KERNEL_SETS];
+        const size_t count = xe_available_isas(names, XE_MAX_KERNEL_SETS);
+        if (o->kernel_isa > count || o->kernel_isa > XE_MAX_KERNEL_SETS)
+            return XE_ERR_INVALID_ARGUMENT;
+        *k = xe_kernels_find(names[o->kernel_isa - 1]);
+        if (!*k) return XE_ERR_INVALID_ARGUMENT;
+    }
     return XE_OK;
 }
 
@@ -168,19 +181,18 @@ static xe_status alloc_scratch(xe_session *s) {
     return XE_OK;
 }
 
-/* Per-node data for the kernel set (ops.h: session_bytes/prepare). */
+/* Per-node data for this session's kernel set (ops.h: session_bytes/prepare). */
 static xe_status prepare_nodes(xe_session *s) {
     const xe_model *m = s->m;
-    const xe_kernels *k = xe_kernels_active();
     s->prepared = calloc(m->num_nodes, sizeof *s->prepared);
     if (!s->prepared) return XE_ERR_OUT_OF_MEMORY;
     for (uint32_t i = 0; i < m->num_nodes; i++) {
         const xe_node *n = &m->nodes[i];
-        const size_t bytes = n->def->session_bytes ? n->def->session_bytes(n, k) : 0;
+        const size_t bytes = n->def->session_bytes ? n->def->session_bytes(n, s->k) : 0;
         if (bytes == 0) continue;
         if (bytes == SIZE_MAX || !(s->prepared[i] = alloc_aligned(bytes)))
             return XE_ERR_OUT_OF_MEMORY;
-        n->def->session_prepare(n, k, s->prepared[i]);
+        n->def->session_prepare(n, s->k, s->prepared[i]);
     }
     return XE_OK;
 }
@@ -190,11 +202,13 @@ xe_status xe_session_create(const xe_model *model, const xe_session_options *opt
     if (out) *out = NULL;
     if (!model || !out) return XE_ERR_INVALID_ARGUMENT;
     uint32_t threads;
-    xe_status st = read_options(options, &threads);
+    const xe_kernels *k;
+    xe_status st = read_options(options, &threads, &k);
     if (st != XE_OK) return st;
     xe_session *s = calloc(1, sizeof *s);
     if (!s) return XE_ERR_OUT_OF_MEMORY;
     s->m = model;
+    s->k = k;
     s->threads = threads;
     st = alloc_values(s);
     if (st == XE_OK) st = alloc_scratch(s);
@@ -210,6 +224,10 @@ xe_status xe_session_create(const xe_model *model, const xe_session_options *opt
     }
     *out = s;
     return XE_OK;
+}
+
+const char *xe_session_kernel_isa(const xe_session *session) {
+    return session ? session->k->name : NULL;
 }
 
 uint32_t xe_session_num_threads(const xe_session *session) {
@@ -253,7 +271,7 @@ xe_status xe_session_run_batch(xe_session *s, size_t n, const float *input, size
     const size_t in_total = xe_mul(in_n, n, &ovf), out_total = xe_mul(out_n, n, &ovf);
     if (ovf || input_count != in_total || output_count != out_total) return XE_ERR_INVALID_ARGUMENT;
     if (overlaps(input, in_total * 4, output, out_total * 4)) return XE_ERR_INVALID_ARGUMENT;
-    xe_exec ex = {xe_kernels_active(), s->pool, s->shared, s->thread_scratch, NULL};
+    xe_exec ex = {s->k, s->pool, s->shared, s->thread_scratch, NULL};
     for (size_t b = 0; b < n; b++) run_one(s, &ex, input + b * in_n, output + b * out_n);
     return XE_OK;
 }
