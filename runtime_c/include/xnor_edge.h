@@ -146,10 +146,19 @@ XE_API xe_status xe_set_kernel_isa(const char *name);
  * On failure *out is NULL and, when err is not NULL, a NUL-terminated reason
  * of at most err_cap bytes is written ("truncated: file is 100 bytes, header
  * says 4096", "node 3 (bconv2d): input has 64 channels, weights expect 32"). */
+/* Loads a file by mapping it (MAP_PRIVATE, read-only) and using the weights in
+ * place; it falls back to reading when the file cannot be mapped. While the
+ * model lives, the file must not be truncated, replaced in place or rewritten:
+ * a truncated mapping faults (SIGBUS) on the next run, and a rewrite may
+ * silently change the weights the model uses, after the load-time checks.
+ * (Replacing the file by rename is safe: the mapping keeps the old inode.)
+ * For a file that may change, read it into memory and call
+ * xe_model_load_memory with copy != 0. */
 XE_API xe_status xe_model_load_file(const char *path, xe_model **out, char *err, size_t err_cap);
 /* Loads from memory. With copy = 0 the model keeps pointers into data, which
  * must stay alive and unchanged until xe_model_destroy and be 4-byte aligned;
- * with copy != 0 the bytes are copied first. */
+ * with copy != 0 the bytes are copied first. data may be NULL when size is 0
+ * (that load fails as truncated). */
 XE_API xe_status xe_model_load_memory(const void *data, size_t size, int copy, xe_model **out,
                                       char *err, size_t err_cap);
 XE_API void xe_model_destroy(xe_model *model);
@@ -161,7 +170,12 @@ XE_API const char *xe_model_metadata(const xe_model *model, size_t *len);
 XE_API uint32_t xe_model_num_nodes(const xe_model *model);
 XE_API xe_status xe_model_node_info(const xe_model *model, uint32_t index, xe_node_info *out);
 
-/* --- sessions --- */
+/* --- sessions ---
+ * A session may be used by one thread at a time: xe_session_run,
+ * xe_session_run_batch and xe_session_node_time_ns on one session must not
+ * overlap, and xe_session_destroy must not run while any of them is in
+ * progress on that session (in any thread): the caller waits for the call to
+ * return first. Different sessions are independent. */
 XE_API xe_status xe_session_create(const xe_model *model, const xe_session_options *options,
                                    xe_session **out);
 XE_API void xe_session_destroy(xe_session *session);

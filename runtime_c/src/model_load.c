@@ -119,7 +119,8 @@ static xe_status check_envelope(const xe_model *m, xe_loader *ld) {
     static const char magic[8] = {'X', 'N', 'O', 'R', 'E', 'D', 'G', 'E'};
 
     if (size < 8) {
-        if (memcmp(d, magic, size) == 0)
+        /* size 0 may come with d == NULL, which memcmp must not see. */
+        if (size == 0 || memcmp(d, magic, size) == 0)
             return fail(ld, XE_ERR_TRUNCATED,
                         "truncated: file is %zu bytes, too short for the magic", size);
         return fail(ld, XE_ERR_BAD_MAGIC, "bad magic: not an xnor-edge model file");

@@ -2,11 +2,14 @@
  * test_session.c - what a session promises (xnor_edge.h, "sessions" and
  * "kernel dispatch"): its kernel set is fixed when it is created, from the
  * process-wide choice or from xe_session_options.kernel_isa, and a later
- * xe_set_kernel_isa does not reach it.
+ * xe_set_kernel_isa does not reach it. And the load contracts the header
+ * recommends for files that may change: a copied load does not see its source
+ * buffer change, a mapped file may be replaced by rename.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "xe_test_model.h"
 #include "xnor_edge.h"
@@ -113,6 +116,64 @@ static void test_kernel_set_option(const xe_model *m, const char **names, size_t
           "reserved must be zero");
 }
 
+static void run_fresh(const xe_model *m, float *out) {
+    xe_status st;
+    xe_session *s = create(m, 0, &st);
+    CHECK(st == XE_OK && s && run(s, out) == XE_OK, "run: %s", xe_status_string(st));
+    xe_session_destroy(s);
+}
+
+/* copy != 0: the model owns its bytes; scribbling over the source changes nothing. */
+static void test_copied_load_is_independent(const uint8_t *file, size_t size) {
+    uint8_t *buf = malloc(size);
+    memcpy(buf, file, size);
+    xe_model *m = NULL;
+    char err[256];
+    CHECK(xe_model_load_memory(buf, size, 1, &m, err, sizeof err) == XE_OK, "copied load: %s", err);
+    float a[OUT_N], b[OUT_N];
+    if (m) {
+        run_fresh(m, a);
+        memset(buf, 0xA5, size);
+        run_fresh(m, b);
+        CHECK(memcmp(a, b, sizeof a) == 0, "a copied model changed with its source buffer");
+    }
+    xe_model_destroy(m);
+    free(buf);
+}
+
+/* A mapped model survives its file being replaced by rename (the old inode stays mapped). */
+static void test_mapped_file_replaced_by_rename(const uint8_t *file, size_t size) {
+    char path[] = "/tmp/xe_test_session_XXXXXX", repl[64];
+    const int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    CHECK(write(fd, file, size) == (ssize_t)size, "write");
+    close(fd);
+    xe_model *m = NULL;
+    char err[256];
+    CHECK(xe_model_load_file(path, &m, err, sizeof err) == XE_OK, "load_file: %s", err);
+    snprintf(repl, sizeof repl, "%s.new", path);
+    FILE *fp = fopen(repl, "wb");
+    CHECK(fp != NULL, "fopen");
+    if (m && fp) {
+        float a[OUT_N], b[OUT_N];
+        run_fresh(m, a);
+        uint8_t *junk = malloc(size);
+        memset(junk, 0x5A, size);
+        CHECK(fwrite(junk, 1, size, fp) == size, "fwrite");
+        fclose(fp);
+        fp = NULL;
+        free(junk);
+        CHECK(rename(repl, path) == 0, "rename");
+        run_fresh(m, b);
+        CHECK(memcmp(a, b, sizeof a) == 0, "a mapped model changed when its file was renamed over");
+    }
+    if (fp) fclose(fp);
+    xe_model_destroy(m);
+    unlink(repl);
+    unlink(path);
+}
+
 int main(void) {
     size_t size;
     uint8_t *file = build_model(&size);
@@ -127,6 +188,8 @@ int main(void) {
         test_kernel_set_fixed_at_creation(m, names[count - 1]);
         test_kernel_set_option(m, names, count);
     }
+    test_copied_load_is_independent(file, size);
+    test_mapped_file_replaced_by_rename(file, size);
     xe_model_destroy(m);
     free(file);
     printf("%s: %d failure(s)\n", g_fail ? "FAIL" : "ok", g_fail);
