@@ -2,6 +2,10 @@
  * model_load.c - reads and validates a model file (docs/format.md) and does
  * the per-node precomputation that sessions share.
  *
+ * Nothing here knows an op: each node is checked against its op's record
+ * (ops.h) by generic code (flags, params, window, inputs, output shape), and
+ * the record's hooks do the op's own checks, binding and precomputation.
+ *
  * Every file is hostile: every field is range-checked before use, every
  * offset + length is checked against the file without overflow (all file
  * arithmetic is in uint64_t against a uint64_t limit), and every failure
