@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         xe_model_output_shape(m, &h, &w, &c);
         const size_t out_n = (size_t)h * w * c;
         float *in = calloc(in_n, sizeof(float)), *out = calloc(out_n, sizeof(float));
-        xe_session_options o = {0, {0}};
+        xe_session_options o = {0};
         o.num_threads = (uint32_t)(size % 3); /* 0, 1 or 2 threads */
         xe_session *s = NULL;
         if (in && out && xe_session_create(m, &o, &s) == XE_OK) {

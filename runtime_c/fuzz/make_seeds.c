@@ -2,13 +2,20 @@
  * make_seeds.c - writes a seed corpus for fuzz_model_load: small valid models
  * covering every op and flag, so the fuzzer starts from deep inside the
  * loader instead of at the magic check.  Usage: make_seeds DIR
+ *
+ * Two kinds: hand-built chains of several ops, and one model per op record
+ * of the runtime (ops.inc) and per flag it accepts, built from the record
+ * itself (its window, inputs, inferred output and param sizes), so a new op
+ * gets seeds without an edit here. Every seed is loaded before it is saved.
  */
 #include <stdio.h>
 
+#include "ops.h"
 #include "xe_test_model.h"
 
 static float g_f[4096];
 static uint32_t g_b[4096];
+static const uint32_t g_zero[4096]; /* zero params: finite floats, valid bits */
 
 static void save(const char *dir, const char *name, const xtm *t) {
     char path[512];
@@ -46,6 +53,103 @@ static uint32_t conv(xtm *t, uint32_t op, uint32_t flags, uint32_t in, uint32_t 
     xtm_param(t, XTM_F32, g_f, oc);
     xtm_param(t, XTM_F32, g_f, oc);
     return xtm_node(t, op, flags, in, XTM_NONE, k, k, s, s, p, p, oc, p0, 3);
+}
+
+/* The op's node on value `in` (shape iv), from its record: 3x3 window, stride
+ * 1, pad 1; out_c 8; zero params of the sizes the record asks for. Returns
+ * the new value id, or 0 when the record rejects this input. */
+static uint32_t op_node(xtm *t, const xe_op_def *def, uint32_t flags, uint32_t in) {
+    const xtm_value iv = t->values[in];
+    xe_node n;
+    memset(&n, 0, sizeof n);
+    n.def = def;
+    n.info = (xe_node_info){def->op, flags, in, def->input1 ? in : XTM_NONE};
+    if (def->windowed) {
+        n.info.kernel_h = n.info.kernel_w = 3;
+        n.info.stride_h = n.info.stride_w = n.info.pad_h = n.info.pad_w = 1;
+    }
+    n.info.in_h = iv.h;
+    n.info.in_w = iv.w;
+    n.info.in_c = iv.c;
+    n.info.in_dtype = iv.dtype;
+    n.cw = (iv.c + 31) / 32;
+    xe_out_shape o = {iv.h, iv.w, iv.c, XE_DTYPE_F32};
+    if (def->infer) def->infer(&n, 8, &o);
+    n.info.out_h = (uint32_t)o.h;
+    n.info.out_w = (uint32_t)o.w;
+    n.info.out_c = (uint32_t)o.c;
+    uint64_t need[XE_MAX_OP_PARAMS] = {0, 0, 0};
+    if (def->param_sizes) def->param_sizes(&n, need);
+    uint32_t p0 = t->np;
+    for (uint32_t k = 0; k < def->n_params; k++) {
+        if (need[k] > 4096) return 0;
+        xtm_param(t, def->param_dtypes[k], g_zero, need[k]);
+    }
+    const xe_node_info *f = &n.info;
+    const uint32_t v =
+        xtm_node(t, def->op, flags, in, f->input1, f->kernel_h, f->kernel_w, f->stride_h,
+                 f->stride_w, f->pad_h, f->pad_w, f->out_c, p0, def->n_params);
+    /* The record's output, not the test writer's guess (it may not know the op). */
+    t->nodes[v - 1].oh = f->out_h;
+    t->nodes[v - 1].ow = f->out_w;
+    t->nodes[v - 1].oc = f->out_c;
+    t->values[v] = (xtm_value){f->out_h, f->out_w, f->out_c, o.dtype};
+    return v;
+}
+
+/* Saves t if it loads (a seed the loader rejects would start the fuzzer at
+ * one error); returns whether it did. */
+static int save_if_valid(const char *dir, const char *name, const xtm *t) {
+    size_t n;
+    uint8_t *f = xtm_write(t, &n);
+    xe_model *m = NULL;
+    char err[256];
+    const xe_status st = xe_model_load_memory(f, n, 0, &m, err, sizeof err);
+    xe_model_destroy(m);
+    free(f);
+    if (st != XE_OK) {
+        fprintf(stderr, "make_seeds: skipped %s: %s\n", name, err);
+        return 0;
+    }
+    save(dir, name, t);
+    return 1;
+}
+
+/* One seed per op record and flag bit (float input, then bits through sign
+ * when the op takes bits); a bits output is decoded by a 1x1 bconv2d. */
+static void per_op_seeds(const char *dir) {
+    for (size_t i = 0; xe_op_at(i) != NULL; i++) {
+        const xe_op_def *def = xe_op_at(i);
+        int saved = 0;
+        for (uint32_t bit = 0; bit <= 32; bit++) {
+            const uint32_t flags = bit == 32 ? 0 : (1u << bit);
+            if (flags & ~def->flags) continue;
+            for (int bits_in = 0; bits_in <= def->bits_input; bits_in++) {
+                xtm t;
+                xtm_init(&t, 6, 5, 8);
+                uint32_t v = 0;
+                if (bits_in)
+                    v = xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                v = op_node(&t, def, flags, v);
+                if (v && t.values[v].dtype == XTM_BITS) {
+                    const uint32_t p0 =
+                        xtm_param(&t, XTM_BITS, g_zero, 8 * ((t.values[v].c + 31) / 32));
+                    xtm_param(&t, XTM_F32, g_f, 8);
+                    xtm_param(&t, XTM_F32, g_f, 8);
+                    xtm_node(&t, XE_OP_BCONV2D, 0, v, XTM_NONE, 1, 1, 1, 1, 0, 0, 8, p0, 3);
+                }
+                char name[96];
+                snprintf(name, sizeof name, "op-%s-flags%x%s", def->name, flags,
+                         bits_in ? "-bits" : "");
+                if (v) saved += save_if_valid(dir, name, &t);
+                xtm_free(&t);
+            }
+        }
+        if (!saved) {
+            fprintf(stderr, "make_seeds: no valid seed for op %s\n", def->name);
+            exit(1);
+        }
+    }
 }
 
 int main(int argc, char **argv) {
@@ -89,5 +193,7 @@ int main(int argc, char **argv) {
     xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     save(argv[1], "tiny", &t);
     xtm_free(&t);
+
+    per_op_seeds(argv[1]);
     return 0;
 }

@@ -12,9 +12,9 @@
  * - A model is immutable after loading and may be shared by any number of
  *   sessions in any number of threads. A session is used by one thread at a
  *   time; it owns all scratch memory, planned at creation: xe_session_run
- *   does not allocate.
+ *   does not allocate. A session's kernel set is fixed when it is created.
  * - The library never prints, exits or aborts, and keeps no global state
- *   beyond the kernel table chosen once (see xe_kernel_isa).
+ *   beyond the process-wide kernel set choice (see xe_kernel_isa).
  * - Tensors are float32, NHWC with batch 1: an input of shape (H, W, C) is
  *   H*W*C floats in row-major order.
  */
@@ -108,7 +108,11 @@ typedef struct xe_node_info {
 /* Options for xe_session_create. Zero-initialise, then set what you need. */
 typedef struct xe_session_options {
     uint32_t num_threads; /* 0 or 1: run on the calling thread only */
-    uint32_t reserved[7]; /* must be zero */
+    /* Kernel set of the session. 0: the process-wide choice when the session
+     * is created (xe_kernel_isa()); i >= 1: the i-th name (1-based) that
+     * xe_available_isas writes. Out of range: XE_ERR_INVALID_ARGUMENT. */
+    uint32_t kernel_isa;
+    uint32_t reserved[6]; /* must be zero */
 } xe_session_options;
 
 typedef struct xe_model xe_model;
@@ -123,25 +127,38 @@ XE_API uint32_t xe_packing_version(void);
 XE_API const char *xe_op_name(uint32_t op); /* "conv2d", ...; "unknown" otherwise */
 
 /* --- kernel dispatch ---
- * The kernel set is chosen once, on first use, from the CPU's features, or
- * from the environment variable XE_KERNELS ("ref", "popcnt", "avx2",
- * "neon-a64", "neon-a32", "auto"). Every set gives bit-identical integer
- * results; float epilogues are shared code. */
+ * The process-wide kernel set is chosen once, on first use, from the CPU's
+ * features, or from the environment variable XE_KERNELS ("ref", "popcnt",
+ * "avx2", "neon-a64", "neon-a32", "auto"). A session takes its kernel set
+ * when it is created (this choice, or xe_session_options.kernel_isa) and
+ * keeps it: xe_session_run never consults the process-wide choice. Every set
+ * gives bit-identical integer results; float epilogues are shared code. */
 XE_API const char *xe_kernel_isa(void);
-/* Writes up to cap names of the kernel sets this CPU can run; returns how many exist. */
+/* Writes up to cap names of the kernel sets this CPU can run; returns how many
+ * exist. The order is fixed for the life of the process. */
 XE_API size_t xe_available_isas(const char **names, size_t cap);
-/* Forces a kernel set by name ("auto" re-detects). Not thread-safe with
- * concurrent runs: call before creating sessions. */
+/* Changes the process-wide kernel set by name ("auto" re-detects). Affects
+ * only sessions created afterwards; existing sessions keep theirs. Do not
+ * call it concurrently with xe_session_create or another xe_set_kernel_isa. */
 XE_API xe_status xe_set_kernel_isa(const char *name);
 
 /* --- models ---
  * On failure *out is NULL and, when err is not NULL, a NUL-terminated reason
  * of at most err_cap bytes is written ("truncated: file is 100 bytes, header
  * says 4096", "node 3 (bconv2d): input has 64 channels, weights expect 32"). */
+/* Loads a file by mapping it (MAP_PRIVATE, read-only) and using the weights in
+ * place; it falls back to reading when the file cannot be mapped. While the
+ * model lives, the file must not be truncated, replaced in place or rewritten:
+ * a truncated mapping faults (SIGBUS) on the next run, and a rewrite may
+ * silently change the weights the model uses, after the load-time checks.
+ * (Replacing the file by rename is safe: the mapping keeps the old inode.)
+ * For a file that may change, read it into memory and call
+ * xe_model_load_memory with copy != 0. */
 XE_API xe_status xe_model_load_file(const char *path, xe_model **out, char *err, size_t err_cap);
 /* Loads from memory. With copy = 0 the model keeps pointers into data, which
  * must stay alive and unchanged until xe_model_destroy and be 4-byte aligned;
- * with copy != 0 the bytes are copied first. */
+ * with copy != 0 the bytes are copied first. data may be NULL when size is 0
+ * (that load fails as truncated). */
 XE_API xe_status xe_model_load_memory(const void *data, size_t size, int copy, xe_model **out,
                                       char *err, size_t err_cap);
 XE_API void xe_model_destroy(xe_model *model);
@@ -153,11 +170,18 @@ XE_API const char *xe_model_metadata(const xe_model *model, size_t *len);
 XE_API uint32_t xe_model_num_nodes(const xe_model *model);
 XE_API xe_status xe_model_node_info(const xe_model *model, uint32_t index, xe_node_info *out);
 
-/* --- sessions --- */
+/* --- sessions ---
+ * A session may be used by one thread at a time: xe_session_run,
+ * xe_session_run_batch and xe_session_node_time_ns on one session must not
+ * overlap, and xe_session_destroy must not run while any of them is in
+ * progress on that session (in any thread): the caller waits for the call to
+ * return first. Different sessions are independent. */
 XE_API xe_status xe_session_create(const xe_model *model, const xe_session_options *options,
                                    xe_session **out);
 XE_API void xe_session_destroy(xe_session *session);
 XE_API uint32_t xe_session_num_threads(const xe_session *session);
+/* Name of the kernel set the session runs with ("avx2", ...); NULL for NULL. */
+XE_API const char *xe_session_kernel_isa(const xe_session *session);
 /* Runs one image: input has input_count = H*W*C floats (NHWC), output receives
  * output_count = out H*W*C floats. Counts must match exactly. */
 XE_API xe_status xe_session_run(xe_session *session, const float *input, size_t input_count,

@@ -1,7 +1,27 @@
 /*
- * api.c - library-level queries: status strings, versions, op names.
+ * api.c - library-level queries: status strings, versions, op names; and the
+ * table of op records built from ops.inc.
  */
-#include "xe_internal.h"
+#include "ops.h"
+
+#define XE_OP(def) extern const xe_op_def def;
+#include "ops.inc"
+#undef XE_OP
+
+static const xe_op_def *const xe_op_table[] = {
+#define XE_OP(def) &def,
+#include "ops.inc"
+#undef XE_OP
+};
+#define XE_NUM_OPS (sizeof xe_op_table / sizeof xe_op_table[0])
+
+const xe_op_def *xe_op_at(size_t i) { return i < XE_NUM_OPS ? xe_op_table[i] : NULL; }
+
+const xe_op_def *xe_op_find(uint32_t op) {
+    for (size_t i = 0; i < XE_NUM_OPS; i++)
+        if (xe_op_table[i]->op == op) return xe_op_table[i];
+    return NULL;
+}
 
 #define XE_STR2(x) #x
 #define XE_STR(x) XE_STR2(x)
@@ -47,31 +67,6 @@ uint32_t xe_format_version(void) { return XE_FORMAT_VERSION; }
 uint32_t xe_packing_version(void) { return XE_PACKING_VERSION; }
 
 const char *xe_op_name(uint32_t op) {
-    switch (op) {
-    case XE_OP_CONV2D:
-        return "conv2d";
-    case XE_OP_BWN_CONV2D:
-        return "bwn_conv2d";
-    case XE_OP_BCONV2D:
-        return "bconv2d";
-    case XE_OP_BATCHNORM:
-        return "batchnorm";
-    case XE_OP_RELU:
-        return "relu";
-    case XE_OP_MAXPOOL:
-        return "maxpool";
-    case XE_OP_AVGPOOL:
-        return "avgpool";
-    case XE_OP_GLOBAL_AVGPOOL:
-        return "global_avgpool";
-    case XE_OP_DENSE:
-        return "dense";
-    case XE_OP_ADD:
-        return "add";
-    case XE_OP_SOFTMAX:
-        return "softmax";
-    case XE_OP_SIGN:
-        return "sign";
-    }
-    return "unknown";
+    const xe_op_def *def = xe_op_find(op);
+    return def ? def->name : "unknown";
 }

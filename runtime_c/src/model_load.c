@@ -2,6 +2,10 @@
  * model_load.c - reads and validates a model file (docs/format.md) and does
  * the per-node precomputation that sessions share.
  *
+ * Nothing here knows an op: each node is checked against its op's record
+ * (ops.h) by generic code (flags, params, window, inputs, output shape), and
+ * the record's hooks do the op's own checks, binding and precomputation.
+ *
  * Every file is hostile: every field is range-checked before use, every
  * offset + length is checked against the file without overflow (all file
  * arithmetic is in uint64_t against a uint64_t limit), and every failure
@@ -20,14 +24,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "xe_internal.h"
+#include "ops.h"
 
-typedef struct loader {
+struct xe_loader {
     char *err;
     size_t cap;
-} loader;
+    uint32_t node, op; /* the node being loaded, for xe_node_fail */
+};
 
-static xe_status fail(loader *ld, xe_status st, const char *fmt, ...) {
+static xe_status fail(xe_loader *ld, xe_status st, const char *fmt, ...) {
     if (ld->err && ld->cap > 0) {
         va_list ap;
         va_start(ap, fmt);
@@ -90,58 +95,36 @@ uint32_t xe_crc32(const uint8_t *p, size_t n) {
     return c ^ 0xFFFFFFFFu;
 }
 
-static int is_windowed(uint32_t op) {
-    return op == XE_OP_CONV2D || op == XE_OP_BWN_CONV2D || op == XE_OP_BCONV2D ||
-           op == XE_OP_MAXPOOL || op == XE_OP_AVGPOOL;
-}
-
-static uint32_t allowed_flags(uint32_t op) {
-    switch (op) {
-    case XE_OP_CONV2D:
-    case XE_OP_BWN_CONV2D:
-    case XE_OP_BATCHNORM:
-    case XE_OP_DENSE:
-    case XE_OP_ADD:
-        return XE_FLAG_RELU;
-    case XE_OP_BCONV2D:
-        return XE_FLAG_RELU | XE_FLAG_PAD_ONE | XE_FLAG_USE_K | XE_FLAG_OUT_BITS;
-    default:
-        return 0;
-    }
-}
-
-static uint32_t param_count_for(uint32_t op) {
-    switch (op) {
-    case XE_OP_CONV2D:
-    case XE_OP_BATCHNORM:
-    case XE_OP_DENSE:
-        return 2;
-    case XE_OP_BWN_CONV2D:
-    case XE_OP_BCONV2D:
-        return 3;
-    default:
-        return 0;
-    }
-}
-
 /* A node error: "node 3 (bconv2d): <reason>". */
-static xe_status node_fail(loader *ld, uint32_t i, uint32_t op, const char *fmt, ...) {
+xe_status xe_node_fail(xe_loader *ld, const char *fmt, ...) {
     char reason[200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    return fail(ld, XE_ERR_BAD_MODEL, "node %u (%s): %s", i, xe_op_name(op), reason);
+    return fail(ld, XE_ERR_BAD_MODEL, "node %u (%s): %s", ld->node, xe_op_name(ld->op), reason);
 }
 
-/* Parses the validated header region and the node/param tables of m->data. */
-static xe_status parse(xe_model *m, loader *ld) {
+xe_status xe_node_oom(xe_loader *ld, const char *what) {
+    return fail(ld, XE_ERR_OUT_OF_MEMORY, "node %u: out of memory%s", ld->node, what);
+}
+
+/* Where the header puts things, once checked. */
+typedef struct layout {
+    uint32_t ih, iw, ic, nn, np;
+    uint64_t limit; /* data ends before the trailer */
+    uint64_t meta_off, meta_size, nodes_off, params_off, params_end;
+} layout;
+
+/* Magic, versions, size, trailer and CRC-32, in that order. */
+static xe_status check_envelope(const xe_model *m, xe_loader *ld) {
     const uint8_t *d = m->data;
     const size_t size = m->size;
     static const char magic[8] = {'X', 'N', 'O', 'R', 'E', 'D', 'G', 'E'};
 
     if (size < 8) {
-        if (memcmp(d, magic, size) == 0)
+        /* size 0 may come with d == NULL, which memcmp must not see. */
+        if (size == 0 || memcmp(d, magic, size) == 0)
             return fail(ld, XE_ERR_TRUNCATED,
                         "truncated: file is %zu bytes, too short for the magic", size);
         return fail(ld, XE_ERR_BAD_MAGIC, "bad magic: not an xnor-edge model file");
@@ -176,8 +159,12 @@ static xe_status parse(xe_model *m, loader *ld) {
     if (crc != crc_stored)
         return fail(ld, XE_ERR_CHECKSUM, "checksum: stored CRC-32 0x%08x, computed 0x%08x",
                     crc_stored, crc);
+    return XE_OK;
+}
 
-    /* Structure. */
+/* The header's structural fields: sizes, flags, reserved bytes, input shape, counts. */
+static xe_status check_header(const xe_model *m, xe_loader *ld, layout *L) {
+    const uint8_t *d = m->data;
     if (rd32(d + 24) != XE_HEADER_SIZE)
         return fail(ld, XE_ERR_BAD_MODEL, "header: header_size (byte offset 24) is %u, must be 128",
                     rd32(d + 24));
@@ -201,15 +188,30 @@ static xe_status parse(xe_model *m, loader *ld) {
         return fail(ld, XE_ERR_BAD_MODEL, "header: num_nodes %u out of range 1..65536", nn);
     if (np > XE_MAX_PARAMS)
         return fail(ld, XE_ERR_BAD_MODEL, "header: num_params %u out of range 0..1048576", np);
+    *L = (layout){ih,
+                  iw,
+                  ic,
+                  nn,
+                  np,
+                  (uint64_t)m->size - XE_TRAILER_SIZE,
+                  rd64(d + 56),
+                  rd64(d + 64),
+                  rd64(d + 72),
+                  rd64(d + 80),
+                  0};
+    return XE_OK;
+}
 
-    const uint64_t limit = (uint64_t)size - XE_TRAILER_SIZE; /* data ends before the trailer */
-    const uint64_t meta_off = rd64(d + 56), meta_size = rd64(d + 64);
-    const uint64_t nodes_off = rd64(d + 72), params_off = rd64(d + 80);
+/* Placement of the metadata, node table and param table; metadata termination. */
+static xe_status check_tables(const xe_model *m, xe_loader *ld, layout *L) {
+    const uint8_t *d = m->data;
+    const uint64_t limit = L->limit, meta_off = L->meta_off, meta_size = L->meta_size;
+    const uint64_t nodes_off = L->nodes_off, params_off = L->params_off;
     if (meta_off < XE_HEADER_SIZE || meta_off > limit || meta_size >= limit - meta_off)
         return fail(
             ld, XE_ERR_BAD_MODEL,
             "header: metadata at offset %llu size %llu does not fit in the file (%zu bytes)",
-            (unsigned long long)meta_off, (unsigned long long)meta_size, size);
+            (unsigned long long)meta_off, (unsigned long long)meta_size, m->size);
     if (d[meta_off + meta_size] != 0)
         return fail(ld, XE_ERR_BAD_MODEL,
                     "metadata: byte at offset %llu must be the NUL terminator",
@@ -217,28 +219,28 @@ static xe_status parse(xe_model *m, loader *ld) {
     if (memchr(d + meta_off, 0, (size_t)meta_size) != NULL)
         return fail(ld, XE_ERR_BAD_MODEL, "metadata: contains a NUL byte before its end");
     if (nodes_off % 8 != 0 || nodes_off < meta_off + meta_size + 1 || nodes_off > limit ||
-        (uint64_t)nn * XE_NODE_SIZE > limit - nodes_off)
+        (uint64_t)L->nn * XE_NODE_SIZE > limit - nodes_off)
         return fail(ld, XE_ERR_BAD_MODEL,
                     "header: node table at offset %llu (%u nodes) is misaligned, overlaps the "
                     "metadata or does not fit in the file",
-                    (unsigned long long)nodes_off, nn);
-    const uint64_t nodes_end = nodes_off + (uint64_t)nn * XE_NODE_SIZE;
+                    (unsigned long long)nodes_off, L->nn);
+    const uint64_t nodes_end = nodes_off + (uint64_t)L->nn * XE_NODE_SIZE;
     if (params_off % 8 != 0 || params_off < nodes_end || params_off > limit ||
-        (uint64_t)np * XE_PARAM_SIZE > limit - params_off)
+        (uint64_t)L->np * XE_PARAM_SIZE > limit - params_off)
         return fail(ld, XE_ERR_BAD_MODEL,
                     "header: param table at offset %llu (%u params) is misaligned, overlaps the "
                     "node table or does not fit in the file",
-                    (unsigned long long)params_off, np);
-    const uint64_t params_end = params_off + (uint64_t)np * XE_PARAM_SIZE;
+                    (unsigned long long)params_off, L->np);
+    L->params_end = params_off + (uint64_t)L->np * XE_PARAM_SIZE;
+    return XE_OK;
+}
 
-    m->meta = (const char *)d + meta_off;
-    m->meta_len = (size_t)meta_size;
-    m->num_nodes = nn;
-
-    /* Param table. */
-    for (uint32_t p = 0; p < np; p++) {
-        const uint8_t *e = d + params_off + (uint64_t)p * XE_PARAM_SIZE;
-        const uint64_t eoff = params_off + (uint64_t)p * XE_PARAM_SIZE;
+/* Every param entry: dtype, reserved fields, data placement, finite floats. */
+static xe_status check_param_table(const xe_model *m, xe_loader *ld, const layout *L) {
+    const uint8_t *d = m->data;
+    for (uint32_t p = 0; p < L->np; p++) {
+        const uint64_t eoff = L->params_off + (uint64_t)p * XE_PARAM_SIZE;
+        const uint8_t *e = d + eoff;
         const uint32_t dt = rd32(e);
         const uint64_t off = rd64(e + 8), cnt = rd64(e + 16);
         if (dt > 1)
@@ -248,7 +250,7 @@ static xe_status parse(xe_model *m, loader *ld) {
             return fail(ld, XE_ERR_BAD_MODEL,
                         "param %u (byte offset %llu): reserved field is not zero", p,
                         (unsigned long long)eoff);
-        if (off % 64 != 0 || off < params_end || off > limit || cnt > (limit - off) / 4)
+        if (off % 64 != 0 || off < L->params_end || off > L->limit || cnt > (L->limit - off) / 4)
             return fail(
                 ld, XE_ERR_BAD_MODEL,
                 "param %u (byte offset %llu): data at offset %llu count %llu is misaligned or "
@@ -263,7 +265,159 @@ static xe_status parse(xe_model *m, loader *ld) {
                                 p, (unsigned long long)k, (unsigned long long)(off + 4 * k));
         }
     }
+    return XE_OK;
+}
 
+/* Generic checks of a node record against its op's record: flags, reserved
+ * field, inputs, window, input dtypes; then the op's own check. */
+static xe_status check_node(const xe_model *m, xe_loader *ld, xe_node *n, uint32_t i,
+                            uint64_t rec_off, uint32_t reserved) {
+    const xe_op_def *def = n->def;
+    xe_node_info *f = &n->info;
+    if (f->flags & ~def->flags)
+        return xe_node_fail(ld, "bad flags 0x%x (allowed 0x%x)", f->flags, def->flags);
+    if (reserved != 0)
+        return xe_node_fail(ld, "reserved field at byte offset %llu is not zero",
+                            (unsigned long long)(rec_off + 60));
+    if (f->input0 > i) return xe_node_fail(ld, "input0 is value %u, must be <= %u", f->input0, i);
+    if (def->input1 ? f->input1 > i : f->input1 != XE_INPUT_NONE)
+        return xe_node_fail(ld, "input1 is %u, must be %s", f->input1,
+                            def->input1 ? "an earlier value" : "0xFFFFFFFF (unused)");
+    if (def->windowed) {
+        if (f->kernel_h < 1 || f->kernel_h > XE_MAX_KERNEL || f->kernel_w < 1 ||
+            f->kernel_w > XE_MAX_KERNEL || f->stride_h < 1 || f->stride_h > XE_MAX_STRIDE ||
+            f->stride_w < 1 || f->stride_w > XE_MAX_STRIDE || f->pad_h >= f->kernel_h ||
+            f->pad_w >= f->kernel_w)
+            return xe_node_fail(ld,
+                                "window kernel %ux%u stride %ux%u pad %ux%u out of range (kernel "
+                                "and stride 1..64, pad < kernel)",
+                                f->kernel_h, f->kernel_w, f->stride_h, f->stride_w, f->pad_h,
+                                f->pad_w);
+    } else if (f->kernel_h | f->kernel_w | f->stride_h | f->stride_w | f->pad_h | f->pad_w) {
+        return xe_node_fail(ld, "kernel, stride and pad must be 0 for an op without a window");
+    }
+    const xe_value_desc in = m->values[f->input0];
+    f->in_h = in.h;
+    f->in_w = in.w;
+    f->in_c = in.c;
+    f->in_dtype = in.dtype;
+    n->cw = (in.c + 31) / 32;
+    if (in.dtype == XE_DTYPE_BITS && !def->bits_input)
+        return xe_node_fail(ld, "input value %u is bits, this op needs float32", f->input0);
+    if (def->input1) {
+        const xe_value_desc b = m->values[f->input1];
+        if (b.dtype != XE_DTYPE_F32)
+            return xe_node_fail(ld, "input1 value %u is bits, %s needs float32", f->input1,
+                                def->name);
+        if (b.h != in.h || b.w != in.w || b.c != in.c)
+            return xe_node_fail(ld, "input shapes differ: %ux%ux%u and %ux%ux%u", in.h, in.w, in.c,
+                                b.h, b.w, b.c);
+    }
+    return def->check ? def->check(ld, n) : XE_OK;
+}
+
+/* Output shape from the window and the op's infer hook, checked against the
+ * shape the node records; fills out_* and the value descriptor. */
+static xe_status infer_output(xe_model *m, xe_loader *ld, xe_node *n, uint32_t i,
+                              const uint32_t rec[3]) {
+    xe_node_info *f = &n->info;
+    xe_out_shape o = {f->in_h, f->in_w, f->in_c, XE_DTYPE_F32};
+    if (n->def->windowed) {
+        const uint64_t ph = (uint64_t)f->in_h + 2ull * f->pad_h,
+                       pw = (uint64_t)f->in_w + 2ull * f->pad_w;
+        if (ph < f->kernel_h || pw < f->kernel_w)
+            return xe_node_fail(ld, "kernel %ux%u is larger than the padded input %llux%llu",
+                                f->kernel_h, f->kernel_w, (unsigned long long)ph,
+                                (unsigned long long)pw);
+        o.h = (ph - f->kernel_h) / f->stride_h + 1;
+        o.w = (pw - f->kernel_w) / f->stride_w + 1;
+    }
+    if (n->def->infer) n->def->infer(n, rec[2], &o);
+    if (o.c < 1 || o.c > XE_MAX_DIM)
+        return xe_node_fail(ld, "out_c %llu out of range 1..65535", (unsigned long long)o.c);
+    if (o.h != rec[0] || o.w != rec[1] || o.c != rec[2])
+        return xe_node_fail(ld,
+                            "output shape is %llux%llux%llu (from input %ux%ux%u), node records "
+                            "%ux%ux%u",
+                            (unsigned long long)o.h, (unsigned long long)o.w,
+                            (unsigned long long)o.c, f->in_h, f->in_w, f->in_c, rec[0], rec[1],
+                            rec[2]);
+    if (o.h > XE_MAX_DIM || o.w > XE_MAX_DIM || o.h * o.w * o.c > XE_MAX_ELEMS)
+        return xe_node_fail(ld, "output %llux%llux%llu exceeds the limits", (unsigned long long)o.h,
+                            (unsigned long long)o.w, (unsigned long long)o.c);
+    f->out_h = (uint32_t)o.h;
+    f->out_w = (uint32_t)o.w;
+    f->out_c = (uint32_t)o.c;
+    f->out_dtype = o.dtype;
+    const uint64_t units =
+        o.dtype == XE_DTYPE_BITS ? o.h * o.w * ((o.c + 31) / 32) : o.h * o.w * o.c;
+    m->values[i + 1] = (xe_value_desc){f->out_h, f->out_w, f->out_c, o.dtype, (size_t)units};
+    return XE_OK;
+}
+
+/* The node's params: count, range, single use, dtype and length from the op's
+ * record; then the op's bind hook on the views into the file. */
+static xe_status bind_params(xe_model *m, xe_loader *ld, const layout *L, xe_node *n,
+                             uint32_t pfirst, uint32_t pcount, uint8_t *used) {
+    const xe_op_def *def = n->def;
+    if (pcount != def->n_params)
+        return xe_node_fail(ld, "param_count is %u, op takes %u", pcount, def->n_params);
+    if ((uint64_t)pfirst + pcount > L->np)
+        return xe_node_fail(ld, "params %u..%u are outside the param table (%u entries)", pfirst,
+                            pfirst + pcount, L->np);
+    uint64_t need[XE_MAX_OP_PARAMS] = {0, 0, 0};
+    if (def->param_sizes) def->param_sizes(n, need);
+    for (uint32_t k = 0; k < pcount; k++) {
+        const uint32_t p = pfirst + k;
+        const uint8_t *e = m->data + L->params_off + (uint64_t)p * XE_PARAM_SIZE;
+        if (used[p]) return xe_node_fail(ld, "param %u is already used by another node", p);
+        used[p] = 1;
+        const uint32_t dt = def->param_dtypes[k];
+        if (rd32(e) != dt || rd64(e + 16) != need[k])
+            return xe_node_fail(ld, "param %u (#%u of the op) is %s x %llu, op needs %s x %llu", p,
+                                k, rd32(e) ? "bits" : "f32", (unsigned long long)rd64(e + 16),
+                                dt ? "bits" : "f32", (unsigned long long)need[k]);
+        n->params[k] = m->data + rd64(e + 8);
+    }
+    if (def->bind) {
+        const xe_status st = def->bind(ld, n, need);
+        if (st != XE_OK) return st;
+    }
+    n->info.param_bytes = 4 * (need[0] + need[1] + need[2]);
+    return XE_OK;
+}
+
+/* One node record: read, find its op, run the generic checks and the op's hooks. */
+static xe_status load_node(xe_model *m, xe_loader *ld, const layout *L, uint32_t i, uint8_t *used) {
+    const uint64_t rec_off = L->nodes_off + (uint64_t)i * XE_NODE_SIZE;
+    const uint8_t *r = m->data + rec_off;
+    xe_node *n = &m->nodes[i];
+    xe_node_info *f = &n->info;
+    f->op = rd32(r);
+    f->flags = rd32(r + 4);
+    f->input0 = rd32(r + 8);
+    f->input1 = rd32(r + 12);
+    f->kernel_h = rd32(r + 16);
+    f->kernel_w = rd32(r + 20);
+    f->stride_h = rd32(r + 24);
+    f->stride_w = rd32(r + 28);
+    f->pad_h = rd32(r + 32);
+    f->pad_w = rd32(r + 36);
+    const uint32_t rec[3] = {rd32(r + 44), rd32(r + 48), rd32(r + 40)}; /* h, w, c */
+    n->def = xe_op_find(f->op);
+    if (!n->def)
+        return fail(ld, XE_ERR_BAD_MODEL, "node %u (byte offset %llu): unknown op %u", i,
+                    (unsigned long long)rec_off, f->op);
+    ld->node = i;
+    ld->op = f->op;
+    xe_status st = check_node(m, ld, n, i, rec_off, rd32(r + 60));
+    if (st == XE_OK) st = infer_output(m, ld, n, i, rec);
+    if (st == XE_OK) st = bind_params(m, ld, L, n, rd32(r + 52), rd32(r + 56), used);
+    return st;
+}
+
+static xe_status load_nodes(xe_model *m, xe_loader *ld, const layout *L) {
+    const uint32_t nn = L->nn, np = L->np;
     m->nodes = calloc(nn, sizeof *m->nodes);
     m->values = calloc((size_t)nn + 1, sizeof *m->values);
     uint8_t *used = calloc(np ? np : 1, 1);
@@ -271,274 +425,13 @@ static xe_status parse(xe_model *m, loader *ld) {
         free(used);
         return fail(ld, XE_ERR_OUT_OF_MEMORY, "out of memory for %u nodes", nn);
     }
-    m->values[0] = (xe_value_desc){ih, iw, ic, XE_DTYPE_F32, (size_t)ih * iw * ic};
-
+    m->num_nodes = nn;
+    m->values[0] =
+        (xe_value_desc){L->ih, L->iw, L->ic, XE_DTYPE_F32, (size_t)L->ih * L->iw * L->ic};
     xe_status st = XE_OK;
-    for (uint32_t i = 0; i < nn && st == XE_OK; i++) {
-        const uint8_t *r = d + nodes_off + (uint64_t)i * XE_NODE_SIZE;
-        xe_node *n = &m->nodes[i];
-        xe_node_info *f = &n->info;
-        f->op = rd32(r);
-        f->flags = rd32(r + 4);
-        f->input0 = rd32(r + 8);
-        f->input1 = rd32(r + 12);
-        f->kernel_h = rd32(r + 16);
-        f->kernel_w = rd32(r + 20);
-        f->stride_h = rd32(r + 24);
-        f->stride_w = rd32(r + 28);
-        f->pad_h = rd32(r + 32);
-        f->pad_w = rd32(r + 36);
-        const uint32_t rec_c = rd32(r + 40), rec_h = rd32(r + 44), rec_w = rd32(r + 48);
-        const uint32_t pfirst = rd32(r + 52), pcount = rd32(r + 56);
-        const uint32_t op = f->op;
-        if (op < XE_OP_CONV2D || op > XE_OP_SIGN) {
-            st = fail(ld, XE_ERR_BAD_MODEL, "node %u (byte offset %llu): unknown op %u", i,
-                      (unsigned long long)(nodes_off + (uint64_t)i * XE_NODE_SIZE), op);
-            break;
-        }
-        if (f->flags & ~allowed_flags(op)) {
-            st = node_fail(ld, i, op, "bad flags 0x%x (allowed 0x%x)", f->flags, allowed_flags(op));
-            break;
-        }
-        if (rd32(r + 60) != 0) {
-            st = node_fail(ld, i, op, "reserved field at byte offset %llu is not zero",
-                           (unsigned long long)(nodes_off + (uint64_t)i * XE_NODE_SIZE + 60));
-            break;
-        }
-        if (f->input0 > i) {
-            st = node_fail(ld, i, op, "input0 is value %u, must be <= %u", f->input0, i);
-            break;
-        }
-        if (op == XE_OP_ADD ? f->input1 > i : f->input1 != XE_INPUT_NONE) {
-            st = node_fail(ld, i, op, "input1 is %u, must be %s", f->input1,
-                           op == XE_OP_ADD ? "an earlier value" : "0xFFFFFFFF (unused)");
-            break;
-        }
-        if (is_windowed(op)) {
-            if (f->kernel_h < 1 || f->kernel_h > XE_MAX_KERNEL || f->kernel_w < 1 ||
-                f->kernel_w > XE_MAX_KERNEL || f->stride_h < 1 || f->stride_h > XE_MAX_STRIDE ||
-                f->stride_w < 1 || f->stride_w > XE_MAX_STRIDE || f->pad_h >= f->kernel_h ||
-                f->pad_w >= f->kernel_w) {
-                st = node_fail(
-                    ld, i, op,
-                    "window kernel %ux%u stride %ux%u pad %ux%u out of range (kernel and "
-                    "stride 1..64, pad < kernel)",
-                    f->kernel_h, f->kernel_w, f->stride_h, f->stride_w, f->pad_h, f->pad_w);
-                break;
-            }
-        } else if (f->kernel_h | f->kernel_w | f->stride_h | f->stride_w | f->pad_h | f->pad_w) {
-            st =
-                node_fail(ld, i, op, "kernel, stride and pad must be 0 for an op without a window");
-            break;
-        }
-
-        const xe_value_desc in = m->values[f->input0];
-        f->in_h = in.h;
-        f->in_w = in.w;
-        f->in_c = in.c;
-        f->in_dtype = in.dtype;
-        n->cw = (in.c + 31) / 32;
-        const int bits_in_ok = op == XE_OP_BCONV2D || op == XE_OP_MAXPOOL;
-        if (in.dtype == XE_DTYPE_BITS && !bits_in_ok) {
-            st = node_fail(ld, i, op, "input value %u is bits, this op needs float32", f->input0);
-            break;
-        }
-        if (op == XE_OP_BCONV2D) {
-            if ((f->flags & XE_FLAG_USE_K) && in.dtype != XE_DTYPE_F32) {
-                st = node_fail(ld, i, op, "USE_K needs a float32 input, value %u is bits",
-                               f->input0);
-                break;
-            }
-            if ((f->flags & XE_FLAG_OUT_BITS) && (f->flags & (XE_FLAG_USE_K | XE_FLAG_RELU))) {
-                st = node_fail(ld, i, op, "OUT_BITS excludes USE_K and RELU");
-                break;
-            }
-        }
-        if (op == XE_OP_ADD) {
-            const xe_value_desc b = m->values[f->input1];
-            if (b.dtype != XE_DTYPE_F32) {
-                st = node_fail(ld, i, op, "input1 value %u is bits, add needs float32", f->input1);
-                break;
-            }
-            if (b.h != in.h || b.w != in.w || b.c != in.c) {
-                st = node_fail(ld, i, op, "input shapes differ: %ux%ux%u and %ux%ux%u", in.h, in.w,
-                               in.c, b.h, b.w, b.c);
-                break;
-            }
-        }
-
-        /* Output shape. */
-        uint64_t oh = in.h, ow = in.w, oc = in.c;
-        uint32_t odt = XE_DTYPE_F32;
-        if (is_windowed(op)) {
-            const uint64_t ph = (uint64_t)in.h + 2ull * f->pad_h,
-                           pw = (uint64_t)in.w + 2ull * f->pad_w;
-            if (ph < f->kernel_h || pw < f->kernel_w) {
-                st = node_fail(ld, i, op, "kernel %ux%u is larger than the padded input %llux%llu",
-                               f->kernel_h, f->kernel_w, (unsigned long long)ph,
-                               (unsigned long long)pw);
-                break;
-            }
-            oh = (ph - f->kernel_h) / f->stride_h + 1;
-            ow = (pw - f->kernel_w) / f->stride_w + 1;
-        }
-        switch (op) {
-        case XE_OP_CONV2D:
-        case XE_OP_BWN_CONV2D:
-        case XE_OP_BCONV2D:
-        case XE_OP_DENSE:
-            oc = rec_c;
-            break;
-        case XE_OP_MAXPOOL:
-            odt = in.dtype;
-            break;
-        case XE_OP_GLOBAL_AVGPOOL:
-            oh = ow = 1;
-            break;
-        case XE_OP_SIGN:
-            odt = XE_DTYPE_BITS;
-            break;
-        default:
-            break;
-        }
-        if (op == XE_OP_DENSE) oh = ow = 1;
-        if (op == XE_OP_BCONV2D && (f->flags & XE_FLAG_OUT_BITS)) odt = XE_DTYPE_BITS;
-        if (oc < 1 || oc > XE_MAX_DIM) {
-            st = node_fail(ld, i, op, "out_c %llu out of range 1..65535", (unsigned long long)oc);
-            break;
-        }
-        if (oh != rec_h || ow != rec_w || oc != rec_c) {
-            st = node_fail(ld, i, op,
-                           "output shape is %llux%llux%llu (from input %ux%ux%u), node records "
-                           "%ux%ux%u",
-                           (unsigned long long)oh, (unsigned long long)ow, (unsigned long long)oc,
-                           in.h, in.w, in.c, rec_h, rec_w, rec_c);
-            break;
-        }
-        if (oh > XE_MAX_DIM || ow > XE_MAX_DIM || oh * ow * oc > XE_MAX_ELEMS) {
-            st = node_fail(ld, i, op, "output %llux%llux%llu exceeds the limits",
-                           (unsigned long long)oh, (unsigned long long)ow, (unsigned long long)oc);
-            break;
-        }
-        f->out_h = (uint32_t)oh;
-        f->out_w = (uint32_t)ow;
-        f->out_c = (uint32_t)oc;
-        f->out_dtype = odt;
-        m->values[i + 1] = (xe_value_desc){
-            f->out_h, f->out_w, f->out_c, odt,
-            odt == XE_DTYPE_BITS ? (size_t)(oh * ow * ((oc + 31) / 32)) : (size_t)(oh * ow * oc)};
-
-        /* Params: count, dtype and length per op. */
-        const uint32_t want = param_count_for(op);
-        if (pcount != want) {
-            st = node_fail(ld, i, op, "param_count is %u, op takes %u", pcount, want);
-            break;
-        }
-        if ((uint64_t)pfirst + pcount > np) {
-            st = node_fail(ld, i, op, "params %u..%u are outside the param table (%u entries)",
-                           pfirst, pfirst + pcount, np);
-            break;
-        }
-        uint64_t need[3] = {0, 0, 0};
-        uint32_t dts[3] = {0, 0, 0};
-        const uint64_t taps = (uint64_t)f->kernel_h * f->kernel_w;
-        switch (op) {
-        case XE_OP_CONV2D:
-            need[0] = oc * taps * in.c;
-            need[1] = oc;
-            break;
-        case XE_OP_BWN_CONV2D:
-        case XE_OP_BCONV2D:
-            need[0] = oc * taps * n->cw;
-            dts[0] = 1;
-            need[1] = need[2] = oc;
-            break;
-        case XE_OP_BATCHNORM:
-            need[0] = need[1] = in.c;
-            break;
-        case XE_OP_DENSE:
-            need[0] = oc * ((uint64_t)in.h * in.w * in.c);
-            need[1] = oc;
-            break;
-        default:
-            break;
-        }
-        const void *pp[3] = {NULL, NULL, NULL};
-        for (uint32_t k = 0; k < pcount; k++) {
-            const uint32_t p = pfirst + k;
-            const uint8_t *e = d + params_off + (uint64_t)p * XE_PARAM_SIZE;
-            if (used[p]) {
-                st = node_fail(ld, i, op, "param %u is already used by another node", p);
-                break;
-            }
-            used[p] = 1;
-            if (rd32(e) != dts[k] || rd64(e + 16) != need[k]) {
-                st = node_fail(ld, i, op,
-                               "param %u (#%u of the op) is %s x %llu, op needs %s x %llu", p, k,
-                               rd32(e) ? "bits" : "f32", (unsigned long long)rd64(e + 16),
-                               dts[k] ? "bits" : "f32", (unsigned long long)need[k]);
-                break;
-            }
-            pp[k] = d + rd64(e + 8);
-        }
-        if (st != XE_OK) break;
-
-        f->macs = 0;
-        switch (op) {
-        case XE_OP_CONV2D:
-            n->w_f32 = pp[0];
-            n->bias = pp[1];
-            f->float_params = need[0] + need[1];
-            f->macs = oh * ow * oc * taps * in.c;
-            break;
-        case XE_OP_BWN_CONV2D:
-        case XE_OP_BCONV2D: {
-            n->w_bits = pp[0];
-            n->scale = pp[1];
-            n->bias = pp[2];
-            f->binary_params = oc * taps * in.c;
-            f->float_params = 2 * oc;
-            f->macs = oh * ow * oc * taps * in.c;
-            /* Rule 5 of docs/bitpacking.md: padding bits of the last word are 0; a 1
-             * there would add to every popcount. */
-            if (in.c % 32 != 0) {
-                const uint32_t mask = ~(((uint32_t)1 << (in.c % 32)) - 1);
-                for (uint64_t t = 0; t < oc * taps; t++) {
-                    if (n->w_bits[t * n->cw + n->cw - 1] & mask) {
-                        st = node_fail(
-                            ld, i, op, "weight padding bits of filter %llu tap %llu are not zero",
-                            (unsigned long long)(t / taps), (unsigned long long)(t % taps));
-                        break;
-                    }
-                }
-            }
-            break;
-        }
-        case XE_OP_BATCHNORM:
-            n->scale = pp[0];
-            n->bias = pp[1];
-            f->float_params = 2ull * in.c;
-            f->macs = oh * ow * oc;
-            break;
-        case XE_OP_DENSE:
-            n->w_f32 = pp[0];
-            n->bias = pp[1];
-            f->float_params = need[0] + need[1];
-            f->macs = need[0];
-            break;
-        default:
-            break;
-        }
-        f->param_bytes = 4 * (need[0] + need[1] + need[2]);
-    }
-    if (st == XE_OK) {
-        for (uint32_t p = 0; p < np; p++) {
-            if (!used[p]) {
-                st = fail(ld, XE_ERR_BAD_MODEL, "param %u is not referenced by any node", p);
-                break;
-            }
-        }
-    }
+    for (uint32_t i = 0; i < nn && st == XE_OK; i++) st = load_node(m, ld, L, i, used);
+    for (uint32_t p = 0; st == XE_OK && p < np; p++)
+        if (!used[p]) st = fail(ld, XE_ERR_BAD_MODEL, "param %u is not referenced by any node", p);
     free(used);
     if (st == XE_OK && m->values[nn].dtype != XE_DTYPE_F32)
         st = fail(ld, XE_ERR_BAD_MODEL, "node %u (%s): the model output must be float32, not bits",
@@ -546,59 +439,30 @@ static xe_status parse(xe_model *m, loader *ld) {
     return st;
 }
 
+/* Validates m->data and builds the nodes: envelope, header, tables, nodes. */
+static xe_status parse(xe_model *m, xe_loader *ld) {
+    layout L = {0};
+    xe_status st = check_envelope(m, ld);
+    if (st == XE_OK) st = check_header(m, ld, &L);
+    if (st == XE_OK) st = check_tables(m, ld, &L);
+    if (st == XE_OK) {
+        m->meta = (const char *)m->data + L.meta_off;
+        m->meta_len = (size_t)L.meta_size;
+        st = check_param_table(m, ld, &L);
+    }
+    if (st == XE_OK) st = load_nodes(m, ld, &L);
+    return st;
+}
+
 /* Load-time precomputation, so that sessions only read. */
-static xe_status precompute(xe_model *m, loader *ld) {
+static xe_status precompute(xe_model *m, xe_loader *ld) {
     for (uint32_t i = 0; i < m->num_nodes; i++) {
         xe_node *n = &m->nodes[i];
-        const xe_node_info *f = &n->info;
-        const size_t taps = (size_t)f->kernel_h * f->kernel_w, oc = f->out_c, ic = f->in_c;
-        int ovf = 0;
-        if (f->op == XE_OP_CONV2D || f->op == XE_OP_DENSE) {
-            /* [OC][K] -> [K][OC], the B operand of sgemm. */
-            const size_t k = f->op == XE_OP_DENSE ? (size_t)f->in_h * f->in_w * ic : taps * ic;
-            const size_t bytes = xe_mul(xe_mul(k, oc, &ovf), sizeof(float), &ovf);
-            n->wt = ovf ? NULL : malloc(bytes ? bytes : 1);
-            if (!n->wt)
-                return fail(ld, XE_ERR_OUT_OF_MEMORY, "node %u: out of memory for weights", i);
-            for (size_t o = 0; o < oc; o++)
-                for (size_t t = 0; t < k; t++) n->wt[t * oc + o] = n->w_f32[o * k + t];
-        } else if (f->op == XE_OP_BWN_CONV2D) {
-            /* Weight bits -> +-1 floats in [K][OC], K = (kh, kw, ic): BWN runs as
-             * im2col + sgemm and the scale is applied in the epilogue. */
-            const size_t k = taps * ic;
-            const size_t bytes = xe_mul(xe_mul(k, oc, &ovf), sizeof(float), &ovf);
-            n->wt = ovf ? NULL : malloc(bytes ? bytes : 1);
-            if (!n->wt)
-                return fail(ld, XE_ERR_OUT_OF_MEMORY, "node %u: out of memory for weights", i);
-            for (size_t o = 0; o < oc; o++)
-                for (size_t t = 0; t < taps; t++) {
-                    const uint32_t *w = n->w_bits + (o * taps + t) * n->cw;
-                    for (size_t c = 0; c < ic; c++)
-                        n->wt[(t * ic + c) * oc + o] = (w[c / 32] >> (c % 32)) & 1u ? -1.0f : 1.0f;
-                }
-        } else if (f->op == XE_OP_BCONV2D) {
-            /* Per-(tap, oc) popcounts: the zero-padding correction (bitpacking rule 7). */
-            const size_t bytes = xe_mul(xe_mul(taps + 1, oc, &ovf), sizeof(int32_t), &ovf);
-            n->wpop = ovf ? NULL : malloc(bytes);
-            if (!n->wpop) return fail(ld, XE_ERR_OUT_OF_MEMORY, "node %u: out of memory", i);
-            n->wpop_total = n->wpop + taps * oc;
-            for (size_t o = 0; o < oc; o++) {
-                int32_t total = 0;
-                for (size_t t = 0; t < taps; t++) {
-                    const uint32_t *w = n->w_bits + (o * taps + t) * n->cw;
-                    int32_t pc = 0;
-                    for (size_t c = 0; c < n->cw; c++) {
-                        uint32_t v = w[c];
-                        while (v) {
-                            v &= v - 1;
-                            pc++;
-                        }
-                    }
-                    n->wpop[t * oc + o] = pc;
-                    total += pc;
-                }
-                n->wpop_total[o] = total;
-            }
+        ld->node = i;
+        ld->op = n->info.op;
+        if (n->def->precompute) {
+            const xe_status st = n->def->precompute(ld, n);
+            if (st != XE_OK) return st;
         }
     }
     return XE_OK;
@@ -608,8 +472,8 @@ void xe_model_destroy(xe_model *model) {
     if (!model) return;
     if (model->nodes) {
         for (uint32_t i = 0; i < model->num_nodes; i++) {
-            free(model->nodes[i].wt);
-            free(model->nodes[i].wpop);
+            xe_node *n = &model->nodes[i];
+            if (n->def && n->def->destroy) n->def->destroy(n);
         }
     }
     free(model->nodes);
@@ -619,7 +483,7 @@ void xe_model_destroy(xe_model *model) {
     free(model);
 }
 
-static xe_status finish_load(xe_model *m, xe_model **out, loader *ld) {
+static xe_status finish_load(xe_model *m, xe_model **out, xe_loader *ld) {
     xe_status st;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     st = fail(ld, XE_ERR_UNSUPPORTED, "big-endian hosts are not supported");
@@ -638,7 +502,7 @@ static xe_status finish_load(xe_model *m, xe_model **out, loader *ld) {
 
 xe_status xe_model_load_memory(const void *data, size_t size, int copy, xe_model **out, char *err,
                                size_t err_cap) {
-    loader ld = {err, err_cap};
+    xe_loader ld = {err, err_cap, 0, 0};
     if (out) *out = NULL;
     if (!out || (!data && size > 0))
         return fail(&ld, XE_ERR_INVALID_ARGUMENT, "invalid argument: NULL data or out pointer");
@@ -663,7 +527,7 @@ xe_status xe_model_load_memory(const void *data, size_t size, int copy, xe_model
 }
 
 xe_status xe_model_load_file(const char *path, xe_model **out, char *err, size_t err_cap) {
-    loader ld = {err, err_cap};
+    xe_loader ld = {err, err_cap, 0, 0};
     if (out) *out = NULL;
     if (!path || !out)
         return fail(&ld, XE_ERR_INVALID_ARGUMENT, "invalid argument: NULL path or out");

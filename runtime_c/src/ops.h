@@ -1,10 +1,80 @@
 /*
- * ops.h - the op implementations the session dispatches to (op_*.c).
+ * ops.h - the record that describes one op, and helpers the op files share.
+ *
+ * Each op is one constant xe_op_def in its own op_*.c file, listed once in
+ * ops.inc. The loader (model_load.c) and the session (session.c) walk the
+ * records generically: the generic code checks everything the record's fields
+ * describe (flags, param count and dtypes, window, bit input, input1) and
+ * calls the hooks for the rest. A NULL hook means "nothing to do".
  */
 #ifndef XE_OPS_H
 #define XE_OPS_H
 
 #include "xe_internal.h"
+
+/* The error sink of one model load (model_load.c). */
+typedef struct xe_loader xe_loader;
+
+/* Fails the node being loaded with XE_ERR_BAD_MODEL and the reason
+ * "node <i> (<op name>): <fmt...>". */
+xe_status xe_node_fail(xe_loader *ld, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Fails the node being loaded with XE_ERR_OUT_OF_MEMORY:
+ * "node <i>: out of memory<what>". */
+xe_status xe_node_oom(xe_loader *ld, const char *what);
+
+/* Output of a node as inferred at load; 64-bit so the loader can range-check it. */
+typedef struct xe_out_shape {
+    uint64_t h, w, c;
+    uint32_t dtype;
+} xe_out_shape;
+
+struct xe_op_def {
+    uint32_t op;       /* pinned id (xe_op in xnor_edge.h, docs/format.md) */
+    const char *name;  /* what xe_op_name returns */
+    uint32_t flags;    /* XE_FLAG_* the op accepts; any other bit is rejected */
+    uint32_t n_params; /* exactly this many params */
+    uint32_t param_dtypes[XE_MAX_OP_PARAMS]; /* XE_DTYPE_F32 or XE_DTYPE_BITS */
+    uint8_t windowed;                        /* kernel/stride/pad are used; else they must be 0 */
+    uint8_t bits_input;                      /* input0 may be packed bits */
+    uint8_t input1; /* takes input1: an earlier float32 value of input0's shape */
+
+    /* Load, in this order, for each node (in_* and cw are set, params are not). */
+    /* Checks beyond the generic ones (flag combinations, input dtypes). */
+    xe_status (*check)(xe_loader *ld, const xe_node *n);
+    /* Output shape. On entry *o is input0's shape (spatial size from the
+     * window when windowed), float32; rec_c is the out_c the node records. */
+    void (*infer)(const xe_node *n, uint32_t rec_c, xe_out_shape *o);
+    /* Element count of each param (in_* and out_* are set). */
+    void (*param_sizes)(const xe_node *n, uint64_t need[XE_MAX_OP_PARAMS]);
+    /* Validates param contents (n->params points into the file) and fills
+     * binary_params, float_params and macs of n->info. */
+    xe_status (*bind)(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_OP_PARAMS]);
+    /* Load-time precomputation into n->pre, after every node has loaded. */
+    xe_status (*precompute)(xe_loader *ld, xe_node *n);
+    /* Frees n->pre (model destroy; also after a failed load). */
+    void (*destroy)(xe_node *n);
+
+    /* Session. Scratch: node-wide bytes and bytes per thread (sessions keep
+     * the largest over the nodes, shared by all of them). */
+    void (*scratch)(const xe_node *n, size_t *shared, size_t *per_thread, int *ovf);
+    /* Per-session data of this node for kernel set k (for example weights
+     * packed into k's layout): session_bytes says how much (0: none, SIZE_MAX:
+     * overflow), session_prepare fills dst (XE_ALIGN-aligned, that size) once
+     * at session creation; run finds it in ex->prepared. */
+    size_t (*session_bytes)(const xe_node *n, const xe_kernels *k);
+    void (*session_prepare)(const xe_node *n, const xe_kernels *k, void *dst);
+    /* Runs the node: reads in0 (and in1), writes out. Never fails. */
+    void (*run)(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1, void *out);
+};
+
+/* The record of op id `op`, or NULL (api.c, from ops.inc). */
+const xe_op_def *xe_op_find(uint32_t op);
+/* The i-th record in ops.inc order, or NULL past the end. */
+const xe_op_def *xe_op_at(size_t i);
 
 /* Output channels per task when a conv has too few positions to split by rows
  * alone. A multiple of 32, so bit outputs are written in whole words. */
@@ -17,15 +87,43 @@ static inline size_t xe_oc_split(size_t m, size_t oc) {
     return (mchunks < 8 && oc > XE_CHUNK_OC) ? (oc + XE_CHUNK_OC - 1) / XE_CHUNK_OC : 1;
 }
 
-size_t xe_conv_thread_scratch(const xe_node_info *f, int *ovf);
-void xe_run_conv(const xe_node *n, const xe_exec *ex, const float *in, float *out);
-void xe_run_dense(const xe_node *n, const xe_exec *ex, const float *in, float *out);
+/* A 1x1, stride-1 window: the input rows are the im2col rows. */
+static inline int xe_is_pointwise(const xe_node_info *f) {
+    return f->kernel_h == 1 && f->kernel_w == 1 && f->stride_h == 1 && f->stride_w == 1;
+}
 
-void xe_bconv_scratch(const xe_node *n, size_t *shared, size_t *per_thread, int *ovf);
-void xe_run_bconv(const xe_node *n, const xe_exec *ex, const void *in, void *out);
-void xe_run_sign(const xe_node *n, const xe_exec *ex, const float *in, uint32_t *out);
+/* Valid taps [lo, hi) of a window of k taps starting at `start` (may be
+ * negative: padding) over [0, size); hi <= lo when no tap is valid. */
+static inline void xe_tap_range(long start, uint32_t k, uint32_t size, long *lo, long *hi) {
+    *lo = start < 0 ? -start : 0;
+    *hi = (long)size - start < (long)k ? (long)size - start : (long)k;
+}
 
-void xe_run_misc(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1, void *out);
-size_t xe_misc_shared_scratch(const xe_node *n, int *ovf);
+/* Rounds a byte count up to XE_ALIGN (callers bound it far below SIZE_MAX). */
+static inline size_t xe_align_up(size_t v) { return (v + XE_ALIGN - 1) / XE_ALIGN * XE_ALIGN; }
+
+/* Element-wise ops run in fixed blocks of XE_EW_BLOCK elements: task t
+ * covers [*s, *e) of count. */
+#define XE_EW_BLOCK 16384u
+static inline size_t xe_ew_tasks(size_t count) { return (count + XE_EW_BLOCK - 1) / XE_EW_BLOCK; }
+static inline void xe_ew_range(size_t count, size_t task, size_t *s, size_t *e) {
+    *s = task * XE_EW_BLOCK;
+    *e = count - *s < XE_EW_BLOCK ? count : *s + XE_EW_BLOCK;
+}
+
+/* Rule 5 of docs/bitpacking.md for the weights (param 0) of a binary conv. */
+xe_status xe_check_weight_padding(xe_loader *ld, const xe_node *n);
+
+/* Float GEMM ops (op_conv2d.c, shared by bwn_conv2d and dense). */
+/* [rows][k] -> [k][rows] floats, the B operand of sgemm, into a new block. */
+float *xe_transpose_f32(const float *w, size_t rows, size_t k);
+/* Per-thread im2col rows of a conv node. */
+void xe_im2col_scratch(const xe_node *n, size_t *shared, size_t *per_thread, int *ovf);
+/* y = (im2col(x) * wt) [* scale] + bias, then ReLU when the node says so;
+ * wt is [KH*KW*IC][OC]; scale may be NULL. */
+void xe_run_im2col_sgemm(const xe_node *n, const xe_exec *ex, const float *in, float *out,
+                         const float *wt, const float *scale, const float *bias);
+/* Frees n->pre (the destroy hook of ops whose precomputation is one block). */
+void xe_free_pre(xe_node *n);
 
 #endif /* XE_OPS_H */

@@ -16,9 +16,12 @@
 #include "ops.h"
 
 #define XE_MAX_THREADS 256u
+/* More kernel sets than any build has (xe_available_isas). */
+#define XE_MAX_KERNEL_SETS 32u
 
 struct xe_session {
     const xe_model *m;
+    const xe_kernels *k; /* fixed at creation */
     xe_pool *pool;
     uint32_t threads;
     size_t nbufs;
@@ -26,6 +29,7 @@ struct xe_session {
     size_t *slot; /* value id -> buffer index (values 1..num_nodes-1) */
     uint8_t *shared;
     uint8_t **thread_scratch;
+    void **prepared; /* per node: its session_prepare block, or NULL */
     uint64_t *times;
 };
 
@@ -33,48 +37,6 @@ static void *alloc_aligned(size_t bytes) {
     void *p = NULL;
     if (posix_memalign(&p, XE_ALIGN, bytes ? bytes : XE_ALIGN) != 0) return NULL;
     return p;
-}
-
-void xe_op_scratch(const xe_model *m, uint32_t node, size_t *shared, size_t *per_thread,
-                   int *overflow) {
-    const xe_node *n = &m->nodes[node];
-    *shared = 0;
-    *per_thread = 0;
-    switch (n->info.op) {
-    case XE_OP_CONV2D:
-    case XE_OP_BWN_CONV2D:
-        *per_thread = xe_conv_thread_scratch(&n->info, overflow);
-        break;
-    case XE_OP_BCONV2D:
-        xe_bconv_scratch(n, shared, per_thread, overflow);
-        break;
-    default:
-        *shared = xe_misc_shared_scratch(n, overflow);
-        break;
-    }
-}
-
-void xe_op_run(const xe_model *m, uint32_t node, const xe_exec *ex, const void *in0,
-               const void *in1, void *out) {
-    const xe_node *n = &m->nodes[node];
-    switch (n->info.op) {
-    case XE_OP_CONV2D:
-    case XE_OP_BWN_CONV2D:
-        xe_run_conv(n, ex, in0, out);
-        break;
-    case XE_OP_DENSE:
-        xe_run_dense(n, ex, in0, out);
-        break;
-    case XE_OP_BCONV2D:
-        xe_run_bconv(n, ex, in0, out);
-        break;
-    case XE_OP_SIGN:
-        xe_run_sign(n, ex, in0, out);
-        break;
-    default:
-        xe_run_misc(n, ex, in0, in1, out);
-        break;
-    }
 }
 
 void xe_session_destroy(xe_session *s) {
@@ -88,6 +50,9 @@ void xe_session_destroy(xe_session *s) {
     if (s->thread_scratch)
         for (uint32_t t = 0; t < s->threads; t++) free(s->thread_scratch[t]);
     free(s->thread_scratch);
+    if (s->prepared)
+        for (uint32_t i = 0; i < s->m->num_nodes; i++) free(s->prepared[i]);
+    free(s->prepared);
     free(s->times);
     free(s);
 }
@@ -155,53 +120,102 @@ static size_t plan_buffers(xe_session *s, size_t **sizes_out) {
     return nb;
 }
 
+/* Thread count and kernel set from the options (NULL: defaults). */
+static xe_status read_options(const xe_session_options *o, uint32_t *threads,
+                              const xe_kernels **k) {
+    *threads = 1;
+    *k = xe_kernels_active();
+    if (!o) return XE_OK;
+    for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
+        if (o->reserved[i]) return XE_ERR_INVALID_ARGUMENT;
+    if (o->num_threads > XE_MAX_THREADS) return XE_ERR_INVALID_ARGUMENT;
+    if (o->num_threads > 1) *threads = o->num_threads;
+    if (o->kernel_isa != 0) {
+        const char *names[XE_MAX_KERNEL_SETS];
+        const size_t count = xe_available_isas(names, XE_MAX_KERNEL_SETS);
+        if (o->kernel_isa > count || o->kernel_isa > XE_MAX_KERNEL_SETS)
+            return XE_ERR_INVALID_ARGUMENT;
+        *k = xe_kernels_find(names[o->kernel_isa - 1]);
+        if (!*k) return XE_ERR_INVALID_ARGUMENT;
+    }
+    return XE_OK;
+}
+
+/* Value buffers, planned by liveness. */
+static xe_status alloc_values(xe_session *s) {
+    size_t *sizes = NULL;
+    const size_t nb = plan_buffers(s, &sizes);
+    if (nb == (size_t)-1) return XE_ERR_OUT_OF_MEMORY;
+    xe_status st = XE_OK;
+    s->bufs = calloc(nb ? nb : 1, sizeof *s->bufs);
+    if (!s->bufs) st = XE_ERR_OUT_OF_MEMORY;
+    for (size_t b = 0; st == XE_OK && b < nb; b++) {
+        s->bufs[b] = alloc_aligned(sizes[b]);
+        if (!s->bufs[b]) st = XE_ERR_OUT_OF_MEMORY;
+        s->nbufs = b + 1;
+    }
+    free(sizes);
+    return st;
+}
+
+/* Scratch sized to the largest node: one shared block, one block per thread. */
+static xe_status alloc_scratch(xe_session *s) {
+    const xe_model *m = s->m;
+    size_t shared = 0, per_thread = 0;
+    int ovf = 0;
+    for (uint32_t i = 0; i < m->num_nodes; i++) {
+        const xe_node *n = &m->nodes[i];
+        size_t a = 0, b = 0;
+        if (n->def->scratch) n->def->scratch(n, &a, &b, &ovf);
+        if (a > shared) shared = a;
+        if (b > per_thread) per_thread = b;
+    }
+    if (ovf) return XE_ERR_OUT_OF_MEMORY;
+    s->shared = alloc_aligned(shared);
+    s->thread_scratch = calloc(s->threads, sizeof *s->thread_scratch);
+    if (!s->shared || !s->thread_scratch) return XE_ERR_OUT_OF_MEMORY;
+    for (uint32_t t = 0; t < s->threads; t++) {
+        s->thread_scratch[t] = alloc_aligned(per_thread);
+        if (!s->thread_scratch[t]) return XE_ERR_OUT_OF_MEMORY;
+    }
+    return XE_OK;
+}
+
+/* Per-node data for this session's kernel set (ops.h: session_bytes/prepare). */
+static xe_status prepare_nodes(xe_session *s) {
+    const xe_model *m = s->m;
+    s->prepared = calloc(m->num_nodes, sizeof *s->prepared);
+    if (!s->prepared) return XE_ERR_OUT_OF_MEMORY;
+    for (uint32_t i = 0; i < m->num_nodes; i++) {
+        const xe_node *n = &m->nodes[i];
+        const size_t bytes = n->def->session_bytes ? n->def->session_bytes(n, s->k) : 0;
+        if (bytes == 0) continue;
+        if (bytes == SIZE_MAX || !(s->prepared[i] = alloc_aligned(bytes)))
+            return XE_ERR_OUT_OF_MEMORY;
+        n->def->session_prepare(n, s->k, s->prepared[i]);
+    }
+    return XE_OK;
+}
+
 xe_status xe_session_create(const xe_model *model, const xe_session_options *options,
                             xe_session **out) {
     if (out) *out = NULL;
     if (!model || !out) return XE_ERR_INVALID_ARGUMENT;
-    uint32_t threads = 1;
-    if (options) {
-        for (int i = 0; i < 7; i++)
-            if (options->reserved[i]) return XE_ERR_INVALID_ARGUMENT;
-        if (options->num_threads > XE_MAX_THREADS) return XE_ERR_INVALID_ARGUMENT;
-        if (options->num_threads > 1) threads = options->num_threads;
-    }
+    uint32_t threads;
+    const xe_kernels *k;
+    xe_status st = read_options(options, &threads, &k);
+    if (st != XE_OK) return st;
     xe_session *s = calloc(1, sizeof *s);
     if (!s) return XE_ERR_OUT_OF_MEMORY;
     s->m = model;
+    s->k = k;
     s->threads = threads;
-    xe_status st = XE_OK;
-    size_t *sizes = NULL;
-    const size_t nb = plan_buffers(s, &sizes);
-    if (nb == (size_t)-1) st = XE_ERR_OUT_OF_MEMORY;
+    st = alloc_values(s);
+    if (st == XE_OK) st = alloc_scratch(s);
+    if (st == XE_OK) st = prepare_nodes(s);
     if (st == XE_OK) {
-        s->bufs = calloc(nb ? nb : 1, sizeof *s->bufs);
-        if (!s->bufs) st = XE_ERR_OUT_OF_MEMORY;
-        for (size_t b = 0; st == XE_OK && b < nb; b++) {
-            s->bufs[b] = alloc_aligned(sizes[b]);
-            if (!s->bufs[b]) st = XE_ERR_OUT_OF_MEMORY;
-            s->nbufs = b + 1;
-        }
-    }
-    free(sizes);
-    size_t shared = 0, per_thread = 0;
-    int ovf = 0;
-    for (uint32_t i = 0; st == XE_OK && i < model->num_nodes; i++) {
-        size_t a, b;
-        xe_op_scratch(model, i, &a, &b, &ovf);
-        if (a > shared) shared = a;
-        if (b > per_thread) per_thread = b;
-    }
-    if (st == XE_OK && ovf) st = XE_ERR_OUT_OF_MEMORY;
-    if (st == XE_OK) {
-        s->shared = alloc_aligned(shared);
-        s->thread_scratch = calloc(threads, sizeof *s->thread_scratch);
         s->times = calloc(model->num_nodes, sizeof *s->times);
-        if (!s->shared || !s->thread_scratch || !s->times) st = XE_ERR_OUT_OF_MEMORY;
-        for (uint32_t t = 0; st == XE_OK && t < threads; t++) {
-            s->thread_scratch[t] = alloc_aligned(per_thread);
-            if (!s->thread_scratch[t]) st = XE_ERR_OUT_OF_MEMORY;
-        }
+        if (!s->times) st = XE_ERR_OUT_OF_MEMORY;
     }
     if (st == XE_OK) st = xe_pool_create(threads, &s->pool);
     if (st != XE_OK) {
@@ -210,6 +224,10 @@ xe_status xe_session_create(const xe_model *model, const xe_session_options *opt
     }
     *out = s;
     return XE_OK;
+}
+
+const char *xe_session_kernel_isa(const xe_session *session) {
+    return session ? session->k->name : NULL;
 }
 
 uint32_t xe_session_num_threads(const xe_session *session) {
@@ -227,7 +245,7 @@ static int overlaps(const void *a, size_t an, const void *b, size_t bn) {
     return x < y + bn && y < x + an;
 }
 
-static void run_one(xe_session *s, const xe_exec *ex, const float *input, float *output) {
+static void run_one(xe_session *s, xe_exec *ex, const float *input, float *output) {
     const xe_model *m = s->m;
     const uint32_t nn = m->num_nodes;
     for (uint32_t i = 0; i < nn; i++) {
@@ -237,8 +255,10 @@ static void run_one(xe_session *s, const xe_exec *ex, const float *input, float 
         if (f->input1 != XE_INPUT_NONE)
             in1 = f->input1 == 0 ? (const void *)input : s->bufs[s->slot[f->input1]];
         void *out = i + 1 == nn ? (void *)output : s->bufs[s->slot[i + 1]];
+        const xe_node *n = &m->nodes[i];
+        ex->prepared = s->prepared[i];
         const uint64_t t0 = now_ns();
-        xe_op_run(m, i, ex, in0, in1, out);
+        n->def->run(n, ex, in0, in1, out);
         s->times[i] = now_ns() - t0;
     }
 }
@@ -251,7 +271,7 @@ xe_status xe_session_run_batch(xe_session *s, size_t n, const float *input, size
     const size_t in_total = xe_mul(in_n, n, &ovf), out_total = xe_mul(out_n, n, &ovf);
     if (ovf || input_count != in_total || output_count != out_total) return XE_ERR_INVALID_ARGUMENT;
     if (overlaps(input, in_total * 4, output, out_total * 4)) return XE_ERR_INVALID_ARGUMENT;
-    xe_exec ex = {xe_kernels_active(), s->pool, s->threads, s->shared, s->thread_scratch};
+    xe_exec ex = {s->k, s->pool, s->shared, s->thread_scratch, NULL};
     for (size_t b = 0; b < n; b++) run_one(s, &ex, input + b * in_n, output + b * out_n);
     return XE_OK;
 }

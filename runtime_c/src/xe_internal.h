@@ -39,18 +39,19 @@ typedef struct xe_value_desc {
     size_t units; /* 4-byte elements: floats, or packed words for bits */
 } xe_value_desc;
 
+/* Parameters an op may take (docs/format.md, "Ops"). */
+#define XE_MAX_OP_PARAMS 3u
+
+typedef struct xe_op_def xe_op_def; /* ops.h */
+
 typedef struct xe_node {
     xe_node_info info;
+    const xe_op_def *def;
     uint32_t cw; /* ceil(in_c / 32) */
-    /* Views into the file (little-endian, 4-byte aligned). */
-    const float *w_f32;     /* conv/dense raw weights */
-    const uint32_t *w_bits; /* bwn/bconv weights [OC][KH][KW][CW] */
-    const float *scale;     /* bwn/bconv scale, batchnorm scale */
-    const float *bias;      /* conv/bwn/bconv/dense bias, batchnorm shift */
-    /* Precomputed at load (owned by the model). */
-    float *wt;           /* conv/bwn: [KH*KW*IC][OC]; dense: [IN][OUT] (sgemm's B) */
-    int32_t *wpop;       /* bconv: [KH*KW][OC] popcount of each tap's weight words */
-    int32_t *wpop_total; /* bconv: [OC] popcount over all taps */
+    /* Views into the file (little-endian, 4-byte aligned), in the op's param order. */
+    const void *params[XE_MAX_OP_PARAMS];
+    /* Load-time precomputation (owned by the model, freed by def->destroy). */
+    void *pre;
 } xe_node;
 
 struct xe_model {
@@ -80,21 +81,14 @@ void xe_pool_destroy(xe_pool *pool);
 uint32_t xe_pool_threads(const xe_pool *pool);
 void xe_pool_run(xe_pool *pool, size_t n_tasks, xe_task_fn fn, void *ctx);
 
-/* Per-run context handed to the ops (ops_*.c). */
+/* Per-run context handed to an op's run hook (ops.h). */
 typedef struct xe_exec {
-    const xe_kernels *k;
+    const xe_kernels *k; /* the session's kernel set */
     xe_pool *pool;
-    uint32_t threads;
     uint8_t *shared;          /* node-wide scratch, shared_bytes */
     uint8_t **thread_scratch; /* one per thread, thread_bytes each */
+    const void *prepared;     /* this node's session-prepared block, or NULL */
 } xe_exec;
-
-/* Scratch a node needs: node-wide bytes and bytes per thread. */
-void xe_op_scratch(const xe_model *m, uint32_t node, size_t *shared, size_t *per_thread,
-                   int *overflow);
-/* Runs node `node` reading in0/in1 and writing out (sizes from the model). */
-void xe_op_run(const xe_model *m, uint32_t node, const xe_exec *ex, const void *in0,
-               const void *in1, void *out);
 
 /* Checked size arithmetic: sets *overflow and returns 0 when a product or sum
  * does not fit in size_t. */
@@ -111,9 +105,6 @@ static inline size_t xe_add(size_t a, size_t b, int *overflow) {
         return 0;
     }
     return a + b;
-}
-static inline size_t xe_round_up(size_t a, size_t align, int *overflow) {
-    return xe_mul((xe_add(a, align - 1, overflow)) / align, align, overflow);
 }
 
 #endif /* XE_INTERNAL_H */

@@ -122,6 +122,13 @@ static void test_valid(void) {
     CHECK(st == XE_ERR_IO, "directory: %s", xe_status_string(st));
     CHECK(xe_model_load_memory(NULL, 10, 1, &m, err, sizeof err) == XE_ERR_INVALID_ARGUMENT,
           "NULL data");
+    /* NULL with size 0 is an empty file, not a pointer to read (UBSan: memcmp(NULL, ...)). */
+    for (int copy = 0; copy <= 1; copy++) {
+        m = (xe_model *)1;
+        st = xe_model_load_memory(NULL, 0, copy, &m, err, sizeof err);
+        CHECK(st == XE_ERR_TRUNCATED && m == NULL && strstr(err, "0 bytes"),
+              "NULL, 0 bytes (copy %d): %s \"%s\"", copy, xe_status_string(st), err);
+    }
     CHECK(xe_model_load_memory(g_file + 1, g_size - 1, 0, &m, err, sizeof err) ==
               XE_ERR_INVALID_ARGUMENT,
           "misaligned in-place data");

@@ -1,0 +1,157 @@
+/*
+ * op_conv2d.c - float convolution (conv2d), and the im2col + sgemm path that
+ * bwn_conv2d (op_bwn_conv2d.c) shares.
+ *
+ * conv2d:  y[p][oc] = bias[oc] + sum_t col[p][t] * W[t][oc],
+ *          col[p] = the (kh, kw, ic) window of position p, zero padded;
+ * bwn:     y[p][oc] = scale[oc] * (sum_t col[p][t] * B[t][oc]) + bias[oc].
+ * W is transposed at load from the file's [OC][KH][KW][IC] into [K][OC], the
+ * B operand of sgemm. Work is split into chunks of XE_CHUNK_ROWS output
+ * positions (and of XE_CHUNK_OC channels when positions are few); sgemm
+ * accumulates each element in a fixed order, so the split never changes a bit
+ * of the result.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+enum { W, BIAS };
+
+/* Writes the zero-padded float window of output position p: KH*KW*IC floats. */
+static void im2col_f32(const xe_node_info *f, const float *in, size_t p, float *row) {
+    const size_t ic = f->in_c, kw = f->kernel_w;
+    const long oh = (long)(p / f->out_w), ow = (long)(p % f->out_w);
+    const long h0 = oh * (long)f->stride_h - (long)f->pad_h;
+    const long w0 = ow * (long)f->stride_w - (long)f->pad_w;
+    long b0, b1;
+    xe_tap_range(w0, f->kernel_w, f->in_w, &b0, &b1);
+    if (b1 < b0) b1 = b0;
+    for (uint32_t a = 0; a < f->kernel_h; a++) {
+        const long ih = h0 + a;
+        float *dst = row + (size_t)a * kw * ic;
+        if (ih < 0 || ih >= (long)f->in_h) {
+            memset(dst, 0, kw * ic * sizeof(float));
+            continue;
+        }
+        /* At most two zero runs around one contiguous copy. */
+        if (b0 > 0) memset(dst, 0, (size_t)b0 * ic * sizeof(float));
+        if (b1 > b0)
+            memcpy(dst + (size_t)b0 * ic, in + ((size_t)ih * f->in_w + (size_t)(w0 + b0)) * ic,
+                   (size_t)(b1 - b0) * ic * sizeof(float));
+        if ((long)kw > b1)
+            memset(dst + (size_t)b1 * ic, 0, ((size_t)kw - (size_t)b1) * ic * sizeof(float));
+    }
+}
+
+void xe_im2col_scratch(const xe_node *n, size_t *shared, size_t *per_thread, int *ovf) {
+    const xe_node_info *f = &n->info;
+    *shared = 0;
+    *per_thread = 0;
+    if (xe_is_pointwise(f)) return;
+    const size_t k = xe_mul((size_t)f->kernel_h * f->kernel_w, f->in_c, ovf);
+    *per_thread = xe_mul(xe_mul(k, XE_CHUNK_ROWS, ovf), sizeof(float), ovf);
+}
+
+typedef struct conv_job {
+    const xe_node *n;
+    const xe_exec *ex;
+    const float *in;
+    float *out;
+    const float *wt, *scale, *bias;
+} conv_job;
+
+static void conv_task(void *ctx, size_t task, uint32_t thread) {
+    const conv_job *j = ctx;
+    const xe_node_info *f = &j->n->info;
+    const size_t m = (size_t)f->out_h * f->out_w, oc = f->out_c;
+    const size_t k = (size_t)f->kernel_h * f->kernel_w * f->in_c;
+    const size_t split = xe_oc_split(m, oc);
+    const size_t p0 = (task / split) * XE_CHUNK_ROWS, o0 = (task % split) * XE_CHUNK_OC;
+    const size_t rows = m - p0 < XE_CHUNK_ROWS ? m - p0 : XE_CHUNK_ROWS;
+    const size_t ncols = split == 1 ? oc : (oc - o0 < XE_CHUNK_OC ? oc - o0 : XE_CHUNK_OC);
+    const float *a;
+    if (xe_is_pointwise(f)) {
+        a = j->in + p0 * k;
+    } else {
+        float *col = (float *)(void *)j->ex->thread_scratch[thread];
+        for (size_t r = 0; r < rows; r++) im2col_f32(f, j->in, p0 + r, col + r * k);
+        a = col;
+    }
+    float *y = j->out + p0 * oc + o0;
+    j->ex->k->sgemm(rows, ncols, k, a, k, j->wt + o0, oc, y, oc);
+    const float *bias = j->bias + o0, *scale = j->scale ? j->scale + o0 : NULL;
+    const int relu = (f->flags & XE_FLAG_RELU) != 0;
+    for (size_t r = 0; r < rows; r++) {
+        float *yr = y + r * oc;
+        if (scale) {
+            for (size_t o = 0; o < ncols; o++) yr[o] = yr[o] * scale[o] + bias[o];
+        } else {
+            for (size_t o = 0; o < ncols; o++) yr[o] = yr[o] + bias[o];
+        }
+        if (relu)
+            for (size_t o = 0; o < ncols; o++) yr[o] = yr[o] < 0.0f ? 0.0f : yr[o];
+    }
+}
+
+void xe_run_im2col_sgemm(const xe_node *n, const xe_exec *ex, const float *in, float *out,
+                         const float *wt, const float *scale, const float *bias) {
+    conv_job j = {n, ex, in, out, wt, scale, bias};
+    const size_t m = (size_t)n->info.out_h * n->info.out_w;
+    const size_t tasks = (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS * xe_oc_split(m, n->info.out_c);
+    xe_pool_run(ex->pool, tasks, conv_task, &j);
+}
+
+float *xe_transpose_f32(const float *w, size_t rows, size_t k) {
+    int ovf = 0;
+    const size_t bytes = xe_mul(xe_mul(k, rows, &ovf), sizeof(float), &ovf);
+    float *t = ovf ? NULL : malloc(bytes ? bytes : 1);
+    if (!t) return NULL;
+    for (size_t o = 0; o < rows; o++)
+        for (size_t i = 0; i < k; i++) t[i * rows + o] = w[o * k + i];
+    return t;
+}
+
+void xe_free_pre(xe_node *n) { free(n->pre); }
+
+static void conv2d_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) { o->c = rec_c; }
+
+static void conv2d_params(const xe_node *n, uint64_t need[XE_MAX_OP_PARAMS]) {
+    const xe_node_info *f = &n->info;
+    need[W] = (uint64_t)f->out_c * f->kernel_h * f->kernel_w * f->in_c;
+    need[BIAS] = f->out_c;
+}
+
+static xe_status conv2d_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_OP_PARAMS]) {
+    xe_node_info *f = &n->info;
+    f->float_params = need[W] + need[BIAS];
+    f->macs = (uint64_t)f->out_h * f->out_w * need[W];
+    return XE_OK;
+}
+
+static xe_status conv2d_precompute(xe_loader *ld, xe_node *n) {
+    const xe_node_info *f = &n->info;
+    n->pre = xe_transpose_f32(n->params[W], f->out_c, (size_t)f->kernel_h * f->kernel_w * f->in_c);
+    return n->pre ? XE_OK : xe_node_oom(ld, " for weights");
+}
+
+static void conv2d_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
+                       void *out) {
+    xe_run_im2col_sgemm(n, ex, in0, out, n->pre, NULL, n->params[BIAS]);
+}
+
+const xe_op_def xe_op_conv2d = {
+    .op = XE_OP_CONV2D,
+    .name = "conv2d",
+    .flags = XE_FLAG_RELU,
+    .n_params = 2,
+    .param_dtypes = {XE_DTYPE_F32, XE_DTYPE_F32},
+    .windowed = 1,
+    .infer = conv2d_out,
+    .param_sizes = conv2d_params,
+    .bind = conv2d_bind,
+    .precompute = conv2d_precompute,
+    .destroy = xe_free_pre,
+    .scratch = xe_im2col_scratch,
+    .run = conv2d_run,
+};

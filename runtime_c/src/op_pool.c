@@ -1,0 +1,134 @@
+/*
+ * op_pool.c - maxpool, avgpool and global_avgpool.
+ *
+ * maxpool:   max over the valid taps (padding never wins); on bits the binary
+ *            max of +-1 values is +1 unless all are -1, i.e. AND of the bits;
+ * avgpool:   (sum of valid taps) / (KH*KW), padding counted as zeros;
+ * global_avgpool: mean over h, w (accumulated in double, in row order).
+ * Windowed pools run one task per output row.
+ */
+#include <math.h>
+
+#include "ops.h"
+
+typedef struct pool_job {
+    const xe_node *n;
+    const void *in;
+    void *out;
+    int is_max;
+} pool_job;
+
+static void maxpool_bits_row(const pool_job *j, size_t oh) {
+    const xe_node_info *f = &j->n->info;
+    const size_t cw = j->n->cw;
+    const uint32_t *x = j->in;
+    const long h0 = (long)(oh * f->stride_h) - (long)f->pad_h;
+    long a0, a1;
+    xe_tap_range(h0, f->kernel_h, f->in_h, &a0, &a1);
+    for (size_t ow = 0; ow < f->out_w; ow++) {
+        const long w0 = (long)(ow * f->stride_w) - (long)f->pad_w;
+        long b0, b1;
+        xe_tap_range(w0, f->kernel_w, f->in_w, &b0, &b1);
+        uint32_t *y = (uint32_t *)j->out + (oh * f->out_w + ow) * cw;
+        for (size_t c = 0; c < cw; c++) y[c] = 0xFFFFFFFFu;
+        for (long a = a0; a < a1; a++)
+            for (long b = b0; b < b1; b++) {
+                const uint32_t *xp = x + ((size_t)(h0 + a) * f->in_w + (size_t)(w0 + b)) * cw;
+                for (size_t c = 0; c < cw; c++) y[c] &= xp[c];
+            }
+    }
+}
+
+static void pool_task(void *ctx, size_t oh, uint32_t thread) {
+    const pool_job *j = ctx;
+    const xe_node_info *f = &j->n->info;
+    if (f->in_dtype == XE_DTYPE_BITS) {
+        maxpool_bits_row(j, oh);
+        return;
+    }
+    const long h0 = (long)(oh * f->stride_h) - (long)f->pad_h;
+    long a0, a1;
+    xe_tap_range(h0, f->kernel_h, f->in_h, &a0, &a1);
+    const size_t c = f->in_c;
+    const float *x = j->in;
+    const int is_max = j->is_max;
+    const float inv = 1.0f / (float)(f->kernel_h * f->kernel_w);
+    for (size_t ow = 0; ow < f->out_w; ow++) {
+        const long w0 = (long)(ow * f->stride_w) - (long)f->pad_w;
+        long b0, b1;
+        xe_tap_range(w0, f->kernel_w, f->in_w, &b0, &b1);
+        float *y = (float *)j->out + (oh * f->out_w + ow) * c;
+        for (size_t k = 0; k < c; k++) y[k] = is_max ? -INFINITY : 0.0f;
+        for (long a = a0; a < a1; a++)
+            for (long b = b0; b < b1; b++) {
+                const float *xp = x + ((size_t)(h0 + a) * f->in_w + (size_t)(w0 + b)) * c;
+                if (is_max)
+                    for (size_t k = 0; k < c; k++) y[k] = xp[k] > y[k] ? xp[k] : y[k];
+                else
+                    for (size_t k = 0; k < c; k++) y[k] += xp[k];
+            }
+        if (!is_max)
+            for (size_t k = 0; k < c; k++) y[k] *= inv;
+    }
+}
+
+static void maxpool_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) {
+    o->dtype = n->info.in_dtype;
+}
+
+static void maxpool_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
+                        void *out) {
+    pool_job j = {n, in0, out, 1};
+    xe_pool_run(ex->pool, n->info.out_h, pool_task, &j);
+}
+
+static void avgpool_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
+                        void *out) {
+    pool_job j = {n, in0, out, 0};
+    xe_pool_run(ex->pool, n->info.out_h, pool_task, &j);
+}
+
+const xe_op_def xe_op_maxpool = {
+    .op = XE_OP_MAXPOOL,
+    .name = "maxpool",
+    .windowed = 1,
+    .bits_input = 1,
+    .infer = maxpool_out,
+    .run = maxpool_run,
+};
+
+const xe_op_def xe_op_avgpool = {
+    .op = XE_OP_AVGPOOL,
+    .name = "avgpool",
+    .windowed = 1,
+    .run = avgpool_run,
+};
+
+static void gap_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) { o->h = o->w = 1; }
+
+static void gap_scratch(const xe_node *n, size_t *shared, size_t *per_thread, int *ovf) {
+    *shared = xe_mul(n->info.in_c, sizeof(double), ovf);
+    *per_thread = 0;
+}
+
+/* Small and memory-bound: one thread, double accumulators. */
+static void gap_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
+                    void *out) {
+    const xe_node_info *f = &n->info;
+    double *acc = (double *)(void *)ex->shared;
+    const size_t c = f->in_c, hw = (size_t)f->in_h * f->in_w;
+    const float *x = in0;
+    for (size_t k = 0; k < c; k++) acc[k] = 0.0;
+    for (size_t p = 0; p < hw; p++)
+        for (size_t k = 0; k < c; k++) acc[k] += x[p * c + k];
+    float *y = out;
+    for (size_t k = 0; k < c; k++) y[k] = (float)(acc[k] / (double)hw);
+}
+
+const xe_op_def xe_op_global_avgpool = {
+    .op = XE_OP_GLOBAL_AVGPOOL,
+    .name = "global_avgpool",
+    .infer = gap_out,
+    .scratch = gap_scratch,
+    .run = gap_run,
+};
