@@ -1,0 +1,510 @@
+"""MST-compression of binary convolutions (issue 13, docs/mst.md): trees, codes, maths.
+
+Pure NumPy. An output channel of a binary convolution is computed from another
+one ("its parent") plus only the weight bits where the two filters differ
+(Vo et al., ICCV 2023, arXiv 2308.13735). In this project's convention (bit 1 =
+-1, d = popcount(a XOR w) over the packed window; docs/bitpacking.md), with
+m = w_child XOR w_parent and D = popcount(m):
+
+    d_child = d_parent + D - 2 * popcount((a XOR w_parent) AND m)
+
+Proof, per bit: outside m the child's bit equals the parent's, so both
+popcounts agree there. On m the child's bit is the parent's flipped, so
+(a XOR w_child) = NOT (a XOR w_parent) there: the child counts
+D - popcount((a XOR w_parent) AND m) where the parent counted
+popcount((a XOR w_parent) AND m). The identity holds on any set of bit
+positions, in particular on the full window of an explicitly padded input, so
+zero-padding corrections (per-tap weight popcounts of the child's own filter)
+and the epilogue are unchanged (docs/mst.md).
+
+Filters are handled as a 2-D array ``fw`` of shape [OC, L] uint32, L = KH*KW*CW,
+CW = ceil(IC/32): the model file's [OC][KH][KW][CW] weights, one row per filter.
+K = KH*KW*IC is the number of real (non-padding) bits of a filter.
+
+Tree building (``build_tree``), per chunk of ``chunk`` consecutive output
+channels (the executor's XE_CHUNK_OC = 64, so that threads that own whole
+chunks stay independent), is Prim's algorithm on the complete graph of the
+chunk's filters plus one virtual vertex whose edge to every filter costs what
+a root costs (a stored full filter):
+
+* the cost of a child edge is the size in bytes of its difference in the
+  chosen encoding (``child_cost``), of a root edge the size of a full filter.
+  Both are increasing in the distance, so without the virtual vertex the tree
+  is an ordinary Hamming (or differing-word) MST; with it, a filter becomes a
+  fresh root exactly when no allowed edge is cheaper than storing it whole
+  (ties go to the root). ``forest=False`` gives the plain MST (root edges cost
+  infinity) used for the paper-style statistics;
+* the first vertex of every chunk, and the next root when several filters tie
+  on the root cost, is the medoid: the smallest sum of distances to the
+  chunk's other filters;
+* among equal-cost edges the shallower parent wins, then the lower channel;
+* depth bound ``max_depth`` (root = depth 0): a vertex at depth ``max_depth``
+  never becomes a parent, so every remaining vertex attaches to its cheapest
+  allowed parent, or becomes a root when none is allowed or cheaper. (The
+  depth-bounded MST is NP-hard; this is the usual greedy bound on Prim. With no
+  bound, the result is an exact minimum spanning forest of the augmented graph.)
+
+The order (``MstTree.order``) lists each chunk's channels by depth, then by
+channel: roots first (one dense bgemm over them), parents before children.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+__all__ = [
+    "ENCODINGS",
+    "MstCode",
+    "MstFormatError",
+    "MstTree",
+    "build_tree",
+    "choose_code",
+    "dense_bgemm",
+    "differing_words",
+    "encode",
+    "filter_rows",
+    "hamming",
+    "iter_binary_layers",
+    "layer_stats",
+    "mst_bgemm_reference",
+    "popcount",
+    "popcount_bytes",
+    "real_bit_mask",
+    "validate",
+]
+
+ENCODINGS = ("words", "bits")
+NO_PARENT = 0xFFFFFFFF
+_INF = np.iinfo(np.int64).max // 4
+
+_BYTE_TABLE = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def popcount_bytes(x: Any) -> np.ndarray:
+    """Per-element popcount through a byte table (the NumPy < 2 path of ``popcount``)."""
+    a = np.ascontiguousarray(x)
+    b = a.view(np.uint8).reshape(a.shape + (a.itemsize,))
+    return _BYTE_TABLE[b].sum(axis=-1)
+
+
+def popcount(x: Any) -> np.ndarray:
+    """Per-element popcount of an unsigned integer array (int64 result)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(np.asarray(x)).astype(np.int64)
+    return popcount_bytes(x)  # pragma: no cover - NumPy < 2
+
+
+class MstFormatError(ValueError):
+    """An MST code breaks docs/mst.md; the message is the loader's reason."""
+
+
+def filter_rows(words: Any, oc: int, kh: int, kw: int, ic: int) -> np.ndarray:
+    """The model file's packed weights [OC][KH][KW][CW] as [OC, L] uint32 rows."""
+    cw = (ic + 31) // 32
+    w = np.asarray(words, dtype=np.uint32)
+    if w.size != oc * kh * kw * cw:
+        raise ValueError(f"{w.size} weight words, expected {oc}*{kh}*{kw}*{cw}")
+    return w.reshape(oc, kh * kw * cw).copy()
+
+
+def real_bit_mask(kh: int, kw: int, ic: int) -> np.ndarray:
+    """[L] uint32: the bits of a packed filter that hold channels (not padding)."""
+    cw = (ic + 31) // 32
+    per = np.full(cw, 0xFFFFFFFF, dtype=np.uint32)
+    if ic % 32:
+        per[-1] = np.uint32((1 << (ic % 32)) - 1)
+    return np.tile(per, kh * kw)
+
+
+def hamming(fw: np.ndarray, block: int = 64) -> np.ndarray:
+    """[N, N] int64 Hamming distances between the rows of ``fw`` (popcount of XOR)."""
+    n = fw.shape[0]
+    out = np.empty((n, n), dtype=np.int64)
+    for i in range(0, n, block):
+        out[i : i + block] = popcount(fw[i : i + block, None, :] ^ fw[None, :, :]).sum(axis=-1)
+    return out
+
+
+def differing_words(fw: np.ndarray, block: int = 64) -> np.ndarray:
+    """[N, N] int64 counts of 32-bit words in which two rows differ."""
+    n = fw.shape[0]
+    out = np.empty((n, n), dtype=np.int64)
+    for i in range(0, n, block):
+        out[i : i + block] = (fw[i : i + block, None, :] != fw[None, :, :]).sum(axis=-1)
+    return out
+
+
+def index_bytes(encoding: str, n_words: int) -> int:
+    """Bytes per stored index: 2 when every index of the encoding fits 16 bits, else 4."""
+    span = n_words if encoding == "words" else 32 * n_words
+    return 2 if span <= 0x10000 else 4
+
+
+def child_cost(encoding: str, n_words: int, dist_bits: Any, dist_words: Any) -> Any:
+    """Bytes a child's difference takes in ``encoding`` (docs/mst.md)."""
+    ib = index_bytes(encoding, n_words)
+    if encoding == "words":
+        return np.asarray(dist_words) * (ib + 4)
+    if encoding == "bits":
+        return np.asarray(dist_bits) * ib
+    raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+
+
+@dataclass
+class MstTree:
+    """A forest over one layer's output channels, confined to chunks.
+
+    parent[c] is the parent channel of c, or -1 for a root; depth[c] is 0 for a
+    root; order lists each chunk's channels in a topological (level) order.
+    """
+
+    parent: np.ndarray
+    depth: np.ndarray
+    order: np.ndarray
+    chunk: int
+    max_depth: int | None = None
+
+    @property
+    def oc(self) -> int:
+        return int(self.parent.size)
+
+    @property
+    def roots(self) -> int:
+        return int((self.parent < 0).sum())
+
+
+def _chunks(oc: int, chunk: int | None) -> Iterator[tuple[int, int]]:
+    step = oc if not chunk else int(chunk)
+    for c0 in range(0, oc, step):
+        yield c0, min(oc, c0 + step)
+
+
+def level_order(parent: np.ndarray, depth: np.ndarray, chunk: int | None) -> np.ndarray:
+    """Each chunk's channels by (depth, channel): parents before children."""
+    oc = parent.size
+    ch = np.arange(oc)
+    out = []
+    for c0, c1 in _chunks(oc, chunk):
+        idx = ch[c0:c1]
+        out.append(idx[np.lexsort((idx, depth[c0:c1]))])
+    return np.concatenate(out).astype(np.int64)
+
+
+def _prim(cost: np.ndarray, root_cost: float, central: np.ndarray, max_depth: int | None):
+    """Depth-bounded Prim from a virtual root; see the module docstring."""
+    n = cost.shape[0]
+    done = np.zeros(n, dtype=bool)
+    key = np.full(n, root_cost, dtype=np.float64)
+    par = np.full(n, -1, dtype=np.int64)
+    pdepth = np.full(n, -1, dtype=np.int64)
+    depth = np.zeros(n, dtype=np.int64)
+    idx = np.arange(n)
+    for _ in range(n):
+        cand = np.flatnonzero(~done)
+        pick = np.lexsort((idx[cand], central[cand], pdepth[cand], key[cand]))[0]
+        u = cand[pick]
+        done[u] = True
+        depth[u] = pdepth[u] + 1
+        if max_depth is not None and depth[u] >= max_depth:
+            continue
+        c = cost[u]
+        better = ~done & ((c < key) | ((c == key) & (par >= 0) & (depth[u] < pdepth)))
+        key[better] = c[better]
+        par[better] = u
+        pdepth[better] = depth[u]
+    return par, depth
+
+
+def build_tree(
+    fw: np.ndarray,
+    encoding: str = "bits",
+    chunk: int | None = 64,
+    max_depth: int | None = None,
+    forest: bool = True,
+) -> MstTree:
+    """The (depth-bounded, chunk-confined) minimum spanning forest of ``fw``'s rows.
+
+    ``encoding`` sets the cost model ("bits": Hamming distance, "words": number
+    of differing words, both in bytes of their code, docs/mst.md); ``chunk=None``
+    builds one tree over the whole layer; ``forest=False`` gives the plain MST.
+    """
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    if max_depth is not None and max_depth < 0:
+        raise ValueError("max_depth must be >= 0 or None")
+    oc, n_words = fw.shape
+    parent = np.full(oc, -1, dtype=np.int64)
+    depth = np.zeros(oc, dtype=np.int64)
+    root_cost = float(4 * n_words) if forest else float("inf")
+    for c0, c1 in _chunks(oc, chunk):
+        sub = fw[c0:c1]
+        db = hamming(sub)
+        dw = differing_words(sub) if encoding == "words" else db
+        cost = child_cost(encoding, n_words, db, dw).astype(np.float64)
+        p, d = _prim(cost, root_cost, db.sum(axis=1), max_depth)
+        parent[c0:c1] = np.where(p >= 0, p + c0, -1)
+        depth[c0:c1] = d
+    return MstTree(parent, depth, level_order(parent, depth, chunk), int(chunk or oc), max_depth)
+
+
+@dataclass
+class MstCode:
+    """A layer's filters as roots plus differences (the params of docs/mst.md).
+
+    ``roots`` [R, L] are the roots' full filters in the order they appear in
+    ``order``; child c's difference is entries offsets[c]:offsets[c+1] of
+    ``index`` (word indices for "words", bit indices word*32+bit for "bits")
+    and, for "words", ``mask`` (the XOR masks, non-zero).
+    """
+
+    encoding: str
+    kh: int
+    kw: int
+    ic: int
+    chunk: int
+    max_depth: int
+    order: np.ndarray
+    parent: np.ndarray  # NO_PARENT for roots
+    roots: np.ndarray
+    offsets: np.ndarray
+    index: np.ndarray
+    mask: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint32))
+
+    @property
+    def oc(self) -> int:
+        return int(self.parent.size)
+
+    @property
+    def n_words(self) -> int:
+        return self.kh * self.kw * ((self.ic + 31) // 32)
+
+    def nbytes(self) -> int:
+        """Bytes of the op's MST params (docs/mst.md), scale and bias excluded."""
+        ib = index_bytes(self.encoding, self.n_words)
+        n = int(self.index.size)
+        idx_bytes = 4 * ((n * ib + 3) // 4)
+        return (
+            4 * (8 + 2 * self.oc) + 4 * self.roots.size + 4 * (self.oc + 1) + idx_bytes + 4 * self.mask.size
+        )
+
+
+def encode(fw: np.ndarray, tree: MstTree, encoding: str, kh: int, kw: int, ic: int) -> MstCode:
+    """Codes ``fw`` along ``tree`` in ``encoding`` ("words" or "bits")."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    oc, n_words = fw.shape
+    fw = np.asarray(fw, dtype=np.uint32)
+    roots = [fw[c] for c in tree.order if tree.parent[c] < 0]
+    counts = np.zeros(oc, dtype=np.int64)
+    index_parts: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * oc
+    mask_parts: list[np.ndarray] = [np.zeros(0, dtype=np.uint32)] * oc
+    for c in range(oc):
+        p = tree.parent[c]
+        if p < 0:
+            continue
+        m = fw[c] ^ fw[p]
+        if encoding == "words":
+            nz = np.flatnonzero(m)
+            index_parts[c], mask_parts[c] = nz.astype(np.int64), m[nz]
+        else:
+            bits = (m[:, None] >> np.arange(32, dtype=np.uint32)) & 1
+            index_parts[c] = np.flatnonzero(bits.reshape(-1)).astype(np.int64)
+        counts[c] = index_parts[c].size
+    offsets = np.zeros(oc + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(counts)
+    depth_max = int(tree.depth.max()) if oc else 0
+    return MstCode(
+        encoding=encoding,
+        kh=kh,
+        kw=kw,
+        ic=ic,
+        chunk=tree.chunk,
+        max_depth=depth_max if tree.max_depth is None else int(tree.max_depth),
+        order=np.asarray(tree.order, dtype=np.int64),
+        parent=np.where(tree.parent < 0, NO_PARENT, tree.parent).astype(np.int64),
+        roots=np.array(roots, dtype=np.uint32).reshape(-1, n_words),
+        offsets=offsets,
+        index=np.concatenate(index_parts) if oc else np.zeros(0, dtype=np.int64),
+        mask=np.concatenate(mask_parts).astype(np.uint32) if encoding == "words" else np.zeros(0, np.uint32),
+    )
+
+
+def validate(code: MstCode) -> np.ndarray:
+    """Applies every rule of docs/mst.md; returns the decoded [OC, L] filters.
+
+    Raises MstFormatError with the loader's reason on the first broken rule.
+    """
+    oc, n_words = code.oc, code.n_words
+    if code.encoding not in ENCODINGS:
+        raise MstFormatError("bconv2d_mst: unknown encoding")
+    if not 1 <= code.chunk <= 65536:
+        raise MstFormatError("bconv2d_mst: chunk out of range")
+    order = np.asarray(code.order, dtype=np.int64)
+    parent = np.asarray(code.parent, dtype=np.int64)
+    if order.size != oc or not np.array_equal(np.sort(order), np.arange(oc)):
+        raise MstFormatError("bconv2d_mst: order is not a permutation of the output channels")
+    pos = np.empty(oc, dtype=np.int64)
+    pos[order] = np.arange(oc)
+    if np.any(pos // code.chunk != np.arange(oc) // code.chunk):
+        raise MstFormatError("bconv2d_mst: a channel is ordered outside its chunk")
+    is_root = parent == NO_PARENT
+    n_roots = int(is_root.sum())
+    if code.roots.shape != (n_roots, n_words):
+        raise MstFormatError("bconv2d_mst: root count does not match the roots param")
+    offsets = np.asarray(code.offsets, dtype=np.int64)
+    if offsets.size != oc + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+        raise MstFormatError("bconv2d_mst: offsets not non-decreasing from 0")
+    if offsets[-1] != code.index.size or (code.encoding == "words" and code.mask.size != code.index.size):
+        raise MstFormatError("bconv2d_mst: entry counts inconsistent")
+    if code.encoding == "bits" and code.mask.size:
+        raise MstFormatError("bconv2d_mst: masks given for the bits encoding")
+    real = real_bit_mask(code.kh, code.kw, code.ic)
+    if np.any(code.roots & ~real):
+        raise MstFormatError("bconv2d_mst: a root sets a channel-padding bit")
+    span = n_words if code.encoding == "words" else 32 * n_words
+    out = np.zeros((oc, n_words), dtype=np.uint32)
+    depth = np.zeros(oc, dtype=np.int64)
+    seen = np.zeros(oc, dtype=bool)
+    next_root = 0
+    for c in order:
+        lo, hi = offsets[c], offsets[c + 1]
+        if is_root[c]:
+            if hi != lo:
+                raise MstFormatError("bconv2d_mst: a root has difference entries")
+            out[c] = code.roots[next_root]
+            next_root += 1
+        else:
+            p = parent[c]
+            if not 0 <= p < oc:
+                raise MstFormatError("bconv2d_mst: parent index out of range")
+            if p // code.chunk != c // code.chunk:
+                raise MstFormatError("bconv2d_mst: parent in another chunk")
+            if not seen[p]:
+                raise MstFormatError("bconv2d_mst: parent not earlier in the order")
+            depth[c] = depth[p] + 1
+            if depth[c] > code.max_depth:
+                raise MstFormatError("bconv2d_mst: depth exceeds max_depth")
+            idx = np.asarray(code.index[lo:hi], dtype=np.int64)
+            if idx.size and (idx[0] < 0 or idx[-1] >= span):
+                raise MstFormatError("bconv2d_mst: difference index out of range")
+            if np.any(np.diff(idx) <= 0):
+                raise MstFormatError("bconv2d_mst: difference indices not strictly increasing")
+            m = np.zeros(n_words, dtype=np.uint32)
+            if code.encoding == "words":
+                mk = np.asarray(code.mask[lo:hi], dtype=np.uint32)
+                if np.any(mk == 0):
+                    raise MstFormatError("bconv2d_mst: zero word mask")
+                m[idx] = mk
+            else:
+                np.bitwise_or.at(m, idx // 32, (np.uint32(1) << (idx % 32).astype(np.uint32)))
+            if np.any(m & ~real):
+                raise MstFormatError("bconv2d_mst: difference on a channel-padding bit")
+            out[c] = out[p] ^ m
+        seen[c] = True
+    return out
+
+
+def dense_bgemm(a_words: np.ndarray, fw: np.ndarray) -> np.ndarray:
+    """[P, OC] int64 d = popcount(a XOR w) over full windows (the uncompressed op)."""
+    a = np.asarray(a_words, dtype=np.uint32)
+    return np.stack([popcount(a ^ w).sum(axis=1) for w in fw], axis=1)
+
+
+def mst_bgemm_reference(a_words: np.ndarray, code: MstCode) -> np.ndarray:
+    """[P, OC] int64 d for P packed windows a_words [P, L], computed along the tree.
+
+    Roots fully (popcount of a XOR w_root); each child from its parent:
+    d_child = d_parent + D - 2 * popcount((a XOR w_parent) AND m). The parent's
+    bits under m come from the decoded filters, as the loader precomputes them.
+    """
+    fw = validate(code)
+    a = np.asarray(a_words, dtype=np.uint32)
+    n_words = code.n_words
+    if a.ndim != 2 or a.shape[1] != n_words:
+        raise ValueError(f"a_words must be [P, {n_words}], got {a.shape}")
+    d = np.zeros((a.shape[0], code.oc), dtype=np.int64)
+    is_root = code.parent == NO_PARENT
+    next_root = 0
+    for c in code.order:
+        lo, hi = code.offsets[c], code.offsets[c + 1]
+        if is_root[c]:
+            d[:, c] = popcount(a ^ code.roots[next_root]).sum(axis=1)
+            next_root += 1
+            continue
+        p = int(code.parent[c])
+        idx = np.asarray(code.index[lo:hi], dtype=np.int64)
+        if code.encoding == "words":
+            m = np.asarray(code.mask[lo:hi], dtype=np.uint32)
+            big_d = int(popcount(m).sum())
+            flips = popcount((a[:, idx] ^ fw[p, idx]) & m).sum(axis=1)
+        else:
+            w_i, b_i = idx // 32, (idx % 32).astype(np.uint32)
+            big_d = idx.size
+            flips = (((a[:, w_i] ^ fw[p, w_i]) >> b_i) & 1).sum(axis=1).astype(np.int64)
+        d[:, c] = d[:, p] + big_d - 2 * flips
+    return d
+
+
+def choose_code(
+    fw: np.ndarray, kh: int, kw: int, ic: int, chunk: int | None = 64, max_depth: int | None = None
+) -> MstCode:
+    """The smaller of the two encodings, each on the forest built for its own costs."""
+    codes = [encode(fw, build_tree(fw, e, chunk, max_depth), e, kh, kw, ic) for e in ENCODINGS]
+    return min(codes, key=lambda c: c.nbytes())
+
+
+def tree_stats(fw: np.ndarray, tree: MstTree, k_bits: int) -> dict:
+    """Counts of one tree: roots, depth, mean edge / K, binary-op and word ratios."""
+    oc, n_words = fw.shape
+    child = tree.parent >= 0
+    m = fw[child] ^ fw[tree.parent[child]]
+    dist = popcount(m).sum(axis=1)
+    words = (m != 0).sum(axis=1)
+    roots = oc - int(child.sum())
+    return {
+        "roots": roots,
+        "max_depth": int(tree.depth.max()) if oc else 0,
+        "mean_edge_k": float(dist.mean() / k_bits) if dist.size else 0.0,
+        "ops_ratio": float((roots * k_bits + dist.sum()) / (oc * k_bits)),
+        "words_ratio": float((roots * n_words + words.sum()) / (oc * n_words)),
+    }
+
+
+def layer_stats(
+    fw: np.ndarray, kh: int, kw: int, ic: int, chunk: int | None = 64, max_depth: int | None = None
+) -> dict:
+    """Statistics of a layer (docs/mst.md, "Statistics").
+
+    ``mst``: the plain MST (paper-style: every channel but one per chunk is a
+    child) with its mean edge / K, depth, counted binary-op ratio (sum of bits
+    touched over OC*K) and words-touched ratio (over OC*L, what SIMD CPUs pay);
+    ``words`` / ``bits``: the size-optimal forest of each encoding with its
+    bytes; ``best``: the smaller encoding; bytes are against plain packing.
+    """
+    k_bits = kh * kw * ic
+    dense = 4 * fw.size
+    out: dict[str, Any] = {"K": k_bits, "OC": fw.shape[0], "dense_bytes": dense}
+    out["mst"] = tree_stats(fw, build_tree(fw, "bits", chunk, max_depth, forest=False), k_bits)
+    for enc in ENCODINGS:
+        tree = build_tree(fw, enc, chunk, max_depth)
+        code = encode(fw, tree, enc, kh, kw, ic)
+        out[enc] = dict(tree_stats(fw, tree, k_bits), bytes=code.nbytes(), ratio=dense / code.nbytes())
+    out["best"] = min(ENCODINGS, key=lambda e: out[e]["bytes"])
+    return out
+
+
+def iter_binary_layers(model: Any) -> Iterator[tuple[int, str, np.ndarray, int, int, int]]:
+    """(node index, op name, [OC, L] filters, KH, KW, IC) of every binary conv.
+
+    ``model`` is an ``xnor_edge.reference.ReferenceModel``; bwn_conv2d layers are
+    included (their filters compress the same way; their float maths is not
+    bit-exact under the identity, see docs/mst.md).
+    """
+    for n in model.nodes:
+        if n.name in ("bconv2d", "bwn_conv2d"):
+            kh, kw = n.kernel
+            ic = n.in_shape[2]
+            yield n.index, n.name, filter_rows(n.params[0], n.out_shape[2], kh, kw, ic), kh, kw, ic
