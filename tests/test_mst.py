@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from xnor_edge import mst
 from xnor_edge.builder import pack_signs
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _filters(rng, oc, kh, kw, ic):
@@ -282,3 +288,19 @@ def test_choose_code_picks_the_smaller_encoding():
     stats = mst.layer_stats(bits_like, kh, kw, ic)
     assert stats["best"] == "bits" and stats["bits"]["ratio"] > 4
     assert stats["mst"]["ops_ratio"] < 0.1
+
+
+def test_stats_tool_on_a_shipped_model(tmp_path):
+    out = tmp_path / "rows.json"
+    cmd = [
+        sys.executable,
+        str(ROOT / "tools" / "mst_stats.py"),
+        str(ROOT / "models" / "mnist-digits-xnor.xnor"),
+    ]
+    run = subprocess.run([*cmd, "--depth", "none,4", "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(out.read_text())
+    assert len(rows) == 6 and "| all |" in run.stdout
+    for r in rows:
+        assert 0.3 < r["mst_mean_edge_k"] < r["random_mean_edge_k"] < 0.5
+        assert r["bound"] is None or r["mst_depth"] <= r["bound"]
