@@ -304,3 +304,102 @@ def test_stats_tool_on_a_shipped_model(tmp_path):
     for r in rows:
         assert 0.3 < r["mst_mean_edge_k"] < r["random_mean_edge_k"] < 0.5
         assert r["bound"] is None or r["mst_depth"] <= r["bound"]
+
+
+# ------------------------------------------------ the training regulariser (tools/xnor_train)
+
+
+@pytest.fixture
+def reg_mod():
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "tools"))
+    from xnor_train import mst_reg
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # toy sizes: threads only add overhead
+    torch.manual_seed(0)
+    yield torch, mst_reg
+    torch.set_num_threads(threads)
+
+
+class _SGD:
+    """Plain SGD with momentum (torch.optim's first step imports torch._dynamo: seconds)."""
+
+    def __init__(self, torch, params, lr, momentum=0.0):
+        self.torch, self.params, self.lr, self.momentum = torch, list(params), lr, momentum
+        self.bufs = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        with self.torch.no_grad():
+            for p, b in zip(self.params, self.bufs):
+                if p.grad is not None:
+                    b.mul_(self.momentum).add_(p.grad)
+                    p.sub_(self.lr * b)
+
+
+def _toy(torch, mst_reg, oc=32, alpha_mode="mean"):
+    from xnor_train.layers import BinConv2d
+
+    return BinConv2d(48, oc, 3, padding=1, mode="xnor", use_k=False, alpha_mode=alpha_mode)
+
+
+@pytest.mark.parametrize("variant", ["bit", "word"])
+def test_reg_is_zero_for_identical_filters(reg_mod, variant):
+    torch, mst_reg = reg_mod
+    layer = _toy(torch, mst_reg)
+    with torch.no_grad():
+        layer.weight.copy_(layer.weight[:1].expand_as(layer.weight))
+    reg = mst_reg.MstRegularizer(layer, 1.0, variant)
+    assert reg.loss().item() == 0.0
+    assert mst_reg.tree_distances(layer)[""]["mean_edge_k"] == 0.0
+
+
+@pytest.mark.parametrize("variant", ["bit", "word"])
+def test_reg_decreases_and_reaches_only_latent_weights(reg_mod, variant):
+    torch, mst_reg = reg_mod
+    layer = _toy(torch, mst_reg, alpha_mode="learned")
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(48), layer)
+    reg = mst_reg.MstRegularizer(model, 100.0, variant, chunk=16, max_depth=4)
+    reg.freeze()
+    opt = _SGD(torch, model.parameters(), lr=0.003)
+    losses = []
+    for _ in range(6):
+        opt.zero_grad()
+        loss = reg.loss()
+        loss.backward()
+        losses.append(loss.item())
+        for name, p in model.named_parameters():
+            assert (p.grad is not None and p.grad.abs().sum() > 0) == name.endswith("1.weight"), name
+        opt.step()
+        reg.update_trees()  # frozen: a no-op
+    assert all(b < a for a, b in zip(losses, losses[1:]))
+    assert reg.state()["frozen"] and mst_reg.lambda_ramp(0.5, 2.0, 2.0, 0.0) == 0.5
+
+
+def test_word_variant_cuts_differing_words_faster(reg_mod):
+    """Measured, same lambda, steps and SGD: the group penalty makes whole words agree."""
+    torch, mst_reg = reg_mod
+    from xnor_train.layers import BinConv2d
+
+    x = torch.randn(4, 64, 6, 6)
+    ratios = {}
+    for variant in ("bit", "word"):
+        torch.manual_seed(1)
+        layer = BinConv2d(64, 64, 3, padding=1, mode="xnor", use_k=False)
+        with torch.no_grad():
+            target = layer(x)
+        reg = mst_reg.MstRegularizer(layer, 300.0, variant)
+        opt = _SGD(torch, [layer.weight], lr=0.03, momentum=0.9)
+        for step in range(60):
+            if step % 10 == 0:
+                reg.update_trees()
+            opt.zero_grad()
+            task = torch.nn.functional.mse_loss(layer(x), target) / target.var()
+            (task + reg.loss()).backward()
+            opt.step()
+        ratios[variant] = mst_reg.tree_distances(layer)[""]["words_ratio"]
+    assert ratios["word"] < 0.5 * ratios["bit"], ratios  # measured: 0.25 against 1.0
