@@ -403,3 +403,48 @@ def test_word_variant_cuts_differing_words_faster(reg_mod):
             opt.step()
         ratios[variant] = mst_reg.tree_distances(layer)[""]["words_ratio"]
     assert ratios["word"] < 0.5 * ratios["bit"], ratios  # measured: 0.25 against 1.0
+
+
+@pytest.mark.parametrize("encoding", mst.ENCODINGS)
+@pytest.mark.parametrize("kh, ic", [(1, 40), (3, 64), (45, 1500)])  # 45x1x1500: 32-bit bit indices
+def test_params_round_trip(encoding, kh, ic):
+    rng = np.random.default_rng(50 + kh)
+    fw = _filters(rng, 24, kh, 1, ic)
+    fw[12:] = fw[:12] ^ (fw[12:] & fw[12:] >> 1 & fw[12:] >> 2 & fw[12:] >> 3)
+    code = mst.encode(fw, mst.build_tree(fw, encoding, 16, 5, forest=False), encoding, kh, 1, ic)
+    params = mst.to_params(code)
+    assert all(p.dtype == np.uint32 for p in params)
+    assert code.nbytes() == 4 * sum(p.size for p in params)
+    back = mst.from_params(params, 24, kh, 1, ic)
+    assert np.array_equal(mst.validate(back), fw)
+    n_words = kh * ((ic + 31) // 32)
+    assert int(params[0][5]) == (16 if encoding == "words" or 32 * n_words <= 65536 else 32)
+
+
+def test_params_header_checks():
+    bits, words, _ = _good_code()
+    good = mst.to_params(bits)
+
+    def with_tree(i, v):
+        t = good[0].copy()
+        t[i] = v
+        return [t, *good[1:]]
+
+    cases = {
+        "unknown encoding": with_tree(0, 7),
+        "reserved tree field": with_tree(6, 1),
+        "root count out of range": with_tree(3, 0),
+        "index width": with_tree(5, 32),
+        "roots param count": with_tree(3, int(good[0][3]) + 1),
+        "index param count": [good[0], good[1], good[2], good[3][:-1], good[4]],
+        "mask param count": [good[0], good[1], good[2], good[3], np.ones(1, np.uint32)],
+    }
+    for reason, params in cases.items():
+        with pytest.raises(mst.MstFormatError, match=reason):
+            mst.from_params(params, 20, 1, 3, 40)
+    if bits.index.size % 2:
+        tail = good[3].copy()
+        tail[-1] |= np.uint32(1 << 16)
+        with pytest.raises(mst.MstFormatError, match="unused index halfword"):
+            mst.from_params([good[0], good[1], good[2], tail, good[4]], 20, 1, 3, 40)
+    mst.from_params(mst.to_params(words), 20, 1, 3, 40)

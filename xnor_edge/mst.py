@@ -72,7 +72,9 @@ __all__ = [
     "mst_bgemm_reference",
     "popcount",
     "popcount_bytes",
+    "from_params",
     "real_bit_mask",
+    "to_params",
     "validate",
 ]
 
@@ -283,12 +285,81 @@ class MstCode:
 
     def nbytes(self) -> int:
         """Bytes of the op's MST params (docs/mst.md), scale and bias excluded."""
-        ib = index_bytes(self.encoding, self.n_words)
-        n = int(self.index.size)
-        idx_bytes = 4 * ((n * ib + 3) // 4)
-        return (
-            4 * (8 + 2 * self.oc) + 4 * self.roots.size + 4 * (self.oc + 1) + idx_bytes + 4 * self.mask.size
-        )
+        return 4 * sum(a.size for a in to_params(self))
+
+
+ENCODING_IDS = {"words": 1, "bits": 2}
+
+
+def to_params(code: MstCode) -> list[np.ndarray]:
+    """The u32 params ``tree, roots, offsets, index, mask`` of op bconv2d_mst (docs/mst.md)."""
+    width = 8 * index_bytes(code.encoding, code.n_words)
+    header = [ENCODING_IDS[code.encoding], code.chunk, code.max_depth, code.roots.shape[0], code.index.size]
+    tree = np.concatenate([np.array(header + [width, 0, 0], dtype=np.int64), code.order, code.parent]).astype(
+        np.uint32
+    )
+    idx = np.asarray(code.index, dtype=np.int64)
+    if width == 16:
+        half = np.zeros(idx.size + idx.size % 2, dtype=np.uint32)
+        half[: idx.size] = idx
+        index = half[0::2] | (half[1::2] << np.uint32(16))
+    else:
+        index = idx.astype(np.uint32)
+    return [tree, code.roots.reshape(-1).astype(np.uint32), code.offsets.astype(np.uint32), index, code.mask]
+
+
+def from_params(params: list[np.ndarray], oc: int, kh: int, kw: int, ic: int) -> MstCode:
+    """Parses the u32 params of a bconv2d_mst node with the loader's checks (then ``validate``).
+
+    The counts of params 1-4 follow from the ``tree`` header, as the loader derives them.
+    """
+    n_words = kh * kw * ((ic + 31) // 32)
+    tree, roots, offsets, index, mask = (np.asarray(a, dtype=np.uint32) for a in params)
+    if tree.size != 8 + 2 * oc:
+        raise MstFormatError("bconv2d_mst: tree param count is not 8 + 2*OC")
+    enc_id, chunk, max_depth, n_roots, n_entries, width, r0, r1 = (int(v) for v in tree[:8])
+    names = {v: k for k, v in ENCODING_IDS.items()}
+    if enc_id not in names:
+        raise MstFormatError("bconv2d_mst: unknown encoding")
+    encoding = names[enc_id]
+    if r0 or r1:
+        raise MstFormatError("bconv2d_mst: reserved tree field is not zero")
+    if not 1 <= chunk <= 65535 or max_depth >= max(oc, 1) or not 1 <= n_roots <= oc:
+        raise MstFormatError("bconv2d_mst: chunk, max_depth or root count out of range")
+    if width != 8 * index_bytes(encoding, n_words):
+        raise MstFormatError("bconv2d_mst: index width is not the one the encoding needs")
+    want = {
+        "roots": n_roots * n_words,
+        "offsets": oc + 1,
+        "index": (n_entries * width + 31) // 32,
+        "mask": n_entries if encoding == "words" else 0,
+    }
+    for name, arr in zip(want, (roots, offsets, index, mask)):
+        if arr.size != want[name]:
+            raise MstFormatError(f"bconv2d_mst: {name} param count is not what the tree header gives")
+    if width == 16:
+        half = np.stack([index & 0xFFFF, index >> np.uint32(16)], axis=1).reshape(-1)
+        if half.size > n_entries and half[-1] != 0:
+            raise MstFormatError("bconv2d_mst: unused index halfword is not zero")
+        idx = half[:n_entries].astype(np.int64)
+    else:
+        idx = index.astype(np.int64)
+    code = MstCode(
+        encoding=encoding,
+        kh=kh,
+        kw=kw,
+        ic=ic,
+        chunk=chunk,
+        max_depth=max_depth,
+        order=tree[8 : 8 + oc].astype(np.int64),
+        parent=tree[8 + oc :].astype(np.int64),
+        roots=roots.reshape(n_roots, n_words),
+        offsets=offsets.astype(np.int64),
+        index=idx,
+        mask=mask,
+    )
+    validate(code)
+    return code
 
 
 def encode(fw: np.ndarray, tree: MstTree, encoding: str, kh: int, kw: int, ic: int) -> MstCode:
