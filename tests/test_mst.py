@@ -448,3 +448,22 @@ def test_params_header_checks():
         with pytest.raises(mst.MstFormatError, match="unused index halfword"):
             mst.from_params([good[0], good[1], good[2], tail, good[4]], 20, 1, 3, 40)
     mst.from_params(mst.to_params(words), 20, 1, 3, 40)
+
+
+@pytest.mark.parametrize("encoding", mst.ENCODINGS)
+def test_unbounded_forest_is_minimal_with_a_root_vertex(encoding):
+    """Roots cost a full filter; the forest equals Kruskal on the graph plus a root vertex."""
+    rng = np.random.default_rng(6)
+    base = _filters(rng, 3, 3, 3, 32)
+    fw = base[rng.integers(0, 3, 30)]
+    for c in range(30):  # a few single-bit flips per filter
+        fw[c, rng.integers(0, 9, 2)] ^= np.uint32(1) << rng.integers(0, 32, 2).astype(np.uint32)
+    fw[:10] = _filters(rng, 10, 3, 3, 32)  # far from everything: roots
+    n, n_words = fw.shape
+    cost = mst.child_cost(encoding, n_words, mst.hamming(fw), mst.differing_words(fw))
+    graph = np.full((n + 1, n + 1), 4 * n_words, dtype=np.int64)
+    graph[:n, :n] = cost
+    tree = mst.build_tree(fw, encoding, None, None)
+    got = sum(cost[c, p] if p >= 0 else 4 * n_words for c, p in enumerate(tree.parent))
+    assert got == _mst_weight(graph)
+    assert 1 < tree.roots < n
