@@ -37,7 +37,11 @@ a root costs (a stored full filter):
 * the first vertex of every chunk, and the next root when several filters tie
   on the root cost, is the medoid: the smallest sum of distances to the
   chunk's other filters;
-* among equal-cost edges the shallower parent wins, then the lower channel;
+* among edges of equal byte cost the one shorter in the other measure wins
+  (fewer differing bits for "words", fewer differing words for "bits"), then the
+  shallower parent, then the lower channel. (For "words", while every word still
+  differs, as in an untrained layer, this makes the tree the Hamming MST rather
+  than a star around the first root.);
 * depth bound ``max_depth`` (root = depth 0): a vertex at depth ``max_depth``
   never becomes a parent, so every remaining vertex attaches to its cheapest
   allowed parent, or becomes a root when none is allowed or cheaper. (The
@@ -243,9 +247,14 @@ def build_tree(
     root_cost = float(4 * n_words) if forest else float("inf")
     for c0, c1 in _chunks(oc, chunk):
         sub = fw[c0:c1]
-        db = hamming(sub)
-        dw = differing_words(sub) if encoding == "words" else db
+        db, dw = hamming(sub), differing_words(sub)
         cost = child_cost(encoding, n_words, db, dw).astype(np.float64)
+        # Ties on the encoding's (integer) byte cost go to the edge that is shorter in
+        # the other measure: a fraction below one byte keeps every other comparison.
+        if encoding == "words":
+            cost += db / (32.0 * n_words + 1.0)
+        else:
+            cost += dw / (n_words + 1.0)
         p, d = _prim(cost, root_cost, db.sum(axis=1), max_depth)
         parent[c0:c1] = np.where(p >= 0, p + c0, -1)
         depth[c0:c1] = d
