@@ -420,7 +420,7 @@ def validate(code: MstCode) -> np.ndarray:
     oc, n_words = code.oc, code.n_words
     if code.encoding not in ENCODINGS:
         raise MstFormatError("bconv2d_mst: unknown encoding")
-    if not 1 <= code.chunk <= 65536:
+    if not 1 <= code.chunk <= 65535:
         raise MstFormatError("bconv2d_mst: chunk out of range")
     order = np.asarray(code.order, dtype=np.int64)
     parent = np.asarray(code.parent, dtype=np.int64)
