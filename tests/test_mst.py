@@ -467,3 +467,52 @@ def test_unbounded_forest_is_minimal_with_a_root_vertex(encoding):
     got = sum(cost[c, p] if p >= 0 else 4 * n_words for c, p in enumerate(tree.parent))
     assert got == _mst_weight(graph)
     assert 1 < tree.roots < n
+
+
+def _small_model():
+    from xnor_edge.builder import GraphBuilder
+
+    rng = np.random.default_rng(60)
+    g = GraphBuilder((9, 7, 3), {"name": "mst-test"})
+    x = g.conv2d(g.input, rng.standard_normal((40, 3, 3, 3)), padding=1, relu=True)
+    x = g.bconv2d(x, rng.standard_normal((70, 40, 3, 3)), rng.random(70), padding=1, use_k=True)
+    x = g.bconv2d(x, rng.standard_normal((33, 70, 3, 3)), rng.random(33), stride=2, padding=1, pad_mode="one")
+    b = g.bconv2d(x, rng.standard_normal((65, 33, 1, 1)), rng.random(65) + 0.1, out_bits=True)
+    x = g.bconv2d(b, rng.standard_normal((20, 65, 3, 3)), rng.random(20), padding=1)
+    g.dense(g.global_avgpool(x), rng.standard_normal((5, 20)))
+    return g.to_bytes()
+
+
+@pytest.mark.parametrize("max_depth", [None, 2])
+def test_compress_model_round_trip(max_depth):
+    from xnor_edge.reference import ReferenceError, ReferenceModel
+
+    data = _small_model()
+    packed, report = mst.compress_model(data, chunk=16, max_depth=max_depth, min_ratio=0)
+    assert len(report) == 4 and packed != data
+    with pytest.raises(ReferenceError, match="unknown op 13"):
+        ReferenceModel(packed)
+    assert mst.decompress_model(packed) == data
+    same, _ = mst.compress_model(data)  # nothing here compresses: the file is unchanged
+    assert same == data
+    shipped = (ROOT / "models" / "mnist-digits-xnor.xnor").read_bytes()
+    assert mst.decompress_model(mst.compress_model(shipped, min_ratio=0)[0]) == shipped
+
+
+def test_decompress_rejects_a_broken_tree():
+    import struct
+    import zlib
+
+    packed = bytearray(mst.compress_model(_small_model(), min_ratio=0)[0])
+    head = struct.unpack_from("<IIQIIIIIIIIQQQQ", packed, 8)
+    nodes_off, params_off = head[13], head[14]
+    node = struct.unpack_from("<16I", packed, nodes_off + 64)  # node 1: the first bconv2d_mst
+    assert node[0] == 13
+    tree_off = struct.unpack_from("<IIQQQ", packed, params_off + 32 * node[13])[2]
+    oc = node[10]
+    order = np.frombuffer(bytes(packed[tree_off + 32 : tree_off + 32 + 4 * oc]), dtype="<u4")
+    last = int(order[15])  # the last channel of chunk 0 becomes the parent of its first root
+    struct.pack_into("<I", packed, tree_off + 32 + 4 * oc + 4 * int(order[0]), last)
+    struct.pack_into("<I", packed, len(packed) - 8, zlib.crc32(bytes(packed[:-8])) & 0xFFFFFFFF)
+    with pytest.raises(mst.MstFormatError, match="bconv2d_mst"):
+        mst.decompress_model(bytes(packed))

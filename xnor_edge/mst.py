@@ -66,6 +66,8 @@ __all__ = [
     "MstTree",
     "build_tree",
     "choose_code",
+    "compress_model",
+    "decompress_model",
     "dense_bgemm",
     "differing_words",
     "encode",
@@ -588,3 +590,123 @@ def iter_binary_layers(model: Any) -> Iterator[tuple[int, str, np.ndarray, int, 
             kh, kw = n.kernel
             ic = n.in_shape[2]
             yield n.index, n.name, filter_rows(n.params[0], n.out_shape[2], kh, kw, ic), kh, kw, ic
+
+
+# ------------------------------------------------------------ model files (op 13)
+
+OP_BCONV2D = 3
+OP_BCONV2D_MST = 13
+
+
+def _read_model(data: bytes) -> tuple[tuple, bytes, list[list[int]], list[tuple[int, np.ndarray]]]:
+    """Header fields, metadata, node records and params of a model file, checked lightly
+    (the full checks are the reference interpreter's and the C loader's)."""
+    import struct
+    import zlib
+
+    if data[:8] != b"XNOREDGE" or data[-4:] != b"XEND":
+        raise MstFormatError("not an xnor-edge model file")
+    if zlib.crc32(data[:-8]) & 0xFFFFFFFF != struct.unpack_from("<I", data, len(data) - 8)[0]:
+        raise MstFormatError("checksum mismatch")
+    head = struct.unpack_from("<IIQIIIIIIIIQQQQ", data, 8)
+    n_nodes, n_params, meta_off, meta_size, nodes_off, params_off = head[8], head[9], *head[11:15]
+    meta = data[meta_off : meta_off + meta_size]
+    nodes = [list(struct.unpack_from("<16I", data, nodes_off + 64 * i)) for i in range(n_nodes)]
+    params = []
+    for i in range(n_params):
+        dt, _, off, count, _ = struct.unpack_from("<IIQQQ", data, params_off + 32 * i)
+        params.append((dt, np.frombuffer(data, dtype="<f4" if dt == 0 else "<u4", count=count, offset=off)))
+    return head, meta, nodes, params
+
+
+def _write_model(
+    head: tuple, meta: bytes, nodes: list[list[int]], params: list[tuple[int, np.ndarray]]
+) -> bytes:
+    """Serialises like ``builder.GraphBuilder.to_bytes`` (same offsets and alignment)."""
+    import struct
+    import zlib
+
+    def align(n: int, a: int) -> int:
+        return (n + a - 1) // a * a
+
+    nodes_off = align(128 + len(meta) + 1, 8)
+    params_off = align(nodes_off + 64 * len(nodes), 8)
+    pos = params_off + 32 * len(params)
+    table, blobs = [], []
+    for dt, arr in params:
+        pos = align(pos, 64)
+        table.append(struct.pack("<IIQQQ", dt, 0, pos, arr.size, 0))
+        blobs.append((pos, np.asarray(arr, dtype="<f4" if dt == 0 else "<u4").tobytes()))
+        pos += 4 * arr.size
+    size = pos + 8
+    buf = bytearray(size)
+    fields = list(head)
+    fields[2], fields[8], fields[9] = size, len(nodes), len(params)
+    fields[11:15] = [128, len(meta), nodes_off, params_off]
+    buf[:88] = b"XNOREDGE" + struct.pack("<IIQIIIIIIIIQQQQ", *fields)
+    buf[128 : 128 + len(meta)] = meta
+    buf[nodes_off : nodes_off + 64 * len(nodes)] = b"".join(struct.pack("<16I", *n) for n in nodes)
+    buf[params_off : params_off + 32 * len(table)] = b"".join(table)
+    for off, blob in blobs:
+        buf[off : off + len(blob)] = blob
+    buf[size - 8 :] = struct.pack("<I4s", zlib.crc32(bytes(buf[: size - 8])) & 0xFFFFFFFF, b"XEND")
+    return bytes(buf)
+
+
+def _rewrite(data: bytes, convert) -> bytes:
+    """Rebuilds a model file, passing each node and its params through ``convert``."""
+    head, meta, nodes, params = _read_model(data)
+    in_c = [head[7]]  # value id -> channels
+    new_nodes, new_params = [], []
+    for rec in nodes:
+        first, count = rec[13], rec[14]
+        ps = params[first : first + count] if count else []
+        rec, ps = convert(list(rec), list(ps), in_c[rec[2]])
+        rec[13], rec[14] = (len(new_params) if ps else 0), len(ps)
+        new_params.extend(ps)
+        new_nodes.append(rec)
+        in_c.append(rec[10] if rec[10] else in_c[rec[2]])
+    return _write_model(head, meta, new_nodes, new_params)
+
+
+def compress_model(
+    data: bytes,
+    chunk: int | None = 64,
+    max_depth: int | None = None,
+    min_ratio: float = 1.0,
+) -> tuple[bytes, list[dict]]:
+    """Rewrites every bconv2d whose MST code is smaller than plain packing by more than
+    ``min_ratio`` as a bconv2d_mst node (docs/mst.md; lossless). Returns the new file
+    and one record per bconv2d. ``min_ratio=0`` converts every bconv2d (for tests)."""
+    report: list[dict] = []
+
+    def convert(rec, ps, ic):
+        if rec[0] != OP_BCONV2D:
+            return rec, ps
+        oc, kh, kw = rec[10], rec[4], rec[5]
+        fw = filter_rows(ps[0][1], oc, kh, kw, ic)
+        code = choose_code(fw, kh, kw, ic, chunk, max_depth)
+        ratio = 4 * fw.size / code.nbytes()
+        report.append({"oc": oc, "K": kh * kw * ic, "encoding": code.encoding, "ratio": ratio})
+        if ratio <= min_ratio and min_ratio > 0:
+            return rec, ps
+        rec[0] = OP_BCONV2D_MST
+        return rec, [(1, a) for a in to_params(code)] + ps[1:]
+
+    return _rewrite(data, convert), report
+
+
+def decompress_model(data: bytes) -> bytes:
+    """Rewrites every bconv2d_mst node as the bconv2d it encodes (validated, docs/mst.md)."""
+
+    def convert(rec, ps, ic):
+        if rec[0] != OP_BCONV2D_MST:
+            return rec, ps
+        if len(ps) != 7:
+            raise MstFormatError("bconv2d_mst: param_count is not 7")
+        oc, kh, kw = rec[10], rec[4], rec[5]
+        code = from_params([a for _, a in ps[:5]], oc, kh, kw, ic)
+        rec[0] = OP_BCONV2D
+        return rec, [(1, validate(code).reshape(-1))] + ps[5:]
+
+    return _rewrite(data, convert)
