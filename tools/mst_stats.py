@@ -5,13 +5,17 @@
 Per layer and depth bound, a markdown table row:
   MST columns: the plain minimum spanning tree per chunk (the paper's tree): mean edge
   over K (K = KH*KW*IC weight bits), deepest channel, counted binary-op ratio (bits
-  touched: K per root plus D per child, over OC*K) and words-touched ratio (32-bit words
-  a SIMD kernel reads: L per root plus differing words per child, over OC*L).
+  touched: K per root plus D per child, over OC*K). Words columns, on the MST over
+  differing words: words-touched ratio (32-bit words a SIMD kernel reads: L per root
+  plus differing words per child, over OC*L) and the estimated kernel speed-up when a
+  child costs 1.4 dense words per word it touches (issue 13's AVX2 prototype) and is
+  computed densely when that is cheaper.
   "random D/K" is the same MST over uniformly random filters of the layer's shape, the
   baseline that says how much closer training made the filters than chance.
   Forest columns: the size-optimal forest of the smaller encoding (docs/mst.md): its
   encoding, roots, and the plain bit-packed weight bytes over the op's MST param bytes
-  (> 1 means smaller).
+  (> 1 means smaller). The "all" rows weight layers by their work, positions*OC*K
+  (the speed-up as a harmonic mean), and add up bytes.
 bwn_conv2d layers are listed (the storage compresses the same way) and marked; the bit
 exact identity is for bconv2d.
 """
@@ -53,6 +57,7 @@ def model_rows(path: Path, bounds: list[int | None], chunk: int | None) -> list[
                     "node": index,
                     "op": op,
                     "oc": int(fw.shape[0]),
+                    "positions": int(ref.nodes[index].out_shape[0] * ref.nodes[index].out_shape[1]),
                     "K": s["K"],
                     "bound": bound,
                     "mst_mean_edge_k": s["mst"]["mean_edge_k"],
@@ -60,6 +65,8 @@ def model_rows(path: Path, bounds: list[int | None], chunk: int | None) -> list[
                     "mst_depth": s["mst"]["max_depth"],
                     "mst_ops_ratio": s["mst"]["ops_ratio"],
                     "mst_words_ratio": s["mst"]["words_ratio"],
+                    "word_tree_words_ratio": s["speed"]["words_ratio"],
+                    "est_speedup": s["speed"]["est_speedup"],
                     "encoding": s["best"],
                     "forest_roots": best["roots"],
                     "dense_bytes": s["dense_bytes"],
@@ -71,13 +78,14 @@ def model_rows(path: Path, bounds: list[int | None], chunk: int | None) -> list[
 
 
 def _summary(rows: list[dict]) -> dict:
-    """Whole-model figures: weighted by each layer's OC*K (bits) or bytes."""
-    w = np.array([r["oc"] * r["K"] for r in rows], dtype=np.float64)
+    """Whole-model figures: weighted by each layer's work (positions*OC*K) or bytes."""
+    w = np.array([r["positions"] * r["oc"] * r["K"] for r in rows], dtype=np.float64)
     return {
         "mean_edge_k": float(np.average([r["mst_mean_edge_k"] for r in rows], weights=w)),
         "random_mean_edge_k": float(np.average([r["random_mean_edge_k"] for r in rows], weights=w)),
         "ops_ratio": float(np.average([r["mst_ops_ratio"] for r in rows], weights=w)),
-        "words_ratio": float(np.average([r["mst_words_ratio"] for r in rows], weights=w)),
+        "words_ratio": float(np.average([r["word_tree_words_ratio"] for r in rows], weights=w)),
+        "est_speedup": float(w.sum() / np.sum(w / np.array([r["est_speedup"] for r in rows]))),
         "storage_ratio": sum(r["dense_bytes"] for r in rows) / sum(r["mst_bytes"] for r in rows),
         "max_depth": max(r["mst_depth"] for r in rows),
     }
@@ -86,12 +94,12 @@ def _summary(rows: list[dict]) -> dict:
 def print_table(rows: list[dict], bounds: list[int | None], out=sys.stdout) -> None:
     head = (
         "| node | op | OC x K | depth bound | MST mean D/K | random D/K | MST depth | ops ratio "
-        "| words ratio | forest enc | roots | storage x |"
+        "| words ratio | est. speed | forest enc | roots | storage x |"
     )
     for model in dict.fromkeys(r["model"] for r in rows):
         print(f"\n### {model}\n", file=out)
         print(head, file=out)
-        print("|" + "---|" * 12, file=out)
+        print("|" + "---|" * 13, file=out)
         mine = [r for r in rows if r["model"] == model]
         for r in mine:
             op = "bwn" if r["op"] == "bwn_conv2d" else "xnor"
@@ -99,7 +107,7 @@ def print_table(rows: list[dict], bounds: list[int | None], out=sys.stdout) -> N
             print(
                 f"| {r['node']} | {op} | {r['oc']} x {r['K']} | {bound} | {r['mst_mean_edge_k']:.3f} "
                 f"| {r['random_mean_edge_k']:.3f} | {r['mst_depth']} | {r['mst_ops_ratio']:.3f} "
-                f"| {r['mst_words_ratio']:.3f} "
+                f"| {r['word_tree_words_ratio']:.3f} | {r['est_speedup']:.2f} "
                 f"| {r['encoding']} | {r['forest_roots']}/{r['oc']} | {r['storage_ratio']:.3f} |",
                 file=out,
             )
@@ -109,7 +117,7 @@ def print_table(rows: list[dict], bounds: list[int | None], out=sys.stdout) -> N
             print(
                 f"| all | | | {name} | {s['mean_edge_k']:.3f} "
                 f"| {s['random_mean_edge_k']:.3f} | {s['max_depth']} | {s['ops_ratio']:.3f} "
-                f"| {s['words_ratio']:.3f} | | | {s['storage_ratio']:.3f} |",
+                f"| {s['words_ratio']:.3f} | {s['est_speedup']:.2f} | | | {s['storage_ratio']:.3f} |",
                 file=out,
             )
 

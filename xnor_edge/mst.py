@@ -538,20 +538,30 @@ def choose_code(
     return min(codes, key=lambda c: c.nbytes())
 
 
-def tree_stats(fw: np.ndarray, tree: MstTree, k_bits: int) -> dict:
-    """Counts of one tree: roots, depth, mean edge / K, binary-op and word ratios."""
+CHILD_WORD_COST = 1.4  # dense words per word a child touches (issue 13, AVX2 prototype)
+
+
+def tree_stats(fw: np.ndarray, tree: MstTree, k_bits: int, child_word_cost: float = CHILD_WORD_COST) -> dict:
+    """Counts of one tree: roots, depth, mean edge / K, binary-op and word ratios.
+
+    ``est_speedup`` is the kernel-time model of docs/mst.md: a root costs L dense
+    words, a child ``child_word_cost`` per word it touches, and each child is
+    computed densely instead when that is cheaper (which never affects its children).
+    """
     oc, n_words = fw.shape
     child = tree.parent >= 0
     m = fw[child] ^ fw[tree.parent[child]]
     dist = popcount(m).sum(axis=1)
     words = (m != 0).sum(axis=1)
     roots = oc - int(child.sum())
+    timed = roots * n_words + np.minimum(n_words, child_word_cost * words).sum()
     return {
         "roots": roots,
         "max_depth": int(tree.depth.max()) if oc else 0,
         "mean_edge_k": float(dist.mean() / k_bits) if dist.size else 0.0,
         "ops_ratio": float((roots * k_bits + dist.sum()) / (oc * k_bits)),
         "words_ratio": float((roots * n_words + words.sum()) / (oc * n_words)),
+        "est_speedup": float(oc * n_words / timed),
     }
 
 
@@ -563,13 +573,16 @@ def layer_stats(
     ``mst``: the plain MST (paper-style: every channel but one per chunk is a
     child) with its mean edge / K, depth, counted binary-op ratio (sum of bits
     touched over OC*K) and words-touched ratio (over OC*L, what SIMD CPUs pay);
-    ``words`` / ``bits``: the size-optimal forest of each encoding with its
-    bytes; ``best``: the smaller encoding; bytes are against plain packing.
+    ``speed``: the plain MST on differing words, whose ``est_speedup`` is the
+    kernel-time estimate; ``words`` / ``bits``: the size-optimal forest of each
+    encoding with its bytes; ``best``: the smaller encoding; bytes are against
+    plain packing.
     """
     k_bits = kh * kw * ic
     dense = 4 * fw.size
     out: dict[str, Any] = {"K": k_bits, "OC": fw.shape[0], "dense_bytes": dense}
     out["mst"] = tree_stats(fw, build_tree(fw, "bits", chunk, max_depth, forest=False), k_bits)
+    out["speed"] = tree_stats(fw, build_tree(fw, "words", chunk, max_depth, forest=False), k_bits)
     for enc in ENCODINGS:
         tree = build_tree(fw, enc, chunk, max_depth)
         code = encode(fw, tree, enc, kh, kw, ic)
