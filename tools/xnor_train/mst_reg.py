@@ -81,7 +81,9 @@ def edge_penalty(
     d = diff.permute(0, 2, 3, 1)
     if cw * 32 != ic:
         d = torch.nn.functional.pad(d, (0, cw * 32 - ic))
-    groups = d.reshape(e, kh, kw, cw, 32).pow(2).sum(dim=-1).add(1e-12).sqrt() - 1e-6  # 0 at 0
+    sq = d.reshape(e, kh, kw, cw, 32).pow(2).sum(dim=-1)
+    # The L2 norm with a zero (not NaN) gradient where a group already agrees.
+    groups = torch.where(sq > 0, sq.clamp_min(1e-30).sqrt(), torch.zeros_like(sq))
     return groups.mean() / (math.sqrt(32.0) * scale)
 
 
