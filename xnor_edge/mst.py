@@ -54,6 +54,8 @@ channel: roots first (one dense bgemm over them), parents before children.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -65,6 +67,7 @@ __all__ = [
     "MstFormatError",
     "MstTree",
     "build_tree",
+    "child_cost",
     "choose_code",
     "compress_model",
     "decompress_model",
@@ -72,21 +75,22 @@ __all__ = [
     "differing_words",
     "encode",
     "filter_rows",
+    "from_params",
     "hamming",
     "iter_binary_layers",
     "layer_stats",
+    "level_order",
     "mst_bgemm_reference",
     "popcount",
     "popcount_bytes",
-    "from_params",
     "real_bit_mask",
     "to_params",
+    "tree_stats",
     "validate",
 ]
 
 ENCODINGS = ("words", "bits")
 NO_PARENT = 0xFFFFFFFF
-_INF = np.iinfo(np.int64).max // 4
 
 _BYTE_TABLE = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
 
@@ -614,9 +618,6 @@ OP_BCONV2D_MST = 13
 def _read_model(data: bytes) -> tuple[tuple, bytes, list[list[int]], list[tuple[int, np.ndarray]]]:
     """Header fields, metadata, node records and params of a model file, checked lightly
     (the full checks are the reference interpreter's and the C loader's)."""
-    import struct
-    import zlib
-
     if data[:8] != b"XNOREDGE" or data[-4:] != b"XEND":
         raise MstFormatError("not an xnor-edge model file")
     if zlib.crc32(data[:-8]) & 0xFFFFFFFF != struct.unpack_from("<I", data, len(data) - 8)[0]:
@@ -636,8 +637,6 @@ def _write_model(
     head: tuple, meta: bytes, nodes: list[list[int]], params: list[tuple[int, np.ndarray]]
 ) -> bytes:
     """Serialises like ``builder.GraphBuilder.to_bytes`` (same offsets and alignment)."""
-    import struct
-    import zlib
 
     def align(n: int, a: int) -> int:
         return (n + a - 1) // a * a
