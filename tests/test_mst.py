@@ -495,8 +495,24 @@ def test_compress_model_round_trip(max_depth):
     assert mst.decompress_model(packed) == data
     same, _ = mst.compress_model(data)  # nothing here compresses: the file is unchanged
     assert same == data
+    trees, report = mst.compress_model(data, chunk=16, max_depth=max_depth, min_ratio=0, forest=False)
+    assert [r["roots"] for r in report] == [5, 3, 5, 2]  # one per chunk of 16: children everywhere
+    assert mst.decompress_model(trees) == data
     shipped = (ROOT / "models" / "mnist-digits-xnor.xnor").read_bytes()
-    assert mst.decompress_model(mst.compress_model(shipped, min_ratio=0)[0]) == shipped
+    assert mst.decompress_model(mst.compress_model(shipped, min_ratio=0, forest=False)[0]) == shipped
+
+
+def test_identity_on_a_shipped_layer():
+    from xnor_edge.reference import ReferenceModel
+
+    ref = ReferenceModel.from_file(ROOT / "models" / "mnist-digits-xnor.xnor")
+    _, _, fw, kh, kw, ic = next(iter(mst.iter_binary_layers(ref)))
+    rng = np.random.default_rng(70)
+    a = _filters(rng, 16, kh, kw, ic)
+    for depth in (None, 3):
+        code = mst.choose_code(fw, kh, kw, ic, 64, depth, forest=False)
+        assert code.roots.shape[0] == 1
+        assert np.array_equal(mst.mst_bgemm_reference(a, code), mst.dense_bgemm(a, fw))
 
 
 def test_decompress_rejects_a_broken_tree():

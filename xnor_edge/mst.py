@@ -535,10 +535,17 @@ def mst_bgemm_reference(a_words: np.ndarray, code: MstCode) -> np.ndarray:
 
 
 def choose_code(
-    fw: np.ndarray, kh: int, kw: int, ic: int, chunk: int | None = 64, max_depth: int | None = None
+    fw: np.ndarray,
+    kh: int,
+    kw: int,
+    ic: int,
+    chunk: int | None = 64,
+    max_depth: int | None = None,
+    forest: bool = True,
 ) -> MstCode:
-    """The smaller of the two encodings, each on the forest built for its own costs."""
-    codes = [encode(fw, build_tree(fw, e, chunk, max_depth), e, kh, kw, ic) for e in ENCODINGS]
+    """The smaller of the two encodings, each on the forest built for its own costs
+    (``forest=False``: on the plain MST, every channel but one per chunk a child)."""
+    codes = [encode(fw, build_tree(fw, e, chunk, max_depth, forest), e, kh, kw, ic) for e in ENCODINGS]
     return min(codes, key=lambda c: c.nbytes())
 
 
@@ -686,10 +693,13 @@ def compress_model(
     chunk: int | None = 64,
     max_depth: int | None = None,
     min_ratio: float = 1.0,
+    forest: bool = True,
 ) -> tuple[bytes, list[dict]]:
     """Rewrites every bconv2d whose MST code is smaller than plain packing by more than
     ``min_ratio`` as a bconv2d_mst node (docs/mst.md; lossless). Returns the new file
-    and one record per bconv2d. ``min_ratio=0`` converts every bconv2d (for tests)."""
+    and one record per bconv2d. For kernel tests, ``min_ratio=0`` converts every
+    bconv2d and ``forest=False`` codes the plain MST (a child for all channels but one
+    per chunk, however large the code)."""
     report: list[dict] = []
 
     def convert(rec, ps, ic):
@@ -697,9 +707,12 @@ def compress_model(
             return rec, ps
         oc, kh, kw = rec[10], rec[4], rec[5]
         fw = filter_rows(ps[0][1], oc, kh, kw, ic)
-        code = choose_code(fw, kh, kw, ic, chunk, max_depth)
+        code = choose_code(fw, kh, kw, ic, chunk, max_depth, forest)
         ratio = 4 * fw.size / code.nbytes()
-        report.append({"oc": oc, "K": kh * kw * ic, "encoding": code.encoding, "ratio": ratio})
+        roots = int(code.roots.shape[0])
+        report.append(
+            {"oc": oc, "K": kh * kw * ic, "encoding": code.encoding, "roots": roots, "ratio": ratio}
+        )
         if ratio <= min_ratio and min_ratio > 0:
             return rec, ps
         rec[0] = OP_BCONV2D_MST
