@@ -309,12 +309,12 @@ class Worker:
 
 
 def cpu_report() -> dict:
-    model, flags = platform.processor() or "?", set()
+    model, flags = None, set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, val = line.partition(":")
             key = key.strip()
-            if key == "model name" and model in ("?", "", platform.processor()):
+            if key == "model name" and model is None:
                 model = val.strip()
             elif key in ("flags", "Features") and not flags:
                 flags = set(val.split())
@@ -326,7 +326,7 @@ def cpu_report() -> dict:
     except OSError:
         load = []
     return {
-        "model": model,
+        "model": model or platform.processor() or platform.machine(),
         "simd_flags": simd,
         "cores": os.cpu_count(),
         "machine": platform.machine(),
@@ -378,10 +378,15 @@ def _tflite_converter():
     return None, "no PyTorch -> TFLite converter without TensorFlow (" + "; ".join(reasons) + ")"
 
 
+def _skip(notes: list[str], msg: str) -> None:
+    print(f"skip {msg}")
+    notes.append(msg)
+
+
 def build_network_cases(
-    names: list[str], engines: list[str], workdir: Path, skipped: dict, given: dict
+    names: list[str], engines: list[str], workdir: Path, skipped: dict, given: dict, notes: list[str]
 ) -> tuple[dict, dict]:
-    """(cases per engine, case labels). Each case is {engine: spec} for the engines that have it."""
+    """(specs per engine and case, case labels); skips are printed and added to notes."""
     import xnor_edge
 
     per_engine: dict[str, dict] = {e: {} for e in engines}
@@ -410,7 +415,7 @@ def build_network_cases(
         xnor_path = MODELS / shipped
         if size:
             if not torch_ok:
-                print(f"skip {name}: {torch_reason}")
+                _skip(notes, f"{name}: {torch_reason}")
                 continue
             torch.manual_seed(0)
             xm = build_model(dict(cfg, variant="xnor")).eval()
@@ -421,7 +426,7 @@ def build_network_cases(
             continue
         if not torch_ok:
             for e in peers_float:
-                print(f"skip {e} on {name}: {torch_reason}")
+                _skip(notes, f"{e} on {name}: {torch_reason}")
             continue
         torch.manual_seed(0)
         latent = build_model(dict(cfg, variant="xnor")).eval()
@@ -430,14 +435,14 @@ def build_network_cases(
             onnx_path = workdir / f"{name}-float.onnx"
             msg = export_onnx(latent, {"config": cfg, "data": {"input_size": [hw, hw]}}, onnx_path)
             if msg.startswith("skipped"):
-                print(f"skip onnxruntime on {name}: ONNX export {msg}")
+                _skip(notes, f"onnxruntime on {name}: ONNX export {msg}")
             else:
                 per_engine["onnxruntime"][name] = {"onnx": str(onnx_path)}
         if "litert" in peers_float:
             if name in given.get("litert", {}):
                 per_engine["litert"][name] = {"tflite": given["litert"][name]}
             elif converter is None:
-                print(f"skip litert on {name}: {conv_reason}; or pass --tflite {name}=FILE")
+                _skip(notes, f"litert on {name}: {conv_reason}; or pass --tflite {name}=FILE")
             else:
                 fm = build_model(dict(cfg, variant="float")).eval()
                 path = workdir / f"{name}-float.tflite"
@@ -448,9 +453,10 @@ def build_network_cases(
             if name in given.get("lce", {}):
                 per_engine["lce"][name] = {"tflite": given["lce"][name]}
             else:
-                print(
-                    f"skip lce on {name}: no LCE model given (--lce {name}=FILE, the binary network "
-                    "converted with larq_compute_engine.convert_keras_model)"
+                _skip(
+                    notes,
+                    f"lce on {name}: no LCE model given (--lce {name}=FILE, the binary network "
+                    "converted with larq_compute_engine.convert_keras_model)",
                 )
     return per_engine, labels
 
@@ -486,7 +492,9 @@ def _one_layer_onnx(hw: int, c: int, k: int, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def build_layer_cases(shapes: list[tuple], engines: list[str], workdir: Path, skipped: dict) -> dict:
+def build_layer_cases(
+    shapes: list[tuple], engines: list[str], workdir: Path, skipped: dict, notes: list[str]
+) -> dict:
     """shapes: (case, hw, c, k). One-layer models per engine (3x3 'same' convs, stride 1)."""
     per_engine: dict[str, dict] = {e: {} for e in engines}
     onnx_ok = True
@@ -495,7 +503,7 @@ def build_layer_cases(shapes: list[tuple], engines: list[str], workdir: Path, sk
             import onnx  # noqa: F401
         except ImportError as e:
             onnx_ok = False
-            print(f"skip onnxruntime: building the Conv model needs the 'onnx' package ({e})")
+            _skip(notes, f"onnxruntime: building the Conv model needs the 'onnx' package ({e})")
     for case, hw, c, k in shapes:
         xp = workdir / f"{case}.xnor"
         _one_layer_xnor(hw, c, k, xp)
@@ -508,7 +516,7 @@ def build_layer_cases(shapes: list[tuple], engines: list[str], workdir: Path, sk
             per_engine["numpy-sgemm"][case] = {"conv": {"hw": hw, "c": c, "oc": c, "k": k, "pad": k // 2}}
     for e in ("litert", "lce"):
         if e in per_engine and e not in skipped:
-            print(f"skip {e}: the layer modes compare against onnxruntime and NumPy only")
+            _skip(notes, f"{e}: the layer modes compare against onnxruntime and NumPy only")
             per_engine[e] = {}
     return per_engine
 
@@ -528,7 +536,9 @@ def _stats(ns: list[int]) -> dict | None:
     }
 
 
-def measure(per_engine: dict, threads: list[int], args, skipped: dict) -> tuple[list[dict], dict]:
+def measure(
+    per_engine: dict, threads: list[int], args, skipped: dict, notes: list[str]
+) -> tuple[list[dict], dict]:
     """Starts the workers, runs the shuffled rounds; returns (results, worker infos)."""
     workers = []
     infos: dict = {}
@@ -538,7 +548,7 @@ def measure(per_engine: dict, threads: list[int], args, skipped: dict) -> tuple[
         for t in threads:
             w = Worker(engine, t, cases, args.warmup)
             if w.error:
-                print(f"skip {engine} ({t} thr): worker failed: {w.error}")
+                _skip(notes, f"{engine} ({t} thr): worker failed: {w.error}")
                 w.close()
                 continue
             infos.setdefault(engine, w.info)
@@ -634,6 +644,19 @@ def helper_thread_notes(results: list[dict]) -> list[str]:
     return notes
 
 
+def load_warning(cpu: dict) -> list[str]:
+    """Other work on the machine makes wall-time ratios unfair: say so in the report."""
+    loads = [float(v) for v in cpu["loadavg"][:1] + cpu.get("loadavg_end", [])[:1]]
+    if not loads or max(loads) < 0.75 * (cpu["cores"] or 1):
+        return []
+    return [
+        f"warning: the machine was busy (1-minute load average up to {max(loads):.1f} on "
+        f"{cpu['cores']} cores): a run longer than a scheduler slice waits for other work more "
+        "often than a short one, so wall-time ratios favour the faster engine; at 1 thread the "
+        "CPU-time ratio is the fairer figure. Re-run on a quiet machine for the published table."
+    ]
+
+
 def header_lines(meta: dict) -> list[str]:
     cpu = meta["cpu"]
     simd = ", ".join(cpu["simd_flags"]) or "none listed"
@@ -667,7 +690,8 @@ def header_lines(meta: dict) -> list[str]:
             )
         lines.append(
             f"- numpy {info['numpy']} im2col + sgemm, BLAS: {blas} "
-            f"(run with {' and '.join(BLAS_ENV_UNSET)} unset)"
+            f"(run with {' and '.join(BLAS_ENV_UNSET)} unset; in the calling shell: "
+            f"{meta['blas_env_parent'] or 'neither set'})"
         )
     s = meta["settings"]
     lines.append(
@@ -677,6 +701,8 @@ def header_lines(meta: dict) -> list[str]:
     )
     for e, why in meta["skipped"].items():
         lines.append(f"- skipped {e}: {why}")
+    for msg in meta["skip_notes"]:
+        lines.append(f"- skipped {msg}")
     return lines
 
 
@@ -739,12 +765,22 @@ def fig4_table(results, shapes, peer: str) -> tuple[list[str], list[dict]]:
     points = []
     for case, _hw, c, k in shapes:
         ours, pr = _find(results, case, "xnor-edge", 1), _find(results, case, peer, 1)
-        s = _ratio(pr, ours)
+        s, s_cpu = _ratio(pr, ours), _ratio(pr, ours, "cpu")
         theory = fig4_theory(c, k * k)
         sweep = "channels" if case.startswith("c") else "filter"
-        points.append({"case": case, "sweep": sweep, "c": c, "k": k, "speedup": s, "theory": theory})
+        points.append(
+            {
+                "case": case,
+                "sweep": sweep,
+                "c": c,
+                "k": k,
+                "speedup": s,
+                "speedup_cpu": s_cpu,
+                "theory": theory,
+            }
+        )
         out.append(
-            f"| {sweep} | {c} | {k}x{k} | {_ms(ours)} | {_ms(pr)} | {_x(s, bold=True)} | {theory:.1f}x |"
+            f"| {sweep} | {c} | {k}x{k} | {_ms(ours)} | {_ms(pr)} | {_x_wall_cpu(pr, ours)} | {theory:.1f}x |"
         )
     out.append(
         f"| paper (XNOR-Net 4.1) | 256 | 3x3 | | | {PAPER_MEASURED:.0f}x (reported) | "
@@ -753,7 +789,7 @@ def fig4_table(results, shapes, peer: str) -> tuple[list[str], list[dict]]:
     return out, points
 
 
-def fig4_plot(points: list[dict], path: str, peer: str, cpu: str) -> str:
+def fig4_plot(points: list[dict], path: str, peer: str, title: str) -> str:
     try:
         import matplotlib
 
@@ -769,9 +805,10 @@ def fig4_plot(points: list[dict], path: str, peer: str, cpu: str) -> str:
         pts = [p for p in points if p["sweep"] == sweep]
         xs = [p[xkey] for p in pts]
         ax.plot(xs, [p["theory"] for p in pts], "k--", label="theory 64cN_W/(cN_W+64)")
-        meas = [(p[xkey], p["speedup"]) for p in pts if p["speedup"] is not None]
-        if meas:
-            ax.plot(*zip(*meas), "o-", label=f"xnor-edge bconv2d vs {peer} Conv, 1 thread")
+        for key, style, what in (("speedup", "o-", "wall time"), ("speedup_cpu", "s:", "thread CPU time")):
+            meas = [(p[xkey], p[key]) for p in pts if p[key] is not None]
+            if meas:
+                ax.plot(*zip(*meas), style, label=f"xnor-edge bconv2d vs {peer} Conv, 1 thread, {what}")
         if sweep == "channels":
             ax.set_xscale("log", base=2)
             ax.plot([256], [PAPER_MEASURED], "r*", markersize=12, label="paper: 58x measured (c=256, 3x3)")
@@ -783,7 +820,7 @@ def fig4_plot(points: list[dict], path: str, peer: str, cpu: str) -> str:
         ax.set_ylabel("speed-up of binary over float")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"XNOR-Net Figure 4b-c measured: {cpu}", fontsize=10)
+    fig.suptitle(f"XNOR-Net Figure 4b-c measured: {title}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -858,6 +895,7 @@ def main(argv=None) -> int:
         print(f"skip {e}: {why}")
     sys.path.insert(0, str(REPO / "tools"))
 
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench_peers_") as tmp:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -869,7 +907,7 @@ def main(argv=None) -> int:
             if bad:
                 sys.exit(f"--networks: unknown {bad}; choose from {', '.join(NETWORKS)}")
             given = {"litert": _given(args.tflite, "--tflite"), "lce": _given(args.lce, "--lce")}
-            per_engine, labels = build_network_cases(names, engines, workdir, skipped, given)
+            per_engine, labels = build_network_cases(names, engines, workdir, skipped, given, notes)
         else:
             if mode == "layers":
                 shapes = [(f"{hw}x{hw}x{c} 3x3", hw, c, 3) for hw, c in RESNET_LAYERS]
@@ -877,9 +915,9 @@ def main(argv=None) -> int:
                 chans = [c for c in FIG4_CHANNELS if not args.quick or c in (1, 64, 256)]
                 filt = [k for k in FIG4_FILTERS if not args.quick or k in (1, 3)]
                 shapes = [(f"c{c} 3x3", 14, c, 3) for c in chans] + [(f"k{k} c256", 14, 256, k) for k in filt]
-            per_engine = build_layer_cases(shapes, engines, workdir, skipped)
+            per_engine = build_layer_cases(shapes, engines, workdir, skipped, notes)
         print(f"measuring ({mode}): {args.rounds} rounds x {args.iters} iterations ...", file=sys.stderr)
-        results, infos = measure(per_engine, threads, args, skipped)
+        results, infos = measure(per_engine, threads, args, skipped, notes)
 
     meta = {
         "mode": mode,
@@ -889,6 +927,8 @@ def main(argv=None) -> int:
         "versions": versions,
         "infos": infos,
         "skipped": skipped,
+        "skip_notes": notes,
+        "blas_env_parent": {v: os.environ[v] for v in BLAS_ENV_UNSET if v in os.environ},
         "settings": {
             "rounds": args.rounds,
             "iters": args.iters,
@@ -921,11 +961,14 @@ def main(argv=None) -> int:
         lines += table
         extra["fig4"] = points
         if peer is not None:
-            lines += ["", fig4_plot(points, args.plot, peer, meta["cpu"]["model"])]
+            kernels = infos.get("xnor-edge", {}).get("kernel_isa")
+            title = f"{meta['cpu']['model']}, xnor-edge kernels {kernels}"
+            lines += ["", fig4_plot(points, args.plot, peer, title)]
     notes = helper_thread_notes(results)
+    meta["cpu"]["loadavg_end"] = cpu_report()["loadavg"]
+    notes += load_warning(meta["cpu"])
     if notes:
         lines += [""] + notes
-    meta["cpu"]["loadavg_end"] = cpu_report()["loadavg"]
     lines.append("")
     lines.append(f"load average at the end: {' '.join(meta['cpu']['loadavg_end'])}")
     text = "\n".join(lines)
