@@ -118,9 +118,12 @@ def _engine_onnxruntime(threads: int):
     return load, {"version": ort.__version__, "providers": ort.get_available_providers()}
 
 
-def _tflite_loader(interpreter_cls, threads: int):
+def _engine_litert(threads: int):
+    import ai_edge_litert
+    from ai_edge_litert.interpreter import Interpreter
+
     def load(spec):
-        it = interpreter_cls(model_path=spec["tflite"], num_threads=threads)
+        it = Interpreter(model_path=spec["tflite"], num_threads=threads)
         it.allocate_tensors()
         d = it.get_input_details()[0]
         x = np.random.default_rng(0).standard_normal(d["shape"]).astype(d["dtype"])
@@ -131,14 +134,7 @@ def _tflite_loader(interpreter_cls, threads: int):
 
         return run, it, None
 
-    return load
-
-
-def _engine_litert(threads: int):
-    import ai_edge_litert
-    from ai_edge_litert.interpreter import Interpreter
-
-    return _tflite_loader(Interpreter, threads), {"version": getattr(ai_edge_litert, "__version__", "?")}
+    return load, {"version": getattr(ai_edge_litert, "__version__", "?")}
 
 
 def _engine_lce(threads: int):
@@ -154,10 +150,10 @@ def _engine_lce(threads: int):
         except TypeError:  # an LCE release without these options
             options.clear()
             it = Interpreter(flatbuffer, num_threads=threads)
-        x = np.random.default_rng(0).standard_normal(it.input_shapes[0]).astype(np.float32)
+        x = np.random.default_rng(0).standard_normal(tuple(it.input_shapes[0])).astype(np.float32)
 
         def run():
-            it.predict(x)
+            it.interpreter.predict([x])  # the wrapper itself: no batching generator per call
 
         return run, it, None
 
