@@ -583,6 +583,7 @@ def measure(
                 "process_cpu": _stats(acc["proc_ns"]),
                 "c_clock": _stats(acc["c_ns"]),
                 "wall_ns": acc["wall_ns"],
+                "cpu_ns": acc["cpu_ns"] if t == 1 else None,
             }
         )
     return results, infos
@@ -598,12 +599,15 @@ def _find(results, case, engine, t):
     return None
 
 
-def _ms(r: dict | None, with_cpu: bool = True) -> str:
+def _ms(r: dict | None) -> str:
+    """Median wall time (p90; thread CPU time at 1 thread; xnor-edge's own C clock)."""
     if r is None:
         return "-"
     s = f"{r['wall']['p50_ms']:.3f} ms (p90 {r['wall']['p90_ms']:.3f}"
-    if with_cpu and r.get("cpu"):
+    if r.get("cpu"):
         s += f"; CPU {r['cpu']['p50_ms']:.3f}"
+    if r.get("c_clock"):
+        s += f"; C {r['c_clock']['p50_ms']:.3f}"
     return s + ")"
 
 
@@ -693,7 +697,8 @@ def header_lines(meta: dict) -> list[str]:
     lines.append(
         f"- {s['rounds']} rounds x up to {s['iters']} iterations per engine and case, shuffled "
         f"interleaved order, each engine x thread count in its own process; medians (p90); "
-        f"CPU = the calling thread's CPU time (1 thread only); batch 1; {meta['date']}"
+        "CPU = the calling thread's CPU time (1 thread only), C = xnor-edge's own node clock; "
+        f"batch 1; {meta['date']}"
     )
     for e, why in meta["skipped"].items():
         lines.append(f"- skipped {e}: {why}")
@@ -734,7 +739,7 @@ def network_tables(results, labels, peers, threads) -> list[str]:
 
 
 def layer_table(results, shapes, peers) -> list[str]:
-    head = "| layer | xnor-edge whole layer (C clock) |"
+    head = "| layer | xnor-edge whole layer |"
     sep = "|---|---|"
     for p in peers:
         name = "NumPy im2col + sgemm" if p == "numpy-sgemm" else f"{p} Conv"
@@ -743,8 +748,7 @@ def layer_table(results, shapes, peers) -> list[str]:
     out = [head, sep]
     for case, _hw, _c, _k in shapes:
         ours = _find(results, case, "xnor-edge", 1)
-        cc = f"; C {ours['c_clock']['p50_ms']:.3f}" if ours and ours.get("c_clock") else ""
-        row = f"| {case} | {_ms(ours)[:-1]}{cc}) |" if ours else f"| {case} | - |"
+        row = f"| {case} | {_ms(ours)} |"
         for p in peers:
             pr = _find(results, case, p, 1)
             row += f" {_ms(pr)} | {_x_wall_cpu(pr, ours)} |"
@@ -944,8 +948,8 @@ def main(argv=None) -> int:
         lines += layer_table(results, shapes, peers)
         lines += [
             "",
-            "Times are per Python call for every engine; for xnor-edge the C clock (sum of its "
-            "node times, no Python) is shown too.",
+            "Times are per Python call for every engine; C = xnor-edge's own clock (the sum of "
+            "its node times, no Python).",
         ]
     else:
         peer = "onnxruntime" if "onnxruntime" in peers else None
