@@ -738,21 +738,22 @@ def network_tables(results, labels, peers, threads) -> list[str]:
     return out
 
 
-def layer_table(results, shapes, peers) -> list[str]:
-    head = "| layer | xnor-edge whole layer |"
-    sep = "|---|---|"
+def layer_table(results, shapes, peers, threads) -> list[str]:
+    head = "| layer | threads | xnor-edge whole layer |"
+    sep = "|---|---|---|"
     for p in peers:
         name = "NumPy im2col + sgemm" if p == "numpy-sgemm" else f"{p} Conv"
         head += f" {name} | xnor-edge vs {p} |"
         sep += "---|---|"
     out = [head, sep]
     for case, _hw, _c, _k in shapes:
-        ours = _find(results, case, "xnor-edge", 1)
-        row = f"| {case} | {_ms(ours)} |"
-        for p in peers:
-            pr = _find(results, case, p, 1)
-            row += f" {_ms(pr)} | {_x_wall_cpu(pr, ours)} |"
-        out.append(row)
+        for t in threads:
+            ours = _find(results, case, "xnor-edge", t)
+            row = f"| {case} | {t} | {_ms(ours)} |"
+            for p in peers:
+                pr = _find(results, case, p, t)
+                row += f" {_ms(pr)} | {_x_wall_cpu(pr, ours)} |"
+            out.append(row)
     return out
 
 
@@ -886,8 +887,8 @@ def main(argv=None) -> int:
         sys.exit(f"--engines: choose from {', '.join(ENGINES)}, xnor-edge included; got {args.engines}")
     default_threads = "1" if mode != "networks" else "1,2"
     threads = [int(t) for t in (args.threads or default_threads).split(",")]
-    if mode != "networks" and threads != [1]:
-        print("note: --layers and --fig4 compare at 1 thread; other thread counts are extra rows")
+    if mode == "fig4" and threads != [1]:
+        sys.exit("--fig4 measures at 1 thread, as the paper's CPU figure (leave out --threads)")
     versions, skipped = probe_peers(engines, mode)
     if mode == "fig4":
         skipped.setdefault("numpy-sgemm", "not part of --fig4 (the paper's float side is one Conv)")
@@ -945,7 +946,7 @@ def main(argv=None) -> int:
     if mode == "networks":
         lines += network_tables(results, labels, peers, threads)
     elif mode == "layers":
-        lines += layer_table(results, shapes, peers)
+        lines += layer_table(results, shapes, peers, threads)
         lines += [
             "",
             "Times are per Python call for every engine; C = xnor-edge's own clock (the sum of "
