@@ -380,9 +380,16 @@ def _skip(notes: list[str], msg: str) -> None:
 
 
 def build_network_cases(
-    names: list[str], engines: list[str], workdir: Path, skipped: dict, given: dict, notes: list[str]
+    names: list[str],
+    engines: list[str],
+    workdir: Path,
+    skipped: dict,
+    given: dict,
+    notes: list[str],
+    layout: dict,
 ) -> tuple[dict, dict]:
-    """(specs per engine and case, case labels); skips are printed and added to notes."""
+    """(specs per engine and case, case labels); skips are printed and added to notes, each
+    network's input shape, MACs and architecture to layout."""
     import xnor_edge
 
     per_engine: dict[str, dict] = {e: {} for e in engines}
@@ -418,6 +425,14 @@ def build_network_cases(
             xnor_path = workdir / f"{name}.xnor"
             export_model(xm, (size, size, cfg["in_ch"])).save(xnor_path)
         per_engine["xnor-edge"][name] = {"xnor": str(xnor_path)}
+        with xnor_edge.load(xnor_path) as m:
+            info = m.info()
+        layout[name] = {
+            "input": list(m.input_shape),
+            "macs": info["macs"],
+            "binary_macs": info["binary_macs"],
+            "arch": cfg,
+        }
         if not peers_float:
             continue
         if not torch_ok:
@@ -700,6 +715,13 @@ def header_lines(meta: dict) -> list[str]:
         "CPU = the calling thread's CPU time (1 thread only), C = xnor-edge's own node clock; "
         f"batch 1; {meta['date']}"
     )
+    for name, n in meta.get("networks", {}).items():
+        h, w, c = n["input"]
+        lines.append(
+            f"- {name}: {n['arch']['arch']} width {n['arch']['width']}, input {h}x{w}x{c}, "
+            f"{n['macs'] / 1e6:.0f} M MACs ({n['binary_macs'] / 1e6:.0f} M in binary convolutions); "
+            "the peers run the same layout with float convolutions"
+        )
     for e, why in meta["skipped"].items():
         lines.append(f"- skipped {e}: {why}")
     for msg in meta["skip_notes"]:
@@ -897,6 +919,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO / "tools"))
 
     notes: list[str] = []
+    layout: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench_peers_") as tmp:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -908,7 +931,7 @@ def main(argv=None) -> int:
             if bad:
                 sys.exit(f"--networks: unknown {bad}; choose from {', '.join(NETWORKS)}")
             given = {"litert": _given(args.tflite, "--tflite"), "lce": _given(args.lce, "--lce")}
-            per_engine, labels = build_network_cases(names, engines, workdir, skipped, given, notes)
+            per_engine, labels = build_network_cases(names, engines, workdir, skipped, given, notes, layout)
         else:
             if mode == "layers":
                 shapes = [(f"{hw}x{hw}x{c} 3x3", hw, c, 3) for hw, c in RESNET_LAYERS]
@@ -929,6 +952,7 @@ def main(argv=None) -> int:
         "infos": infos,
         "skipped": skipped,
         "skip_notes": notes,
+        "networks": layout,
         "blas_env_parent": {v: os.environ[v] for v in BLAS_ENV_UNSET if v in os.environ},
         "settings": {
             "rounds": args.rounds,
