@@ -37,6 +37,7 @@ from its environment and threadpoolctl's BLAS kernel is printed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -363,6 +364,20 @@ def probe_peers(engines: list[str], mode: str) -> tuple[dict, dict]:
 # ------------------------------------------------------------------------ case building
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Converters print progress on stdout (some from C); keep stdout for the report."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _tflite_converter():
     """A PyTorch -> TFLite converter that is importable here, or the reason there is none."""
     reasons = []
@@ -407,7 +422,11 @@ def build_network_cases(
             torch_reason = f"the float counterpart needs the [train] extra (torch, onnx): {e}"
     converter, conv_reason = (None, None)
     if "litert" in peers_float:
-        converter, conv_reason = _tflite_converter()
+        with _stdout_to_stderr():
+            converter, conv_reason = _tflite_converter()
+        if converter is not None:
+            version = getattr(converter, "__version__", "?")
+            layout["_tflite_converter"] = f"{converter.__name__} {version}"
     for name in names:
         label, shipped, size = NETWORKS[name]
         labels[name] = label
@@ -444,7 +463,8 @@ def build_network_cases(
         hw = cfg["input_size"]
         if "onnxruntime" in peers_float:
             onnx_path = workdir / f"{name}-float.onnx"
-            msg = export_onnx(latent, {"config": cfg, "data": {"input_size": [hw, hw]}}, onnx_path)
+            with _stdout_to_stderr():
+                msg = export_onnx(latent, {"config": cfg, "data": {"input_size": [hw, hw]}}, onnx_path)
             if msg.startswith("skipped"):
                 _skip(notes, f"onnxruntime on {name}: ONNX export {msg}")
             else:
@@ -457,7 +477,8 @@ def build_network_cases(
             else:
                 fm = build_model(dict(cfg, variant="float")).eval()
                 path = workdir / f"{name}-float.tflite"
-                converter.convert(fm, (torch.zeros(1, cfg["in_ch"], hw, hw),)).export(str(path))
+                with _stdout_to_stderr():
+                    converter.convert(fm, (torch.zeros(1, cfg["in_ch"], hw, hw),)).export(str(path))
                 per_engine["litert"][name] = {"tflite": str(path)}
     if "lce" in engines and "lce" not in skipped:
         for name in names:
@@ -694,6 +715,14 @@ def header_lines(meta: dict) -> list[str]:
                 f"- onnxruntime {info.get('version')}, providers {', '.join(info.get('providers', []))} "
                 "(CPUExecutionProvider used; intra_op_num_threads = threads, inter_op 1, sequential)"
             )
+        elif e == "litert":
+            conv = meta.get("tflite_converter") or "none (given files)"
+            lines.append(
+                f"- ai-edge-litert {info.get('version')}, float TFLite converted by {conv} "
+                "(XNNPACK delegate, num_threads = threads)"
+            )
+        elif e == "lce":
+            lines.append(f"- larq-compute-engine {info.get('version')}, options {info.get('options')}")
         else:
             lines.append(f"- {e}: {info}")
     if "numpy-sgemm" in meta["infos"]:
@@ -952,7 +981,8 @@ def main(argv=None) -> int:
         "infos": infos,
         "skipped": skipped,
         "skip_notes": notes,
-        "networks": layout,
+        "networks": {k: v for k, v in layout.items() if not k.startswith("_")},
+        "tflite_converter": layout.get("_tflite_converter"),
         "blas_env_parent": {v: os.environ[v] for v in BLAS_ENV_UNSET if v in os.environ},
         "settings": {
             "rounds": args.rounds,
