@@ -55,3 +55,13 @@ def test_quick_cifar_xnor_edge_only_peers_skipped(tmp_path):
         assert 0 < row["wall"]["p50_ms"] <= row["wall"]["p90_ms"]
         assert row["c_clock"]["p50_ms"] > 0
         assert (row["cpu"] is not None) == (t == 1)
+
+
+def test_fig4_theory_is_the_papers_formula():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_peers", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert abs(mod.fig4_theory(256, 9) - 62.27) < 0.01  # the paper's ~62x for c = 256, 3x3
+    assert mod.fig4_theory(1, 1) == 64.0 / 65.0
