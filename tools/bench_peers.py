@@ -593,10 +593,17 @@ def measure(
     try:
         for r in range(args.rounds):
             rng.shuffle(pairs)
-            for w, case in pairs:
+            for w, case in list(pairs):
+                if w.error:
+                    continue
                 rep = w.request(case, args.iters, args.max_request_s)
-                if "error" in rep:
-                    raise RuntimeError(f"{w.engine} ({w.threads} thr) on {case}: {rep['error']}")
+                if "error" in rep:  # a crashed peer drops out whole: no partial rows
+                    w.error = rep["error"]
+                    _skip(notes, f"{w.engine} ({w.threads} thr): worker failed on {case}: {w.error}")
+                    pairs = [pc for pc in pairs if pc[0] is not w]
+                    for c in w.cases:
+                        raw.pop((w.engine, w.threads, c), None)
+                    continue
                 acc = raw[(w.engine, w.threads, case)]
                 for k in acc:
                     acc[k].extend(rep[k])
