@@ -21,11 +21,14 @@ Modes (batch 1 throughout):
               paper's 58x measured / 62x theory, with a PNG plot when matplotlib is there.
 
 Peers (optional, each skipped with a message when absent): onnxruntime (float ONNX,
-intra_op_num_threads = threads, inter_op 1, sequential), ai-edge-litert (float TFLite,
-needs a converter that works without TensorFlow, or --tflite NET=FILE), the Larq Compute
-Engine interpreter (needs TensorFlow; --lce NET=FILE, a binary model converted by LCE),
-and numpy-sgemm (layers and fig4 only; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are removed
-from its environment and threadpoolctl's BLAS kernel is printed).
+intra_op_num_threads = threads, inter_op 1, sequential), ai-edge-litert (float TFLite
+with its XNNPACK delegate, converted by litert-torch, which needs no TensorFlow, or given
+with --tflite NET=FILE), the Larq Compute Engine interpreter (needs TensorFlow; --lce
+NET=FILE, the binary network converted by LCE's converter), and numpy-sgemm (--layers
+only; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are removed from its environment and
+threadpoolctl's BLAS kernel is printed).
+
+    pip install onnxruntime ai-edge-litert litert-torch threadpoolctl matplotlib
 
     python tools/bench_peers.py                          # networks, threads 1,2
     python tools/bench_peers.py --layers --rounds 15
@@ -290,7 +293,10 @@ class Worker:
         return json.loads(line)
 
     def request(self, case: str, n: int, max_s: float) -> dict:
-        self._send({"cmd": "run", "case": case, "n": n, "max_s": max_s})
+        try:
+            self._send({"cmd": "run", "case": case, "n": n, "max_s": max_s})
+        except BrokenPipeError:
+            return {"error": f"worker exited with status {self.proc.wait()}"}
         return self._recv()
 
     def close(self) -> None:
@@ -525,32 +531,48 @@ def _one_layer_onnx(hw: int, c: int, k: int, path: Path) -> None:
 
 
 def build_layer_cases(
-    shapes: list[tuple], engines: list[str], workdir: Path, skipped: dict, notes: list[str]
-) -> dict:
-    """shapes: (case, hw, c, k). One-layer models per engine (3x3 'same' convs, stride 1)."""
-    per_engine: dict[str, dict] = {e: {} for e in engines}
-    onnx_ok = True
-    if "onnxruntime" in engines and "onnxruntime" not in skipped:
+    shapes: list[tuple], engines: list[str], workdir: Path, skipped: dict, notes: list[str], mode: str
+) -> tuple[dict, str | None]:
+    """shapes: (case, hw, c, k): one 'same' convolution, stride 1, per case and engine.
+    Returns (specs per engine and case, the TFLite converter used or None)."""
+    per_engine: dict[str, dict] = {e: {} for e in engines if e not in skipped}
+    if "onnxruntime" in per_engine:
         try:
             import onnx  # noqa: F401
         except ImportError as e:
-            onnx_ok = False
             _skip(notes, f"onnxruntime: building the Conv model needs the 'onnx' package ({e})")
+            del per_engine["onnxruntime"]
+    converter = None
+    if "litert" in per_engine and mode == "layers":
+        with _stdout_to_stderr():
+            converter, reason = _tflite_converter()
+        if converter is None:
+            _skip(notes, f"litert: {reason}")
+            del per_engine["litert"]
+    for e in ("litert", "lce"):
+        if e in per_engine and (e == "lce" or mode == "fig4"):
+            _skip(notes, f"{e}: not part of --{mode} (its float side is onnxruntime's Conv)")
+            del per_engine[e]
     for case, hw, c, k in shapes:
         xp = workdir / f"{case}.xnor"
         _one_layer_xnor(hw, c, k, xp)
         per_engine["xnor-edge"][case] = {"xnor": str(xp)}
-        if "onnxruntime" in per_engine and onnx_ok:
+        if "onnxruntime" in per_engine:
             op = workdir / f"{case}.onnx"
             _one_layer_onnx(hw, c, k, op)
             per_engine["onnxruntime"][case] = {"onnx": str(op)}
+        if "litert" in per_engine:
+            import torch
+
+            tp = workdir / f"{case}.tflite"
+            conv = torch.nn.Conv2d(c, c, k, 1, k // 2).eval()
+            with _stdout_to_stderr():
+                converter.convert(conv, (torch.zeros(1, c, hw, hw),)).export(str(tp))
+            per_engine["litert"][case] = {"tflite": str(tp)}
         if "numpy-sgemm" in per_engine:
             per_engine["numpy-sgemm"][case] = {"conv": {"hw": hw, "c": c, "oc": c, "k": k, "pad": k // 2}}
-    for e in ("litert", "lce"):
-        if e in per_engine and e not in skipped:
-            _skip(notes, f"{e}: the layer modes compare against onnxruntime and NumPy only")
-            per_engine[e] = {}
-    return per_engine
+    name = f"{converter.__name__} {getattr(converter, '__version__', '?')}" if converter else None
+    return per_engine, name
 
 
 # ------------------------------------------------------------------------- measurement
@@ -726,7 +748,7 @@ def header_lines(meta: dict) -> list[str]:
             conv = meta.get("tflite_converter") or "none (given files)"
             lines.append(
                 f"- ai-edge-litert {info.get('version')}, float TFLite converted by {conv} "
-                "(XNNPACK delegate, num_threads = threads)"
+                "(NCHW signature as in PyTorch; XNNPACK delegate, num_threads = threads)"
             )
         elif e == "lce":
             lines.append(f"- larq-compute-engine {info.get('version')}, options {info.get('options')}")
@@ -800,7 +822,7 @@ def layer_table(results, shapes, peers, threads) -> list[str]:
     head = "| layer | threads | xnor-edge whole layer |"
     sep = "|---|---|---|"
     for p in peers:
-        name = "NumPy im2col + sgemm" if p == "numpy-sgemm" else f"{p} Conv"
+        name = {"numpy-sgemm": "NumPy im2col + sgemm", "litert": "LiteRT Conv (XNNPACK)"}.get(p, f"{p} Conv")
         head += f" {name} | xnor-edge vs {p} |"
         sep += "---|---|"
     out = [head, sep]
@@ -975,7 +997,9 @@ def main(argv=None) -> int:
                 chans = [c for c in FIG4_CHANNELS if not args.quick or c in (1, 64, 256)]
                 filt = [k for k in FIG4_FILTERS if not args.quick or k in (1, 3)]
                 shapes = [(f"c{c} 3x3", 14, c, 3) for c in chans] + [(f"k{k} c256", 14, 256, k) for k in filt]
-            per_engine = build_layer_cases(shapes, engines, workdir, skipped, notes)
+            per_engine, layout["_tflite_converter"] = build_layer_cases(
+                shapes, engines, workdir, skipped, notes, mode
+            )
         print(f"measuring ({mode}): {args.rounds} rounds x {args.iters} iterations ...", file=sys.stderr)
         results, infos = measure(per_engine, threads, args, skipped, notes)
 
