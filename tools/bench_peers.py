@@ -363,7 +363,7 @@ def probe_peers(engines: list[str], mode: str) -> tuple[dict, dict]:
             except ImportError as err:
                 skipped[e] = f"larq-compute-engine not installed ({err}); it needs TensorFlow"
         elif e == "numpy-sgemm" and mode == "networks":
-            skipped[e] = "the NumPy im2col + sgemm baseline runs only with --layers and --fig4"
+            skipped[e] = "the NumPy im2col + sgemm baseline runs only with --layers"
     return versions, skipped
 
 
