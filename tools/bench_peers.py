@@ -969,6 +969,7 @@ def main(argv=None) -> int:
     threads = [int(t) for t in (args.threads or default_threads).split(",")]
     if mode == "fig4" and threads != [1]:
         sys.exit("--fig4 measures at 1 thread, as the paper's CPU figure (leave out --threads)")
+    cpu_at_start = cpu_report()
     versions, skipped = probe_peers(engines, mode)
     if mode == "fig4":
         skipped.setdefault("numpy-sgemm", "not part of --fig4 (the paper's float side is one Conv)")
@@ -1006,7 +1007,7 @@ def main(argv=None) -> int:
     meta = {
         "mode": mode,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": cpu_report(),
+        "cpu": cpu_at_start,
         "python": sys.version.split()[0],
         "versions": versions,
         "infos": infos,
