@@ -744,6 +744,8 @@ def header_lines(meta: dict) -> list[str]:
                 f"- onnxruntime {info.get('version')}, providers {', '.join(info.get('providers', []))} "
                 "(CPUExecutionProvider used; intra_op_num_threads = threads, inter_op 1, sequential)"
             )
+        elif e not in meta["infos"]:
+            continue  # installed, but it ran no case (the skip notes say why)
         elif e == "litert":
             conv = meta.get("tflite_converter") or "none (given files)"
             lines.append(
