@@ -7,7 +7,8 @@
  *   2. K map: A = mean_c |x|, K = 3x3 box of A (zero padded, divisor 9)
  *   3. im2col of the packed words, padded taps = zero words (+1)
  *                                                        -> [H*W][9*CW]
- *   4. d = popcount(cols XOR weights)       kt->bgemm    -> [H*W][OC] int32
+ *   4. d = popcount(cols XOR weights)       xe_bgemm     -> [H*W][OC] int32
+ *      (weights packed once by xe_bgemm_pack, outside the timing)
  *   5. epilogue y = (n - 2*d) * alpha[oc] * K[p] + bias[oc], n = 9*C
  * MACs = H*W*OC*9*C (binary multiply-accumulates). Reported per layer and
  * table: median and minimum ms of the whole layer (or of bgemm alone with
@@ -15,10 +16,12 @@
  * check= field (an XOR of sampled popcounts) must agree across tables.
  *
  * Usage: bench_layers [--isa NAME[,NAME...]] [--layer I] [--reps N] [--bgemm-only]
- *                     [--chunk-rows R] [--sgemm]
+ *                     [--chunk-rows R] [--sgemm] [--unpacked]
  * --chunk-rows R calls bgemm on R output pixels at a time, as the executor
- * does to split work across threads. --sgemm times the float GEMM kernel on
- * the float layers' shapes instead.
+ * does to split work across threads. --sgemm times the float GEMM (packed B)
+ * on the float layers' shapes instead. --unpacked times the transitional
+ * unpacked entry points (kt->bgemm, kt->sgemm: B packed on every call), which
+ * the op files use until they keep packed weights.
  * With --reps the exact repetition count is used (after one warm-up), which
  * makes instruction counts under qemu differentiable (tools/qemu_icount.sh);
  * otherwise each measurement repeats for at least 0.3 s.
@@ -45,12 +48,13 @@ typedef struct {
     layer_shape s;
     size_t cw, kw, m; /* words per pixel, words per im2col row, output pixels */
     float *x, *absmean, *kmap, *alpha, *bias, *y;
-    uint32_t *packed, *cols, *wbits;
+    uint32_t *packed, *cols, *wbits, *wpacked; /* wpacked: wbits in the set's layout */
     int32_t *d;
 } layer_bufs;
 
 /* Rows per bgemm call: all of them by default; the executor calls in chunks. */
 static size_t chunk_rows = (size_t)-1;
+static int unpacked;
 
 static double now_s(void) {
     struct timespec ts;
@@ -76,7 +80,7 @@ static void *xalloc(size_t n) {
     return p;
 }
 
-static void layer_init(layer_bufs *L, layer_shape s) {
+static void layer_init(const xe_kernels *kt, layer_bufs *L, layer_shape s) {
     size_t hw = (size_t)s.h * s.w;
     L->s = s;
     L->cw = ((size_t)s.c + 31) / 32;
@@ -104,11 +108,13 @@ static void layer_init(layer_bufs *L, layer_shape s) {
                 L->wbits[(size_t)o * L->kw + t * L->cw + w] = v;
             }
     }
+    L->wpacked = xalloc(xe_bgemm_packed_words(kt, (size_t)s.oc, L->kw) * 4);
+    xe_bgemm_pack(kt, (size_t)s.oc, L->kw, L->wbits, L->kw, L->wpacked);
 }
 
 static void layer_free(layer_bufs *L) {
     free(L->x), free(L->absmean), free(L->kmap), free(L->alpha), free(L->bias), free(L->y);
-    free(L->packed), free(L->cols), free(L->wbits), free(L->d);
+    free(L->packed), free(L->cols), free(L->wbits), free(L->wpacked), free(L->d);
 }
 
 static void stage_kmap(layer_bufs *L) {
@@ -178,8 +184,12 @@ static void run_layer(const xe_kernels *kt, layer_bufs *L, double *t, int bgemm_
     }
     for (size_t r0 = 0; r0 < L->m; r0 += chunk_rows) {
         size_t rows = L->m - r0 < chunk_rows ? L->m - r0 : chunk_rows;
-        kt->bgemm(rows, (size_t)L->s.oc, L->kw, L->cols + r0 * L->kw, L->kw, L->wbits, L->kw,
-                  L->d + r0 * (size_t)L->s.oc, (size_t)L->s.oc);
+        if (unpacked)
+            kt->bgemm(rows, (size_t)L->s.oc, L->kw, L->cols + r0 * L->kw, L->kw, L->wbits, L->kw,
+                      L->d + r0 * (size_t)L->s.oc, (size_t)L->s.oc);
+        else
+            xe_bgemm(kt, rows, 0, (size_t)L->s.oc, L->kw, L->cols + r0 * L->kw, L->kw, L->wpacked,
+                     L->d + r0 * (size_t)L->s.oc, (size_t)L->s.oc);
     }
     t1 = now_s(), t[ST_BGEMM] += t1 - t0, t0 = t1;
     if (!bgemm_only) {
@@ -225,15 +235,25 @@ static void bench_one(const xe_kernels *kt, layer_bufs *L, int reps, int bgemm_o
     {
         double med = median_of(times[N_STAGES], n), best = times[N_STAGES][0];
         for (size_t i = 0; i < L->m * (size_t)L->s.oc; i += 97) check ^= L->d[i];
-        printf("isa=%s layer=%dx%dx%d->%d M=%zu N=%d K=%zu macs=%lld reps=%d part=%s ms=%.4f "
+        printf("isa=%s layer=%dx%dx%d->%d M=%zu N=%d K=%zu macs=%lld reps=%d part=%s b=%s ms=%.4f "
                "min_ms=%.4f gmacs=%.2f",
                kt->name, L->s.h, L->s.w, L->s.c, L->s.oc, L->m, L->s.oc, L->kw, macs, n,
-               bgemm_only ? "bgemm" : "layer", med * 1e3, best * 1e3, (double)macs / med * 1e-9);
+               bgemm_only ? "bgemm" : "layer", unpacked ? "unpacked" : "packed", med * 1e3,
+               best * 1e3, (double)macs / med * 1e-9);
         for (int s = 0; s < N_STAGES && !bgemm_only; s++)
             printf(" %s_ms=%.4f", stage_names[s], median_of(times[s], n) * 1e3);
         printf(" check=%08x\n", (unsigned)check);
     }
     for (int s = 0; s <= N_STAGES; s++) free(times[s]);
+}
+
+/* c = a (m x k) times b (k x n), from bp (b packed) or, with --unpacked, from b. */
+static void sgemm_call(const xe_kernels *kt, size_t m, size_t n, size_t k, const float *a,
+                       const float *b, const float *bp, float *c) {
+    if (unpacked)
+        kt->sgemm(m, n, k, a, k, b, n, c, n);
+    else
+        xe_sgemm(kt, m, 0, n, k, a, k, bp, c, n);
 }
 
 /* Float GEMM shapes the executor sends to sgemm: ResNet-18's first conv
@@ -243,29 +263,36 @@ static void bench_sgemm(const xe_kernels *kt, int reps) {
     for (size_t si = 0; si < 2; si++) {
         size_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
         float *a = xalloc(m * k * 4), *b = xalloc(k * n * 4), *c = xalloc(m * n * 4);
+        float *bp = xalloc(xe_sgemm_packed_floats(kt, n, k) * 4);
         double best = 1e30, start;
         int done = 0;
         for (size_t i = 0; i < m * k; i++) a[i] = rndf();
         for (size_t i = 0; i < k * n; i++) b[i] = rndf();
-        kt->sgemm(m, n, k, a, k, b, n, c, n);
+        xe_sgemm_pack(kt, n, k, b, n, 1, bp);
+        sgemm_call(kt, m, n, k, a, b, bp, c); /* warm-up */
         start = now_s();
         while (reps > 0 ? done < reps : (done < 5 || now_s() - start < 0.3)) {
             double t0 = now_s(), t1;
-            kt->sgemm(m, n, k, a, k, b, n, c, n);
+            sgemm_call(kt, m, n, k, a, b, bp, c);
             t1 = now_s();
             if (t1 - t0 < best) best = t1 - t0;
             done++;
         }
-        printf("isa=%s sgemm M=%zu N=%zu K=%zu reps=%d min_ms=%.4f gflops=%.2f\n", kt->name, m, n,
-               k, done, best * 1e3, 2.0 * (double)(m * n * k) / best * 1e-9);
-        free(a), free(b), free(c);
+        printf("isa=%s sgemm b=%s M=%zu N=%zu K=%zu reps=%d min_ms=%.4f gflops=%.2f\n", kt->name,
+               unpacked ? "unpacked" : "packed", m, n, k, done, best * 1e3,
+               2.0 * (double)(m * n * k) / best * 1e-9);
+        free(a), free(b), free(bp), free(c);
     }
 }
 
 int main(int argc, char **argv) {
     const char *isas = NULL;
     int only_layer = -1, reps = 0, bgemm_only = 0, sgemm = 0;
-    static const char *const all[] = {"ref", "popcnt", "avx2", "neon-a64", "neon-a32"};
+    static const char *const all[] = {
+#define XE_KERNEL_SET(id, name, arch, features) name,
+#include "kernel_sets.inc"
+#undef XE_KERNEL_SET
+    };
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--isa") && i + 1 < argc)
             isas = argv[++i];
@@ -277,12 +304,14 @@ int main(int argc, char **argv) {
             bgemm_only = 1;
         else if (!strcmp(argv[i], "--sgemm"))
             sgemm = 1;
+        else if (!strcmp(argv[i], "--unpacked"))
+            unpacked = 1;
         else if (!strcmp(argv[i], "--chunk-rows") && i + 1 < argc && atoi(argv[i + 1]) > 0)
             chunk_rows = (size_t)atoi(argv[++i]);
         else {
             fprintf(stderr,
                     "usage: %s [--isa NAME[,NAME...]] [--layer 0..%d] [--reps N] [--bgemm-only]\n"
-                    "       [--chunk-rows R] [--sgemm]\n"
+                    "       [--chunk-rows R] [--sgemm] [--unpacked]\n"
                     "  default: every available kernel table, every layer, >= 0.3 s each\n",
                     argv[0], N_LAYERS - 1);
             return 2;
@@ -321,7 +350,7 @@ int main(int argc, char **argv) {
             layer_bufs L;
             if (only_layer >= 0 && l != only_layer) continue;
             rng = 88172645463325252ull; /* same data for every table */
-            layer_init(&L, layers[l]);
+            layer_init(kt, &L, layers[l]);
             bench_one(kt, &L, reps, bgemm_only);
             layer_free(&L);
         }

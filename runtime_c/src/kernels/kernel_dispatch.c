@@ -13,36 +13,35 @@
 #include "kernels.h"
 #include "xnor_edge.h"
 
-#if defined(XE_HAVE_X86)
+#if XE_ARCH_X86
 #include <cpuid.h>
 #endif
-#if defined(XE_HAVE_NEON_A32)
+#if XE_ARCH_ARM
 #include <sys/auxv.h>
 /* Linux arch/arm/include/uapi/asm/hwcap.h; spelled out so no kernel header is needed. */
 #define XE_ARM_HWCAP_NEON (1ul << 12)
 #define XE_ARM_HWCAP_VFPV4 (1ul << 16)
 #endif
 
-/* Every table this build knows, best last (auto picks the last runnable one). */
-static const xe_kernels *const xe_all_tables[] = {
-    &xe_kernels_ref,
-#if defined(XE_HAVE_X86)
-    &xe_kernels_popcnt,   &xe_kernels_avx2,
-#endif
-#if defined(XE_HAVE_NEON_A64)
-    &xe_kernels_neon_a64,
-#endif
-#if defined(XE_HAVE_NEON_A32)
-    &xe_kernels_neon_a32,
-#endif
+/* Every set of kernel_sets.inc, best last; table is NULL where this build lacks it. */
+typedef struct {
+    const char *name;
+    const xe_kernels *table;
+    unsigned features;
+} xe_set_entry;
+static const xe_set_entry xe_sets[] = {
+#define XE_KERNEL_SET(id, name, arch, features)                                                    \
+    {name, XE_IF(arch, &xe_kernels_##id, NULL), features},
+#include "kernel_sets.inc"
+#undef XE_KERNEL_SET
 };
-#define XE_NUM_TABLES (sizeof xe_all_tables / sizeof xe_all_tables[0])
+#define XE_NUM_SETS (sizeof xe_sets / sizeof xe_sets[0])
 
 static pthread_once_t xe_detect_once = PTHREAD_ONCE_INIT;
-static int xe_runnable[XE_NUM_TABLES]; /* written once under xe_detect_once */
+static int xe_runnable[XE_NUM_SETS]; /* written once under xe_detect_once */
 static const xe_kernels *xe_active;
 
-#if defined(XE_HAVE_X86)
+#if XE_ARCH_X86
 static int xe_x86_os_saves_ymm(void) {
     /* AVX needs the OS to save XMM and YMM state on context switch (XCR0 bits 1 and 2). */
     unsigned int lo, hi;
@@ -52,52 +51,50 @@ static int xe_x86_os_saves_ymm(void) {
 }
 #endif
 
-static int xe_cpu_can_run(const xe_kernels *t) {
-    if (t == &xe_kernels_ref) return 1;
-#if defined(XE_HAVE_X86)
-    {
-        unsigned int a, b, c, d;
-        int popcnt = 0, avx2 = 0;
-        if (__get_cpuid(1, &a, &b, &c, &d)) {
-            int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
-            popcnt = (c >> 23) & 1;
-            if (fma && osxsave && avx && xe_x86_os_saves_ymm() && __get_cpuid_max(0, NULL) >= 7) {
-                __cpuid_count(7, 0, a, b, c, d);
-                avx2 = (b >> 5) & 1;
-            }
+/* The XE_CPU_* features of this CPU. */
+static unsigned xe_cpu_features(void) {
+    unsigned f = 0;
+#if XE_ARCH_X86
+    unsigned int a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+        int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+        if ((c >> 23) & 1) f |= XE_CPU_X86_POPCNT;
+        if (fma && osxsave && avx && xe_x86_os_saves_ymm() && __get_cpuid_max(0, NULL) >= 7) {
+            __cpuid_count(7, 0, a, b, c, d);
+            if ((b >> 5) & 1) f |= XE_CPU_X86_AVX2;
         }
-        if (t == &xe_kernels_popcnt) return popcnt;
-        if (t == &xe_kernels_avx2) return popcnt && avx2;
     }
 #endif
-#if defined(XE_HAVE_NEON_A64)
-    if (t == &xe_kernels_neon_a64) return 1; /* Advanced SIMD is mandatory in ARMv8-A */
+#if XE_ARCH_AARCH64
+    f |= XE_CPU_ARM_NEON | XE_CPU_ARM_VFPV4; /* Advanced SIMD and FMA are mandatory in ARMv8-A */
 #endif
-#if defined(XE_HAVE_NEON_A32)
-    if (t == &xe_kernels_neon_a32) {
-        unsigned long hw = getauxval(AT_HWCAP);
-        return (hw & XE_ARM_HWCAP_NEON) && (hw & XE_ARM_HWCAP_VFPV4);
-    }
+#if XE_ARCH_ARM
+    unsigned long hw = getauxval(AT_HWCAP);
+    if (hw & XE_ARM_HWCAP_NEON) f |= XE_CPU_ARM_NEON;
+    if (hw & XE_ARM_HWCAP_VFPV4) f |= XE_CPU_ARM_VFPV4;
 #endif
-    return 0;
+    return f;
 }
 
 static const xe_kernels *xe_best(void) {
-    for (size_t i = XE_NUM_TABLES; i-- > 0;)
-        if (xe_runnable[i]) return xe_all_tables[i];
+    for (size_t i = XE_NUM_SETS; i-- > 0;)
+        if (xe_runnable[i]) return xe_sets[i].table;
     return &xe_kernels_ref;
 }
 
 static const xe_kernels *xe_lookup(const char *name) {
-    for (size_t i = 0; i < XE_NUM_TABLES; i++)
-        if (xe_runnable[i] && strcmp(xe_all_tables[i]->name, name) == 0) return xe_all_tables[i];
+    for (size_t i = 0; i < XE_NUM_SETS; i++)
+        if (xe_runnable[i] && strcmp(xe_sets[i].name, name) == 0) return xe_sets[i].table;
     return NULL;
 }
 
 static void xe_detect(void) {
     const char *env;
     const xe_kernels *forced = NULL;
-    for (size_t i = 0; i < XE_NUM_TABLES; i++) xe_runnable[i] = xe_cpu_can_run(xe_all_tables[i]);
+    const unsigned features = xe_cpu_features();
+    for (size_t i = 0; i < XE_NUM_SETS; i++)
+        xe_runnable[i] =
+            xe_sets[i].table != NULL && (xe_sets[i].features & features) == xe_sets[i].features;
     env = getenv("XE_KERNELS");
     if (env != NULL && env[0] != '\0') forced = xe_lookup(env);
     xe_active = forced != NULL ? forced : xe_best();
@@ -118,9 +115,9 @@ XE_API const char *xe_kernel_isa(void) { return xe_kernels_active()->name; }
 XE_API size_t xe_available_isas(const char **names, size_t cap) {
     size_t count = 0;
     pthread_once(&xe_detect_once, xe_detect);
-    for (size_t i = 0; i < XE_NUM_TABLES; i++) {
+    for (size_t i = 0; i < XE_NUM_SETS; i++) {
         if (!xe_runnable[i]) continue;
-        if (names != NULL && count < cap) names[count] = xe_all_tables[i]->name;
+        if (names != NULL && count < cap) names[count] = xe_sets[i].name;
         count++;
     }
     return count;
@@ -140,12 +137,9 @@ XE_API xe_status xe_set_kernel_isa(const char *name) {
         xe_active = t;
         return XE_OK;
     }
-    /* Names of every ISA the project has, so a valid name this CPU/build lacks
-     * is told apart from a typo. */
-    {
-        static const char *const all_names[] = {"ref", "popcnt", "avx2", "neon-a64", "neon-a32"};
-        for (size_t i = 0; i < sizeof all_names / sizeof all_names[0]; i++)
-            if (strcmp(all_names[i], name) == 0) known = 1;
-    }
+    /* Every set the project has is listed, built or not, so a valid name this
+     * CPU/build lacks is told apart from a typo. */
+    for (size_t i = 0; i < XE_NUM_SETS; i++)
+        if (strcmp(xe_sets[i].name, name) == 0) known = 1;
     return known ? XE_ERR_UNSUPPORTED : XE_ERR_INVALID_ARGUMENT;
 }

@@ -1,23 +1,51 @@
 /*
- * kernels.h - internal kernel table (not public).
+ * kernels.h - internal kernel sets and the one GEMM driver (not public).
  *
- * One table per instruction set; every table computes exactly the same
- * integers as the reference (kernels__ref.c), and every float kernel
- * accumulates each output element in the same order (k ascending, one
- * multiply-add per term) so that results do not depend on how the caller
- * tiles or splits the work across threads.
+ * How a caller uses packed weights (once per model or session, then per run):
  *
- * Memory contract: kernels read and write only inside the ranges given by
- * their arguments (no over-read slack); pointers need only natural alignment.
- * Row i of an operand spans [i*ld, i*ld + k) (bgemm a/b, sgemm a; sgemm b
- * rows are [t*ldb, t*ldb + n)), so the last row may end exactly at the end
- * of its buffer; c is written only at [i*ldc, i*ldc + n). Kernels allocate nothing on the heap and
- * are reentrant (any number of threads may call them on disjoint outputs); the largest stack use is
- * the AVX2 bgemm's B panel, 16 KiB. Tested in test_kernels.c (operands at the very end of their
- * allocations, canaries around outputs).
+ *     const xe_kernels *k = xe_kernels_active();            // fix the set first
+ *     uint32_t *wp = malloc(4 * xe_bgemm_packed_words(k, oc, kw));
+ *     xe_bgemm_pack(k, oc, kw, w_bits, kw, wp);              // filters: oc rows of kw words
+ *     ...
+ *     xe_bgemm(k, rows, o0, ncols, kw, a, lda, wp, c, ldc); // columns [o0, o0 + ncols)
  *
- * Overflow: bgemm sums fit int32 for k < 2^26 words; internal narrower
- * accumulators (8-bit, 16-bit) are flushed before they can overflow.
+ * and the same for float weights with xe_sgemm_packed_floats / xe_sgemm_pack /
+ * xe_sgemm. A packed buffer belongs to the set that packed it (the layout
+ * follows that set's nr and kr): repack when the set changes. n0 must be a
+ * multiple of the set's nr; every set's nr is a power of two <= 32 (the tests
+ * check it), so any multiple of 32 (the executor's chunks of 64) is valid.
+ *
+ * One set per instruction set; every set computes exactly the same integers
+ * as the reference (kernels__ref.c), and every float kernel accumulates each
+ * output element in the same order (t ascending from 0.0f, one fused
+ * multiply-add per term) so that results do not depend on the set, the tiling
+ * or how the caller splits the work across threads.
+ *
+ * Structure (compare XNNPACK's xnn_gemm_config): a set gives, for bgemm and for
+ * sgemm, its register tile (mr rows x nr columns), its k unroll kr, one
+ * micro-kernel per row count and a panel-packing function. B is packed into
+ * panels of nr columns: bgemm panel word (t, s) at [(t / kr) * nr * kr + s * kr
+ * + t % kr] for t < round_up(kw, kr); sgemm panel float (t, s) at [t * nr + s].
+ * Columns past n and words past kw are zero in a packed buffer. gemm_driver.c
+ * walks panels and row tiles for every set; ISA files hold only micro-kernels
+ * and their sign-pack. The list of sets is kernel_sets.inc.
+ *
+ * Memory contract: the driver and kernels read and write only inside the
+ * ranges given by their arguments (no over-read slack; A is never padded);
+ * pointers need only natural alignment (64-byte aligned packed buffers are
+ * recommended). Row i of an operand spans [i*ld, i*ld + k) (bgemm a/b, sgemm
+ * a; unpacked sgemm b rows are [t*ldb, t*ldb + n)), so the last row may end
+ * exactly at the end of its buffer; c is written only at [i*ldc, i*ldc + n).
+ * A packed buffer is exactly xe_*_packed_*() elements, all of them written by
+ * the pack function (padding included). Nothing here allocates on the heap;
+ * everything is reentrant (any number of threads may call on disjoint
+ * outputs). Stack use is at most XE_UNPACKED_PANEL_WORDS words plus one mr x nr
+ * tile, in the unpacked bgemm entry point. Tested in test_kernels.c (operands
+ * at the very end of their allocations, canaries around outputs and packed
+ * buffers).
+ *
+ * Overflow: bgemm sums fit int32 for k < 2^26 words; micro-kernels flush
+ * narrower internal accumulators (8-bit, 16-bit) before they can overflow.
  */
 #ifndef XE_KERNELS_H
 #define XE_KERNELS_H
@@ -25,12 +53,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Binary GEMM ("NT"): for i < m, j < n
- *   c[i*ldc + j] = sum_{t < k} popcount(a[i*lda + t] ^ b[j*ldb + t])
- * a: m rows of k packed words (im2col of the packed input),
- * b: n rows of k packed words (one row per output channel). */
-typedef void (*xe_bgemm_fn)(size_t m, size_t n, size_t k, const uint32_t *a, size_t lda,
-                            const uint32_t *b, size_t ldb, int32_t *c, size_t ldc);
+/* Largest mr and nr of any set (sizes of the driver's tables and temporaries). */
+#define XE_MAX_MR 8
+#define XE_MAX_NR 32
+
+/* bgemm micro-kernel for a fixed number of rows r (its index in ukernel[] + 1),
+ * over ceil(nc / nr) consecutive packed panels (nc >= 1): for i < r, s < nc
+ *   c[i*ldc + s] = sum_{t < kw} popcount(a[i*lda + t] ^ packed word (t, s))
+ * reading a[i*lda + t] only for t < kw and the panels only within
+ * ceil(nc / nr) * round_up(kw, kr) * nr words. kw may be 0 (writes zeros).
+ * Looping over panels inside (as XNNPACK's micro-kernels loop over nc) keeps
+ * the A rows in registers/L1 and the call overhead off short windows. */
+typedef void (*xe_bgemm_ukernel_fn)(size_t nc, size_t kw, const uint32_t *a, size_t lda,
+                                    const uint32_t *panel, int32_t *c, size_t ldc);
+
+/* Pack one bgemm panel: columns s < nc of b (row s = b[s*ldb], kw words) into
+ * the layout above, zero for s >= nc and t >= kw. */
+typedef void (*xe_bgemm_pack_fn)(size_t nr, size_t kr, size_t nc, size_t kw, const uint32_t *b,
+                                 size_t ldb, uint32_t *panel);
+
+/* sgemm micro-kernel for r rows over ceil(nc / nr) panels, panel p at
+ * b + p*bstep: for i < r, s < nc (nc >= 1), with p = s / nr, q = s % nr
+ *   c[i*ldc + s] = sum_{t < kk} a[i*lda + t] * b[p*bstep + t*ldb + q]   (fmaf, t ascending)
+ * reading only columns s < nc, so b may be packed panels (ldb = nr,
+ * bstep = kk * nr) or an unpacked [k][n] matrix (ldb, bstep = nr). */
+typedef void (*xe_sgemm_ukernel_fn)(size_t nc, size_t kk, const float *a, size_t lda,
+                                    const float *b, size_t ldb, size_t bstep, float *c, size_t ldc);
+
+/* Pack one sgemm panel: element (t, s) of B is b[t*rs + s*cs] ([k][n]: rs = ldb,
+ * cs = 1; [n][k]: rs = 1, cs = ldb); columns s < nc, zero for s >= nc. */
+typedef void (*xe_sgemm_pack_fn)(size_t nr, size_t kr, size_t nc, size_t kk, const float *b,
+                                 size_t rs, size_t cs, float *panel);
 
 /* Sign-pack rows: for r < rows, channel ch < channels
  *   bit (ch % 32) of out[r*ldo + ch/32] = (x[r*ldx + ch] < 0)
@@ -39,40 +92,137 @@ typedef void (*xe_bgemm_fn)(size_t m, size_t n, size_t k, const uint32_t *a, siz
 typedef void (*xe_pack_fn)(size_t rows, size_t channels, const float *x, size_t ldx, uint32_t *out,
                            size_t ldo);
 
-/* Float GEMM ("NN"): for i < m, j < n
- *   c[i*ldc + j] = sum_{t < k} a[i*lda + t] * b[t*ldb + j]   (t ascending)
- * The sum starts at 0.0f and adds one product per t with fmaf semantics
- * (fused multiply-add) on every ISA, so all tables agree bit for bit. */
+/* Transitional unpacked entry points (see xe_bgemm_unpacked, xe_sgemm_unpacked). */
+typedef void (*xe_bgemm_fn)(size_t m, size_t n, size_t k, const uint32_t *a, size_t lda,
+                            const uint32_t *b, size_t ldb, int32_t *c, size_t ldc);
 typedef void (*xe_sgemm_fn)(size_t m, size_t n, size_t k, const float *a, size_t lda,
                             const float *b, size_t ldb, float *c, size_t ldc);
 
+/* A GEMM family of one set. ukernel[r - 1] handles r rows; ukernel[0] and
+ * ukernel[mr - 1] are required, others may be NULL (the driver then uses the
+ * largest present one that fits). kr is the k unroll: packed panels are padded
+ * with zero words to a multiple of kr, so micro-kernels load B whole; A is not
+ * padded. Float sets keep kr = 1: a padded float term is not neutral
+ * (fmaf(inf, 0, s) is NaN, -0.0f + 0.0f is +0.0f). */
+typedef struct xe_bgemm_config {
+    uint8_t mr, nr, kr;
+    xe_bgemm_ukernel_fn ukernel[XE_MAX_MR];
+    xe_bgemm_pack_fn pack;
+} xe_bgemm_config;
+
+typedef struct xe_sgemm_config {
+    uint8_t mr, nr, kr;
+    xe_sgemm_ukernel_fn ukernel[XE_MAX_MR];
+    xe_sgemm_pack_fn pack;
+} xe_sgemm_config;
+
 typedef struct xe_kernels {
-    const char *name; /* "ref", "popcnt", "avx2", "neon-a64", "neon-a32" */
+    const char *name; /* as listed in kernel_sets.inc */
+    xe_bgemm_config bgemm_cfg;
+    xe_sgemm_config sgemm_cfg;
+    xe_pack_fn pack; /* sign-pack */
+    /* Transitional: the op files call these until they keep packed weights;
+     * each set points them at thunks from XE_UNPACKED_THUNKS. */
     xe_bgemm_fn bgemm;
-    xe_pack_fn pack;
     xe_sgemm_fn sgemm;
 } xe_kernels;
 
-/* Tables; a table is NULL-free. Which exist depends on the target. */
-extern const xe_kernels xe_kernels_ref;
-#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
-#define XE_HAVE_X86 1
-extern const xe_kernels xe_kernels_popcnt;
-extern const xe_kernels xe_kernels_avx2;
+/* ---- The driver (gemm_driver.c), for every set ---- */
+
+/* Binary GEMM ("NT") on packed B: for i < m, j < n
+ *   c[i*ldc + j] = sum_{t < kw} popcount(a[i*lda + t] ^ b[(n0 + j)*ldb + t])
+ * where b is the [N][kw] matrix that xe_bgemm_pack packed (N >= n0 + n):
+ * columns [n0, n0 + n) of the full product, n0 a multiple of nr. */
+size_t xe_bgemm_packed_words(const xe_kernels *k, size_t n, size_t kw);
+void xe_bgemm_pack(const xe_kernels *k, size_t n, size_t kw, const uint32_t *b, size_t ldb,
+                   uint32_t *packed);
+void xe_bgemm(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t kw, const uint32_t *a,
+              size_t lda, const uint32_t *packed, int32_t *c, size_t ldc);
+
+/* Float GEMM ("NN") on packed B: for i < m, j < n
+ *   c[i*ldc + j] = sum_{t < kk} a[i*lda + t] * B(t, n0 + j)   (fmaf, t ascending)
+ * where B(t, j) = b[t*rs + j*cs] was packed by xe_sgemm_pack; n0 a multiple of nr. */
+size_t xe_sgemm_packed_floats(const xe_kernels *k, size_t n, size_t kk);
+void xe_sgemm_pack(const xe_kernels *k, size_t n, size_t kk, const float *b, size_t rs, size_t cs,
+                   float *packed);
+void xe_sgemm(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t kk, const float *a,
+              size_t lda, const float *packed, float *c, size_t ldc);
+
+/* Unpacked B, for callers that do not keep packed weights (transitional):
+ * bgemm b is n rows of kw words (ldb), packed on the stack panel by panel in
+ * k blocks of at most XE_UNPACKED_PANEL_WORDS / nr words; sgemm b is [kk][n]
+ * (ldb), read in place. Same results as the packed calls. */
+#define XE_UNPACKED_PANEL_WORDS 4096
+void xe_bgemm_unpacked(const xe_kernels *k, size_t m, size_t n, size_t kw, const uint32_t *a,
+                       size_t lda, const uint32_t *b, size_t ldb, int32_t *c, size_t ldc);
+void xe_sgemm_unpacked(const xe_kernels *k, size_t m, size_t n, size_t kk, const float *a,
+                       size_t lda, const float *b, size_t ldb, float *c, size_t ldc);
+
+/* The default panel packers: plain loops over the layout above. */
+void xe_bgemm_pack_panel(size_t nr, size_t kr, size_t nc, size_t kw, const uint32_t *b, size_t ldb,
+                         uint32_t *panel);
+void xe_sgemm_pack_panel(size_t nr, size_t kr, size_t nc, size_t kk, const float *b, size_t rs,
+                         size_t cs, float *panel);
+
+/* Defines TABLE_bgemm_unpacked and TABLE_sgemm_unpacked, the values of a
+ * set's transitional .bgemm and .sgemm fields. */
+#define XE_UNPACKED_THUNKS(table)                                                                  \
+    static void table##_bgemm_unpacked(size_t m, size_t n, size_t k, const uint32_t *a,            \
+                                       size_t lda, const uint32_t *b, size_t ldb, int32_t *c,      \
+                                       size_t ldc) {                                               \
+        xe_bgemm_unpacked(&table, m, n, k, a, lda, b, ldb, c, ldc);                                \
+    }                                                                                              \
+    static void table##_sgemm_unpacked(size_t m, size_t n, size_t k, const float *a, size_t lda,   \
+                                       const float *b, size_t ldb, float *c, size_t ldc) {         \
+        xe_sgemm_unpacked(&table, m, n, k, a, lda, b, ldb, c, ldc);                                \
+    }
+
+/* ---- The list of sets (kernel_sets.inc) ---- */
+
+/* 1 where this compiler targets the architecture, else 0 (kernel_sets.inc's arch column). */
+#define XE_ARCH_ANY 1
+#if defined(__x86_64__) || defined(__i386__)
+#define XE_ARCH_X86 1
+#else
+#define XE_ARCH_X86 0
 #endif
 #if defined(__aarch64__)
-#define XE_HAVE_NEON_A64 1
-extern const xe_kernels xe_kernels_neon_a64;
+#define XE_ARCH_AARCH64 1
+#else
+#define XE_ARCH_AARCH64 0
 #endif
 #if defined(__arm__)
-#define XE_HAVE_NEON_A32 1
-extern const xe_kernels xe_kernels_neon_a32;
+#define XE_ARCH_ARM 1
+#else
+#define XE_ARCH_ARM 0
 #endif
 
-/* The active table: chosen once (CPU features, or XE_KERNELS in the
+/* XE_IF(cond, yes, no): yes if cond expands to 1, no if it expands to 0. */
+#define XE_CAT_(a, b) a##b
+#define XE_CAT(a, b) XE_CAT_(a, b)
+#define XE_IF_1(yes, no) yes
+#define XE_IF_0(yes, no) no
+#define XE_IF(cond, yes, no) XE_CAT(XE_IF_, cond)(yes, no)
+
+/* CPU features a set may require (kernel_sets.inc's features column); the
+ * dispatcher detects them once. */
+enum {
+    XE_CPU_X86_POPCNT = 1u << 0,
+    XE_CPU_X86_AVX2 = 1u << 1, /* AVX2 + FMA, and the OS saves YMM state */
+    XE_CPU_ARM_NEON = 1u << 2, /* ARMv7 HWCAP NEON (always set on aarch64) */
+    XE_CPU_ARM_VFPV4 = 1u << 3 /* ARMv7 HWCAP VFPv4 (always set on aarch64) */
+};
+
+/* Tables of the sets built for this target: xe_kernels_ID. */
+#define XE_KERNEL_SET(id, name, arch, features)                                                    \
+    XE_IF(arch, extern const xe_kernels xe_kernels_##id;, )
+#include "kernel_sets.inc"
+#undef XE_KERNEL_SET
+
+/* The active set: chosen once (CPU features, or XE_KERNELS in the
  * environment), changeable through xe_set_kernel_isa. Never NULL. */
 const xe_kernels *xe_kernels_active(void);
-/* The table of that name if this CPU can run it, else NULL. */
+/* The set of that name if this build has it and this CPU can run it, else NULL. */
 const xe_kernels *xe_kernels_find(const char *name);
 
 #endif /* XE_KERNELS_H */

@@ -11,14 +11,16 @@
  * two nibbles, look both up in a 16-entry table with VPSHUFB and add, giving
  * byte counts of at most 8 per byte per step.
  *
- * Layout and tiling: B (n rows of k words) is transposed on the stack into
- * panels of 16 columns x up to 256 words, panel[t][col], so one 256-bit load
- * holds word t of 8 output channels. Word t of an A row is broadcast and XORed
+ * Layout and tiling: B (n rows of k words) is packed once into panels of 16
+ * columns (nr = 16, kr = 1), panel[t][col], so one 256-bit load holds word t
+ * of 8 output channels. Word t of an A row is broadcast and XORed
  * against it: each 32-bit lane is one output, k advances one word at a time
  * (no k tail, no horizontal sums). The byte counts would overflow after
  * 255/8 = 31 words, so every XE_AVX2_BLOCK words VPMADDUBSW + VPMADDWD fold
  * the 4 bytes of each lane into its 32-bit sum. Tile: XE_MR rows x 16 columns
- * = 2*XE_MR byte accumulators. About 8 vector ops per 256 pair-bits.
+ * = 2*XE_MR byte accumulators. About 8 vector ops per 256 pair-bits. Before
+ * packed weights, every call transposed B into a 16 KiB stack panel (2-6% of
+ * the kernel time at the executor's 32-row chunks).
  *
  * Measured on Zen 3 (docs/kernels.md), bgemm alone for the ResNet-18 layers:
  * this kernel 0.32-0.35 ms; scalar 64-bit POPCNT 4x4 tile (the popcnt table)
@@ -32,7 +34,8 @@
  * Float GEMM: vectorised across output columns, each lane one output whose sum
  * runs t = 0..k-1 with one VFMADD per term, the same sequence of correctly
  * rounded fused multiply-adds as the reference's fmaf loop: bit-identical.
- * A 6x16 register tile (12 accumulators) amortises the B loads and A broadcasts.
+ * A 6x16 register tile (12 accumulators) amortises the B loads and A broadcasts;
+ * a column tail (nc < 16) masks the last vector's loads and stores.
  */
 #include <immintrin.h>
 
@@ -53,10 +56,8 @@ XE_INLINE __m256i popcnt_bytes(__m256i x, __m256i tbl, __m256i low4) {
     return _mm256_add_epi8(_mm256_shuffle_epi8(tbl, lo), _mm256_shuffle_epi8(tbl, hi));
 }
 
-/* Panel geometry (see the top of the file): 16 columns x at most XE_KC words,
- * 16 KiB of stack. */
+/* Panel width (nr) and row tile (mr). */
 #define XE_NB 16
-#define XE_KC 256
 #define XE_MR 4 /* 2, 3, 4 and 6 rows measured within noise of each other */
 
 XE_INLINE __m256i fold_bytes(__m256i acc8) {
@@ -64,8 +65,8 @@ XE_INLINE __m256i fold_bytes(__m256i acc8) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(acc8, _mm256_set1_epi8(1)), _mm256_set1_epi16(1));
 }
 
-XE_INLINE void bgemm_tile_avx2(int mr, size_t kc, int accumulate, const uint32_t *a, size_t lda,
-                               const uint32_t *panel, int32_t *c, size_t ldc, size_t ncols) {
+XE_INLINE void bgemm_tile_avx2(int mr, size_t ncols, size_t kc, const uint32_t *a, size_t lda,
+                               const uint32_t *panel, int32_t *c, size_t ldc) {
     const __m256i tbl = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
                                          1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
@@ -94,23 +95,44 @@ XE_INLINE void bgemm_tile_avx2(int mr, size_t kc, int accumulate, const uint32_t
     }
     for (int r = 0; r < mr; r++) {
         int32_t *cr = c + r * ldc;
-        if (ncols == XE_NB && !accumulate) {
+        if (ncols == XE_NB) {
             _mm256_storeu_si256((__m256i *)cr, acc32[r][0]);
             _mm256_storeu_si256((__m256i *)(cr + 8), acc32[r][1]);
         } else {
             int32_t tmp[XE_NB];
             _mm256_storeu_si256((__m256i *)tmp, acc32[r][0]);
             _mm256_storeu_si256((__m256i *)(tmp + 8), acc32[r][1]);
-            for (size_t s = 0; s < ncols; s++) cr[s] = accumulate ? cr[s] + tmp[s] : tmp[s];
+            for (size_t s = 0; s < ncols; s++) cr[s] = tmp[s];
         }
     }
 }
 
-/* panel[t][s] = b[s*ldb + t] for s < ncols, 0 for ncols <= s < 16, t < kc.
- * Full 8x8 blocks go through an AVX2 transpose (the executor calls bgemm on
- * 32-row chunks, so the panel is rebuilt often and a scalar transpose cost
- * 12% of the kernel time); the edges are copied word by word. */
-static void build_panel(const uint32_t *b, size_t ldb, size_t ncols, size_t kc, uint32_t *panel) {
+/* Consecutive panels of 16 columns, kw * 16 words each. */
+XE_INLINE void bgemm_panels_avx2(int mr, size_t nc, size_t kw, const uint32_t *a, size_t lda,
+                                 const uint32_t *w, int32_t *c, size_t ldc) {
+    for (; nc > XE_NB; nc -= XE_NB, w += kw * XE_NB, c += XE_NB)
+        bgemm_tile_avx2(mr, XE_NB, kw, a, lda, w, c, ldc);
+    bgemm_tile_avx2(mr, nc, kw, a, lda, w, c, ldc);
+}
+
+static void bgemm_4x16_avx2(size_t nc, size_t kw, const uint32_t *a, size_t lda, const uint32_t *w,
+                            int32_t *c, size_t ldc) {
+    bgemm_panels_avx2(XE_MR, nc, kw, a, lda, w, c, ldc);
+}
+
+static void bgemm_1x16_avx2(size_t nc, size_t kw, const uint32_t *a, size_t lda, const uint32_t *w,
+                            int32_t *c, size_t ldc) {
+    bgemm_panels_avx2(1, nc, kw, a, lda, w, c, ldc);
+}
+
+/* panel[t][s] = b[s*ldb + t] for s < ncols, 0 for ncols <= s < 16, t < kc
+ * (the layout of kernels.h for nr = 16, kr = 1). Full 8x8 blocks go through
+ * an AVX2 transpose (the unpacked entry point packs on every call, where a
+ * scalar transpose cost 12% of the kernel time); the edges are copied word by
+ * word. */
+static void pack_panel_avx2(size_t nr, size_t kr, size_t ncols, size_t kc, const uint32_t *b,
+                            size_t ldb, uint32_t *panel) {
+    (void)nr, (void)kr; /* 16 and 1, this set's geometry */
     size_t t8 = kc & ~(size_t)7;
     for (size_t s0 = 0; s0 < XE_NB; s0 += 8) {
         if (s0 + 8 <= ncols) {
@@ -156,31 +178,6 @@ static void build_panel(const uint32_t *b, size_t ldb, size_t ncols, size_t kc, 
             for (size_t s = s0; s < s0 + 8; s++)
                 for (size_t t = 0; t < kc; t++)
                     panel[t * XE_NB + s] = s < ncols ? b[s * ldb + t] : 0;
-        }
-    }
-}
-
-static void bgemm_avx2(size_t m, size_t n, size_t k, const uint32_t *a, size_t lda,
-                       const uint32_t *b, size_t ldb, int32_t *c, size_t ldc) {
-    uint32_t panel[XE_KC * XE_NB];
-    if (k == 0) {
-        for (size_t i = 0; i < m; i++)
-            for (size_t j = 0; j < n; j++) c[i * ldc + j] = 0;
-        return;
-    }
-    for (size_t j = 0; j < n; j += XE_NB) {
-        size_t ncols = n - j < XE_NB ? n - j : XE_NB;
-        for (size_t t0 = 0; t0 < k; t0 += XE_KC) {
-            size_t kc = k - t0 < XE_KC ? k - t0 : XE_KC;
-            int accumulate = t0 > 0;
-            build_panel(b + j * ldb + t0, ldb, ncols, kc, panel);
-            size_t i = 0;
-            for (; i + XE_MR <= m; i += XE_MR)
-                bgemm_tile_avx2(XE_MR, kc, accumulate, a + i * lda + t0, lda, panel,
-                                c + i * ldc + j, ldc, ncols);
-            for (; i < m; i++)
-                bgemm_tile_avx2(1, kc, accumulate, a + i * lda + t0, lda, panel, c + i * ldc + j,
-                                ldc, ncols);
         }
     }
 }
@@ -241,42 +238,48 @@ XE_INLINE void sgemm_tile_avx2(int mr, int nv, int masked, __m256i cmask, size_t
         }
 }
 
-/* Column sweep for a fixed row count MR: 16-wide tiles, then 8, then a masked rest. */
-XE_INLINE void sgemm_rows_avx2(int mr, size_t n, size_t k, const float *a, size_t lda,
-                               const float *b, size_t ldb, float *c, size_t ldc) {
+/* MR rows against panels of 16 columns; the last (nc <= 16): two vectors,
+ * one, or a masked rest. */
+XE_INLINE void sgemm_cols_avx2(int mr, size_t nc, size_t k, const float *a, size_t lda,
+                               const float *b, size_t ldb, size_t bstep, float *c, size_t ldc) {
     const __m256i none = _mm256_setzero_si256();
-    size_t j = 0;
-    for (; j + 16 <= n; j += 16) sgemm_tile_avx2(mr, 2, 0, none, k, a, lda, b + j, ldb, c + j, ldc);
-    if (j + 8 <= n) {
-        sgemm_tile_avx2(mr, 1, 0, none, k, a, lda, b + j, ldb, c + j, ldc);
-        j += 8;
-    }
-    if (j < n) sgemm_tile_avx2(mr, 1, 1, tail_mask(n - j), k, a, lda, b + j, ldb, c + j, ldc);
+    for (; nc > 16; nc -= 16, b += bstep, c += 16)
+        sgemm_tile_avx2(mr, 2, 0, none, k, a, lda, b, ldb, c, ldc);
+    if (nc == 16)
+        sgemm_tile_avx2(mr, 2, 0, none, k, a, lda, b, ldb, c, ldc);
+    else if (nc > 8)
+        sgemm_tile_avx2(mr, 2, 1, tail_mask(nc - 8), k, a, lda, b, ldb, c, ldc);
+    else if (nc == 8)
+        sgemm_tile_avx2(mr, 1, 0, none, k, a, lda, b, ldb, c, ldc);
+    else
+        sgemm_tile_avx2(mr, 1, 1, tail_mask(nc), k, a, lda, b, ldb, c, ldc);
 }
 
-static void sgemm_avx2(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
-                       size_t ldb, float *c, size_t ldc) {
-    size_t i = 0;
-    for (; i + 6 <= m; i += 6) sgemm_rows_avx2(6, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-    switch (m - i) {
-    case 5:
-        sgemm_rows_avx2(5, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    case 4:
-        sgemm_rows_avx2(4, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    case 3:
-        sgemm_rows_avx2(3, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    case 2:
-        sgemm_rows_avx2(2, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    case 1:
-        sgemm_rows_avx2(1, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    default:
-        break;
+#define XE_SGEMM_AVX2(MR)                                                                          \
+    static void sgemm_##MR##x16_avx2(size_t nc, size_t k, const float *a, size_t lda,              \
+                                     const float *b, size_t ldb, size_t bstep, float *c,           \
+                                     size_t ldc) {                                                 \
+        sgemm_cols_avx2(MR, nc, k, a, lda, b, ldb, bstep, c, ldc);                                 \
     }
-}
+XE_SGEMM_AVX2(1)
+XE_SGEMM_AVX2(2)
+XE_SGEMM_AVX2(3)
+XE_SGEMM_AVX2(4)
+XE_SGEMM_AVX2(5)
+XE_SGEMM_AVX2(6)
 
-const xe_kernels xe_kernels_avx2 = {"avx2", bgemm_avx2, pack_avx2, sgemm_avx2};
+XE_UNPACKED_THUNKS(xe_kernels_avx2)
+
+const xe_kernels xe_kernels_avx2 = {
+    "avx2",
+    {XE_MR, XE_NB, 1, {bgemm_1x16_avx2, NULL, NULL, bgemm_4x16_avx2}, pack_panel_avx2},
+    {6,
+     16,
+     1,
+     {sgemm_1x16_avx2, sgemm_2x16_avx2, sgemm_3x16_avx2, sgemm_4x16_avx2, sgemm_5x16_avx2,
+      sgemm_6x16_avx2},
+     xe_sgemm_pack_panel},
+    pack_avx2,
+    xe_kernels_avx2_bgemm_unpacked,
+    xe_kernels_avx2_sgemm_unpacked,
+};

@@ -17,15 +17,17 @@
  * copies every tied accumulator each iteration (8 VORRs per 30 instructions);
  * the three-operand VADD keeps the loop at 6 loads + 8 x 3 operations for
  * 1024 binary MACs. ARMv7 has 16 Q registers, so the tile is 2 rows x 4
- * columns: 8 accumulators + 2 A + 1 B operands. The k tail (k % 4 words) is
- * loaded lane by lane into zeroed vectors, so nothing is read past the
- * arguments.
+ * columns: 8 accumulators + 2 A + 1 B operands. Packed panels (nr = 4,
+ * kr = 4) hold each 4-word step of the 4 columns in 64 contiguous bytes, k
+ * padded with zero words to a multiple of 4; A is not padded, so its k tail
+ * (k % 4 words) is loaded lane by lane into a zeroed vector and meets the
+ * panel's zero words.
  *
  * Float GEMM: vectorised across output columns; each lane is one output whose
  * sum runs t = 0..k-1 with one VFMA.F32 per term (VFPv4: fused, rounded
  * once), the same sequence as the reference's fmaf loop, hence bit-identical.
- * Tile: 4 rows x 8 columns = 8 accumulators. Column tails use the scalar
- * fmaf (VFMA.F32 on S registers).
+ * Tile: 4 rows x 8 columns = 8 accumulators. Column tails (nc < 8) use one
+ * 4-column vector, then the scalar fmaf (VFMA.F32 on S registers).
  */
 #if !defined(__ARM_NEON) || !defined(__ARM_FEATURE_FMA)
 #error "kernels__neon_a32.c needs -mfpu=neon-vfpv4 -mfloat-abi=hard"
@@ -54,9 +56,10 @@ XE_INLINE uint32_t hsum_u32(uint32x4_t v) {
 
 XE_INLINE uint32_t hsum_u16(uint16x8_t v) { return hsum_u32(vpaddlq_u16(v)); }
 
-/* One MR x NR output tile (MR <= 2, NR <= 4, compile-time constants at each call). */
-XE_INLINE void bgemm_tile_a32(int mr, int nr, size_t k, const uint32_t *a, size_t lda,
-                              const uint32_t *b, size_t ldb, int32_t *c, size_t ldc) {
+/* MR rows (<= 2, a compile-time constant at each call) against one packed
+ * panel; stores nc <= 4 columns. */
+XE_INLINE void bgemm_tile_a32(int mr, size_t nc, size_t k, const uint32_t *a, size_t lda,
+                              const uint32_t *w, int32_t *c, size_t ldc) {
     uint32_t sum[2][4] = {{0}};
     size_t nvec = k / 4, rem = k % 4, v = 0;
     /* Blocks of at most XE_A32_BLOCK steps; the last block also takes the tail,
@@ -65,13 +68,13 @@ XE_INLINE void bgemm_tile_a32(int mr, int nr, size_t k, const uint32_t *a, size_
         size_t end = nvec - v > XE_A32_BLOCK ? v + XE_A32_BLOCK : nvec;
         uint8x16_t acc8[2][4];
         for (int r = 0; r < mr; r++)
-            for (int s = 0; s < nr; s++) acc8[r][s] = vdupq_n_u8(0);
+            for (int s = 0; s < 4; s++) acc8[r][s] = vdupq_n_u8(0);
         for (; v < end; v++) {
             uint8x16_t av[2];
             for (int r = 0; r < mr; r++)
                 av[r] = vreinterpretq_u8_u32(vld1q_u32(a + r * lda + v * 4));
-            for (int s = 0; s < nr; s++) {
-                const uint8x16_t bv = vreinterpretq_u8_u32(vld1q_u32(b + s * ldb + v * 4));
+            for (int s = 0; s < 4; s++) {
+                const uint8x16_t bv = vreinterpretq_u8_u32(vld1q_u32(w + v * 16 + s * 4));
                 for (int r = 0; r < mr; r++)
                     acc8[r][s] = vaddq_u8(acc8[r][s], vcntq_u8(veorq_u8(av[r], bv)));
             }
@@ -80,36 +83,40 @@ XE_INLINE void bgemm_tile_a32(int mr, int nr, size_t k, const uint32_t *a, size_
             uint8x16_t av[2];
             for (int r = 0; r < mr; r++)
                 av[r] = vreinterpretq_u8_u32(load_tail(a + r * lda + nvec * 4, rem));
-            for (int s = 0; s < nr; s++) {
-                uint8x16_t bv = vreinterpretq_u8_u32(load_tail(b + s * ldb + nvec * 4, rem));
+            for (int s = 0; s < 4; s++) {
+                uint8x16_t bv = vreinterpretq_u8_u32(vld1q_u32(w + nvec * 16 + s * 4));
                 for (int r = 0; r < mr; r++)
                     acc8[r][s] = vaddq_u8(acc8[r][s], vcntq_u8(veorq_u8(av[r], bv)));
             }
         }
         for (int r = 0; r < mr; r++)
-            for (int s = 0; s < nr; s++) sum[r][s] += hsum_u16(vpaddlq_u8(acc8[r][s]));
+            for (int s = 0; s < 4; s++) sum[r][s] += hsum_u16(vpaddlq_u8(acc8[r][s]));
     } while (v < nvec);
-    for (int r = 0; r < mr; r++)
-        for (int s = 0; s < nr; s++) c[r * ldc + s] = (int32_t)sum[r][s];
+    for (int r = 0; r < mr; r++) {
+        if (nc == 4) { /* the full panel: constant bounds, unrolled stores */
+            for (int s = 0; s < 4; s++) c[r * ldc + s] = (int32_t)sum[r][s];
+        } else {
+            for (size_t s = 0; s < nc; s++) c[r * ldc + s] = (int32_t)sum[r][s];
+        }
+    }
 }
 
-static void bgemm_neon_a32(size_t m, size_t n, size_t k, const uint32_t *a, size_t lda,
-                           const uint32_t *b, size_t ldb, int32_t *c, size_t ldc) {
-    size_t i = 0;
-    for (; i + 2 <= m; i += 2) {
-        size_t j = 0;
-        for (; j + 4 <= n; j += 4)
-            bgemm_tile_a32(2, 4, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-        for (; j < n; j++)
-            bgemm_tile_a32(2, 1, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-    }
-    for (; i < m; i++) {
-        size_t j = 0;
-        for (; j + 4 <= n; j += 4)
-            bgemm_tile_a32(1, 4, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-        for (; j < n; j++)
-            bgemm_tile_a32(1, 1, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-    }
+/* Consecutive panels of 4 columns, (kw rounded up to 4) * 4 words each. */
+XE_INLINE void bgemm_panels_a32(int mr, size_t nc, size_t kw, const uint32_t *a, size_t lda,
+                                const uint32_t *w, int32_t *c, size_t ldc) {
+    for (; nc > 4; nc -= 4, w += (kw + 3) / 4 * 16, c += 4)
+        bgemm_tile_a32(mr, 4, kw, a, lda, w, c, ldc);
+    bgemm_tile_a32(mr, nc, kw, a, lda, w, c, ldc);
+}
+
+static void bgemm_2x4_a32(size_t nc, size_t kw, const uint32_t *a, size_t lda, const uint32_t *w,
+                          int32_t *c, size_t ldc) {
+    bgemm_panels_a32(2, nc, kw, a, lda, w, c, ldc);
+}
+
+static void bgemm_1x4_a32(size_t nc, size_t kw, const uint32_t *a, size_t lda, const uint32_t *w,
+                          int32_t *c, size_t ldc) {
+    bgemm_panels_a32(1, nc, kw, a, lda, w, c, ldc);
 }
 
 /* Sign pack: VCLT.F32 against 0 is false for NaN and for -0.0, exactly the contract's
@@ -159,12 +166,17 @@ XE_INLINE void sgemm_tile_a32(int mr, int nv, size_t k, const float *a, size_t l
         for (int v = 0; v < nv; v++) vst1q_f32(c + r * ldc + 4 * v, acc[r][v]);
 }
 
-XE_INLINE void sgemm_rows_a32(int mr, size_t n, size_t k, const float *a, size_t lda,
-                              const float *b, size_t ldb, float *c, size_t ldc) {
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8) sgemm_tile_a32(mr, 2, k, a, lda, b + j, ldb, c + j, ldc);
-    for (; j + 4 <= n; j += 4) sgemm_tile_a32(mr, 1, k, a, lda, b + j, ldb, c + j, ldc);
-    for (; j < n; j++)
+/* MR rows against panels of 8 columns; the last (nc <= 8): a 4-column
+ * vector, then scalar columns. */
+XE_INLINE void sgemm_cols_a32(int mr, size_t nc, size_t k, const float *a, size_t lda,
+                              const float *b, size_t ldb, size_t bstep, float *c, size_t ldc) {
+    for (; nc > 8; nc -= 8, b += bstep, c += 8) sgemm_tile_a32(mr, 2, k, a, lda, b, ldb, c, ldc);
+    if (nc == 8) {
+        sgemm_tile_a32(mr, 2, k, a, lda, b, ldb, c, ldc);
+        return;
+    }
+    if (nc >= 4) sgemm_tile_a32(mr, 1, k, a, lda, b, ldb, c, ldc);
+    for (size_t j = nc / 4 * 4; j < nc; j++)
         for (int r = 0; r < mr; r++) {
             float acc = 0.0f;
             for (size_t t = 0; t < k; t++) acc = fmaf(a[r * lda + t], b[t * ldb + j], acc);
@@ -172,23 +184,24 @@ XE_INLINE void sgemm_rows_a32(int mr, size_t n, size_t k, const float *a, size_t
         }
 }
 
-static void sgemm_neon_a32(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
-                           size_t ldb, float *c, size_t ldc) {
-    size_t i = 0;
-    for (; i + 4 <= m; i += 4) sgemm_rows_a32(4, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-    switch (m - i) {
-    case 3:
-        sgemm_rows_a32(3, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    case 2:
-        sgemm_rows_a32(2, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    case 1:
-        sgemm_rows_a32(1, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    default:
-        break;
+#define XE_SGEMM_A32(MR)                                                                           \
+    static void sgemm_##MR##x8_a32(size_t nc, size_t k, const float *a, size_t lda,                \
+                                   const float *b, size_t ldb, size_t bstep, float *c,             \
+                                   size_t ldc) {                                                   \
+        sgemm_cols_a32(MR, nc, k, a, lda, b, ldb, bstep, c, ldc);                                  \
     }
-}
+XE_SGEMM_A32(1)
+XE_SGEMM_A32(2)
+XE_SGEMM_A32(3)
+XE_SGEMM_A32(4)
 
-const xe_kernels xe_kernels_neon_a32 = {"neon-a32", bgemm_neon_a32, pack_neon_a32, sgemm_neon_a32};
+XE_UNPACKED_THUNKS(xe_kernels_neon_a32)
+
+const xe_kernels xe_kernels_neon_a32 = {
+    "neon-a32",
+    {2, 4, 4, {bgemm_1x4_a32, bgemm_2x4_a32}, xe_bgemm_pack_panel},
+    {4, 8, 1, {sgemm_1x8_a32, sgemm_2x8_a32, sgemm_3x8_a32, sgemm_4x8_a32}, xe_sgemm_pack_panel},
+    pack_neon_a32,
+    xe_kernels_neon_a32_bgemm_unpacked,
+    xe_kernels_neon_a32_sgemm_unpacked,
+};

@@ -12,14 +12,17 @@
  * per step). A 16-bit lane therefore holds 65535/16 = 4095 steps; every
  * XE_A64_BLOCK steps (the last block also takes the k tail) the lanes are
  * summed into 32-bit totals with one UADDLV. Tile: 4 rows x 4 columns =
- * 16 accumulators + 8 operand registers of the 32. The k tail (k % 4 words)
- * is loaded lane by lane into zeroed vectors, so nothing is read past the
- * arguments.
+ * 16 accumulators + 8 operand registers of the 32. Packed panels (nr = 4,
+ * kr = 4) hold each 4-word step of the 4 columns in 64 contiguous bytes, k
+ * padded with zero words to a multiple of 4; A is not padded, so its k tail
+ * (k % 4 words) is loaded lane by lane into a zeroed vector and meets the
+ * panel's zero words.
  *
  * Float GEMM: vectorised across output columns; each lane is one output whose
  * sum runs t = 0..k-1 with one FMLA per term (fused, rounded once), the same
  * sequence as the reference's fmaf loop, hence bit-identical. Tile: 4 rows x
- * 16 columns = 16 accumulators. Column tails use the scalar fmaf (FMADD).
+ * 16 columns = 16 accumulators. Column tails (nc < 16) use 4-column vectors,
+ * then the scalar fmaf (FMADD).
  */
 #include <arm_neon.h>
 #include <math.h>
@@ -38,9 +41,10 @@ XE_INLINE uint32x4_t load_tail(const uint32_t *p, size_t rem) {
     return v;
 }
 
-/* One MR x NR output tile (MR, NR <= 4, compile-time constants at each call). */
-XE_INLINE void bgemm_tile_a64(int mr, int nr, size_t k, const uint32_t *a, size_t lda,
-                              const uint32_t *b, size_t ldb, int32_t *c, size_t ldc) {
+/* MR rows (a compile-time constant at each call) against one packed panel;
+ * stores nc <= 4 columns. */
+XE_INLINE void bgemm_tile_a64(int mr, size_t nc, size_t k, const uint32_t *a, size_t lda,
+                              const uint32_t *w, int32_t *c, size_t ldc) {
     uint32_t sum[4][4] = {{0}};
     size_t nvec = k / 4, rem = k % 4, v = 0;
     /* Blocks of at most XE_A64_BLOCK steps; the last block also takes the tail,
@@ -49,51 +53,54 @@ XE_INLINE void bgemm_tile_a64(int mr, int nr, size_t k, const uint32_t *a, size_
         size_t end = nvec - v > XE_A64_BLOCK ? v + XE_A64_BLOCK : nvec;
         uint16x8_t acc16[4][4];
         for (int r = 0; r < mr; r++)
-            for (int s = 0; s < nr; s++) acc16[r][s] = vdupq_n_u16(0);
+            for (int s = 0; s < 4; s++) acc16[r][s] = vdupq_n_u16(0);
         for (; v < end; v++) {
             uint8x16_t av[4], bv[4];
             for (int r = 0; r < mr; r++)
                 av[r] = vreinterpretq_u8_u32(vld1q_u32(a + r * lda + v * 4));
-            for (int s = 0; s < nr; s++)
-                bv[s] = vreinterpretq_u8_u32(vld1q_u32(b + s * ldb + v * 4));
+            for (int s = 0; s < 4; s++) bv[s] = vreinterpretq_u8_u32(vld1q_u32(w + v * 16 + s * 4));
             for (int r = 0; r < mr; r++)
-                for (int s = 0; s < nr; s++)
+                for (int s = 0; s < 4; s++)
                     acc16[r][s] = vpadalq_u8(acc16[r][s], vcntq_u8(veorq_u8(av[r], bv[s])));
         }
         if (end == nvec && rem) {
             uint8x16_t av[4];
             for (int r = 0; r < mr; r++)
                 av[r] = vreinterpretq_u8_u32(load_tail(a + r * lda + nvec * 4, rem));
-            for (int s = 0; s < nr; s++) {
-                uint8x16_t bv = vreinterpretq_u8_u32(load_tail(b + s * ldb + nvec * 4, rem));
+            for (int s = 0; s < 4; s++) {
+                uint8x16_t bv = vreinterpretq_u8_u32(vld1q_u32(w + nvec * 16 + s * 4));
                 for (int r = 0; r < mr; r++)
                     acc16[r][s] = vpadalq_u8(acc16[r][s], vcntq_u8(veorq_u8(av[r], bv)));
             }
         }
         for (int r = 0; r < mr; r++)
-            for (int s = 0; s < nr; s++) sum[r][s] += vaddlvq_u16(acc16[r][s]);
+            for (int s = 0; s < 4; s++) sum[r][s] += vaddlvq_u16(acc16[r][s]);
     } while (v < nvec);
-    for (int r = 0; r < mr; r++)
-        for (int s = 0; s < nr; s++) c[r * ldc + s] = (int32_t)sum[r][s];
+    for (int r = 0; r < mr; r++) {
+        if (nc == 4) { /* the full panel: constant bounds, unrolled stores */
+            for (int s = 0; s < 4; s++) c[r * ldc + s] = (int32_t)sum[r][s];
+        } else {
+            for (size_t s = 0; s < nc; s++) c[r * ldc + s] = (int32_t)sum[r][s];
+        }
+    }
 }
 
-static void bgemm_neon_a64(size_t m, size_t n, size_t k, const uint32_t *a, size_t lda,
-                           const uint32_t *b, size_t ldb, int32_t *c, size_t ldc) {
-    size_t i = 0;
-    for (; i + 4 <= m; i += 4) {
-        size_t j = 0;
-        for (; j + 4 <= n; j += 4)
-            bgemm_tile_a64(4, 4, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-        for (; j < n; j++)
-            bgemm_tile_a64(4, 1, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-    }
-    for (; i < m; i++) {
-        size_t j = 0;
-        for (; j + 4 <= n; j += 4)
-            bgemm_tile_a64(1, 4, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-        for (; j < n; j++)
-            bgemm_tile_a64(1, 1, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-    }
+/* Consecutive panels of 4 columns, (kw rounded up to 4) * 4 words each. */
+XE_INLINE void bgemm_panels_a64(int mr, size_t nc, size_t kw, const uint32_t *a, size_t lda,
+                                const uint32_t *w, int32_t *c, size_t ldc) {
+    for (; nc > 4; nc -= 4, w += (kw + 3) / 4 * 16, c += 4)
+        bgemm_tile_a64(mr, 4, kw, a, lda, w, c, ldc);
+    bgemm_tile_a64(mr, nc, kw, a, lda, w, c, ldc);
+}
+
+static void bgemm_4x4_a64(size_t nc, size_t kw, const uint32_t *a, size_t lda, const uint32_t *w,
+                          int32_t *c, size_t ldc) {
+    bgemm_panels_a64(4, nc, kw, a, lda, w, c, ldc);
+}
+
+static void bgemm_1x4_a64(size_t nc, size_t kw, const uint32_t *a, size_t lda, const uint32_t *w,
+                          int32_t *c, size_t ldc) {
+    bgemm_panels_a64(1, nc, kw, a, lda, w, c, ldc);
 }
 
 /* Sign pack: FCMLT #0 is false for NaN and for -0.0, exactly the contract's
@@ -143,12 +150,28 @@ XE_INLINE void sgemm_tile_a64(int mr, int nv, size_t k, const float *a, size_t l
         for (int v = 0; v < nv; v++) vst1q_f32(c + r * ldc + 4 * v, acc[r][v]);
 }
 
-XE_INLINE void sgemm_rows_a64(int mr, size_t n, size_t k, const float *a, size_t lda,
-                              const float *b, size_t ldb, float *c, size_t ldc) {
-    size_t j = 0;
-    for (; j + 16 <= n; j += 16) sgemm_tile_a64(mr, 4, k, a, lda, b + j, ldb, c + j, ldc);
-    for (; j + 4 <= n; j += 4) sgemm_tile_a64(mr, 1, k, a, lda, b + j, ldb, c + j, ldc);
-    for (; j < n; j++)
+/* MR rows against panels of 16 columns; the last (nc <= 16): 4-column
+ * vectors, then scalar columns. */
+XE_INLINE void sgemm_cols_a64(int mr, size_t nc, size_t k, const float *a, size_t lda,
+                              const float *b, size_t ldb, size_t bstep, float *c, size_t ldc) {
+    for (; nc > 16; nc -= 16, b += bstep, c += 16) sgemm_tile_a64(mr, 4, k, a, lda, b, ldb, c, ldc);
+    switch (nc / 4) {
+    case 4:
+        sgemm_tile_a64(mr, 4, k, a, lda, b, ldb, c, ldc);
+        return;
+    case 3:
+        sgemm_tile_a64(mr, 3, k, a, lda, b, ldb, c, ldc);
+        break;
+    case 2:
+        sgemm_tile_a64(mr, 2, k, a, lda, b, ldb, c, ldc);
+        break;
+    case 1:
+        sgemm_tile_a64(mr, 1, k, a, lda, b, ldb, c, ldc);
+        break;
+    default:
+        break;
+    }
+    for (size_t j = nc / 4 * 4; j < nc; j++)
         for (int r = 0; r < mr; r++) {
             float acc = 0.0f;
             for (size_t t = 0; t < k; t++) acc = fmaf(a[r * lda + t], b[t * ldb + j], acc);
@@ -156,23 +179,28 @@ XE_INLINE void sgemm_rows_a64(int mr, size_t n, size_t k, const float *a, size_t
         }
 }
 
-static void sgemm_neon_a64(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
-                           size_t ldb, float *c, size_t ldc) {
-    size_t i = 0;
-    for (; i + 4 <= m; i += 4) sgemm_rows_a64(4, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-    switch (m - i) {
-    case 3:
-        sgemm_rows_a64(3, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    case 2:
-        sgemm_rows_a64(2, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    case 1:
-        sgemm_rows_a64(1, n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
-        break;
-    default:
-        break;
+#define XE_SGEMM_A64(MR)                                                                           \
+    static void sgemm_##MR##x16_a64(size_t nc, size_t k, const float *a, size_t lda,               \
+                                    const float *b, size_t ldb, size_t bstep, float *c,            \
+                                    size_t ldc) {                                                  \
+        sgemm_cols_a64(MR, nc, k, a, lda, b, ldb, bstep, c, ldc);                                  \
     }
-}
+XE_SGEMM_A64(1)
+XE_SGEMM_A64(2)
+XE_SGEMM_A64(3)
+XE_SGEMM_A64(4)
 
-const xe_kernels xe_kernels_neon_a64 = {"neon-a64", bgemm_neon_a64, pack_neon_a64, sgemm_neon_a64};
+XE_UNPACKED_THUNKS(xe_kernels_neon_a64)
+
+const xe_kernels xe_kernels_neon_a64 = {
+    "neon-a64",
+    {4, 4, 4, {bgemm_1x4_a64, NULL, NULL, bgemm_4x4_a64}, xe_bgemm_pack_panel},
+    {4,
+     16,
+     1,
+     {sgemm_1x16_a64, sgemm_2x16_a64, sgemm_3x16_a64, sgemm_4x16_a64},
+     xe_sgemm_pack_panel},
+    pack_neon_a64,
+    xe_kernels_neon_a64_bgemm_unpacked,
+    xe_kernels_neon_a64_sgemm_unpacked,
+};

@@ -16,6 +16,8 @@
  * issues 4 POPCNT per cycle). Two adjacent 32-bit words are read as one
  * little-endian 64-bit word (memcpy, no alignment assumed): the popcount of
  * the pair is the sum of the two popcounts, so the result is unchanged.
+ * Packed panels (nr = 4, kr = 2) hold the 2-word steps of the 4 columns
+ * side by side; an odd last A word meets the panel's zero padding word.
  */
 #include <math.h>
 #include <string.h>
@@ -30,45 +32,49 @@ XE_INLINE uint64_t load64(const uint32_t *p) {
     return v;
 }
 
-/* One MR x NR output tile (MR, NR <= 4 and compile-time constants at each call
- * site, so the compiler keeps acc[][] in registers). */
-XE_INLINE void bgemm_tile_popcnt(int mr, int nr, size_t k, const uint32_t *a, size_t lda,
-                                 const uint32_t *b, size_t ldb, int32_t *c, size_t ldc) {
+/* MR rows (a compile-time constant at each call, so acc[][] stays in
+ * registers) against one packed panel; stores nc <= 4 columns. */
+XE_INLINE void bgemm_tile_popcnt(int mr, size_t nc, size_t kw, const uint32_t *a, size_t lda,
+                                 const uint32_t *w, int32_t *c, size_t ldc) {
     uint64_t acc[4][4] = {{0}};
     size_t t = 0;
-    for (; t + 2 <= k; t += 2) {
+    for (; t + 2 <= kw; t += 2, w += 8) {
         uint64_t av[4], bv[4];
         for (int r = 0; r < mr; r++) av[r] = load64(a + r * lda + t);
-        for (int s = 0; s < nr; s++) bv[s] = load64(b + s * ldb + t);
+        for (int s = 0; s < 4; s++) bv[s] = load64(w + 2 * s);
         for (int r = 0; r < mr; r++)
-            for (int s = 0; s < nr; s++) acc[r][s] += (uint64_t)__builtin_popcountll(av[r] ^ bv[s]);
+            for (int s = 0; s < 4; s++) acc[r][s] += (uint64_t)__builtin_popcountll(av[r] ^ bv[s]);
     }
-    if (t < k) {
+    if (t < kw) {
         for (int r = 0; r < mr; r++)
-            for (int s = 0; s < nr; s++)
-                acc[r][s] += (uint64_t)__builtin_popcount(a[r * lda + t] ^ b[s * ldb + t]);
+            for (int s = 0; s < 4; s++)
+                acc[r][s] += (uint64_t)__builtin_popcount(a[r * lda + t] ^ w[2 * s]);
     }
-    for (int r = 0; r < mr; r++)
-        for (int s = 0; s < nr; s++) c[r * ldc + s] = (int32_t)acc[r][s];
+    for (int r = 0; r < mr; r++) {
+        if (nc == 4) { /* the full panel: constant bounds, unrolled stores */
+            for (int s = 0; s < 4; s++) c[r * ldc + s] = (int32_t)acc[r][s];
+        } else {
+            for (size_t s = 0; s < nc; s++) c[r * ldc + s] = (int32_t)acc[r][s];
+        }
+    }
 }
 
-static void bgemm_popcnt(size_t m, size_t n, size_t k, const uint32_t *a, size_t lda,
-                         const uint32_t *b, size_t ldb, int32_t *c, size_t ldc) {
-    size_t i = 0;
-    for (; i + 4 <= m; i += 4) {
-        size_t j = 0;
-        for (; j + 4 <= n; j += 4)
-            bgemm_tile_popcnt(4, 4, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-        for (; j < n; j++)
-            bgemm_tile_popcnt(4, 1, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-    }
-    for (; i < m; i++) {
-        size_t j = 0;
-        for (; j + 4 <= n; j += 4)
-            bgemm_tile_popcnt(1, 4, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-        for (; j < n; j++)
-            bgemm_tile_popcnt(1, 1, k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc);
-    }
+/* Consecutive panels of 4 columns, (kw rounded up to 2) * 4 words each. */
+XE_INLINE void bgemm_panels_popcnt(int mr, size_t nc, size_t kw, const uint32_t *a, size_t lda,
+                                   const uint32_t *w, int32_t *c, size_t ldc) {
+    for (; nc > 4; nc -= 4, w += (kw + 1) / 2 * 8, c += 4)
+        bgemm_tile_popcnt(mr, 4, kw, a, lda, w, c, ldc);
+    bgemm_tile_popcnt(mr, nc, kw, a, lda, w, c, ldc);
+}
+
+static void bgemm_4x4_popcnt(size_t nc, size_t kw, const uint32_t *a, size_t lda, const uint32_t *w,
+                             int32_t *c, size_t ldc) {
+    bgemm_panels_popcnt(4, nc, kw, a, lda, w, c, ldc);
+}
+
+static void bgemm_1x4_popcnt(size_t nc, size_t kw, const uint32_t *a, size_t lda, const uint32_t *w,
+                             int32_t *c, size_t ldc) {
+    bgemm_panels_popcnt(1, nc, kw, a, lda, w, c, ldc);
 }
 
 /* Branch-free sign pack: (x < 0) is 0 or 1 and 0 for NaN and -0.0, as the contract says. */
@@ -94,20 +100,32 @@ static void pack_popcnt(size_t rows, size_t channels, const float *x, size_t ldx
 }
 
 /* Float GEMM. The x86-64 baseline has no FMA instruction, so each term uses
- * libm fmaf (correctly rounded, as the contract requires). The row of C is
- * the accumulator and t runs outermost, which streams B rows contiguously
- * while keeping every element's sum in ascending t order. */
-static void sgemm_popcnt(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
-                         size_t ldb, float *c, size_t ldc) {
-    for (size_t i = 0; i < m; i++) {
-        float *ci = c + i * ldc;
-        for (size_t j = 0; j < n; j++) ci[j] = 0.0f;
-        for (size_t t = 0; t < k; t++) {
-            const float ait = a[i * lda + t];
+ * libm fmaf (correctly rounded, as the contract requires). One row against
+ * 8 columns at a time; t runs outermost, which streams the panel
+ * contiguously while keeping every element's sum in ascending t order. */
+static void sgemm_1x8_popcnt(size_t nc, size_t kk, const float *a, size_t lda, const float *b,
+                             size_t ldb, size_t bstep, float *c, size_t ldc) {
+    (void)lda, (void)ldc;
+    for (; nc > 0; b += bstep, c += 8) {
+        const size_t cols = nc < 8 ? nc : 8;
+        float acc[8] = {0};
+        for (size_t t = 0; t < kk; t++) {
+            const float at = a[t];
             const float *bt = b + t * ldb;
-            for (size_t j = 0; j < n; j++) ci[j] = fmaf(ait, bt[j], ci[j]);
+            for (size_t s = 0; s < cols; s++) acc[s] = fmaf(at, bt[s], acc[s]);
         }
+        for (size_t s = 0; s < cols; s++) c[s] = acc[s];
+        nc -= cols;
     }
 }
 
-const xe_kernels xe_kernels_popcnt = {"popcnt", bgemm_popcnt, pack_popcnt, sgemm_popcnt};
+XE_UNPACKED_THUNKS(xe_kernels_popcnt)
+
+const xe_kernels xe_kernels_popcnt = {
+    "popcnt",
+    {4, 4, 2, {bgemm_1x4_popcnt, NULL, NULL, bgemm_4x4_popcnt}, xe_bgemm_pack_panel},
+    {1, 8, 1, {sgemm_1x8_popcnt}, xe_sgemm_pack_panel},
+    pack_popcnt,
+    xe_kernels_popcnt_bgemm_unpacked,
+    xe_kernels_popcnt_sgemm_unpacked,
+};

@@ -1,6 +1,8 @@
 /*
  * kernels__ref.c - the plain reference kernels. Always built, never tuned:
- * every other table is tested against these for exact equality.
+ * one row per micro-kernel call (mr = nr = kr = 1, so a packed panel is one
+ * filter row), one output at a time, scalar loops inside. test_kernels.c checks every set, this one
+ * included, against its own independent reference.
  */
 #include <math.h>
 
@@ -14,14 +16,23 @@ static int32_t popcount32_ref(uint32_t v) {
     return (int32_t)((v * 0x01010101u) >> 24);
 }
 
-static void bgemm_ref(size_t m, size_t n, size_t k, const uint32_t *a, size_t lda,
-                      const uint32_t *b, size_t ldb, int32_t *c, size_t ldc) {
-    for (size_t i = 0; i < m; i++) {
-        for (size_t j = 0; j < n; j++) {
-            int32_t acc = 0;
-            for (size_t t = 0; t < k; t++) acc += popcount32_ref(a[i * lda + t] ^ b[j * ldb + t]);
-            c[i * ldc + j] = acc;
-        }
+static void bgemm_1x1_ref(size_t nc, size_t kw, const uint32_t *a, size_t lda,
+                          const uint32_t *panel, int32_t *c, size_t ldc) {
+    (void)lda, (void)ldc;
+    for (size_t s = 0; s < nc; s++, panel += kw) {
+        int32_t acc = 0;
+        for (size_t t = 0; t < kw; t++) acc += popcount32_ref(a[t] ^ panel[t]);
+        c[s] = acc;
+    }
+}
+
+static void sgemm_1x1_ref(size_t nc, size_t kk, const float *a, size_t lda, const float *b,
+                          size_t ldb, size_t bstep, float *c, size_t ldc) {
+    (void)lda, (void)ldc;
+    for (size_t s = 0; s < nc; s++, b += bstep) {
+        float acc = 0.0f;
+        for (size_t t = 0; t < kk; t++) acc = fmaf(a[t], b[t * ldb], acc);
+        c[s] = acc;
     }
 }
 
@@ -39,15 +50,13 @@ static void pack_ref(size_t rows, size_t channels, const float *x, size_t ldx, u
     }
 }
 
-static void sgemm_ref(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
-                      size_t ldb, float *c, size_t ldc) {
-    for (size_t i = 0; i < m; i++) {
-        for (size_t j = 0; j < n; j++) {
-            float acc = 0.0f;
-            for (size_t t = 0; t < k; t++) acc = fmaf(a[i * lda + t], b[t * ldb + j], acc);
-            c[i * ldc + j] = acc;
-        }
-    }
-}
+XE_UNPACKED_THUNKS(xe_kernels_ref)
 
-const xe_kernels xe_kernels_ref = {"ref", bgemm_ref, pack_ref, sgemm_ref};
+const xe_kernels xe_kernels_ref = {
+    "ref",
+    {1, 1, 1, {bgemm_1x1_ref}, xe_bgemm_pack_panel},
+    {1, 1, 1, {sgemm_1x1_ref}, xe_sgemm_pack_panel},
+    pack_ref,
+    xe_kernels_ref_bgemm_unpacked,
+    xe_kernels_ref_sgemm_unpacked,
+};
