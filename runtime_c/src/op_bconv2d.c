@@ -5,19 +5,17 @@
  * (docs/bitpacking.md rule 6). The input is packed once into a spatially
  * padded buffer whose pad words are 0 (= +1 in every channel); each output
  * position's window is then KH rows of KW*CW contiguous words, copied with
- * one memcpy per kernel row (im2col of packed words), and the bgemm kernel
- * gives pc[p][oc] = popcount over the whole window, pad taps included.
- *   +1 padding:   dot = IC*KH*KW - 2*pc            (pad taps are real +1s)
- *   zero padding: a pad tap must contribute 0. Its term in pc is
- *                 popcount(0 XOR w_tap) = wpop[tap][oc] (precomputed at load),
- *                 so pc' = pc - sum_{pad taps} wpop[tap][oc], n = IC * t_valid,
- *                 dot = n - 2*pc'. Only border positions pay for the sum.
- * Channel-padding bits are 0 in both operands and never count (rule 5).
- * Epilogue: y = dot * scale[oc] * K[p] + bias[oc], then optional ReLU; or with
- * OUT_BITS, bit = (dot * scale[oc] + bias[oc] < 0). K = box(A), A = mean_c |x|,
- * the box over the same window with zero padding and divisor KH*KW.
- * Bounds: a window holds at most 64*64*65535 bits < 2^28, so int32 is exact;
- * (float)dot is exact below 2^24 and deterministic above.
+ * one memcpy per kernel row (im2col of packed words), and the bgemm driver,
+ * on the filters the session packed once for its kernel set, gives pc[p][oc] = popcount over the
+ * whole window, pad taps included. +1 padding:   dot = IC*KH*KW - 2*pc            (pad taps are
+ * real +1s) zero padding: a pad tap must contribute 0. Its term in pc is popcount(0 XOR w_tap) =
+ * wpop[tap][oc] (precomputed at load), so pc' = pc - sum_{pad taps} wpop[tap][oc], n = IC *
+ * t_valid, dot = n - 2*pc'. Only border positions pay for the sum. Channel-padding bits are 0 in
+ * both operands and never count (rule 5). Epilogue: y = dot * scale[oc] * K[p] + bias[oc], then
+ * optional ReLU; or with OUT_BITS, bit = (dot * scale[oc] + bias[oc] < 0). K = box(A), A = mean_c
+ * |x|, the box over the same window with zero padding and divisor KH*KW. Bounds: a window holds at
+ * most 64*64*65535 bits < 2^28, so int32 is exact; (float)dot is exact below 2^24 and deterministic
+ * above.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -199,8 +197,7 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
     int32_t *pc = (int32_t *)(void *)scratch;
     scratch += xe_align_up(oc * XE_CHUNK_ROWS * 4);
     int32_t *corr = (int32_t *)(void *)scratch;
-    const uint32_t *w = (const uint32_t *)n->params[W] + o0 * kwords;
-    pl->ex->k->bgemm(rows, ncols, kwords, a, lda, w, kwords, pc, ncols);
+    xe_bgemm(pl->ex->k, rows, o0, ncols, kwords, a, lda, pl->ex->prepared, pc, ncols);
 
     const int zero_pad = !(f->flags & XE_FLAG_PAD_ONE);
     const int32_t full_n = (int32_t)(f->in_c * kh * kw);
@@ -294,6 +291,22 @@ static xe_status bconv_precompute(xe_loader *ld, xe_node *n) {
     return XE_OK;
 }
 
+/* The session keeps the filters packed for its kernel set (kernels.h):
+ * OC rows of KH*KW*CW words, packed once at session creation. */
+static size_t bconv_session_bytes(const xe_node *n, const xe_kernels *k) {
+    const xe_node_info *f = &n->info;
+    int ovf = 0;
+    const size_t kw = xe_mul((size_t)f->kernel_h * f->kernel_w, n->cw, &ovf);
+    const size_t bytes = xe_mul(xe_bgemm_packed_words(k, f->out_c, kw), 4, &ovf);
+    return ovf ? SIZE_MAX : bytes;
+}
+
+static void bconv_session_prepare(const xe_node *n, const xe_kernels *k, void *dst) {
+    const xe_node_info *f = &n->info;
+    const size_t kw = (size_t)f->kernel_h * f->kernel_w * n->cw;
+    xe_bgemm_pack(k, f->out_c, kw, n->params[W], kw, dst);
+}
+
 const xe_op_def xe_op_bconv2d = {
     .op = XE_OP_BCONV2D,
     .name = "bconv2d",
@@ -309,5 +322,7 @@ const xe_op_def xe_op_bconv2d = {
     .precompute = bconv_precompute,
     .destroy = xe_free_pre,
     .scratch = bconv_scratch,
+    .session_bytes = bconv_session_bytes,
+    .session_prepare = bconv_session_prepare,
     .run = bconv_run,
 };

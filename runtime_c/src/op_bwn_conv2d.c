@@ -63,9 +63,21 @@ static xe_status bwn_precompute(xe_loader *ld, xe_node *n) {
     return XE_OK;
 }
 
+static size_t bwn_session_bytes(const xe_node *n, const xe_kernels *k) {
+    const xe_node_info *f = &n->info;
+    return xe_sgemm_session_bytes(k, f->out_c, (size_t)f->kernel_h * f->kernel_w * f->in_c);
+}
+
+/* n->pre is [KH*KW*IC][OC]: sgemm's B as it stands. */
+static void bwn_session_prepare(const xe_node *n, const xe_kernels *k, void *dst) {
+    const xe_node_info *f = &n->info;
+    const size_t kk = (size_t)f->kernel_h * f->kernel_w * f->in_c;
+    xe_sgemm_pack(k, f->out_c, kk, n->pre, f->out_c, 1, dst);
+}
+
 static void bwn_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
                     void *out) {
-    xe_run_im2col_sgemm(n, ex, in0, out, n->pre, n->params[SCALE], n->params[BIAS]);
+    xe_run_im2col_sgemm(n, ex, in0, out, n->params[SCALE], n->params[BIAS]);
 }
 
 const xe_op_def xe_op_bwn_conv2d = {
@@ -81,5 +93,7 @@ const xe_op_def xe_op_bwn_conv2d = {
     .precompute = bwn_precompute,
     .destroy = xe_free_pre,
     .scratch = xe_im2col_scratch,
+    .session_bytes = bwn_session_bytes,
+    .session_prepare = bwn_session_prepare,
     .run = bwn_run,
 };

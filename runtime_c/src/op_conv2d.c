@@ -5,8 +5,9 @@
  * conv2d:  y[p][oc] = bias[oc] + sum_t col[p][t] * W[t][oc],
  *          col[p] = the (kh, kw, ic) window of position p, zero padded;
  * bwn:     y[p][oc] = scale[oc] * (sum_t col[p][t] * B[t][oc]) + bias[oc].
- * W is transposed at load from the file's [OC][KH][KW][IC] into [K][OC], the
- * B operand of sgemm. Work is split into chunks of XE_CHUNK_ROWS output
+ * Each session packs W (the file's [OC][KH][KW][IC], i.e. B = W transposed)
+ * once for its kernel set (kernels.h, xe_sgemm_pack), so no run transposes or
+ * repacks weights. Work is split into chunks of XE_CHUNK_ROWS output
  * positions (and of XE_CHUNK_OC channels when positions are few); sgemm
  * accumulates each element in a fixed order, so the split never changes a bit
  * of the result.
@@ -58,7 +59,7 @@ typedef struct conv_job {
     const xe_exec *ex;
     const float *in;
     float *out;
-    const float *wt, *scale, *bias;
+    const float *scale, *bias;
 } conv_job;
 
 static void conv_task(void *ctx, size_t task, uint32_t thread) {
@@ -79,7 +80,7 @@ static void conv_task(void *ctx, size_t task, uint32_t thread) {
         a = col;
     }
     float *y = j->out + p0 * oc + o0;
-    j->ex->k->sgemm(rows, ncols, k, a, k, j->wt + o0, oc, y, oc);
+    xe_sgemm(j->ex->k, rows, o0, ncols, k, a, k, j->ex->prepared, y, oc);
     const float *bias = j->bias + o0, *scale = j->scale ? j->scale + o0 : NULL;
     const int relu = (f->flags & XE_FLAG_RELU) != 0;
     for (size_t r = 0; r < rows; r++) {
@@ -95,21 +96,17 @@ static void conv_task(void *ctx, size_t task, uint32_t thread) {
 }
 
 void xe_run_im2col_sgemm(const xe_node *n, const xe_exec *ex, const float *in, float *out,
-                         const float *wt, const float *scale, const float *bias) {
-    conv_job j = {n, ex, in, out, wt, scale, bias};
+                         const float *scale, const float *bias) {
+    conv_job j = {n, ex, in, out, scale, bias};
     const size_t m = (size_t)n->info.out_h * n->info.out_w;
     const size_t tasks = (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS * xe_oc_split(m, n->info.out_c);
     xe_pool_run(ex->pool, tasks, conv_task, &j);
 }
 
-float *xe_transpose_f32(const float *w, size_t rows, size_t k) {
+size_t xe_sgemm_session_bytes(const xe_kernels *k, size_t n, size_t kk) {
     int ovf = 0;
-    const size_t bytes = xe_mul(xe_mul(k, rows, &ovf), sizeof(float), &ovf);
-    float *t = ovf ? NULL : malloc(bytes ? bytes : 1);
-    if (!t) return NULL;
-    for (size_t o = 0; o < rows; o++)
-        for (size_t i = 0; i < k; i++) t[i * rows + o] = w[o * k + i];
-    return t;
+    const size_t bytes = xe_mul(xe_sgemm_packed_floats(k, n, kk), sizeof(float), &ovf);
+    return ovf ? SIZE_MAX : bytes;
 }
 
 void xe_free_pre(xe_node *n) { free(n->pre); }
@@ -129,15 +126,21 @@ static xe_status conv2d_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_M
     return XE_OK;
 }
 
-static xe_status conv2d_precompute(xe_loader *ld, xe_node *n) {
+static size_t conv2d_session_bytes(const xe_node *n, const xe_kernels *k) {
     const xe_node_info *f = &n->info;
-    n->pre = xe_transpose_f32(n->params[W], f->out_c, (size_t)f->kernel_h * f->kernel_w * f->in_c);
-    return n->pre ? XE_OK : xe_node_oom(ld, " for weights");
+    return xe_sgemm_session_bytes(k, f->out_c, (size_t)f->kernel_h * f->kernel_w * f->in_c);
+}
+
+/* The file's [OC][KH*KW*IC] weights, packed as sgemm's B (B(t, o) = W[o][t]). */
+static void conv2d_session_prepare(const xe_node *n, const xe_kernels *k, void *dst) {
+    const xe_node_info *f = &n->info;
+    const size_t kk = (size_t)f->kernel_h * f->kernel_w * f->in_c;
+    xe_sgemm_pack(k, f->out_c, kk, n->params[W], 1, kk, dst);
 }
 
 static void conv2d_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
                        void *out) {
-    xe_run_im2col_sgemm(n, ex, in0, out, n->pre, NULL, n->params[BIAS]);
+    xe_run_im2col_sgemm(n, ex, in0, out, NULL, n->params[BIAS]);
 }
 
 const xe_op_def xe_op_conv2d = {
@@ -150,8 +153,8 @@ const xe_op_def xe_op_conv2d = {
     .infer = conv2d_out,
     .param_sizes = conv2d_params,
     .bind = conv2d_bind,
-    .precompute = conv2d_precompute,
-    .destroy = xe_free_pre,
     .scratch = xe_im2col_scratch,
+    .session_bytes = conv2d_session_bytes,
+    .session_prepare = conv2d_session_prepare,
     .run = conv2d_run,
 };

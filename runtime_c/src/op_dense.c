@@ -1,9 +1,9 @@
 /*
  * op_dense.c - float fully connected over the flattened HWC input:
  *   y[o] = bias[o] + sum_i x[i] * W[i][o]
- * W is transposed at load from the file's [OUT][IN] into [IN][OUT] (sgemm's
- * B); one task per XE_CHUNK_COLS outputs, each a 1-row sgemm, so the split
- * never changes a bit.
+ * The file's W is [OUT][IN]; each session packs it once as sgemm's B for its
+ * kernel set. One task per XE_CHUNK_COLS outputs, each a 1-row sgemm, so the
+ * split never changes a bit.
  */
 #include "ops.h"
 
@@ -22,8 +22,7 @@ static void dense_task(void *ctx, size_t task, uint32_t thread) {
     const size_t out_n = f->out_c, k = (size_t)f->in_h * f->in_w * f->in_c;
     const size_t j0 = task * XE_CHUNK_COLS;
     const size_t cols = out_n - j0 < XE_CHUNK_COLS ? out_n - j0 : XE_CHUNK_COLS;
-    const float *wt = j->n->pre;
-    j->ex->k->sgemm(1, cols, k, j->in, k, wt + j0, out_n, j->out + j0, out_n);
+    xe_sgemm(j->ex->k, 1, j0, cols, k, j->in, k, j->ex->prepared, j->out + j0, out_n);
     float *y = j->out + j0;
     const float *bias = (const float *)j->n->params[BIAS] + j0;
     for (size_t o = 0; o < cols; o++) y[o] = y[o] + bias[o];
@@ -48,10 +47,15 @@ static xe_status dense_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MA
     return XE_OK;
 }
 
-static xe_status dense_precompute(xe_loader *ld, xe_node *n) {
+static size_t dense_session_bytes(const xe_node *n, const xe_kernels *k) {
     const xe_node_info *f = &n->info;
-    n->pre = xe_transpose_f32(n->params[W], f->out_c, (size_t)f->in_h * f->in_w * f->in_c);
-    return n->pre ? XE_OK : xe_node_oom(ld, " for weights");
+    return xe_sgemm_session_bytes(k, f->out_c, (size_t)f->in_h * f->in_w * f->in_c);
+}
+
+static void dense_session_prepare(const xe_node *n, const xe_kernels *k, void *dst) {
+    const xe_node_info *f = &n->info;
+    const size_t kk = (size_t)f->in_h * f->in_w * f->in_c;
+    xe_sgemm_pack(k, f->out_c, kk, n->params[W], 1, kk, dst);
 }
 
 static void dense_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
@@ -69,7 +73,7 @@ const xe_op_def xe_op_dense = {
     .infer = dense_out,
     .param_sizes = dense_params,
     .bind = dense_bind,
-    .precompute = dense_precompute,
-    .destroy = xe_free_pre,
+    .session_bytes = dense_session_bytes,
+    .session_prepare = dense_session_prepare,
     .run = dense_run,
 };

@@ -115,14 +115,15 @@ static inline void xe_ew_range(size_t count, size_t task, size_t *s, size_t *e) 
 xe_status xe_check_weight_padding(xe_loader *ld, const xe_node *n);
 
 /* Float GEMM ops (op_conv2d.c, shared by bwn_conv2d and dense). */
-/* [rows][k] -> [k][rows] floats, the B operand of sgemm, into a new block. */
-float *xe_transpose_f32(const float *w, size_t rows, size_t k);
+/* Bytes of sgemm's B (kk x n) packed for kernel set k; SIZE_MAX on overflow. */
+size_t xe_sgemm_session_bytes(const xe_kernels *k, size_t n, size_t kk);
 /* Per-thread im2col rows of a conv node. */
 void xe_im2col_scratch(const xe_node *n, size_t *shared, size_t *per_thread, int *ovf);
-/* y = (im2col(x) * wt) [* scale] + bias, then ReLU when the node says so;
- * wt is [KH*KW*IC][OC]; scale may be NULL. */
+/* y = (im2col(x) * B) [* scale] + bias, then ReLU when the node says so;
+ * B is [KH*KW*IC][OC], packed for the session's kernel set in ex->prepared
+ * (the op's session_prepare); scale may be NULL. */
 void xe_run_im2col_sgemm(const xe_node *n, const xe_exec *ex, const float *in, float *out,
-                         const float *wt, const float *scale, const float *bias);
+                         const float *scale, const float *bias);
 /* Frees n->pre (the destroy hook of ops whose precomputation is one block). */
 void xe_free_pre(xe_node *n);
 
