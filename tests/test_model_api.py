@@ -235,3 +235,20 @@ def test_one_version_source_read_by_pyproject_cmake_package_and_library(tmp_path
         assert r.stderr.strip() == want
     assert "VERSION ${XE_VERSION}" in (root / "CMakeLists.txt").read_text()
 
+
+def test_flag_names_are_the_headers():
+    """Flag names and op codes come from the binding (the header), not from copies."""
+    import re
+    from pathlib import Path
+
+    from xnor_edge import _bindings as nb
+
+    root = Path(__file__).resolve().parent.parent
+    header = (root / "runtime_c" / "include" / "xnor_edge.h").read_text()
+    defined = {int(v): n.lower() for n, v in re.findall(r"#define XE_FLAG_(\w+) (\d+)", header)}
+    assert len(defined) >= 4
+    for bit, name in defined.items():
+        assert nb.flag_names(bit) == [name]
+    assert nb.flag_names(sum(defined)) == [defined[b] for b in sorted(defined)]
+    source = (root / "xnor_edge" / "model.py").read_text()
+    assert not re.search(r"^(FLAG|OP)_\w+ = \d+", source, flags=re.M)

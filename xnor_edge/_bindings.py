@@ -69,6 +69,15 @@ def op_name(op: int) -> str:
     return ffi.string(lib.xe_op_name(op)).decode()
 
 
+# The header's XE_FLAG_* constants, lowest bit first: XE_FLAG_USE_K -> "use_k".
+_FLAGS = sorted((getattr(lib, n), n[len("XE_FLAG_") :].lower()) for n in dir(lib) if n.startswith("XE_FLAG_"))
+
+
+def flag_names(flags: int) -> list[str]:
+    """The names of the XE_FLAG_* bits set in ``flags``."""
+    return [name for bit, name in _FLAGS if flags & bit]
+
+
 # ------------------------------------------------------------------- models
 
 

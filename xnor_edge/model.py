@@ -19,15 +19,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Iterator, Union
 
 import numpy as np
 
 from . import _bindings as nb
 from .errors import ClosedError, ModelError
-
-FLAG_USE_K = 4
-OP_SOFTMAX = 11
 
 PathLike = Union[str, Path]
 ModelSource = Union[str, Path, bytes, bytearray, memoryview]
@@ -196,8 +193,8 @@ class Model:
         self.std = self._per_channel("std", 1.0, c)
         if np.any(self.std == 0):
             raise ModelError(f"{self.source}: metadata std contains 0")
-        self.uses_k: bool = any(n.flags & FLAG_USE_K for n in self._nodes)
-        self.ends_with_softmax: bool = self._nodes[-1].op == OP_SOFTMAX
+        self.uses_k: bool = any(n.flags & nb.lib.XE_FLAG_USE_K for n in self._nodes)
+        self.ends_with_softmax: bool = self._nodes[-1].op == nb.lib.XE_OP_SOFTMAX
 
     def _per_channel(self, key: str, default: float, c: int) -> np.ndarray:
         v = self.metadata.get(key)
@@ -366,7 +363,7 @@ class Model:
                 {
                     "index": n.index,
                     "op": n.op_name,
-                    "flags": _flag_names(n.flags),
+                    "flags": nb.flag_names(n.flags),
                     "inputs": [n.input0] + ([n.input1] if n.input1 is not None else []),
                     "kernel": n.kernel,
                     "stride": n.stride,
@@ -406,13 +403,3 @@ class Model:
     @property
     def kernel_isa(self) -> str:
         return kernel_isa()
-
-
-def _flag_names(flags: int) -> list[str]:
-    names = [(1, "relu"), (2, "pad_one"), (4, "use_k"), (8, "out_bits")]
-    return [n for bit, n in names if flags & bit]
-
-
-def top_k_labels(results: Sequence[tuple[str, float]]) -> str:
-    """'label 0.93, label 0.04' for printing."""
-    return ", ".join(f"{label} {p:.3f}" for label, p in results)
