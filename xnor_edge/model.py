@@ -6,16 +6,19 @@
         top = m.classify("cat.jpg", top_k=3)   # [(label, probability), ...]
 
 Threads: a loaded model is immutable; each thread that calls ``run`` gets its
-own native session (created on first use, with the model's ``num_threads``),
-so many threads can run one model in parallel without locking. For explicit
-control, ``m.session(num_threads)`` returns a ``Session`` to use from one
-thread at a time.
+own native session (created on first use, with the model's ``num_threads``,
+and freed when that thread ends), so many threads can run one model in
+parallel without locking. For explicit control, ``m.session(num_threads)``
+returns a ``Session`` to use from one thread at a time. ``close()`` of a
+session or a model waits for calls in progress in other threads; calls after
+it raise ``ClosedError``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +104,10 @@ class Session:
     def __init__(self, model: Model, num_threads: int = 1) -> None:
         self._model = model
         self._native = nb.NativeSession(model._native_model(), num_threads)
-        self._busy = threading.Lock()
+        # Guards the native handle: close() waits while a run is in progress.
+        self._state = threading.Condition()
+        self._running = False
+        self._closing = False
 
     @property
     def num_threads(self) -> int:
@@ -117,24 +123,36 @@ class Session:
         elif out.shape != oshape or out.dtype != np.float32 or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous float32 array of shape {oshape}")
         with m._in_use():
-            if not self._busy.acquire(blocking=False):
-                raise RuntimeError(
-                    "a Session is used by one thread at a time; use Model.session() per thread"
-                )
-            try:
-                if self._native._ptr is None:
+            with self._state:
+                if self._closing or self._native._ptr is None:
                     raise ClosedError("session is closed")
+                if self._running:
+                    raise RuntimeError(
+                        "a Session is used by one thread at a time; use Model.session() per thread"
+                    )
+                self._running = True
+            try:
                 self._native.run(xin, out)
             finally:
-                self._busy.release()
+                with self._state:
+                    self._running = False
+                    self._state.notify_all()
         return out
 
     def node_times_ns(self) -> list[int]:
         """Wall time of each node in the most recent run (ns)."""
-        return self._native.node_times_ns()
+        with self._state:
+            if self._closing:
+                raise ClosedError("session is closed")
+            return self._native.node_times_ns()
 
     def close(self) -> None:
-        self._native.close()
+        """Frees the native session; waits for a run in progress in another thread."""
+        with self._state:
+            self._closing = True
+            while self._running:
+                self._state.wait()
+            self._native.close()
 
     def __enter__(self) -> Session:
         return self
@@ -171,7 +189,9 @@ class Model:
         self._nodes = nm.nodes
         self._lock = threading.Condition()
         self._active = 0
-        self._sessions: list[Session] = []
+        # Weak: a session lives as long as its user holds it (a thread's own session,
+        # in self._local, until the thread ends); close() closes the ones still alive.
+        self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
         self._local = threading.local()
         meta = self.metadata
         self.name: str = str(
@@ -242,7 +262,7 @@ class Model:
             model, self._model = self._model, None
             while self._active:
                 self._lock.wait()
-            sessions, self._sessions = self._sessions, []
+            sessions = list(self._sessions)
         for s in sessions:
             s.close()
         model.close()
@@ -270,7 +290,7 @@ class Model:
         with self._in_use():
             s = Session(self, self.num_threads if num_threads is None else num_threads)
             with self._lock:
-                self._sessions.append(s)
+                self._sessions.add(s)
             return s
 
     def _thread_session(self) -> Session:

@@ -1,0 +1,119 @@
+"""Native lifetimes under threads: sessions of ended threads are freed, close() waits
+for a call in progress.
+
+The thread tests run in a child process: a crash there (the defect they guard against)
+fails the test instead of killing the test run, and /proc/self/status then measures only
+what the test itself did."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import xnor_edge
+
+needs_default = pytest.mark.skipif(xnor_edge.default_model_path() is None, reason="no default model")
+
+
+def _child(code: str, timeout: float = 120) -> str:
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
+    )
+    assert r.returncode == 0, f"child exited with {r.returncode}:\n{r.stdout}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+@needs_default
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_sessions_of_ended_threads_are_freed():
+    """A server that runs each request in a new thread: 500 short-lived threads call run on
+    the default model with 2 threads per session. Their sessions (each with a worker
+    thread and scratch memory) must go with them, not pile up until close()."""
+    out = _child(
+        """
+        import threading, numpy as np, xnor_edge
+
+        def status():
+            fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+            return int(fields["Threads"]), int(fields["VmRSS"].split()[0]) // 1024
+
+        m = xnor_edge.load(xnor_edge.default_model_path(), num_threads=2)
+        x = np.zeros(m.input_shape, np.float32)
+        want = m.run(x)
+        threads0, rss0 = status()
+        results = []
+        for _ in range(500):
+            t = threading.Thread(target=lambda: results.append(m.run(x)))
+            t.start()
+            t.join()
+        threads1, rss1 = status()
+        assert len(results) == 500 and all(np.array_equal(r, want) for r in results)
+        print(threads0, threads1, rss0, rss1, len(m._sessions))
+        m.close()
+        """
+    )
+    threads0, threads1, rss0, rss1, alive = map(int, out.split())
+    assert threads1 <= threads0 + 8, f"OS threads {threads0} -> {threads1}"
+    assert rss1 <= rss0 + 20, f"RSS {rss0} -> {rss1} MB"
+    assert alive <= 2, f"{alive} sessions still alive"
+
+
+@needs_default
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_close_waits_for_a_call_in_progress(num_threads):
+    """One thread runs the default model in a loop while another closes its session (then,
+    in a second round, the model): no crash, no deadlock; the runner's next call raises
+    ClosedError."""
+    out = _child(
+        f"""
+        import random, threading, time, numpy as np, xnor_edge
+        from xnor_edge import ClosedError
+
+        m = xnor_edge.load(xnor_edge.default_model_path(), num_threads={num_threads})
+        x = np.zeros(m.input_shape, np.float32)
+        want = m.run(x)
+
+        def runner(run, outcome):
+            try:
+                while True:
+                    if not np.array_equal(run(x), want):
+                        outcome.append("wrong output")
+                        return
+                    outcome.append("ran")
+            except ClosedError:
+                outcome.append("closed")
+            except BaseException as e:
+                outcome.append(repr(e))
+
+        random.seed(0)
+        for i in range(20):
+            s = m.session()
+            outcome = []
+            t = threading.Thread(target=runner, args=(s.run, outcome))
+            t.start()
+            time.sleep(random.uniform(0.0, 0.01))
+            s.close()
+            t.join(60)
+            assert not t.is_alive(), "runner hung"
+            assert outcome[-1] == "closed" and set(outcome[:-1]) <= {{"ran"}}, outcome[-3:]
+        for i in range(5):
+            m = xnor_edge.load(xnor_edge.default_model_path(), num_threads={num_threads})
+            outcomes = [[] for _ in range(2)]
+            ts = [threading.Thread(target=runner, args=(m.run, o)) for o in outcomes]
+            for t in ts:
+                t.start()
+            time.sleep(random.uniform(0.0, 0.01))
+            m.close()
+            for t in ts:
+                t.join(60)
+                assert not t.is_alive(), "runner hung"
+            for o in outcomes:
+                assert o[-1] == "closed" and set(o[:-1]) <= {{"ran"}}, o[-3:]
+        print("ok")
+        """
+    )
+    assert out.strip() == "ok"
