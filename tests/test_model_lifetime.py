@@ -1,5 +1,5 @@
-"""Native lifetimes under threads: sessions of ended threads are freed, close() waits
-for a call in progress.
+"""Native lifetimes under threads and files: sessions of ended threads are freed, close()
+waits for a call in progress, and a model loaded from a path does not depend on the file.
 
 The thread tests run in a child process: a crash there (the defect they guard against)
 fails the test instead of killing the test run, and /proc/self/status then measures only
@@ -7,12 +7,15 @@ what the test itself did."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import tiny_classifier
 
 import xnor_edge
 
@@ -117,3 +120,48 @@ def test_close_waits_for_a_call_in_progress(num_threads):
         """
     )
     assert out.strip() == "ok"
+
+
+def _mapped(path: Path) -> bool:
+    return str(path.resolve()) in Path("/proc/self/maps").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+def test_load_from_path_reads_the_file_and_mmap_is_an_option(tmp_path, rng):
+    """load(path) keeps nothing of the file: overwriting it in place, replacing or deleting
+    it leaves the model's outputs as they were. load(path, mmap=True) maps the file."""
+    p = tmp_path / "m.xnor"
+    first, other = tiny_classifier(seed=0), tiny_classifier(seed=1)
+    assert len(first) == len(other) and first != other
+    p.write_bytes(first)
+    x = rng.normal(size=(12, 12, 3)).astype(np.float32)
+    with xnor_edge.load(other) as m_other:
+        y_other = m_other.run(x)
+    m = xnor_edge.load(p)
+    assert not _mapped(p)
+    y = m.run(x)
+    assert not np.array_equal(y, y_other)
+    with xnor_edge.load(p, mmap=True) as mm:
+        assert _mapped(p)
+        np.testing.assert_array_equal(mm.run(x), y)
+    with open(p, "r+b") as f:  # rewritten in place
+        f.write(other)
+    np.testing.assert_array_equal(m.run(x), y)
+    with xnor_edge.load(p) as m2:  # the file did change
+        np.testing.assert_array_equal(m2.run(x), y_other)
+    (tmp_path / "new.xnor").write_bytes(b"x" * 64)  # replaced by a short file (SIGBUS if mapped)
+    os.replace(tmp_path / "new.xnor", p)
+    np.testing.assert_array_equal(m.run(x), y)
+    p.unlink()
+    np.testing.assert_array_equal(m.run(x), y)
+    m.close()
+    with pytest.raises(ValueError, match="mmap=True needs a model file path"):
+        xnor_edge.load(first, mmap=True)
+    for mmap in (False, True):
+        with pytest.raises(xnor_edge.ModelError, match="no such file") as ei:
+            xnor_edge.load(p, mmap=mmap)
+        assert str(p) in str(ei.value)
+        (tmp_path / "bad.xnor").write_bytes(first[:100])
+        with pytest.raises(xnor_edge.ModelError, match=r"(?i)truncat|size") as ei:
+            xnor_edge.load(tmp_path / "bad.xnor", mmap=mmap)
+        assert str(tmp_path / "bad.xnor") in str(ei.value)

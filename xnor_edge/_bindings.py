@@ -105,21 +105,36 @@ class NodeInfo:
 class NativeModel:
     """An ``xe_model`` handle; destroyed by ``close()`` or garbage collection."""
 
-    def __init__(self, source: str | Path | bytes | bytearray | memoryview) -> None:
+    def __init__(self, source: str | Path | bytes | bytearray | memoryview, mmap: bool = False) -> None:
+        """Model bytes are copied. A path is read into memory (nothing refers to the file
+        afterwards), or with ``mmap=True`` mapped and used in place: the file must then
+        stay unchanged until the model is closed (replacing or truncating it can kill the
+        process with SIGBUS; rewriting it changes the weights)."""
         out = ffi.new("xe_model **")
         err = ffi.new("char[]", _ERR_CAP)
         if isinstance(source, (bytes, bytearray, memoryview)):
-            buf = ffi.from_buffer(source)
-            status = lib.xe_model_load_memory(buf, len(buf), 1, out, err, _ERR_CAP)
+            if mmap:
+                raise ValueError("mmap=True needs a model file path, not bytes")
             where = "model bytes"
+            data = source
         else:
             path = Path(source)
+            where = str(path)
             if not path.exists():
                 raise ModelError(f"{path}: no such file", "io error")
             if path.is_dir():
                 raise ModelError(f"{path}: is a directory, not a model file", "io error")
-            status = lib.xe_model_load_file(str(path).encode(), out, err, _ERR_CAP)
-            where = str(path)
+            if not mmap:
+                try:
+                    data = path.read_bytes()
+                except OSError as e:
+                    raise ModelError(f"{path}: {e.strerror or e}", "io error") from None
+        if mmap:
+            status = lib.xe_model_load_file(where.encode(), out, err, _ERR_CAP)
+        else:
+            buf = ffi.from_buffer(data)
+            status = lib.xe_model_load_memory(buf, len(buf), 1, out, err, _ERR_CAP)
+            del buf, data
         if status != XE_OK:
             reason = ffi.string(err).decode("utf-8", "replace")
             raise ModelError(f"{where}: {reason or status_string(status)}", status_string(status))

@@ -12,6 +12,12 @@ parallel without locking. For explicit control, ``m.session(num_threads)``
 returns a ``Session`` to use from one thread at a time. ``close()`` of a
 session or a model waits for calls in progress in other threads; calls after
 it raise ``ClosedError``.
+
+Files: ``load(path)`` reads the file into memory, so the file may be replaced
+or deleted afterwards. ``load(path, mmap=True)`` maps it and uses the weights
+in place (no copy, pages shared between processes); the file must then stay
+unchanged while the model lives: replacing or truncating it can kill the
+process with SIGBUS, rewriting it changes the weights.
 """
 
 from __future__ import annotations
@@ -63,9 +69,12 @@ def library_version() -> str:
     return nb.version_string()
 
 
-def load(source: ModelSource, num_threads: int = 1) -> Model:
-    """Loads a model file (path) or model bytes. Raises ModelError with the reason."""
-    return Model(source, num_threads=num_threads)
+def load(source: ModelSource, num_threads: int = 1, *, mmap: bool = False) -> Model:
+    """Loads a model file (path) or model bytes. Raises ModelError with the reason.
+
+    A file is read into memory; ``mmap=True`` maps it instead, and then the file must
+    not change while the model lives (see the module docstring)."""
+    return Model(source, num_threads=num_threads, mmap=mmap)
 
 
 def _as_input(x: Any, shape: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
@@ -176,10 +185,10 @@ class Timing:
 class Model:
     """A loaded model. See the module docstring for threading."""
 
-    def __init__(self, source: ModelSource, num_threads: int = 1) -> None:
+    def __init__(self, source: ModelSource, num_threads: int = 1, *, mmap: bool = False) -> None:
         if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
             raise ValueError(f"num_threads must be an int >= 1, got {num_threads!r}")
-        self._model: nb.NativeModel | None = nb.NativeModel(source)
+        self._model: nb.NativeModel | None = nb.NativeModel(source, mmap=mmap)
         self.source = source if isinstance(source, (str, Path)) else "<bytes>"
         self.num_threads = num_threads
         nm = self._model
