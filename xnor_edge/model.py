@@ -35,7 +35,6 @@ import numpy as np
 from . import _bindings as nb
 from .errors import ClosedError, ModelError
 
-PathLike = Union[str, Path]
 ModelSource = Union[str, Path, bytes, bytearray, memoryview]
 
 __all__ = [
