@@ -32,10 +32,12 @@ def _child(code: str, timeout: float = 120) -> str:
 
 @needs_default
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-def test_sessions_of_ended_threads_are_freed():
+def test_sessions_of_ended_threads_do_not_pile_up():
     """A server that runs each request in a new thread: 500 short-lived threads call run on
     the default model with 2 threads per session. Their sessions (each with a worker
-    thread and scratch memory) must go with them, not pile up until close()."""
+    thread and scratch memory) must not pile up until close(): a thread's session is
+    reused after it ends, and of a burst of concurrent threads' sessions at most
+    IDLE_SESSIONS stay."""
     out = _child(
         """
         import threading, numpy as np, xnor_edge
@@ -55,14 +57,22 @@ def test_sessions_of_ended_threads_are_freed():
             t.join()
         threads1, rss1 = status()
         assert len(results) == 500 and all(np.array_equal(r, want) for r in results)
-        print(threads0, threads1, rss0, rss1, len(m._sessions))
+        burst = [threading.Thread(target=lambda: [m.run(x) for _ in range(3)]) for _ in range(16)]
+        for t in burst:
+            t.start()
+        for t in burst:
+            t.join()
+        alive = len(m._sessions)
+        assert alive <= xnor_edge.model.IDLE_SESSIONS + 1, alive  # + the main thread's own
+        assert status()[0] <= threads0 + 8, status()
+        print(threads0, threads1, rss0, rss1, alive)
         m.close()
         """
     )
     threads0, threads1, rss0, rss1, alive = map(int, out.split())
     assert threads1 <= threads0 + 8, f"OS threads {threads0} -> {threads1}"
     assert rss1 <= rss0 + 20, f"RSS {rss0} -> {rss1} MB"
-    assert alive <= 2, f"{alive} sessions still alive"
+    assert alive >= 2  # the burst's sessions were kept for reuse, up to IDLE_SESSIONS
 
 
 @needs_default

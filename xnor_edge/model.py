@@ -6,9 +6,11 @@
         top = m.classify("cat.jpg", top_k=3)   # [(label, probability), ...]
 
 Threads: a loaded model is immutable; each thread that calls ``run`` gets its
-own native session (created on first use, with the model's ``num_threads``,
-and freed when that thread ends), so many threads can run one model in
-parallel without locking. For explicit control, ``m.session(num_threads)``
+own native session (on first use, with the model's ``num_threads``), so many
+threads can run one model in parallel without locking. When the thread ends,
+its session goes back to the model: a later thread reuses it, and at most
+``IDLE_SESSIONS`` idle ones are kept (the others are freed), so a server that
+starts a thread per request does not accumulate sessions. For explicit control, ``m.session(num_threads)``
 returns a ``Session`` to use from one thread at a time. ``close()`` of a
 session or a model waits for calls in progress in other threads; calls after
 it raise ``ClosedError``.
@@ -36,6 +38,9 @@ from . import _bindings as nb
 from .errors import ClosedError, ModelError
 
 ModelSource = Union[str, Path, bytes, bytearray, memoryview]
+
+# Idle per-thread sessions a model keeps for reuse after their threads end.
+IDLE_SESSIONS = 4
 
 __all__ = [
     "Model",
@@ -169,6 +174,22 @@ class Session:
         self.close()
 
 
+class _ThreadSession:
+    """A thread's own session, held in the model's thread-local storage: when the thread
+    ends, the storage goes and this gives the session back to its model."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def __del__(self) -> None:
+        try:
+            self.session._model._release(self.session)
+        except Exception:  # interpreter shutdown: nothing left to give back to
+            pass
+
+
 @dataclass(frozen=True)
 class Timing:
     """Times of the most recent ``Model.run`` in the calling thread."""
@@ -197,9 +218,10 @@ class Model:
         self._nodes = nm.nodes
         self._lock = threading.Condition()
         self._active = 0
-        # Weak: a session lives as long as its user holds it (a thread's own session,
-        # in self._local, until the thread ends); close() closes the ones still alive.
+        # Weak: a session lives as long as its user holds it (a thread's own session:
+        # its thread, then the idle list); close() closes the ones still alive.
         self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+        self._idle: list[Session] = []
         self._local = threading.local()
         meta = self.metadata
         self.name: str = str(
@@ -271,6 +293,7 @@ class Model:
             while self._active:
                 self._lock.wait()
             sessions = list(self._sessions)
+            self._idle.clear()
         for s in sessions:
             s.close()
         model.close()
@@ -302,11 +325,21 @@ class Model:
             return s
 
     def _thread_session(self) -> Session:
-        s = getattr(self._local, "session", None)
-        if s is None or s._native._ptr is None:
-            s = self.session()
-            self._local.session = s
-        return s
+        holder = getattr(self._local, "holder", None)
+        if holder is None or holder.session._native._ptr is None:
+            with self._lock:
+                s = self._idle.pop() if self._idle else None
+            holder = _ThreadSession(s or self.session())
+            self._local.holder = holder
+        return holder.session
+
+    def _release(self, s: Session) -> None:
+        """A thread's session whose thread ended: kept for reuse, or closed."""
+        with self._lock:
+            if self._model is not None and s._native._ptr is not None and len(self._idle) < IDLE_SESSIONS:
+                self._idle.append(s)
+                return
+        s.close()
 
     def run(self, x: Any) -> np.ndarray:
         """Runs float32 (H, W, C) or (N, H, W, C) input; returns float32 output.
@@ -321,10 +354,10 @@ class Model:
 
     def last_timing(self) -> Timing:
         """Python call time and per-node C times of this thread's latest ``run``."""
-        s = getattr(self._local, "session", None)
-        if s is None or not hasattr(self._local, "call_ns"):
+        holder = getattr(self._local, "holder", None)
+        if holder is None or not hasattr(self._local, "call_ns"):
             raise RuntimeError("no run yet in this thread")
-        return Timing(self._local.call_ns, s.node_times_ns())
+        return Timing(self._local.call_ns, holder.session.node_times_ns())
 
     # ------------------------------------------------------ classification
 
