@@ -189,9 +189,9 @@ class NativeModel:
         )
 
     def close(self) -> None:
-        if self._ptr is not None:
-            ptr, self._ptr = self._ptr, None
-            ffi.release(ptr)
+        """Drops this handle; the native model is destroyed once no session uses it (at
+        once when none does)."""
+        self._ptr = None
 
 
 class NativeSession:
@@ -204,8 +204,10 @@ class NativeSession:
         opts.num_threads = num_threads
         out = ffi.new("xe_session **")
         _check(lib.xe_session_create(model.ptr, opts, out), "creating a session")
-        self._model = model  # keeps the model alive while the session lives
-        self._ptr = ffi.gc(out[0], lib.xe_session_destroy)
+        # The destructor holds the model's handle: the native model outlives the native
+        # session even when both go at once (a thread ending while its model closes).
+        model_ptr = model.ptr
+        self._ptr = ffi.gc(out[0], lambda p: (lib.xe_session_destroy(p), model_ptr))
         self.num_threads = int(lib.xe_session_num_threads(self._ptr))
         self.in_count = int(np.prod(model.input_shape))
         self.out_count = int(np.prod(model.output_shape))
