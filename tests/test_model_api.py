@@ -195,10 +195,60 @@ def test_set_kernel_isa_rejects_unknown():
         xnor_edge.set_kernel_isa("sse9")
 
 
-def test_versions_agree_across_pyproject_package_and_library():
+def test_one_version_source_read_by_pyproject_cmake_package_and_library(tmp_path):
+    """The version is written once, as XE_VERSION_* in the header; pyproject.toml (the
+    regex provider), CMake's project(), the installed metadata, the package and the
+    library all read it, and none of the others spells it out."""
+    import importlib.metadata
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from scikit_build_core.metadata.regex import dynamic_metadata
+
+    root = Path(__file__).resolve().parent.parent
+    header = (root / "runtime_c" / "include" / "xnor_edge.h").read_text()
+    want = ".".join(
+        re.search(rf"#define XE_VERSION_{k} (\d+)", header)[1] for k in ("MAJOR", "MINOR", "PATCH")
+    )
+    assert xnor_edge.__version__ == xnor_edge.library_version() == want
+    assert importlib.metadata.version("xnor-edge") == want
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    assert pyproject["project"]["dynamic"] == ["version"] and "version" not in pyproject["project"]
+    settings = dict(pyproject["tool"]["scikit-build"]["metadata"]["version"])
+    assert settings.pop("provider") == "scikit_build_core.metadata.regex"
+    assert settings["input"] == "runtime_c/include/xnor_edge.h"
+    settings["input"] = str(root / settings["input"])
+    assert dynamic_metadata("version", settings) == want
+    for path in ("pyproject.toml", "CMakeLists.txt", "xnor_edge/_version.py", "xnor_edge/_native.py"):
+        assert want not in (root / path).read_text(), path
+    if shutil.which("cmake"):
+        script = tmp_path / "v.cmake"
+        script.write_text(
+            f"include({root / 'cmake' / 'GetXnorEdgeVersion.cmake'})\n"
+            f"get_xnor_edge_version({root / 'runtime_c' / 'include' / 'xnor_edge.h'} V)\n"
+            "message(NOTICE ${V})\n"
+        )
+        r = subprocess.run(["cmake", "-P", str(script)], capture_output=True, text=True, check=True)
+        assert r.stderr.strip() == want
+    assert "VERSION ${XE_VERSION}" in (root / "CMakeLists.txt").read_text()
+
+
+def test_flag_names_are_the_headers():
+    """Flag names and op codes come from the binding (the header), not from copies."""
     import re
     from pathlib import Path
 
-    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
-    (declared,) = re.findall(r'^version = "([^"]+)"', pyproject, flags=re.M)
-    assert declared == xnor_edge.__version__ == xnor_edge.library_version()
+    from xnor_edge import _bindings as nb
+
+    root = Path(__file__).resolve().parent.parent
+    header = (root / "runtime_c" / "include" / "xnor_edge.h").read_text()
+    defined = {int(v): n.lower() for n, v in re.findall(r"#define XE_FLAG_(\w+) (\d+)", header)}
+    assert len(defined) >= 4
+    for bit, name in defined.items():
+        assert nb.flag_names(bit) == [name]
+    assert nb.flag_names(sum(defined)) == [defined[b] for b in sorted(defined)]
+    source = (root / "xnor_edge" / "model.py").read_text()
+    assert not re.search(r"^(FLAG|OP)_\w+ = \d+", source, flags=re.M)

@@ -9,20 +9,12 @@ backend is skipped when the native library cannot be loaded.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT))
-
 from xnor_train.export import ExportError, export_model  # noqa: E402
 from xnor_train.layers import (  # noqa: E402
     BinActiv,

@@ -43,6 +43,22 @@ def test_wheel_builds_installs_and_runs(tmp_path):
     assert "default.xnor" in zoo
     assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("xnor_edge/models/")) == zoo
     assert not any(n.startswith(("lib/", "include/")) for n in names)  # only the python component
+    # The training tools ship as the package xnor_train (tools/xnor_train in the source).
+    assert "xnor_train/train.py" in names and "xnor_train/__init__.py" in names
+    assert not any(n.startswith("tools/") for n in names)
+    # Metadata: the header's version, the README, the licence and the console scripts.
+    zf = zipfile.ZipFile(whl)
+    dist_info = next(n.split("/", 1)[0] for n in names if n.endswith(".dist-info/METADATA"))
+    meta = zf.read(f"{dist_info}/METADATA").decode()
+    import xnor_edge
+
+    assert f"\nVersion: {xnor_edge.__version__}\n" in meta and f"-{xnor_edge.__version__}-" in whl.name
+    assert "Description-Content-Type: text/markdown" in meta and "# xnor-edge" in meta
+    assert "License :: OSI Approved :: MIT License" in meta
+    (lic,) = [n for n in names if n.startswith(dist_info) and n.endswith("/LICENSE")]
+    assert zf.read(lic).decode() == (ROOT / "LICENSE").read_text() and "MIT License" in zf.read(lic).decode()
+    scripts = zf.read(f"{dist_info}/entry_points.txt").decode()
+    assert "xnor-edge-train = xnor_train.train:main" in scripts
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
@@ -84,3 +100,6 @@ def test_wheel_builds_installs_and_runs(tmp_path):
     rows = json.loads(r.stdout)
     assert sorted(row["name"] + ".xnor" for row in rows) == zoo
     assert all(row["path"].startswith(str(venv)) for row in rows)
+    # The training tools run from the installed wheel (torch from this environment).
+    r = run(str(py), "-c", "import xnor_train.train as t; print(t.__file__)")
+    assert r.returncode == 0 and r.stdout.startswith(str(venv)), r.stderr

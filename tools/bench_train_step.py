@@ -1,7 +1,7 @@
 """Training-step time of a binary net in several modes (plain float32, torch.compile,
 bfloat16 autocast, both), measured in one run.
 
-    PYTHONPATH=tools:. python tools/bench_train_step.py --arch vgg-small --width 32 \
+    python tools/bench_train_step.py --arch vgg-small --width 32 \
         --variant xnor --threads 1 --modes plain,compiled,bf16
 
 Times forward + backward + Adam step on a random batch (the data pipeline is not

@@ -69,6 +69,15 @@ def op_name(op: int) -> str:
     return ffi.string(lib.xe_op_name(op)).decode()
 
 
+# The header's XE_FLAG_* constants, lowest bit first: XE_FLAG_USE_K -> "use_k".
+_FLAGS = sorted((getattr(lib, n), n[len("XE_FLAG_") :].lower()) for n in dir(lib) if n.startswith("XE_FLAG_"))
+
+
+def flag_names(flags: int) -> list[str]:
+    """The names of the XE_FLAG_* bits set in ``flags``."""
+    return [name for bit, name in _FLAGS if flags & bit]
+
+
 # ------------------------------------------------------------------- models
 
 
@@ -96,21 +105,36 @@ class NodeInfo:
 class NativeModel:
     """An ``xe_model`` handle; destroyed by ``close()`` or garbage collection."""
 
-    def __init__(self, source: str | Path | bytes | bytearray | memoryview) -> None:
+    def __init__(self, source: str | Path | bytes | bytearray | memoryview, mmap: bool = False) -> None:
+        """Model bytes are copied. A path is read into memory (nothing refers to the file
+        afterwards), or with ``mmap=True`` mapped and used in place: the file must then
+        stay unchanged until the model is closed (replacing or truncating it can kill the
+        process with SIGBUS; rewriting it changes the weights)."""
         out = ffi.new("xe_model **")
         err = ffi.new("char[]", _ERR_CAP)
         if isinstance(source, (bytes, bytearray, memoryview)):
-            buf = ffi.from_buffer(source)
-            status = lib.xe_model_load_memory(buf, len(buf), 1, out, err, _ERR_CAP)
+            if mmap:
+                raise ValueError("mmap=True needs a model file path, not bytes")
             where = "model bytes"
+            data = source
         else:
             path = Path(source)
+            where = str(path)
             if not path.exists():
                 raise ModelError(f"{path}: no such file", "io error")
             if path.is_dir():
                 raise ModelError(f"{path}: is a directory, not a model file", "io error")
-            status = lib.xe_model_load_file(str(path).encode(), out, err, _ERR_CAP)
-            where = str(path)
+            if not mmap:
+                try:
+                    data = path.read_bytes()
+                except OSError as e:
+                    raise ModelError(f"{path}: {e.strerror or e}", "io error") from None
+        if mmap:
+            status = lib.xe_model_load_file(where.encode(), out, err, _ERR_CAP)
+        else:
+            buf = ffi.from_buffer(data)
+            status = lib.xe_model_load_memory(buf, len(buf), 1, out, err, _ERR_CAP)
+            del buf, data
         if status != XE_OK:
             reason = ffi.string(err).decode("utf-8", "replace")
             raise ModelError(f"{where}: {reason or status_string(status)}", status_string(status))
@@ -165,9 +189,9 @@ class NativeModel:
         )
 
     def close(self) -> None:
-        if self._ptr is not None:
-            ptr, self._ptr = self._ptr, None
-            ffi.release(ptr)
+        """Drops this handle; the native model is destroyed once no session uses it (at
+        once when none does)."""
+        self._ptr = None
 
 
 class NativeSession:
@@ -180,8 +204,10 @@ class NativeSession:
         opts.num_threads = num_threads
         out = ffi.new("xe_session **")
         _check(lib.xe_session_create(model.ptr, opts, out), "creating a session")
-        self._model = model  # keeps the model alive while the session lives
-        self._ptr = ffi.gc(out[0], lib.xe_session_destroy)
+        # The destructor holds the model's handle: the native model outlives the native
+        # session even when both go at once (a thread ending while its model closes).
+        model_ptr = model.ptr
+        self._ptr = ffi.gc(out[0], lambda p: (lib.xe_session_destroy(p), model_ptr))
         self.num_threads = int(lib.xe_session_num_threads(self._ptr))
         self.in_count = int(np.prod(model.input_shape))
         self.out_count = int(np.prod(model.output_shape))

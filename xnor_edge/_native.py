@@ -27,6 +27,7 @@ from .resources import package_dirs
 
 # What this package was written against; checked against the loaded library.
 # The library's major.minor must equal the package's (0.x minors may break the API).
+# Both come from the header's XE_VERSION_* (see _version.py).
 PACKAGE_VERSION = __version__
 EXPECTED_FORMAT_VERSION = 1
 EXPECTED_PACKING_VERSION = 1

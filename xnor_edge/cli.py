@@ -290,7 +290,7 @@ def _classify_images(model: Any, paths: list[str], opts: dict[str, Any]) -> int:
     return status
 
 
-def _classify_stream(model: Any, source: Any, opts: dict[str, Any], video_file: bool) -> int:
+def _classify_stream(model: Any, source: Any, opts: dict[str, Any]) -> int:
     from xnor_edge.camera import open_stream
 
     display = _Display() if opts["display"] else None
@@ -367,10 +367,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
             status = _classify_images(model, images, opts)
         for kind, p in inputs:
             if kind == "video":
-                status = max(status, _classify_stream(model, p, opts, video_file=True))
+                status = max(status, _classify_stream(model, p, opts))
         if camera is not None:
             src = int(camera) if isinstance(camera, int) or str(camera).isdigit() else str(camera)
-            status = max(status, _classify_stream(model, src, opts, video_file=False))
+            status = max(status, _classify_stream(model, src, opts))
     return status
 
 

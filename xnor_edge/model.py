@@ -6,31 +6,41 @@
         top = m.classify("cat.jpg", top_k=3)   # [(label, probability), ...]
 
 Threads: a loaded model is immutable; each thread that calls ``run`` gets its
-own native session (created on first use, with the model's ``num_threads``),
-so many threads can run one model in parallel without locking. For explicit
-control, ``m.session(num_threads)`` returns a ``Session`` to use from one
-thread at a time.
+own native session (on first use, with the model's ``num_threads``), so many
+threads can run one model in parallel without locking. When the thread ends,
+its session goes back to the model: a later thread reuses it, and at most
+``IDLE_SESSIONS`` idle ones are kept (the others are freed), so a server that
+starts a thread per request does not accumulate sessions. For explicit control, ``m.session(num_threads)``
+returns a ``Session`` to use from one thread at a time. ``close()`` of a
+session or a model waits for calls in progress in other threads; calls after
+it raise ``ClosedError``.
+
+Files: ``load(path)`` reads the file into memory, so the file may be replaced
+or deleted afterwards. ``load(path, mmap=True)`` maps it and uses the weights
+in place (no copy, pages shared between processes); the file must then stay
+unchanged while the model lives: replacing or truncating it can kill the
+process with SIGBUS, rewriting it changes the weights.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Iterator, Union
 
 import numpy as np
 
 from . import _bindings as nb
 from .errors import ClosedError, ModelError
 
-FLAG_USE_K = 4
-OP_SOFTMAX = 11
-
-PathLike = Union[str, Path]
 ModelSource = Union[str, Path, bytes, bytearray, memoryview]
+
+# Idle per-thread sessions a model keeps for reuse after their threads end.
+IDLE_SESSIONS = 4
 
 __all__ = [
     "Model",
@@ -63,9 +73,12 @@ def library_version() -> str:
     return nb.version_string()
 
 
-def load(source: ModelSource, num_threads: int = 1) -> Model:
-    """Loads a model file (path) or model bytes. Raises ModelError with the reason."""
-    return Model(source, num_threads=num_threads)
+def load(source: ModelSource, num_threads: int = 1, *, mmap: bool = False) -> Model:
+    """Loads a model file (path) or model bytes. Raises ModelError with the reason.
+
+    A file is read into memory; ``mmap=True`` maps it instead, and then the file must
+    not change while the model lives (see the module docstring)."""
+    return Model(source, num_threads=num_threads, mmap=mmap)
 
 
 def _as_input(x: Any, shape: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
@@ -104,7 +117,10 @@ class Session:
     def __init__(self, model: Model, num_threads: int = 1) -> None:
         self._model = model
         self._native = nb.NativeSession(model._native_model(), num_threads)
-        self._busy = threading.Lock()
+        # Guards the native handle: close() waits while a run is in progress.
+        self._state = threading.Condition()
+        self._running = False
+        self._closing = False
 
     @property
     def num_threads(self) -> int:
@@ -120,30 +136,58 @@ class Session:
         elif out.shape != oshape or out.dtype != np.float32 or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous float32 array of shape {oshape}")
         with m._in_use():
-            if not self._busy.acquire(blocking=False):
-                raise RuntimeError(
-                    "a Session is used by one thread at a time; use Model.session() per thread"
-                )
-            try:
-                if self._native._ptr is None:
+            with self._state:
+                if self._closing or self._native._ptr is None:
                     raise ClosedError("session is closed")
+                if self._running:
+                    raise RuntimeError(
+                        "a Session is used by one thread at a time; use Model.session() per thread"
+                    )
+                self._running = True
+            try:
                 self._native.run(xin, out)
             finally:
-                self._busy.release()
+                with self._state:
+                    self._running = False
+                    self._state.notify_all()
         return out
 
     def node_times_ns(self) -> list[int]:
         """Wall time of each node in the most recent run (ns)."""
-        return self._native.node_times_ns()
+        with self._state:
+            if self._closing:
+                raise ClosedError("session is closed")
+            return self._native.node_times_ns()
 
     def close(self) -> None:
-        self._native.close()
+        """Frees the native session; waits for a run in progress in another thread."""
+        with self._state:
+            self._closing = True
+            while self._running:
+                self._state.wait()
+            self._native.close()
 
     def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _ThreadSession:
+    """A thread's own session, held in the model's thread-local storage: when the thread
+    ends, the storage goes and this gives the session back to its model."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def __del__(self) -> None:
+        try:
+            self.session._model._release(self.session)
+        except Exception:  # interpreter shutdown: nothing left to give back to
+            pass
 
 
 @dataclass(frozen=True)
@@ -161,10 +205,10 @@ class Timing:
 class Model:
     """A loaded model. See the module docstring for threading."""
 
-    def __init__(self, source: ModelSource, num_threads: int = 1) -> None:
+    def __init__(self, source: ModelSource, num_threads: int = 1, *, mmap: bool = False) -> None:
         if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
             raise ValueError(f"num_threads must be an int >= 1, got {num_threads!r}")
-        self._model: nb.NativeModel | None = nb.NativeModel(source)
+        self._model: nb.NativeModel | None = nb.NativeModel(source, mmap=mmap)
         self.source = source if isinstance(source, (str, Path)) else "<bytes>"
         self.num_threads = num_threads
         nm = self._model
@@ -174,7 +218,10 @@ class Model:
         self._nodes = nm.nodes
         self._lock = threading.Condition()
         self._active = 0
-        self._sessions: list[Session] = []
+        # Weak: a session lives as long as its user holds it (a thread's own session:
+        # its thread, then the idle list); close() closes the ones still alive.
+        self._sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+        self._idle: list[Session] = []
         self._local = threading.local()
         meta = self.metadata
         self.name: str = str(
@@ -196,8 +243,8 @@ class Model:
         self.std = self._per_channel("std", 1.0, c)
         if np.any(self.std == 0):
             raise ModelError(f"{self.source}: metadata std contains 0")
-        self.uses_k: bool = any(n.flags & FLAG_USE_K for n in self._nodes)
-        self.ends_with_softmax: bool = self._nodes[-1].op == OP_SOFTMAX
+        self.uses_k: bool = any(n.flags & nb.lib.XE_FLAG_USE_K for n in self._nodes)
+        self.ends_with_softmax: bool = self._nodes[-1].op == nb.lib.XE_OP_SOFTMAX
 
     def _per_channel(self, key: str, default: float, c: int) -> np.ndarray:
         v = self.metadata.get(key)
@@ -245,7 +292,8 @@ class Model:
             model, self._model = self._model, None
             while self._active:
                 self._lock.wait()
-            sessions, self._sessions = self._sessions, []
+            sessions = list(self._sessions)
+            self._idle.clear()
         for s in sessions:
             s.close()
         model.close()
@@ -273,15 +321,25 @@ class Model:
         with self._in_use():
             s = Session(self, self.num_threads if num_threads is None else num_threads)
             with self._lock:
-                self._sessions.append(s)
+                self._sessions.add(s)
             return s
 
     def _thread_session(self) -> Session:
-        s = getattr(self._local, "session", None)
-        if s is None or s._native._ptr is None:
-            s = self.session()
-            self._local.session = s
-        return s
+        holder = getattr(self._local, "holder", None)
+        if holder is None or holder.session._native._ptr is None:
+            with self._lock:
+                s = self._idle.pop() if self._idle else None
+            holder = _ThreadSession(s or self.session())
+            self._local.holder = holder
+        return holder.session
+
+    def _release(self, s: Session) -> None:
+        """A thread's session whose thread ended: kept for reuse, or closed."""
+        with self._lock:
+            if self._model is not None and s._native._ptr is not None and len(self._idle) < IDLE_SESSIONS:
+                self._idle.append(s)
+                return
+        s.close()
 
     def run(self, x: Any) -> np.ndarray:
         """Runs float32 (H, W, C) or (N, H, W, C) input; returns float32 output.
@@ -296,10 +354,10 @@ class Model:
 
     def last_timing(self) -> Timing:
         """Python call time and per-node C times of this thread's latest ``run``."""
-        s = getattr(self._local, "session", None)
-        if s is None or not hasattr(self._local, "call_ns"):
+        holder = getattr(self._local, "holder", None)
+        if holder is None or not hasattr(self._local, "call_ns"):
             raise RuntimeError("no run yet in this thread")
-        return Timing(self._local.call_ns, s.node_times_ns())
+        return Timing(self._local.call_ns, holder.session.node_times_ns())
 
     # ------------------------------------------------------ classification
 
@@ -366,7 +424,7 @@ class Model:
                 {
                     "index": n.index,
                     "op": n.op_name,
-                    "flags": _flag_names(n.flags),
+                    "flags": nb.flag_names(n.flags),
                     "inputs": [n.input0] + ([n.input1] if n.input1 is not None else []),
                     "kernel": n.kernel,
                     "stride": n.stride,
@@ -406,13 +464,3 @@ class Model:
     @property
     def kernel_isa(self) -> str:
         return kernel_isa()
-
-
-def _flag_names(flags: int) -> list[str]:
-    names = [(1, "relu"), (2, "pad_one"), (4, "use_k"), (8, "out_bits")]
-    return [n for bit, n in names if flags & bit]
-
-
-def top_k_labels(results: Sequence[tuple[str, float]]) -> str:
-    """'label 0.93, label 0.04' for printing."""
-    return ", ".join(f"{label} {p:.3f}" for label, p in results)

@@ -1,7 +1,7 @@
 """Short ablation runs in the spirit of the paper's Table 3, printed as a Markdown table.
 
-    PYTHONPATH=tools python -m xnor_train.ablation --data fashion-mnist --epochs 3 --width 32 \
-        --out ~/.cache/xnor-edge/runs/ablation
+    python -m xnor_train.ablation --data fashion-mnist --data-path /usr/share/datasets/fashion-mnist \
+        --epochs 3 --width 32 --out RUN
 
 Every row is one ``xnor_train.train`` run with the same seed, data, epochs and
 optimiser; only the named setting changes.  The figure is PyTorch test top-1 of

@@ -1,6 +1,6 @@
 """Measure a shipped model and write its model card (models/<name>.md).
 
-    PYTHONPATH=tools:. python -m xnor_train.card RUN/best.pt models/NAME.xnor --data mnist
+    python -m xnor_train.card RUN/best.pt models/NAME.xnor --data mnist --data-path DATA/mnist
 
 Every figure in the card is measured here: top-1 of the C runtime on the whole test
 set, parity with PyTorch, file size against the float counterpart, and single-image
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
         f"| latency (1 image, 1 thread) | median {lat['median_ms']} ms, p10 {lat['p10_ms']} ms over "
         f"{lat['reps']} runs, kernels `{isa}`, {res['cpu']} (this dev machine, shared; not a Pi) |",
         "",
-        "Training command(s) as run (PYTHONPATH=tools, from the repository root; a second line is a "
+        "Training command(s) as run (a second line is a "
         "`--resume`, which recomputes the learning-rate schedule for its `--epochs`):",
         "",
         "```",
@@ -239,9 +239,10 @@ def main(argv=None) -> int:
         "Reproduce the measurements:",
         "",
         "```",
-        f"PYTHONPATH=tools:. python -m xnor_train.export {args.checkpoint} {args.model}"
+        f"python -m xnor_train.export {args.checkpoint} {args.model}"
         + (f" --name {shlex.quote(meta['name'])}" if meta.get("name") else ""),
-        f"PYTHONPATH=tools:. python -m xnor_train.card {args.checkpoint} {args.model} --data {args.data}",
+        f"python -m xnor_train.card {args.checkpoint} {args.model} --data {args.data}"
+        + (f" --data-path {shlex.quote(args.data_path)}" if args.data_path else ""),
         "```",
         "",
     ]

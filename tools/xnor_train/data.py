@@ -2,8 +2,8 @@
 
 Images are decoded once into uint8 arrays cached outside the repository
 (``$XNOR_EDGE_CACHE`` or ``~/.cache/xnor-edge``); batches are normalised and
-augmented on the fly as torch tensors.  Paths default to ``../shared/data/...``
-relative to the repository root and a missing path is reported by name.
+augmented on the fly as torch tensors.  Where a data set lies is always an argument
+(``--data-path``); a missing argument or path is reported by name.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
 IMAGENETTE_NAMES = {
@@ -127,17 +125,35 @@ def _idx_pair(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     return x[..., None].copy(), y.astype(np.int64)
 
 
+# What --data-path must name, per data set (the error for a missing one says it).
+DATA_PATH_HINTS = {
+    "mnist": "the folder holding train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), "
+    "t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz)",
+    "fashion-mnist": "the folder holding the four Fashion-MNIST IDX files (Debian: apt-get install "
+    "dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)",
+    "cifar10": "the CIFAR-10 JPEG archive (.tar.gz) or folder with train/<class>/ and test/<class>/",
+    "imagenette": "a folder with imagenette-224-train.tar and imagenette-224-val.tar, or with "
+    "train/<class>/ and val/<class>/",
+    "folder": "DIR holding train/<class>/ and val/<class>/",
+}
+
+
+def _require_path(name: str, path: str | Path | None) -> Path:
+    if not path:
+        raise DataError(f"--data {name} needs --data-path: {DATA_PATH_HINTS[name]}")
+    return Path(path)
+
+
 def load_idx_dataset(name: str, root: str | Path | None = None) -> Dataset:
     if name == "mnist":
-        root = Path(root) if root else SHARED_DATA / "mnist"
         labels = [str(i) for i in range(10)]
         mean, std = [0.1307], [0.3081]
     elif name == "fashion-mnist":
-        root = Path(root) if root else Path("/usr/share/datasets/fashion-mnist")
         labels = FASHION_LABELS
         mean, std = [0.2860], [0.3530]
     else:
         raise DataError(f"unknown IDX data set {name!r}")
+    root = _require_path(name, root)
     if not root.is_dir():
         hint = (
             " (install it with: apt-get install -y dataset-fashion-mnist)" if name == "fashion-mnist" else ""
@@ -241,7 +257,7 @@ def load_image_folder_split(
 
 
 def load_cifar10(path: str | Path | None = None) -> Dataset:
-    src = Path(path) if path else SHARED_DATA / "cifar10-jpeg" / "cifar10-jpeg-q75.tar.gz"
+    src = _require_path("cifar10", path)
     xtr, ytr, classes = load_image_folder_split(src, "train", None)
     xte, yte, classes_te = load_image_folder_split(src, "test", None)
     if classes != classes_te:
@@ -270,7 +286,7 @@ def load_imagenette(path: str | Path | None = None, size: int = 128, resize: int
     Images are stored at ``resize`` (default size*8/7 rounded) and randomly cropped to
     ``size`` for training, centre-cropped for testing (the metadata's resize + crop).
     """
-    root = Path(path) if path else SHARED_DATA / "imagenette"
+    root = _require_path("imagenette", path)
     if not root.exists():
         raise DataError(f"Imagenette not found: {root}")
     resize = resize or int(round(size * 8 / 7))
@@ -321,9 +337,7 @@ def load_folder(path: str | Path | None, size: int = 96) -> Dataset:
     Images of any size are resized (shorter side) and centre-cropped like Imagenette;
     labels are the class folder names in sorted order.
     """
-    if not path:
-        raise DataError("--data folder needs --data-path DIR holding train/<class>/ and val/<class>/")
-    root = Path(path)
+    root = _require_path("folder", path)
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
     eval_split = "val" if (root / "val").is_dir() else "test"

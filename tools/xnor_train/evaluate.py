@@ -1,6 +1,6 @@
 """Top-1 of an exported model file on a test set, run by the xnor-edge C runtime.
 
-    PYTHONPATH=tools:. python -m xnor_train.evaluate models/mnist-xnor.xnor --data mnist
+    python -m xnor_train.evaluate models/mnist-digits-xnor.xnor --data mnist --data-path DATA/mnist
 
 --backend c (default: ``xnor_edge.load(path).run``) or reference (the NumPy float64
 interpreter ``xnor_edge.reference``, slow).  Preprocessing comes from the model's own
@@ -22,11 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from .data import (  # noqa: E402
+from .data import (
     DATASETS,
     DataError,
     centre_crop,

@@ -1,7 +1,7 @@
 """Export a trained checkpoint to an xnor-edge model file through the public builder.
 
-    PYTHONPATH=tools:. python -m xnor_train.export RUN/best.pt OUT.xnor [--name NAME]
-    PYTHONPATH=tools:. python -m xnor_train.export RUN/best.pt OUT.onnx --onnx
+    python -m xnor_train.export RUN/best.pt OUT.xnor [--name NAME]     # or xnor-edge-export
+    python -m xnor_train.export RUN/best.pt OUT.onnx --onnx
 
 Mapping (one module -> one runtime op, docs/format.md):
   Conv2d [+BatchNorm2d] [+ReLU]       -> conv2d (BN folded into weights and bias)
@@ -28,10 +28,6 @@ import torch.nn as nn
 from .layers import BinActiv, BinConv2d, BinLinear, Flatten, GlobalAvgPool, Residual
 from .models import XnorNet, build_model
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
 
 class ExportError(ValueError):
     """The model holds a module or setting the runtime cannot express."""
@@ -55,13 +51,6 @@ def _bn_affine(bn: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
 
 def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _same_pad(name: str, p) -> int:
-    ph, pw = _pair(p)
-    if ph != pw:
-        raise ExportError(f"{name}: different paddings {ph}/{pw} are supported by the builder only as pairs")
-    return ph
 
 
 class _Emitter:

@@ -1,6 +1,6 @@
 """Parity of an exported model (C runtime) with its PyTorch checkpoint over a whole test set.
 
-    PYTHONPATH=tools:. python -m xnor_train.parity RUN/best.pt models/mnist-xnor.xnor --data mnist
+    python -m xnor_train.parity RUN/best.pt models/mnist-digits-xnor.xnor --data mnist --data-path DATA/mnist
 
 Reports top-1 agreement (exit status 1 below --floor, default 0.999), both top-1
 accuracies, and the max / mean absolute logit difference.

@@ -1,10 +1,17 @@
 """Train a binary network (paper Algorithm 1: real weights kept, binarised forward).
 
-    PYTHONPATH=tools python -m xnor_train.train --data mnist --arch digits --variant xnor \
-        --epochs 10 --optimizer adam --lr 1e-3 --out ~/.cache/xnor-edge/runs/mnist-xnor
+    python -m xnor_train.train --data mnist --data-path DATA/mnist --arch digits \
+        --variant xnor --epochs 10 --optimizer adam --lr 1e-3 --out RUN
+    torchrun --nproc_per_node 2 -m xnor_train.train ...    # data-parallel, same arguments
 
 Writes into --out: train.log, metrics.jsonl, last.pt (every epoch, for --resume)
 and best.pt (best test top-1).  Runs on CPU or CUDA (--device).
+
+Under torchrun (PyTorch's DistributedDataParallel: gloo on CPU, nccl on GPUs) every
+process starts from the same seed and draws the same global batches; each trains on
+its 1/N share of every batch (--batch-size is the total over the processes), gradients
+are averaged, the test set is split between the processes, and only rank 0 writes the
+log, the metrics and the checkpoints.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,18 +43,76 @@ DEFAULT_ARCH = {
 
 
 class Logger:
-    def __init__(self, path: Path):
-        self.f = open(path, "a", encoding="utf-8")
+    """Prints and appends to the run's train.log; silent on ranks other than 0."""
+
+    def __init__(self, path: Path, enabled: bool = True):
+        self.f = open(path, "a", encoding="utf-8") if enabled else None
 
     def __call__(self, msg: str) -> None:
+        if self.f is None:
+            return
         line = f"[{time.strftime('%H:%M:%S')}] {msg}"
         print(line, flush=True)
         self.f.write(line + "\n")
         self.f.flush()
 
 
-def _progress(total: int, desc: str):
-    """tqdm if installed, else a plain printer every ~10%."""
+class RunError(Exception):
+    """A run that cannot start or go on; main logs the message and exits with status 2."""
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun launch; rank 0 of 1 for a plain run."""
+
+    rank: int = 0
+    world: int = 1
+    local_world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
+    """The process group torchrun describes in the environment (WORLD_SIZE, RANK,
+    LOCAL_RANK, MASTER_ADDR/PORT): gloo on CPU, nccl with one GPU per process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = pick_device(device_name)
+    if world <= 1:
+        return Dist(), device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank, world, int(os.environ.get("LOCAL_WORLD_SIZE", world))), device
+
+
+def _all_sum(dist: Dist, *values: float) -> list[float]:
+    """Sums of the values over all processes (the values themselves for a plain run)."""
+    if dist.world == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return t.tolist()
+
+
+def _progress(total: int, desc: str, enabled: bool = True):
+    """tqdm if installed, else a plain printer every ~10%; nothing when not enabled."""
+    if not enabled:
+
+        class Quiet:
+            def set_postfix_str(self, s):
+                pass
+
+            def update(self, k=1):
+                pass
+
+            def close(self):
+                pass
+
+        return Quiet()
     try:
         from tqdm import tqdm
 
@@ -83,12 +149,27 @@ def pick_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def evaluate_torch(
-    model: nn.Module, ds: Dataset, device: torch.device, batch_size: int = 500, return_logits: bool = False
+    model: nn.Module,
+    ds: Dataset,
+    device: torch.device,
+    batch_size: int = 500,
+    return_logits: bool = False,
+    dist: Dist = Dist(),
 ):
-    """Top-1 of the model in eval mode on the (centre-cropped) test set."""
+    """Top-1 of the model in eval mode on the (centre-cropped) test set.
+
+    Distributed (``dist.world`` > 1): every process tests rank 0's weights and batch-norm
+    statistics on every world-th image and the counts are summed; logits are not gathered.
+    """
     model.eval()
     x = torch.from_numpy(ds.x_test)
     y = torch.from_numpy(ds.y_test)
+    if dist.world > 1:
+        if return_logits:
+            raise ValueError("evaluate_torch: return_logits needs a single process")
+        for b in model.buffers():  # running statistics: rank 0's, as its checkpoint holds
+            torch.distributed.broadcast(b, 0)
+        x, y = x[dist.rank :: dist.world], y[dist.rank :: dist.world]
     correct, outs = 0, []
     for i in range(0, len(x), batch_size):
         xb = normalise(x[i : i + batch_size].to(device), ds.mean, ds.std)
@@ -96,7 +177,8 @@ def evaluate_torch(
         correct += (out.argmax(1).cpu() == y[i : i + batch_size]).sum().item()
         if return_logits:
             outs.append(out.cpu())
-    acc = correct / len(x)
+    correct, n = _all_sum(dist, correct, len(x))
+    acc = correct / n
     return (acc, torch.cat(outs).numpy()) if return_logits else acc
 
 
@@ -123,7 +205,9 @@ def lr_factor(args, step: int, total_steps: int, steps_per_epoch: int) -> float:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m xnor_train.train", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, choices=sorted(DEFAULT_ARCH))
-    p.add_argument("--data-path", default=None, help="data folder/archive (default ../shared/data/...)")
+    p.add_argument(
+        "--data-path", default=None, help="the data set's folder or archive (see docs/training.md)"
+    )
     p.add_argument("--arch", choices=ARCHS, default=None, help="default depends on --data")
     p.add_argument("--variant", choices=VARIANTS, default="xnor")
     p.add_argument("--width", type=int, default=None, help="base channel width")
@@ -137,7 +221,9 @@ def parse_args(argv=None):
         help="crop size for imagenette (default 128) and folder (default 96)",
     )
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument(
+        "--batch-size", type=int, default=128, help="total over all processes under torchrun (default 128)"
+    )
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 adam, 0.1 sgd")
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -327,22 +413,91 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temp: float) -> t
     return torch.nn.functional.kl_div(log_p, log_q, reduction="batchmean", log_target=True) * temp * temp
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    out = Path(args.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    log = Logger(out / "train.log")
-    command = "python -m xnor_train.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
+@dataclass
+class Loop:
+    """What every epoch of a run shares."""
+
+    args: argparse.Namespace
+    ds: Dataset
+    model: nn.Module  # the plain module: checkpoints and evaluation
+    train_fwd: nn.Module  # what the training forward goes through (DDP, torch.compile)
+    opt: torch.optim.Optimizer
+    crit: nn.Module
+    teacher: nn.Module | None
+    device: torch.device
+    dist: Dist
+    log: Logger
+    start_epoch: int
+    cfg: dict
+    state: dict  # start_state's: commands, init, best, wall, history
+    teacher_info: dict | None
+    out: Path
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.ds.x_train) // self.args.batch_size
+
+
+def train_one_epoch(epoch: int, lp: Loop) -> tuple[float, float]:
+    """One pass over the training set in the seeded order; returns (mean loss, top-1).
+
+    Every process draws the same permutation and augmentation (one generator, seeded per
+    epoch) for the whole batch and trains on its own slice of it."""
+    args, ds, device = lp.args, lp.ds, lp.device
+    xtr, ytr = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
+    gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+    steps, total_steps = lp.steps_per_epoch, lp.steps_per_epoch * args.epochs
+    share = args.batch_size // lp.dist.world
+    mine = slice(lp.dist.rank * share, (lp.dist.rank + 1) * share)
+    lp.model.train()
+    perm = torch.randperm(len(xtr), generator=gen)
+    bar = _progress(steps, f"epoch {epoch + 1}/{args.epochs}", lp.dist.main)
+    tot_loss, tot_correct, seen = 0.0, 0, 0
+    for i in range(steps):
+        for g in lp.opt.param_groups:
+            g["lr"] = args.lr * lr_factor(args, epoch * steps + i, total_steps, steps)
+        idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
+        xb = augment_batch(xtr[idx], ds, gen)[mine].to(device, non_blocking=True)
+        yb = ytr[idx][mine].to(device, non_blocking=True)
+        try:
+            xn = normalise(xb, ds.mean, ds.std)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+                logits = lp.train_fwd(xn)
+                if lp.teacher is not None:
+                    with torch.no_grad():
+                        t_logits = lp.teacher(xn).float()
+            logits = logits.float()
+        except Exception as e:
+            # torch.compile does its work on the first call; without a working C++
+            # toolchain (or on an unsupported platform) that call fails.
+            if not (args.compile and i == 0 and epoch == lp.start_epoch):
+                raise
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise RunError(
+                f"--compile failed on the first step ({type(e).__name__}: {first}); train without --compile"
+            ) from None
+        loss = lp.crit(logits, yb)
+        if lp.teacher is not None:
+            w = args.distill_weight
+            loss = (1.0 - w) * loss + w * distill_loss(logits, t_logits, args.distill_temp)
+        lp.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        lp.opt.step()
+        tot_loss += loss.item() * len(yb)
+        tot_correct += (logits.argmax(1) == yb).sum().item()
+        seen += len(yb)
+        bar.set_postfix_str(f"loss {tot_loss / seen:.4f} acc {tot_correct / seen:.4f}")
+        bar.update(1)
+    bar.close()
+    tot_loss, tot_correct, seen = _all_sum(lp.dist, tot_loss, tot_correct, seen)
+    return tot_loss / max(1, seen), tot_correct / max(1, seen)
+
+
+def load_data(args) -> Dataset:
     try:
         ds = load_dataset(args.data, args.data_path, args.image_size)
     except DataError as e:
-        log(f"error: {e}")
-        return 2
+        raise RunError(str(e)) from None
     if args.subset:
         rng = np.random.default_rng(args.seed)
         idx = rng.permutation(len(ds.x_train))[: args.subset]
@@ -350,45 +505,60 @@ def main(argv=None) -> int:
     if args.test_subset:
         idx = subset_indices(len(ds.x_test), args.test_subset)
         ds.x_test, ds.y_test = ds.x_test[idx], ds.y_test[idx]
+    return ds
 
-    cfg = model_config(args, ds)
-    model = build_model(cfg).to(device)
-    opt = make_optimizer(args, model)
-    crit = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
-    start_epoch, best, wall, history, commands, init = 0, 0.0, 0.0, [], [command], None
-    last = out / "last.pt"
+
+def start_state(args, model, opt, cfg: dict, last: Path, device, command: str, log: Logger) -> dict:
+    """Where the run starts: afresh, from another run's weights (--init) or from its own
+    last checkpoint (--resume)."""
+    state = dict(start_epoch=0, best=0.0, wall=0.0, history=[], commands=[command], init=None)
     if args.init and args.resume:
-        log("error: --init starts a run and --resume continues one; give one of them")
-        return 2
+        raise RunError("--init starts a run and --resume continues one; give one of them")
     if args.init:
-        try:
-            init = init_from(model, args.init, cfg)
-        except InitError as e:
-            log(f"error: {e}")
-            return 2
+        state["init"] = init = init_from(model, args.init, cfg)
         log(f"initialised from {args.init} ({init['variant']}, {init['epochs']} epochs)")
     if args.resume:
         if not last.exists():
-            log(f"error: --resume given but {last} does not exist")
-            return 2
+            raise RunError(f"--resume given but {last} does not exist")
         ck = torch.load(last, map_location=device, weights_only=False)
         if ck["config"] != cfg:
-            log(f"error: checkpoint config {ck['config']} differs from the arguments' {cfg}")
-            return 2
+            raise RunError(f"checkpoint config {ck['config']} differs from the arguments' {cfg}")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        start_epoch, best, wall, history = ck["epoch"], ck["best_acc"], ck["wall_s"], ck["history"]
-        init = ck.get("init")
         # --epochs may change on resume: the schedule is recomputed for the new total.
-        commands = ck.get("commands", [ck["command"]]) + [command]
-        log(f"resumed from {last} at epoch {start_epoch}")
+        state.update(
+            start_epoch=ck["epoch"],
+            best=ck["best_acc"],
+            wall=ck["wall_s"],
+            history=ck["history"],
+            init=ck.get("init"),
+            commands=ck.get("commands", [ck["command"]]) + [command],
+        )
+        log(f"resumed from {last} at epoch {state['start_epoch']}")
+    return state
+
+
+def _command(argv: list[str], dist: Dist) -> str:
+    args = " ".join(shlex.quote(a) for a in argv)
+    if dist.world == 1:
+        return "python -m xnor_train.train " + args
+    nodes = f"--nnodes {dist.world // dist.local_world} " if dist.world != dist.local_world else ""
+    return f"torchrun {nodes}--nproc_per_node {dist.local_world} -m xnor_train.train " + args
+
+
+def prepare(args, command: str, dist: Dist, device: torch.device, out: Path, log: Logger) -> Loop:
+    """Data, model, optimiser, start state and teacher of a run; RunError/InitError if it
+    cannot start."""
+    if args.batch_size % dist.world:
+        raise RunError(f"--batch-size {args.batch_size} (the total) must be a multiple of {dist.world}")
+    ds = load_data(args)
+    cfg = model_config(args, ds)
+    model = build_model(cfg).to(device)
+    opt = make_optimizer(args, model)
+    state = start_state(args, model, opt, cfg, out / "last.pt", device, command, log)
     teacher, teacher_info = None, None
     if args.distill:
-        try:
-            teacher, teacher_info = load_teacher(args.distill, cfg, ds, device)
-        except InitError as e:
-            log(f"error: {e}")
-            return 2
+        teacher, teacher_info = load_teacher(args.distill, cfg, ds, device)
         log(
             f"distilling from {args.distill} ({teacher_info['variant']} {teacher_info['arch']} width "
             f"{teacher_info['width']}), weight {args.distill_weight}, temperature {args.distill_temp}"
@@ -397,111 +567,110 @@ def main(argv=None) -> int:
     log(f"command: {command}")
     log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test, {ds.source}")
     log(f"model {cfg} ({n_params} parameters) on {device}, threads {torch.get_num_threads()}, amp {args.amp}")
-
+    fwd = model
+    if dist.world > 1:
+        share = args.batch_size // dist.world
+        log(f"distributed: {dist.world} processes ({torch.distributed.get_backend()}), batch {share} each")
+        fwd = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     # The compiled module shares its parameters with `model`; only the training forward
     # goes through it, so checkpoints and evaluation are those of the plain module.
-    train_fwd = torch.compile(model) if args.compile else model
-    xtr = torch.from_numpy(ds.x_train)
-    ytr = torch.from_numpy(ds.y_train)
-    n = len(xtr)
-    steps_per_epoch = n // args.batch_size
-    total_steps = steps_per_epoch * args.epochs
-    gen = torch.Generator().manual_seed(args.seed)
-    for epoch in range(start_epoch, args.epochs):
-        gen.manual_seed(args.seed * 1000 + epoch)
-        model.train()
-        t0 = time.time()
-        perm = torch.randperm(n, generator=gen)
-        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{args.epochs}")
-        tot_loss, tot_correct, seen = 0.0, 0, 0
-        for i in range(steps_per_epoch):
-            step = epoch * steps_per_epoch + i
-            for g in opt.param_groups:
-                g["lr"] = args.lr * lr_factor(args, step, total_steps, steps_per_epoch)
-            idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
-            xb = augment_batch(xtr[idx], ds, gen).to(device, non_blocking=True)
-            yb = ytr[idx].to(device, non_blocking=True)
-            try:
-                xn = normalise(xb, ds.mean, ds.std)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
-                    logits = train_fwd(xn)
-                    if teacher is not None:
-                        with torch.no_grad():
-                            t_logits = teacher(xn).float()
-                logits = logits.float()
-            except Exception as e:
-                # torch.compile does its work on the first call; without a working C++
-                # toolchain (or on an unsupported platform) that call fails.
-                if not (args.compile and i == 0 and epoch == start_epoch):
-                    raise
-                first = (str(e).strip().splitlines() or [""])[0][:200]
-                log(
-                    f"error: --compile failed on the first step ({type(e).__name__}: {first}); "
-                    "train without --compile"
-                )
-                return 2
-            loss = crit(logits, yb)
-            if teacher is not None:
-                w = args.distill_weight
-                loss = (1.0 - w) * loss + w * distill_loss(logits, t_logits, args.distill_temp)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot_loss += loss.item() * len(yb)
-            tot_correct += (logits.argmax(1) == yb).sum().item()
-            seen += len(yb)
-            bar.set_postfix_str(f"loss {tot_loss / seen:.4f} acc {tot_correct / seen:.4f}")
-            bar.update(1)
-        bar.close()
-        train_s = time.time() - t0
-        evaluated = (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs
-        acc = evaluate_torch(model, ds, device) if evaluated else None
-        wall += time.time() - t0
-        rec = dict(
-            epoch=epoch + 1,
-            loss=tot_loss / max(1, seen),
-            train_acc=tot_correct / max(1, seen),
-            test_acc=acc,
-            lr=opt.param_groups[0]["lr"],
-            epoch_s=round(time.time() - t0, 1),
-            train_s=round(train_s, 1),
-            wall_s=round(wall, 1),
-        )
-        history.append(rec)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        test_msg = f"test top-1 {acc:.4f}" if evaluated else "test skipped (--eval-every)"
-        log(
-            f"epoch {epoch + 1}/{args.epochs} loss {rec['loss']:.4f} train {rec['train_acc']:.4f} "
-            f"{test_msg} ({rec['epoch_s']}s, total {wall / 60:.1f} min)"
-        )
-        ck = dict(
-            model=model.state_dict(),
-            optimizer=opt.state_dict(),
-            epoch=epoch + 1,
-            config=cfg,
-            data=data_info(ds),
-            command=command,
-            commands=commands,
-            init=init,
-            teacher=teacher_info,
-            args=vars(args),
-            best_acc=max(best, acc) if evaluated else best,
-            test_acc=acc,
-            wall_s=wall,
-            history=history,
-            device=str(device),
-            torch_version=torch.__version__,
-            date=time.strftime("%Y-%m-%d"),
-        )
-        tmp = out / "last.pt.tmp"
-        torch.save(ck, tmp)
-        os.replace(tmp, last)
-        if evaluated and acc >= best:
-            best = acc
-            torch.save(ck, out / "best.pt")
-    log(f"done: best test top-1 {best:.4f}, wall {wall / 60:.1f} min")
-    return 0
+    return Loop(
+        args=args,
+        ds=ds,
+        model=model,
+        train_fwd=torch.compile(fwd) if args.compile else fwd,
+        opt=opt,
+        crit=nn.CrossEntropyLoss(label_smoothing=args.label_smoothing),
+        teacher=teacher,
+        device=device,
+        dist=dist,
+        log=log,
+        start_epoch=state["start_epoch"],
+        cfg=cfg,
+        state=state,
+        teacher_info=teacher_info,
+        out=out,
+    )
+
+
+def save_checkpoint(lp: Loop, rec: dict, wall: float, best_acc: float, best_too: bool) -> None:
+    """The epoch's metrics line, last.pt (replaced atomically) and, if it is the best,
+    best.pt; rank 0 only."""
+    if not lp.dist.main:
+        return
+    ck = dict(
+        model=lp.model.state_dict(),
+        optimizer=lp.opt.state_dict(),
+        epoch=rec["epoch"],
+        config=lp.cfg,
+        data=data_info(lp.ds),
+        command=lp.state["commands"][-1],
+        commands=lp.state["commands"],
+        init=lp.state["init"],
+        teacher=lp.teacher_info,
+        args=vars(lp.args),
+        best_acc=best_acc,
+        test_acc=rec["test_acc"],
+        wall_s=wall,
+        history=lp.state["history"],
+        device=str(lp.device),
+        world_size=lp.dist.world,
+        torch_version=torch.__version__,
+        date=time.strftime("%Y-%m-%d"),
+    )
+    with open(lp.out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    tmp = lp.out / "last.pt.tmp"
+    torch.save(ck, tmp)
+    os.replace(tmp, lp.out / "last.pt")
+    if best_too:
+        torch.save(ck, lp.out / "best.pt")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    dist, device = init_distributed(args.device)
+    command = _command(list(sys.argv[1:] if argv is None else argv), dist)
+    out = Path(args.out).expanduser()
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+    log = Logger(out / "train.log", enabled=dist.main)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    try:
+        lp = prepare(args, command, dist, device, out, log)
+        best, wall, history = lp.state["best"], lp.state["wall"], lp.state["history"]
+        for epoch in range(lp.start_epoch, args.epochs):
+            t0 = time.time()
+            loss, train_acc = train_one_epoch(epoch, lp)
+            train_s = time.time() - t0
+            evaluated = (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs
+            acc = evaluate_torch(lp.model, lp.ds, device, dist=dist) if evaluated else None
+            wall += time.time() - t0
+            rec = dict(epoch=epoch + 1, loss=loss, train_acc=train_acc, test_acc=acc,
+                       lr=lp.opt.param_groups[0]["lr"], epoch_s=round(time.time() - t0, 1),
+                       train_s=round(train_s, 1), wall_s=round(wall, 1))  # fmt: skip
+            history.append(rec)
+            test_msg = f"test top-1 {acc:.4f}" if evaluated else "test skipped (--eval-every)"
+            log(
+                f"epoch {epoch + 1}/{args.epochs} loss {loss:.4f} train {train_acc:.4f} "
+                f"{test_msg} ({rec['epoch_s']}s, total {wall / 60:.1f} min)"
+            )
+            improved = evaluated and acc >= best
+            save_checkpoint(lp, rec, wall, max(best, acc) if evaluated else best, improved)
+            best = acc if improved else best
+        log(f"done: best test top-1 {best:.4f}, wall {wall / 60:.1f} min")
+        return 0
+    except (RunError, InitError) as e:
+        log(f"error: {e}")
+        return 2
+    finally:
+        if dist.world > 1:
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
