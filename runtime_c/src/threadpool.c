@@ -18,8 +18,11 @@
  * worker enters with a compare-and-swap that succeeds only while the job is
  * open (so it reads a complete job), takes tasks with an atomic fetch-add and
  * adds the number it finished to `done` when none are left. The caller works
- * too, then closes the job, then spins until `done` covers every task: it
- * waits only for tasks in flight, never for a worker that took none. A worker
+ * too, then closes the job, then waits until `done` covers every task: it
+ * waits only for tasks in flight, never for a worker that took none, and it
+ * spins for that, blocking only after spin_us (a long task, or a worker
+ * preempted on a loaded machine, is better waited for with the core given
+ * away; the worker signals only when the caller says it blocked). A worker
  * that entered but found nothing left may still be inside when the caller
  * returns; the next job waits for the count to drop to zero (a few
  * instructions) before it overwrites the job.
@@ -56,8 +59,8 @@
 #ifndef XE_POOL_MIN_PARALLEL_NS
 #define XE_POOL_MIN_PARALLEL_NS 2000u
 #endif
-/* Busy-wait iterations before a waiting caller starts yielding its core (to a
- * worker that was preempted while running a task, on a loaded machine). */
+/* Busy-wait iterations before the caller, waiting for a worker to leave a
+ * finished job, starts yielding its core (the worker may be preempted). */
 #define XE_POOL_YIELD_AFTER 1024u
 #define XE_POOL_LINE 128 /* two 64-byte lines: adjacent-line prefetchers pair them */
 
@@ -87,6 +90,7 @@ struct xe_pool {
     } done;
     /* Rarely written. */
     uint32_t sleepers; /* workers parked, or about to park */
+    uint32_t waiting;  /* the caller is blocked on `finished` */
     uint32_t region;   /* bumped by begin and end: odd while a region is open */
     uint32_t shutdown;
     uint32_t spin_us;
@@ -96,7 +100,8 @@ struct xe_pool {
     pthread_t *tids;
     struct worker_arg *args;
     pthread_mutex_t mu;
-    pthread_cond_t wake; /* a new job, a region, or shutdown */
+    pthread_cond_t wake;     /* a new job, a region, or shutdown */
+    pthread_cond_t finished; /* workers' tasks of the current job are done */
 };
 
 typedef struct worker_arg {
@@ -120,7 +125,7 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* One step of a caller's busy-wait: pause, and yield the core after a while. */
+/* One step of the caller's busy-wait: pause, and yield the core after a while. */
 static void backoff(uint32_t *spins) {
     if (*spins < XE_POOL_YIELD_AFTER) {
         ++*spins;
@@ -187,6 +192,28 @@ static uint64_t wait_job(xe_pool *p, uint64_t seen) {
     }
 }
 
+/* The caller waits for the `want` tasks that workers claimed: it spins for
+ * spin_us, then blocks (a long task in flight, or a worker preempted on a
+ * loaded machine: the caller's core is better given away). Same handshake as
+ * parking: the caller sets `waiting`, then re-reads `done`; a worker adds to
+ * `done`, then reads `waiting`. */
+static void wait_tasks(xe_pool *p, size_t want) {
+    if (__atomic_load_n(&p->done.v, __ATOMIC_ACQUIRE) >= want) return;
+    const uint64_t t0 = now_ns();
+    const uint64_t budget = (uint64_t)__atomic_load_n(&p->spin_us, __ATOMIC_RELAXED) * 1000u;
+    for (uint32_t spins = 1;; spins++) {
+        if (__atomic_load_n(&p->done.v, __ATOMIC_ACQUIRE) >= want) return;
+        if (spins % 64 == 0 && now_ns() - t0 >= budget) break;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->mu);
+    __atomic_store_n(&p->waiting, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&p->done.v, __ATOMIC_SEQ_CST) < want)
+        pthread_cond_wait(&p->finished, &p->mu);
+    __atomic_store_n(&p->waiting, 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void *worker_main(void *arg) {
     worker_arg *wa = arg;
     xe_pool *p = wa->pool;
@@ -204,7 +231,14 @@ static void *worker_main(void *arg) {
                                                   __ATOMIC_ACQUIRE);
         if (!entered) continue;
         const size_t ran = drain(p, p->job.v.fn, p->job.v.ctx, p->job.v.n_tasks, index);
-        if (ran) __atomic_fetch_add(&p->done.v, ran, __ATOMIC_RELEASE);
+        if (ran) {
+            __atomic_fetch_add(&p->done.v, ran, __ATOMIC_SEQ_CST);
+            if (__atomic_load_n(&p->waiting, __ATOMIC_SEQ_CST)) {
+                pthread_mutex_lock(&p->mu);
+                pthread_cond_signal(&p->finished);
+                pthread_mutex_unlock(&p->mu);
+            }
+        }
         __atomic_fetch_sub(&p->job.v.word, 1, __ATOMIC_RELEASE);
     }
     return NULL;
@@ -237,6 +271,12 @@ xe_status xe_pool_create(uint32_t num_threads, xe_pool **out) {
         free(p);
         return XE_ERR_THREAD;
     }
+    if (pthread_cond_init(&p->finished, NULL) != 0) {
+        pthread_cond_destroy(&p->wake);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return XE_ERR_THREAD;
+    }
     xe_status st = XE_OK;
     if (num_threads > 1) {
         p->tids = calloc(num_threads - 1, sizeof *p->tids);
@@ -265,6 +305,7 @@ void xe_pool_destroy(xe_pool *pool) {
     stop_workers(pool);
     free(pool->tids);
     free(pool->args);
+    pthread_cond_destroy(&pool->finished);
     pthread_cond_destroy(&pool->wake);
     pthread_mutex_destroy(&pool->mu);
     free(pool);
@@ -296,8 +337,7 @@ void xe_pool_run(xe_pool *p, size_t n_tasks, xe_task_fn fn, void *ctx) {
     const size_t mine = drain(p, fn, ctx, n_tasks, 0);
     /* Every task is claimed: close the job so no late worker enters it. */
     __atomic_fetch_and(&p->job.v.word, ~(uint64_t)JOB_OPEN, __ATOMIC_RELAXED);
-    for (uint32_t spins = 0; __atomic_load_n(&p->done.v, __ATOMIC_ACQUIRE) + mine < n_tasks;)
-        backoff(&spins);
+    wait_tasks(p, n_tasks - mine);
 }
 
 void xe_pool_run_work(xe_pool *p, size_t n_tasks, xe_task_fn fn, void *ctx, uint64_t work_ns) {

@@ -97,10 +97,13 @@ typedef struct count_job {
     uint32_t spin;       /* busy-work per task, to vary task lengths */
 } count_job;
 
+static uint32_t g_task_sink;
+
 static void count_task(void *ctx, size_t task, uint32_t thread) {
     count_job *j = ctx;
-    volatile uint32_t x = 0;
-    for (uint32_t i = 0; i < j->spin; i++) x += i;
+    uint32_t x = (uint32_t)task;
+    for (uint32_t i = 0; i < j->spin; i++) x = x * 1664525u + 1013904223u;
+    __atomic_store_n(&g_task_sink, x, __ATOMIC_RELAXED);
     if (thread >= j->threads) __atomic_store_n(&j->bad_thread, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&j->hits[task], 1, __ATOMIC_RELAXED);
 }
@@ -166,6 +169,8 @@ static void pool_tests(void) {
         count_job j = {hits, threads, 0, 0};
         for (int rep = 0; rep < 3; rep++) {
             j.spin = rep * 200; /* tasks of different lengths */
+            /* spin_us 0: workers park at once and the caller blocks for tasks in flight. */
+            xe_pool_set_spin_us(p, rep == 1 ? 0 : 100);
             for (size_t i = 0; i < nsizes; i++) {
                 CHECK(run_counted(p, &j, sizes[i], 0), "%u threads, %zu tasks", threads, sizes[i]);
                 CHECK(run_counted(p, &j, sizes[i], 2), "%u threads, %zu tasks, costly", threads,
@@ -208,6 +213,17 @@ static void pool_tests(void) {
         count_job j = {hits, 3, 0, 0};
         CHECK(run_counted(p, &j, 100, 0), "spin then park");
         CHECK(parks(p, 2), "workers parked after the spin: %u of 2", xe_pool_parked(p));
+        xe_pool_destroy(p);
+    }
+    /* The caller blocks for long tasks in flight, then is signalled. */
+    {
+        xe_pool *p = NULL;
+        CHECK(xe_pool_create(4, &p) == XE_OK, "pool of 4");
+        xe_pool_set_spin_us(p, 0);
+        count_job j = {hits, 4, 0, 20000};
+        int ok = 1;
+        for (int r = 0; r < 200 && ok; r++) ok = run_counted(p, &j, 1 + r % 9, 0);
+        CHECK(ok, "long tasks, caller blocks");
         xe_pool_destroy(p);
     }
     /* Destroyed while spinning, while in an open region, and never used. */
