@@ -40,10 +40,10 @@
  * wakes parked workers at once (their wake-up overlaps the caller's first
  * node), inside the region idle workers keep spinning (yielding the CPU once
  * spin_us has passed, so an oversubscribed core still gets shared), and after
- * end they park as soon as they are idle. A pool that has used a region parks
- * idle workers outside regions at once instead of spinning spin_us: the
- * region says where spinning pays, and a 2-thread session on a 2-core board
- * must not keep the other core busy between inferences.
+ * end they park as soon as they are idle instead of spinning spin_us: the
+ * region says where the inference ends, and a 2-thread session on a 2-core
+ * board must not keep the other core busy between inferences. Jobs outside
+ * any region get the spin-then-park behaviour above.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -156,21 +156,26 @@ static void wake_parked(xe_pool *p) {
 }
 
 /* Parks until the generation moves past `seen`, the region state moves from
- * `region`, or shutdown. */
-static void park(xe_pool *p, uint64_t seen, uint32_t region) {
+ * `region`, or shutdown; returns 0 when one of them had already happened. */
+static int park(xe_pool *p, uint64_t seen, uint32_t region) {
+    int slept = 0;
     pthread_mutex_lock(&p->mu);
     __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
     while (job_gen(__atomic_load_n(&p->job.v.word, __ATOMIC_SEQ_CST)) == seen &&
            __atomic_load_n(&p->region, __ATOMIC_SEQ_CST) == region &&
-           !__atomic_load_n(&p->shutdown, __ATOMIC_SEQ_CST))
+           !__atomic_load_n(&p->shutdown, __ATOMIC_SEQ_CST)) {
         pthread_cond_wait(&p->wake, &p->mu);
+        slept = 1;
+    }
     __atomic_sub_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&p->mu);
+    return slept;
 }
 
 /* Waits for a generation other than `seen`; returns its job word, or 0 at
- * shutdown (generation 0 is never published). */
-static uint64_t wait_job(xe_pool *p, uint64_t seen) {
+ * shutdown (generation 0 is never published). *ended is the region count
+ * this worker last parked in: a region that ended since, parks at once. */
+static uint64_t wait_job(xe_pool *p, uint64_t seen, uint32_t *ended) {
     uint64_t t0 = now_ns();
     for (uint32_t spins = 1;; spins++) {
         const uint64_t w = __atomic_load_n(&p->job.v.word, __ATOMIC_ACQUIRE);
@@ -183,8 +188,8 @@ static uint64_t wait_job(xe_pool *p, uint64_t seen) {
             const int over = now_ns() - t0 >= budget;
             if (region & 1) {
                 if (over) sched_yield();
-            } else if (region != 0 || over) {
-                park(p, seen, region);
+            } else if (region != *ended || over) {
+                if (park(p, seen, region)) *ended = region;
                 t0 = now_ns();
             }
         }
@@ -219,8 +224,9 @@ static void *worker_main(void *arg) {
     xe_pool *p = wa->pool;
     const uint32_t index = wa->index;
     uint64_t seen = 0;
+    uint32_t ended = 0;
     for (;;) {
-        uint64_t w = wait_job(p, seen);
+        uint64_t w = wait_job(p, seen, &ended);
         if (w == 0) break;
         seen = job_gen(w);
         /* Enter while the job is open; a failed CAS reloads w (another worker

@@ -192,9 +192,16 @@ static void pool_tests(void) {
         xe_pool_run_work(p, 50, inline_task, &other, 10);
         xe_pool_run(p, 1, inline_task, &other);
         CHECK(other == 0, "%u threads: a cheap job left the caller", threads);
-        /* After the region, idle workers park at once. */
+        CHECK(parks(p, threads - 1), "%u threads: %u of %u workers parked after spinning", threads,
+              xe_pool_parked(p), threads - 1);
+        /* After a region, idle workers park at once, however long spin_us is. */
+        xe_pool_set_spin_us(p, 100000000);
+        xe_pool_begin(p);
+        CHECK(run_counted(p, &j, 64, 0), "%u threads, region after parking", threads);
+        xe_pool_end(p);
         CHECK(parks(p, threads - 1), "%u threads: %u of %u workers parked after a region", threads,
               xe_pool_parked(p), threads - 1);
+        xe_pool_set_spin_us(p, 100);
         /* Jobs reach parked workers, and the pool is destroyed while they park. */
         for (int r = 0; r < 20; r++) CHECK(run_counted(p, &j, 64, 0), "%u threads, woken", threads);
         CHECK(parks(p, threads - 1), "%u threads: workers parked again", threads);
