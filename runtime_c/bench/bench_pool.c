@@ -34,7 +34,9 @@ static uint64_t median(uint64_t *v, size_t n) {
     return v[n / 2];
 }
 
-static volatile uint32_t g_sink;
+/* One result slot per thread, 128 bytes apart: tasks must not share a line. */
+#define BENCH_MAX_THREADS 64
+static volatile uint32_t g_sink[BENCH_MAX_THREADS * 32];
 static uint32_t g_work_iters; /* busy-work per small task */
 
 static void empty_task(void *ctx, size_t task, uint32_t thread) {}
@@ -42,7 +44,7 @@ static void empty_task(void *ctx, size_t task, uint32_t thread) {}
 static void small_task(void *ctx, size_t task, uint32_t thread) {
     uint32_t x = (uint32_t)task;
     for (uint32_t i = 0; i < g_work_iters; i++) x = x * 1664525u + 1013904223u;
-    g_sink = x;
+    g_sink[thread * 32] = x;
 }
 
 /* Median over rounds of the mean ns per job of `jobs` back-to-back jobs. */
@@ -80,7 +82,7 @@ static int bench_jobs(int argc, char **argv) {
     for (int a = 0; a < argc || (argc == 0 && a < 2); a++) {
         const uint32_t threads = argc ? (uint32_t)strtoul(argv[a], NULL, 10) : (uint32_t)a + 1;
         xe_pool *p = NULL;
-        if (xe_pool_create(threads, &p) != XE_OK) {
+        if (threads > BENCH_MAX_THREADS || xe_pool_create(threads, &p) != XE_OK) {
             fprintf(stderr, "cannot create a pool of %u\n", threads);
             return 1;
         }
