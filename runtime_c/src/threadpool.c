@@ -2,32 +2,106 @@
  * threadpool.c - a per-session pool: num_threads - 1 pthreads plus the caller.
  *
  * A job is n_tasks independent tasks; threads take the next task index from a
- * shared counter until none are left. Which thread runs which task varies, but
- * the tasks themselves (fixed-size chunks chosen by the ops, independent of the
- * thread count) and the order of arithmetic inside each do not, so results are
- * bit-identical for any thread count. Workers sleep on a condition variable
- * between jobs: on a small board sharing cores, spinning would steal time.
+ * shared atomic counter until none are left. Which thread runs which task
+ * varies, but the tasks themselves (fixed-size chunks chosen by the ops,
+ * independent of the thread count) and the order of arithmetic inside each do
+ * not, so results are bit-identical for any thread count.
+ *
+ * Why not sleep between jobs: a network is dozens of nodes and each node
+ * several jobs, many of them a few microseconds long. Waking a worker from a
+ * condition variable takes tens of microseconds, so a pool that parks between
+ * jobs and waits for every worker to check in makes two threads slower than
+ * one (issue 14: a small node 2.4 us at 1 thread, 48 us at 2).
+ *
+ * Hand-off. The job (fn, ctx, n_tasks) is published by one release store of
+ * the job word: generation << 17 | OPEN << 16 | workers inside the job. A
+ * worker enters with a compare-and-swap that succeeds only while the job is
+ * open (so it reads a complete job), takes tasks with an atomic fetch-add and
+ * adds the number it finished to `done` when none are left. The caller works
+ * too, then closes the job, then waits until `done` covers every task: it
+ * waits only for tasks in flight, never for a worker that took none, and it
+ * spins for that, blocking only after spin_us (a long task, or a worker
+ * preempted on a loaded machine, is better waited for with the core given
+ * away; the worker signals only when the caller says it blocked). A worker
+ * that entered but found nothing left may still be inside when the caller
+ * returns; the next job waits for the count to drop to zero (a few
+ * instructions) before it overwrites the job.
+ *
+ * Idle workers spin on the job word (pause on x86, yield on ARM) for spin_us
+ * (XE_POOL_SPIN_US, 100 us by default), then park on a condition variable, so
+ * a pool between inferences costs no CPU. The caller broadcasts only when
+ * some worker is parked (a seq_cst store of the job word, then a seq_cst load
+ * of the sleeper count; the worker increments the count, then re-checks the
+ * job word under the mutex: one of the two always sees the other). Jobs of
+ * one task run inline without touching shared state, as do jobs whose
+ * estimated cost (xe_pool_run_work) is below XE_POOL_MIN_PARALLEL_NS.
+ *
+ * Parallel regions. xe_pool_begin/xe_pool_end bracket one inference: begin
+ * wakes parked workers at once (their wake-up overlaps the caller's first
+ * node), inside the region idle workers keep spinning (yielding the CPU once
+ * spin_us has passed, so an oversubscribed core still gets shared), and after
+ * end they park as soon as they are idle instead of spinning spin_us: the
+ * region says where the inference ends, and a 2-thread session on a 2-core
+ * board must not keep the other core busy between inferences. Jobs outside
+ * any region get the spin-then-park behaviour above.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "xe_internal.h"
 
+#ifndef XE_POOL_SPIN_US
+#define XE_POOL_SPIN_US 100u
+#endif
+#ifndef XE_POOL_MIN_PARALLEL_NS
+#define XE_POOL_MIN_PARALLEL_NS 2000u
+#endif
+/* Busy-wait iterations before the caller, waiting for a worker to leave a
+ * finished job, starts yielding its core (the worker may be preempted). */
+#define XE_POOL_YIELD_AFTER 1024u
+#define XE_POOL_LINE 128 /* two 64-byte lines: adjacent-line prefetchers pair them */
+
+#define JOB_COUNT_MASK 0xffffu /* workers inside the current job (< 65536) */
+#define JOB_OPEN 0x10000u
+#define JOB_GEN_SHIFT 17
+
 struct xe_pool {
+    /* Written by workers on every job: nothing else shares these lines. */
+    union {
+        struct {
+            uint64_t word; /* generation, OPEN, workers inside */
+            /* The job; written only while it is closed and nobody is inside. */
+            xe_task_fn fn;
+            void *ctx;
+            size_t n_tasks;
+        } v;
+        char pad[XE_POOL_LINE];
+    } job;
+    union {
+        size_t v; /* next task index */
+        char pad[XE_POOL_LINE];
+    } next;
+    union {
+        size_t v; /* tasks finished by workers */
+        char pad[XE_POOL_LINE];
+    } done;
+    /* Rarely written. */
+    uint32_t sleepers; /* workers parked, or about to park */
+    uint32_t waiting;  /* the caller is blocked on `finished` */
+    uint32_t region;   /* bumped by begin and end: odd while a region is open */
+    uint32_t shutdown;
+    uint32_t spin_us;
+    uint32_t depth;   /* caller only: nesting of xe_pool_begin */
     uint32_t threads; /* including the caller */
-    pthread_t *tids;
     uint32_t started;
+    pthread_t *tids;
+    struct worker_arg *args;
     pthread_mutex_t mu;
-    pthread_cond_t wake; /* a new job, or shutdown */
-    pthread_cond_t done; /* a worker finished its share of the job */
-    uint64_t generation; /* bumped per job */
-    int shutdown;
-    uint32_t busy; /* workers still inside the current job */
-    /* The current job. */
-    xe_task_fn fn;
-    void *ctx;
-    size_t n_tasks;
-    size_t next; /* next task index, under mu */
+    pthread_cond_t wake;     /* a new job, a region, or shutdown */
+    pthread_cond_t finished; /* workers' tasks of the current job are done */
 };
 
 typedef struct worker_arg {
@@ -35,43 +109,150 @@ typedef struct worker_arg {
     uint32_t index;
 } worker_arg;
 
-/* Takes task indices until the job is exhausted. A mutex-guarded counter is
- * portable C99 + pthreads; tasks are large (a chunk of a gemm), so the lock is
- * taken rarely compared with the work. */
-static void drain(xe_pool *p, uint32_t thread) {
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        size_t t = p->next;
-        if (t < p->n_tasks) p->next = t + 1;
-        pthread_mutex_unlock(&p->mu);
-        if (t >= p->n_tasks) return;
-        p->fn(p->ctx, t, thread);
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One step of the caller's busy-wait: pause, and yield the core after a while. */
+static void backoff(uint32_t *spins) {
+    if (*spins < XE_POOL_YIELD_AFTER) {
+        ++*spins;
+        cpu_relax();
+    } else {
+        sched_yield();
     }
+}
+
+static uint64_t job_gen(uint64_t w) { return w >> JOB_GEN_SHIFT; }
+
+/* Runs tasks until none are left; returns how many this thread ran. */
+static size_t drain(xe_pool *p, xe_task_fn fn, void *ctx, size_t n_tasks, uint32_t thread) {
+    size_t ran = 0;
+    for (;;) {
+        const size_t t = __atomic_fetch_add(&p->next.v, 1, __ATOMIC_RELAXED);
+        if (t >= n_tasks) return ran;
+        fn(ctx, t, thread);
+        ran++;
+    }
+}
+
+static void wake_parked(xe_pool *p) {
+    if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) == 0) return;
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Parks until the generation moves past `seen`, the region state moves from
+ * `region`, or shutdown; returns 0 when one of them had already happened. */
+static int park(xe_pool *p, uint64_t seen, uint32_t region) {
+    int slept = 0;
+    pthread_mutex_lock(&p->mu);
+    __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+    while (job_gen(__atomic_load_n(&p->job.v.word, __ATOMIC_SEQ_CST)) == seen &&
+           __atomic_load_n(&p->region, __ATOMIC_SEQ_CST) == region &&
+           !__atomic_load_n(&p->shutdown, __ATOMIC_SEQ_CST)) {
+        pthread_cond_wait(&p->wake, &p->mu);
+        slept = 1;
+    }
+    __atomic_sub_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&p->mu);
+    return slept;
+}
+
+/* Waits for a generation other than `seen`; returns its job word, or 0 at
+ * shutdown (generation 0 is never published). *ended is the region count
+ * this worker last parked in: a region that ended since, parks at once. */
+static uint64_t wait_job(xe_pool *p, uint64_t seen, uint32_t *ended) {
+    uint64_t t0 = now_ns();
+    for (uint32_t spins = 1;; spins++) {
+        const uint64_t w = __atomic_load_n(&p->job.v.word, __ATOMIC_ACQUIRE);
+        if (job_gen(w) != seen) return w;
+        if (__atomic_load_n(&p->shutdown, __ATOMIC_RELAXED)) return 0;
+        if (spins % 64 == 0) {
+            const uint32_t region = __atomic_load_n(&p->region, __ATOMIC_RELAXED);
+            const uint64_t budget =
+                (uint64_t)__atomic_load_n(&p->spin_us, __ATOMIC_RELAXED) * 1000u;
+            const int over = now_ns() - t0 >= budget;
+            if (region & 1) {
+                if (over) sched_yield();
+            } else if (region != *ended || over) {
+                if (park(p, seen, region)) *ended = region;
+                t0 = now_ns();
+            }
+        }
+        cpu_relax();
+    }
+}
+
+/* The caller waits for the `want` tasks that workers claimed: it spins for
+ * spin_us, then blocks (a long task in flight, or a worker preempted on a
+ * loaded machine: the caller's core is better given away). Same handshake as
+ * parking: the caller sets `waiting`, then re-reads `done`; a worker adds to
+ * `done`, then reads `waiting`. */
+static void wait_tasks(xe_pool *p, size_t want) {
+    if (__atomic_load_n(&p->done.v, __ATOMIC_ACQUIRE) >= want) return;
+    const uint64_t t0 = now_ns();
+    const uint64_t budget = (uint64_t)__atomic_load_n(&p->spin_us, __ATOMIC_RELAXED) * 1000u;
+    for (uint32_t spins = 1;; spins++) {
+        if (__atomic_load_n(&p->done.v, __ATOMIC_ACQUIRE) >= want) return;
+        if (spins % 64 == 0 && now_ns() - t0 >= budget) break;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->mu);
+    __atomic_store_n(&p->waiting, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&p->done.v, __ATOMIC_SEQ_CST) < want)
+        pthread_cond_wait(&p->finished, &p->mu);
+    __atomic_store_n(&p->waiting, 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&p->mu);
 }
 
 static void *worker_main(void *arg) {
     worker_arg *wa = arg;
     xe_pool *p = wa->pool;
     const uint32_t index = wa->index;
-    free(wa);
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
+    uint32_t ended = 0;
     for (;;) {
-        while (!p->shutdown && p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
-        if (p->shutdown) break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
-        drain(p, index);
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0) pthread_cond_signal(&p->done);
+        uint64_t w = wait_job(p, seen, &ended);
+        if (w == 0) break;
+        seen = job_gen(w);
+        /* Enter while the job is open; a failed CAS reloads w (another worker
+         * entered, or the caller closed the job or published the next one). */
+        int entered = 0;
+        while (job_gen(w) == seen && (w & JOB_OPEN) && !entered)
+            entered = __atomic_compare_exchange_n(&p->job.v.word, &w, w + 1, 1, __ATOMIC_ACQUIRE,
+                                                  __ATOMIC_ACQUIRE);
+        if (!entered) continue;
+        const size_t ran = drain(p, p->job.v.fn, p->job.v.ctx, p->job.v.n_tasks, index);
+        if (ran) {
+            __atomic_fetch_add(&p->done.v, ran, __ATOMIC_SEQ_CST);
+            if (__atomic_load_n(&p->waiting, __ATOMIC_SEQ_CST)) {
+                pthread_mutex_lock(&p->mu);
+                pthread_cond_signal(&p->finished);
+                pthread_mutex_unlock(&p->mu);
+            }
+        }
+        __atomic_fetch_sub(&p->job.v.word, 1, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
 static void stop_workers(xe_pool *p) {
+    __atomic_store_n(&p->shutdown, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&p->mu);
-    p->shutdown = 1;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (uint32_t i = 0; i < p->started; i++) pthread_join(p->tids[i], NULL);
@@ -81,9 +262,12 @@ static void stop_workers(xe_pool *p) {
 xe_status xe_pool_create(uint32_t num_threads, xe_pool **out) {
     *out = NULL;
     if (num_threads < 1) num_threads = 1;
-    xe_pool *p = calloc(1, sizeof *p);
-    if (!p) return XE_ERR_OUT_OF_MEMORY;
+    void *mem = NULL;
+    if (posix_memalign(&mem, XE_POOL_LINE, sizeof(xe_pool)) != 0) return XE_ERR_OUT_OF_MEMORY;
+    xe_pool *p = mem;
+    memset(p, 0, sizeof *p);
     p->threads = num_threads;
+    p->spin_us = XE_POOL_SPIN_US;
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
         free(p);
         return XE_ERR_THREAD;
@@ -93,7 +277,7 @@ xe_status xe_pool_create(uint32_t num_threads, xe_pool **out) {
         free(p);
         return XE_ERR_THREAD;
     }
-    if (pthread_cond_init(&p->done, NULL) != 0) {
+    if (pthread_cond_init(&p->finished, NULL) != 0) {
         pthread_cond_destroy(&p->wake);
         pthread_mutex_destroy(&p->mu);
         free(p);
@@ -102,17 +286,12 @@ xe_status xe_pool_create(uint32_t num_threads, xe_pool **out) {
     xe_status st = XE_OK;
     if (num_threads > 1) {
         p->tids = calloc(num_threads - 1, sizeof *p->tids);
-        if (!p->tids) st = XE_ERR_OUT_OF_MEMORY;
+        p->args = calloc(num_threads - 1, sizeof *p->args);
+        if (!p->tids || !p->args) st = XE_ERR_OUT_OF_MEMORY;
         for (uint32_t i = 0; st == XE_OK && i < num_threads - 1; i++) {
-            worker_arg *wa = malloc(sizeof *wa);
-            if (!wa) {
-                st = XE_ERR_OUT_OF_MEMORY;
-                break;
-            }
-            wa->pool = p;
-            wa->index = i + 1; /* the caller is thread 0 */
-            if (pthread_create(&p->tids[i], NULL, worker_main, wa) != 0) {
-                free(wa);
+            p->args[i].pool = p;
+            p->args[i].index = i + 1; /* the caller is thread 0 */
+            if (pthread_create(&p->tids[i], NULL, worker_main, &p->args[i]) != 0) {
                 st = XE_ERR_THREAD;
                 break;
             }
@@ -131,7 +310,8 @@ void xe_pool_destroy(xe_pool *pool) {
     if (!pool) return;
     stop_workers(pool);
     free(pool->tids);
-    pthread_cond_destroy(&pool->done);
+    free(pool->args);
+    pthread_cond_destroy(&pool->finished);
     pthread_cond_destroy(&pool->wake);
     pthread_mutex_destroy(&pool->mu);
     free(pool);
@@ -141,21 +321,51 @@ uint32_t xe_pool_threads(const xe_pool *pool) { return pool ? pool->threads : 1;
 
 void xe_pool_run(xe_pool *p, size_t n_tasks, xe_task_fn fn, void *ctx) {
     if (n_tasks == 0) return;
-    if (!p || p->threads == 1 || n_tasks == 1) {
+    if (!p || p->started == 0 || n_tasks < 2) {
         for (size_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
-    pthread_mutex_lock(&p->mu);
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    p->next = 0;
-    p->busy = p->started;
-    p->generation++;
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
-    drain(p, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    /* The previous job is closed; wait out workers that entered it late and
+     * found nothing to do, then rewrite the job and open it. */
+    uint64_t w = __atomic_load_n(&p->job.v.word, __ATOMIC_ACQUIRE);
+    for (uint32_t spins = 0; w & JOB_COUNT_MASK;) {
+        backoff(&spins);
+        w = __atomic_load_n(&p->job.v.word, __ATOMIC_ACQUIRE);
+    }
+    p->job.v.fn = fn;
+    p->job.v.ctx = ctx;
+    p->job.v.n_tasks = n_tasks;
+    __atomic_store_n(&p->next.v, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->done.v, 0, __ATOMIC_RELAXED);
+    const uint64_t gen = job_gen(w) + 1;
+    __atomic_store_n(&p->job.v.word, gen << JOB_GEN_SHIFT | JOB_OPEN, __ATOMIC_SEQ_CST);
+    wake_parked(p);
+    const size_t mine = drain(p, fn, ctx, n_tasks, 0);
+    /* Every task is claimed: close the job so no late worker enters it. */
+    __atomic_fetch_and(&p->job.v.word, ~(uint64_t)JOB_OPEN, __ATOMIC_RELAXED);
+    wait_tasks(p, n_tasks - mine);
+}
+
+void xe_pool_run_work(xe_pool *p, size_t n_tasks, xe_task_fn fn, void *ctx, uint64_t work_ns) {
+    if (work_ns < XE_POOL_MIN_PARALLEL_NS) p = NULL;
+    xe_pool_run(p, n_tasks, fn, ctx);
+}
+
+void xe_pool_begin(xe_pool *p) {
+    if (!p || p->started == 0 || p->depth++ > 0) return;
+    __atomic_add_fetch(&p->region, 1, __ATOMIC_SEQ_CST);
+    wake_parked(p);
+}
+
+void xe_pool_end(xe_pool *p) {
+    if (!p || p->started == 0 || p->depth == 0 || --p->depth > 0) return;
+    __atomic_add_fetch(&p->region, 1, __ATOMIC_SEQ_CST);
+}
+
+void xe_pool_set_spin_us(xe_pool *p, uint32_t us) {
+    if (p) __atomic_store_n(&p->spin_us, us, __ATOMIC_RELAXED);
+}
+
+uint32_t xe_pool_parked(const xe_pool *p) {
+    return p ? __atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) : 0;
 }

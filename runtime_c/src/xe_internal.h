@@ -80,6 +80,19 @@ xe_status xe_pool_create(uint32_t num_threads, xe_pool **out);
 void xe_pool_destroy(xe_pool *pool);
 uint32_t xe_pool_threads(const xe_pool *pool);
 void xe_pool_run(xe_pool *pool, size_t n_tasks, xe_task_fn fn, void *ctx);
+/* xe_pool_run with the job's estimated single-thread cost in nanoseconds: a
+ * job cheaper than handing it out (XE_POOL_MIN_PARALLEL_NS) runs inline on
+ * the caller and wakes nobody. */
+void xe_pool_run_work(xe_pool *pool, size_t n_tasks, xe_task_fn fn, void *ctx, uint64_t work_ns);
+/* A parallel region around one inference (nestable; pool may be NULL): begin
+ * wakes parked workers, which then spin between the region's jobs; after the
+ * outermost end they park as soon as they are idle. */
+void xe_pool_begin(xe_pool *pool);
+void xe_pool_end(xe_pool *pool);
+/* Tuning and observation, for tests and benchmarks: how long idle workers
+ * spin before parking outside a region, and how many are parked now. */
+void xe_pool_set_spin_us(xe_pool *pool, uint32_t us);
+uint32_t xe_pool_parked(const xe_pool *pool);
 
 /* Per-run context handed to an op's run hook (ops.h). */
 typedef struct xe_exec {

@@ -6,12 +6,21 @@
  * run must equal single runs; several sessions of one shared model must run
  * in parallel threads and agree with the single-threaded results. Also
  * checks the session's argument validation and per-node timings.
+ *
+ * The pool itself (threadpool.c) is tested directly: every task of jobs of
+ * many sizes runs exactly once at 1-8 threads, with and without parallel
+ * regions and cost hints; idle workers park; pools are destroyed while their
+ * workers spin, park or sit in an open region; 10,000 tiny jobs; several
+ * pools driven from several threads at once. CI also runs it under
+ * ThreadSanitizer (-DXE_SANITIZE=thread -DCMAKE_C_COMPILER=clang).
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "xe_internal.h"
 #include "xe_test_model.h"
 #include "xnor_edge.h"
 
@@ -79,7 +88,201 @@ static void *par_main(void *p) {
     return NULL;
 }
 
+/* ---- the pool on its own ---- */
+
+typedef struct count_job {
+    uint32_t *hits; /* per task, atomically incremented */
+    uint32_t threads;
+    uint32_t bad_thread; /* set when a task sees thread >= threads */
+    uint32_t spin;       /* busy-work per task, to vary task lengths */
+} count_job;
+
+static uint32_t g_task_sink;
+
+static void count_task(void *ctx, size_t task, uint32_t thread) {
+    count_job *j = ctx;
+    uint32_t x = (uint32_t)task;
+    for (uint32_t i = 0; i < j->spin; i++) x = x * 1664525u + 1013904223u;
+    __atomic_store_n(&g_task_sink, x, __ATOMIC_RELAXED);
+    if (thread >= j->threads) __atomic_store_n(&j->bad_thread, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&j->hits[task], 1, __ATOMIC_RELAXED);
+}
+
+/* Runs one job of n tasks; 1 when every task ran exactly once. */
+static int run_counted(xe_pool *p, count_job *j, size_t n, int how) {
+    memset(j->hits, 0, n * sizeof *j->hits);
+    if (how == 0)
+        xe_pool_run(p, n, count_task, j);
+    else
+        xe_pool_run_work(p, n, count_task, j, how == 1 ? 0 : 1000000);
+    int ok = !__atomic_load_n(&j->bad_thread, __ATOMIC_RELAXED);
+    for (size_t t = 0; t < n; t++) ok &= j->hits[t] == 1;
+    return ok;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits up to 5 s for `want` workers to be parked. */
+static int parks(xe_pool *p, uint32_t want) {
+    for (int i = 0; i < 5000 && xe_pool_parked(p) != want; i++) sleep_ms(1);
+    return xe_pool_parked(p) == want;
+}
+
+static void inline_task(void *ctx, size_t task, uint32_t thread) {
+    if (thread != 0) __atomic_store_n((uint32_t *)ctx, 1, __ATOMIC_RELAXED);
+}
+
+typedef struct pool_par_arg {
+    uint32_t threads, seed;
+    int ok;
+} pool_par_arg;
+
+/* A pool per thread, many jobs of varying size each. */
+static void *pool_par_main(void *arg) {
+    pool_par_arg *a = arg;
+    uint32_t hits[40];
+    count_job j = {hits, a->threads, 0, 0};
+    xe_pool *p = NULL;
+    a->ok = xe_pool_create(a->threads, &p) == XE_OK;
+    for (int r = 0; a->ok && r < 2000; r++) {
+        a->seed = a->seed * 1103515245u + 12345u;
+        if (r % 100 == 0) xe_pool_begin(p);
+        a->ok = run_counted(p, &j, (a->seed >> 8) % 40, 0);
+        if (r % 100 == 99) xe_pool_end(p);
+    }
+    xe_pool_destroy(p);
+    return NULL;
+}
+
+static void pool_tests(void) {
+    static const size_t sizes[] = {0, 1, 2, 3, 5, 7, 8, 9, 31, 64, 100, 1000};
+    const size_t nsizes = sizeof sizes / sizeof sizes[0];
+    uint32_t *hits = calloc(1000, sizeof *hits);
+    for (uint32_t threads = 1; threads <= 8; threads++) {
+        xe_pool *p = NULL;
+        CHECK(xe_pool_create(threads, &p) == XE_OK, "pool of %u", threads);
+        if (!p) continue;
+        CHECK(xe_pool_threads(p) == threads, "pool threads %u", xe_pool_threads(p));
+        count_job j = {hits, threads, 0, 0};
+        for (int rep = 0; rep < 3; rep++) {
+            j.spin = rep * 200; /* tasks of different lengths */
+            /* spin_us 0: workers park at once and the caller blocks for tasks in flight. */
+            xe_pool_set_spin_us(p, rep == 1 ? 0 : 100);
+            for (size_t i = 0; i < nsizes; i++) {
+                CHECK(run_counted(p, &j, sizes[i], 0), "%u threads, %zu tasks", threads, sizes[i]);
+                CHECK(run_counted(p, &j, sizes[i], 2), "%u threads, %zu tasks, costly", threads,
+                      sizes[i]);
+            }
+            /* One region around many jobs, nested once. */
+            xe_pool_begin(p);
+            xe_pool_begin(p);
+            for (size_t i = 0; i < nsizes; i++)
+                CHECK(run_counted(p, &j, sizes[nsizes - 1 - i], 0), "%u threads, %zu in region",
+                      threads, sizes[nsizes - 1 - i]);
+            xe_pool_end(p);
+            CHECK(run_counted(p, &j, 77, 0), "%u threads, nested region", threads);
+            xe_pool_end(p);
+            CHECK(run_counted(p, &j, 77, 0), "%u threads, after region", threads);
+        }
+        /* A cheap job runs on the caller only; so does a one-task job. */
+        uint32_t other = 0;
+        xe_pool_run_work(p, 50, inline_task, &other, 10);
+        xe_pool_run(p, 1, inline_task, &other);
+        CHECK(other == 0, "%u threads: a cheap job left the caller", threads);
+        CHECK(parks(p, threads - 1), "%u threads: %u of %u workers parked after spinning", threads,
+              xe_pool_parked(p), threads - 1);
+        /* After a region, idle workers park at once, however long spin_us is. */
+        xe_pool_set_spin_us(p, 100000000);
+        xe_pool_begin(p);
+        CHECK(run_counted(p, &j, 64, 0), "%u threads, region after parking", threads);
+        xe_pool_end(p);
+        CHECK(parks(p, threads - 1), "%u threads: %u of %u workers parked after a region", threads,
+              xe_pool_parked(p), threads - 1);
+        xe_pool_set_spin_us(p, 100);
+        /* Jobs reach parked workers, and the pool is destroyed while they park. */
+        for (int r = 0; r < 20; r++) CHECK(run_counted(p, &j, 64, 0), "%u threads, woken", threads);
+        CHECK(parks(p, threads - 1), "%u threads: workers parked again", threads);
+        xe_pool_destroy(p);
+    }
+    xe_pool_destroy(NULL);
+    xe_pool_run(NULL, 3, inline_task, &(uint32_t){0});
+    xe_pool_begin(NULL);
+    xe_pool_end(NULL);
+
+    /* Without regions, idle workers spin spin_us, then park. */
+    {
+        xe_pool *p = NULL;
+        CHECK(xe_pool_create(3, &p) == XE_OK, "pool of 3");
+        xe_pool_set_spin_us(p, 2000);
+        count_job j = {hits, 3, 0, 0};
+        CHECK(run_counted(p, &j, 100, 0), "spin then park");
+        CHECK(parks(p, 2), "workers parked after the spin: %u of 2", xe_pool_parked(p));
+        xe_pool_destroy(p);
+    }
+    /* The caller blocks for long tasks in flight, then is signalled. */
+    {
+        xe_pool *p = NULL;
+        CHECK(xe_pool_create(4, &p) == XE_OK, "pool of 4");
+        xe_pool_set_spin_us(p, 0);
+        count_job j = {hits, 4, 0, 20000};
+        int ok = 1;
+        for (int r = 0; r < 200 && ok; r++) ok = run_counted(p, &j, 1 + r % 9, 0);
+        CHECK(ok, "long tasks, caller blocks");
+        xe_pool_destroy(p);
+    }
+    /* Destroyed while spinning, while in an open region, and never used. */
+    {
+        xe_pool *p = NULL;
+        CHECK(xe_pool_create(4, &p) == XE_OK, "pool of 4");
+        xe_pool_set_spin_us(p, 10000000);
+        count_job j = {hits, 4, 0, 0};
+        CHECK(run_counted(p, &j, 100, 0), "spinning pool");
+        xe_pool_destroy(p);
+        p = NULL;
+        CHECK(xe_pool_create(4, &p) == XE_OK, "pool of 4");
+        xe_pool_begin(p);
+        CHECK(run_counted(p, &j, 100, 0), "pool in a region");
+        xe_pool_destroy(p);
+        p = NULL;
+        CHECK(xe_pool_create(8, &p) == XE_OK, "pool of 8");
+        xe_pool_destroy(p);
+    }
+    /* 10,000 tiny jobs of 1-17 tasks, at 2 and 4 threads. */
+    for (uint32_t threads = 2; threads <= 4; threads += 2) {
+        xe_pool *p = NULL;
+        CHECK(xe_pool_create(threads, &p) == XE_OK, "pool of %u", threads);
+        count_job j = {hits, threads, 0, 0};
+        int ok = 1;
+        uint32_t seed = threads;
+        for (int r = 0; r < 10000 && ok; r++) {
+            seed = seed * 1103515245u + 12345u;
+            ok = run_counted(p, &j, 1 + (seed >> 8) % 17, 0);
+        }
+        CHECK(ok, "10,000 tiny jobs at %u threads", threads);
+        xe_pool_destroy(p);
+    }
+    /* Four pools driven from four threads at once. */
+    {
+        enum { NP = 4 };
+        pthread_t tids[NP];
+        pool_par_arg args[NP];
+        for (int i = 0; i < NP; i++) {
+            args[i] = (pool_par_arg){2 + (uint32_t)i % 3, 77u * (uint32_t)i + 1, 0};
+            CHECK(pthread_create(&tids[i], NULL, pool_par_main, &args[i]) == 0, "pthread_create");
+        }
+        for (int i = 0; i < NP; i++) {
+            pthread_join(tids[i], NULL);
+            CHECK(args[i].ok, "concurrent pool %d", i);
+        }
+    }
+    free(hits);
+}
+
 int main(void) {
+    pool_tests();
     xtm t;
     xtm_init(&t, 33, 29, 5);
     uint32_t v = conv(&t, XE_OP_CONV2D, XE_FLAG_RELU, 0, 3, 1, 1, 48);
