@@ -272,7 +272,11 @@ xe_status xe_session_run_batch(xe_session *s, size_t n, const float *input, size
     if (ovf || input_count != in_total || output_count != out_total) return XE_ERR_INVALID_ARGUMENT;
     if (overlaps(input, in_total * 4, output, out_total * 4)) return XE_ERR_INVALID_ARGUMENT;
     xe_exec ex = {s->k, s->pool, s->shared, s->thread_scratch, NULL};
+    /* One parallel region per call: workers stay awake between the nodes of
+     * the run and park after it (threadpool.c). */
+    xe_pool_begin(s->pool);
     for (size_t b = 0; b < n; b++) run_one(s, &ex, input + b * in_n, output + b * out_n);
+    xe_pool_end(s->pool);
     return XE_OK;
 }
 
