@@ -312,7 +312,6 @@ def test_stats_tool_on_a_shipped_model(tmp_path):
 @pytest.fixture
 def reg_mod():
     torch = pytest.importorskip("torch")
-    sys.path.insert(0, str(ROOT / "tools"))
     from xnor_train import mst_reg
 
     threads = torch.get_num_threads()
