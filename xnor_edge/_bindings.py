@@ -1,4 +1,4 @@
-"""Thin checked wrappers over the C API (STYLE rule 13).
+"""Thin checked wrappers over the C API.
 
 Checks dtype, shape and contiguity, passes NumPy buffers without copying
 (``ffi.from_buffer``), turns ``xe_status`` codes into exceptions and ties the

@@ -1,6 +1,6 @@
 """Binary layers as in XNOR-Net (Rastegari et al. 2016), matching the xnor-edge runtime.
 
-Maths (DESIGN.md part 1, docs/format.md):
+Maths (the XNOR-Net paper, section 3; docs/format.md):
 
 * ``sign(r)`` is +1 for r >= 0 and -1 for r < 0 (sign(0) = +1, the runtime's rule).
   Backward: straight-through estimator clipped at |r| <= 1, d sign/dr = 1{|r| <= 1}.
