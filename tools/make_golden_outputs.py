@@ -60,9 +60,7 @@ def main() -> int:
             for key, y in outs.items():
                 if not np.array_equal(y.view(np.uint32), first.view(np.uint32)):
                     raise SystemExit(f"{path.name}: {key} differs from the first kernel set")
-            entries.append(
-                {"input_sha256": digest(x), "output": [float(v).hex() for v in first.ravel()]}
-            )
+            entries.append({"input_sha256": digest(x), "output": [float(v).hex() for v in first.ravel()]})
         record["models"][path.name] = entries
         print(f"{path.name}: {len(entries)} inputs, {len(outs)} kernel-set/thread combinations agree")
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
