@@ -151,7 +151,7 @@ def test_stall_is_detected_and_a_dead_stream_ends_with_an_error(server):
                     t_stall = time.monotonic()
     assert got == 3 and logs and "reconnecting for up to 2 s" in logs[0]
     # The stall was noticed by the read timeout (1 s), then 2 s of reconnecting.
-    assert time.monotonic() - t_stall < 9, time.monotonic() - t0
+    assert time.monotonic() - t_stall < 15, time.monotonic() - t0  # about 4 s; slack for a loaded CI
 
 
 def test_stream_that_never_returns_exits_nonzero(server):
@@ -166,7 +166,7 @@ def test_stream_that_never_returns_exits_nonzero(server):
     assert proc.returncode == 1
     lines = _stderr_lines(err)
     assert lines[-1].startswith("xnor-edge: error: ") and "gave up reconnecting (--reconnect 2)" in lines[-1]
-    assert time.monotonic() - t_stop < 15
+    assert time.monotonic() - t_stop < 20  # 2 s of reconnecting, plus start-up and timeouts
 
 
 def _write_video(path, n=30):
