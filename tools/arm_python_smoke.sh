@@ -3,10 +3,12 @@
 #
 #   tools/arm_python_smoke.sh aarch64    # 64-bit Raspberry Pi OS / Debian arm64
 #   tools/arm_python_smoke.sh armv7      # 32-bit Raspberry Pi OS / Debian armhf
+#   tools/arm_python_smoke.sh aarch64 --wheel dist/xnor_edge-*-linux_aarch64.whl
 #
+# Without --wheel:
 # 1. installs what is missing (debootstrap, qemu-user, the cross gcc, cmake);
 # 2. creates, once, a minimal Debian bookworm root with python3, numpy, cffi,
-#    ply, yaml and pil (debootstrap --foreign, then dpkg-deb -x of every .deb:
+#    ply, yaml, pil, pip, opencv and pytest (debootstrap --foreign, then dpkg-deb -x of every .deb:
 #    no binfmt is needed), cached under ${XE_ARM_ROOT:-~/.cache/xnor-edge/arm-roots}/ARCH;
 # 3. cross-compiles libxnor_edge.so with cmake/toolchains/, into build-arm-ARCH/;
 # 4. assembles the package as a wheel would lay it out (xnor_edge/ with
@@ -14,6 +16,11 @@
 # 5. runs tools/arm_smoke.py with the root's python3 under qemu-user on a Pi
 #    CPU model: kernel_isa() must be neon-a64 / neon-a32, and a set of builder
 #    models must match xnor_edge.reference and, bit for bit, the "ref" kernels.
+# With --wheel WHEEL (a wheel of tools/build_pi_wheels.sh), steps 3-4 become
+# what a Pi user does: a venv over the system's packages (Debian's numpy, cffi,
+# pillow, yaml, opencv) and `pip install --no-deps WHEEL` into it; then step 5
+# runs on the installed package, and step 6 runs `xnor-edge classify` on the
+# shipped sample and a subset of tests/ against it ($XE_ARM_TESTS).
 # Exits non-zero with a message on any failure. See docs/arm.md.
 #
 # Environment:
@@ -24,10 +31,17 @@
 #                      aarch64, cortex-a7 = Pi 2 for armv7; "max" for qemu's default)
 #   XE_JOBS            parallel build jobs (default 2)
 #   XE_KEEP_TMP=1      keep the assembled package tree (its path is printed)
+#   XE_ARM_TESTS       test files of tests/ to run with --wheel (default: see step 6)
+#   XE_ARM_TESTS_K     their pytest -k selection (default: see step 6; empty: all)
 set -euo pipefail
 
-usage() { echo "usage: $0 aarch64|armv7" >&2; exit 2; }
-[ $# -eq 1 ] || usage
+usage() { echo "usage: $0 aarch64|armv7 [--wheel WHEEL]" >&2; exit 2; }
+WHEEL=
+case $# in
+  1) ;;
+  3) [ "$2" = --wheel ] || usage; WHEEL=$(realpath "$3"); [ -f "$WHEEL" ] || { echo "no such wheel: $3" >&2; exit 2; } ;;
+  *) usage ;;
+esac
 ARCH=$1
 case "$ARCH" in
   aarch64)
@@ -45,7 +59,8 @@ esac
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SUITE=bookworm
 MIRROR=${XE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PY_PKGS=python3,python3-numpy,python3-cffi,python3-ply,python3-yaml,python3-pil
+# pip, opencv and pytest: a wheel is installed and used as on Raspberry Pi OS (--wheel).
+PY_PKGS=python3,python3-numpy,python3-cffi,python3-ply,python3-yaml,python3-pil,python3-pip,python3-opencv,python3-pytest
 ROOT_BASE=${XE_ARM_ROOT:-${HOME:-/root}/.cache/xnor-edge/arm-roots}
 ROOT=$ROOT_BASE/$ARCH
 # Changing any of these invalidates a cached root.
@@ -107,12 +122,13 @@ mkdir -p "$ROOT_BASE"
 exec 9>"$ROOT_BASE/$ARCH.lock"
 flock 9  # one builder per root; other runs for this ARCH wait here
 
-root_python() {  # ROOT's python3 under qemu, with a clean environment
+root_python() {  # ROOT's python3 (or the venv's, once made) under qemu, with a clean environment
   env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 PYTHONNOUSERSITE=1 \
-    "${EXTRA_ENV[@]}" "$QEMU" "${QEMU_CPU_ARGS[@]}" -L "$1" "$1/usr/bin/python3" "${@:2}"
+    "${EXTRA_ENV[@]}" "$QEMU" "${QEMU_CPU_ARGS[@]}" -L "$1" "${PY[0]:-$1/usr/bin/python3}" "${@:2}"
 }
+PY=()
 EXTRA_ENV=()
-PY_CHECK='import sys, numpy, cffi, ply, yaml, PIL.Image; print("python", sys.version.split()[0], "numpy", numpy.__version__, "cffi", cffi.__version__)'
+PY_CHECK='import sys, numpy, cffi, ply, yaml, PIL.Image, pip, pytest; print("python", sys.version.split()[0], "numpy", numpy.__version__, "cffi", cffi.__version__)'
 
 if [ "${XE_ARM_REBUILD:-0}" != 1 ] && [ -f "$ROOT/.xe-arm-root" ] &&
    [ "$(cat "$ROOT/.xe-arm-root")" = "$ROOT_KEY" ]; then
@@ -175,6 +191,12 @@ else
 fi
 step_end "2. Debian $SUITE $DEB_ARCH root"
 
+PKG=$(mktemp -d "${TMPDIR:-/tmp}/xe-arm-smoke-$ARCH.XXXXXX")
+cleanup() { if [ "${XE_KEEP_TMP:-0}" = 1 ]; then echo "[arm-smoke $ARCH] kept $PKG"; else rm -rf "$PKG"; fi; }
+trap cleanup EXIT
+PY=("$ROOT/usr/bin/python3")
+
+if [ -z "$WHEEL" ]; then
 # ---------------------------------------------------------------- 3. build
 step_begin "3. cross-compile libxnor_edge.so"
 [ -f "$REPO/$TOOLCHAIN" ] || die "toolchain file $TOOLCHAIN is missing"
@@ -194,9 +216,6 @@ step_end "3. cross-compile libxnor_edge.so"
 
 # ------------------------------------------------------------- 4. package
 step_begin "4. assemble the package tree"
-PKG=$(mktemp -d "${TMPDIR:-/tmp}/xe-arm-smoke-$ARCH.XXXXXX")
-cleanup() { if [ "${XE_KEEP_TMP:-0}" = 1 ]; then echo "[arm-smoke $ARCH] kept $PKG"; else rm -rf "$PKG"; fi; }
-trap cleanup EXIT
 cp -r "$REPO/xnor_edge" "$PKG/xnor_edge"
 # Drop anything host-built that a checkout may hold; put the ARM build where
 # an installed wheel has it (CMakeLists.txt, SKBUILD install rules).
@@ -213,13 +232,75 @@ cp "$REPO/tools/arm_smoke.py" "$PKG/arm_smoke.py"
 say "package tree $PKG"
 step_end "4. assemble the package tree"
 
+EXTRA_ENV=(PYTHONPATH="$PKG")
+PKG_DIR=$PKG/xnor_edge
+else
+# -------------------------------------------------- 3-4. pip install the wheel
+step_begin "3. pip install $(basename "$WHEEL") in a venv"
+case "$(basename "$WHEEL")" in
+  *-py3-none-linux_aarch64.whl) [ "$ARCH" = aarch64 ] || die "$WHEEL is not an $ARCH wheel" ;;
+  *-py3-none-linux_armv7l.whl) [ "$ARCH" = armv7 ] || die "$WHEEL is not an $ARCH wheel" ;;
+  *) die "$WHEEL: not a py3-none-linux_aarch64/armv7l wheel" ;;
+esac
+# As on Raspberry Pi OS: numpy, cffi, pillow, yaml and opencv from apt, seen
+# through --system-site-packages; --copies since the emulated python cannot
+# exec a symlink to a path that resolves on the host.
+VENV=$PKG/venv
+root_python "$ROOT" -m venv --system-site-packages --without-pip --copies "$VENV" ||
+  die "python3 -m venv failed in the root"
+PY=("$VENV/bin/python3")
+EXTRA_ENV=(PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1)
+root_python "$ROOT" -m pip install -q --no-deps "$WHEEL" || die "pip install $WHEEL failed"
+EXTRA_ENV=()
+PKG_DIR=$(root_python "$ROOT" -c 'import os, sysconfig; print(os.path.join(sysconfig.get_paths()["platlib"], "xnor_edge"))')
+case "$PKG_DIR" in "$VENV"/*) ;; *) die "the venv's site-packages $PKG_DIR is not inside $VENV" ;; esac
+[ -f "$PKG_DIR/libxnor_edge.so" ] || die "pip installed no $PKG_DIR/libxnor_edge.so"
+say "installed into $PKG_DIR"
+cp "$REPO/tools/arm_smoke.py" "$PKG/arm_smoke.py"
+# Without binfmt the emulated python cannot start itself again (tests run the CLI with
+# sys.executable): a host script that does it through qemu stands in as the executable
+# (qemu -0 makes it argv[0], so sys.executable names it in every generation).
+cat >"$VENV/bin/python3-qemu" <<EOF
+#!/bin/sh
+exec $QEMU ${QEMU_CPU_ARGS[*]} -0 "\$0" -L "$ROOT" "$VENV/bin/python3" "\$@"
+EOF
+chmod +x "$VENV/bin/python3-qemu"
+step_end "3. pip install $(basename "$WHEEL") in a venv"
+fi
+
 # ----------------------------------------------------------------- 5. run
 step_begin "5. smoke test under $QEMU -cpu $QEMU_CPU"
-EXTRA_ENV=(PYTHONPATH="$PKG")
 rc=0
 (cd "$PKG" && root_python "$ROOT" "$PKG/arm_smoke.py" --expect-isa "$EXPECT_ISA" \
-   --expect-pkg-dir "$PKG/xnor_edge") || rc=$?
+   --expect-pkg-dir "$PKG_DIR") || rc=$?
 step_end "5. smoke test under $QEMU -cpu $QEMU_CPU"
+
+# ------------------------------------------------ 6. the CLI and tests (wheel)
+if [ -n "$WHEEL" ] && [ "$rc" = 0 ]; then
+  step_begin "6. xnor-edge classify and tests/ on the installed wheel"
+  venv_python() {
+    (cd "$PKG" && env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 \
+      PYTHONNOUSERSITE=1 "$VENV/bin/python3-qemu" "$@")
+  }
+  cli() { venv_python "$VENV/bin/xnor-edge" "$@"; }
+  out=$(cli classify --model cifar10-vggsmall-bwn 2>&1) || { echo "$out" >&2; die "xnor-edge classify failed"; }
+  echo "    $out"
+  case "$out" in *"cat.jpg: cat "*) ;; *) die "xnor-edge classify --model cifar10-vggsmall-bwn did not answer cat" ;; esac
+  out=$(cli info 2>&1 | grep '^kernels') || die "xnor-edge info failed"
+  echo "    $out"
+  case "$out" in *"kernels    $EXPECT_ISA "*) ;; *) die "xnor-edge info does not report $EXPECT_ISA" ;; esac
+  # The tests run from a copy of tests/ (no xnor_edge/ beside it): the package comes from the venv.
+  cp -r "$REPO/tests" "$PKG/tests"
+  cp "$REPO/pyproject.toml" "$PKG/"  # a test compares its version with the package's and the library's
+  find "$PKG/tests" -name __pycache__ -prune -exec rm -rf {} +
+  # Those that concern the Pi, chosen to keep this step near two minutes (each CLI call
+  # a test makes starts an emulated python): the Model API, the Pi camera, image
+  # decoding, kernel selection and hostile files.
+  read -r -a tests <<<"${XE_ARM_TESTS:-tests/test_model_api.py tests/test_picamera.py tests/test_real_input.py tests/test_hostile_models.py}"
+  keep=${XE_ARM_TESTS_K-model_api or picam or exif or 16bit or tiny or shipped_names or xe_kernels or safe_text or non_finite}
+  venv_python -m pytest -q -p no:cacheprovider -x ${keep:+-k "$keep"} "${tests[@]}" || rc=$?
+  step_end "6. xnor-edge classify and tests/ on the installed wheel"
+fi
 
 echo
 say "timings:"

@@ -9,6 +9,7 @@ native handles' lifetimes to Python objects. Everything above this module
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,22 @@ def set_kernel_isa(name: str) -> None:
             f"cannot use kernel set {name!r} ({status_string(status)}); "
             f"this CPU offers: {', '.join(available_isas())}, auto"
         )
+
+
+KNOWN_ISAS = ("ref", "popcnt", "avx2", "neon-a64", "neon-a32")
+
+
+def check_kernels_env() -> None:
+    """The C library ignores an XE_KERNELS it cannot use (it picks the best set): say so
+    instead, since someone who sets it wants those kernels or is debugging with them."""
+    want = os.environ.get("XE_KERNELS", "")
+    if not want or want == "auto" or want in available_isas():
+        return
+    why = "is not available on this CPU" if want in KNOWN_ISAS else "is not a kernel set"
+    raise ImportError(
+        f"xnor_edge: XE_KERNELS={want!r} {why} (this CPU offers: {', '.join(available_isas())}, "
+        "auto): unset it or pick one of those"
+    )
 
 
 def op_name(op: int) -> str:
@@ -152,6 +169,9 @@ class NativeModel:
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             self.close()
             raise ModelError(f"{where}: metadata is not UTF-8 JSON ({e})", "bad model") from None
+        except RecursionError:
+            self.close()
+            raise ModelError(f"{where}: metadata JSON is nested too deeply", "bad model") from None
         if not isinstance(meta, dict):
             self.close()
             raise ModelError(f"{where}: metadata is not a JSON object", "bad model")
@@ -246,3 +266,6 @@ class NativeSession:
         if self._ptr is not None:
             ptr, self._ptr = self._ptr, None
             ffi.release(ptr)
+
+
+check_kernels_env()

@@ -11,18 +11,25 @@ frames it never saw are counted in ``stats.dropped``. Video files are read
 in order without dropping, unless ``realtime=True`` (then the file is paced at
 its own frame rate and stale frames are dropped, as with a camera). A live
 source that fails to deliver a frame is retried ``retries`` times, then the
-stream raises CameraError; the end of a video file ends the stream.
+stream raises CameraError; with ``reconnect=SECONDS`` it is instead reopened
+with backoff for up to that long (an IP camera that drops or stalls), each
+outage reported through ``log``. A stream URL is opened with OpenCV's open
+and read timeouts (``stall_timeout``), so a stream that stalls with its socket
+open counts as a failed read instead of blocking. The end of a video file ends
+the stream; a file that ends before its frame count (truncated, damaged) or
+vanishes while read leaves a message in ``stream.warning``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 
@@ -64,6 +71,7 @@ class FrameSource:
     name: str = "source"
     live: bool = True
     fps: float = 0.0
+    end_problem: str | None = None  # why a file source ended early (truncated, deleted)
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -77,10 +85,16 @@ class FrameSource:
 
 
 def _quiet_opencv() -> Any:
+    # FFmpeg's and OpenCV's own log lines ("[mjpeg @ 0x...] overread", "[ WARN:0@1.2]
+    # global cap_ffmpeg_impl.hpp ...") would break the one-line-error rule: failures
+    # are reported by this module. FFmpeg's level is read when OpenCV loads it;
+    # settings made by the user win.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
     import cv2
 
     try:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except AttributeError:  # pragma: no cover - very old OpenCV
         pass
     return cv2
@@ -89,12 +103,16 @@ def _quiet_opencv() -> Any:
 class OpenCVSource(FrameSource):
     """cv2.VideoCapture: a camera index, a /dev/videoN path, a video file or a URL."""
 
-    def __init__(self, source: int | str, live: bool | None = None) -> None:
+    def __init__(self, source: int | str, live: bool | None = None, stall_timeout: float = 5.0) -> None:
         cv2 = _quiet_opencv()
         self._cv2 = cv2
         self._arg = source
         self.name = f"camera {source}" if isinstance(source, int) else str(source)
         is_url = isinstance(source, str) and bool(re.match(r"^[a-z][a-z0-9+.-]*://", source))
+        self._is_url = is_url
+        self.stall_timeout = stall_timeout
+        self._frames = 0
+        self._count = 0
         is_device = isinstance(source, int) or (isinstance(source, str) and source.startswith("/dev/"))
         if isinstance(source, str) and not is_url and not os.path.exists(source):
             raise CameraError(f"{source}: no such camera device or video file")
@@ -103,9 +121,24 @@ class OpenCVSource(FrameSource):
         if self._cap is None:
             raise CameraError(f"cannot open {self.name}" + (" (no such camera?)" if is_device else ""))
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not self.live:
+            self._count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
 
     def _open(self) -> Any:
-        cap = self._cv2.VideoCapture(self._arg)
+        cv2 = self._cv2
+        cap = None
+        timeout_props = ("CAP_PROP_OPEN_TIMEOUT_MSEC", "CAP_PROP_READ_TIMEOUT_MSEC")
+        if self._is_url and all(hasattr(cv2, n) for n in timeout_props):
+            # FFmpeg's timeouts: a stalled stream fails a read after stall_timeout
+            # (without them a silent socket blocks for minutes).
+            ms = max(1, int(self.stall_timeout * 1000))
+            params = [getattr(cv2, timeout_props[0]), ms, getattr(cv2, timeout_props[1]), ms]
+            try:
+                cap = cv2.VideoCapture(self._arg, cv2.CAP_FFMPEG, params)
+            except cv2.error:  # an OpenCV without these parameters
+                cap = None
+        if cap is None:
+            cap = cv2.VideoCapture(self._arg)
         if not cap.isOpened():
             cap.release()
             return None
@@ -116,10 +149,24 @@ class OpenCVSource(FrameSource):
             return None
         ok, img = self._cap.read()
         if not ok or img is None:
+            if not self.live and self.end_problem is None:
+                self.end_problem = self._why_ended()
             return None
+        self._frames += 1
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)
         return img
+
+    def _why_ended(self) -> str | None:
+        """None for a file read to its end; else why it stopped early."""
+        if isinstance(self._arg, str) and not os.path.exists(self._arg):
+            return f"{self.name}: the video file disappeared while it was read ({self._frames} frames read)"
+        if self._count > 0 and self._frames < self._count - max(2, self._count // 50):
+            return (
+                f"{self.name}: the video ended after {self._frames} of its {self._count} frames "
+                "(truncated or damaged file?)"
+            )
+        return None
 
     def reopen(self) -> bool:
         if self._cap is not None:
@@ -168,8 +215,9 @@ class PiCameraSource(FrameSource):
             pass
 
 
-def open_source(source: Source) -> FrameSource:
-    """Opens a camera index (int or digit string), /dev/videoN, file, URL or "picam"."""
+def open_source(source: Source, stall_timeout: float = 5.0) -> FrameSource:
+    """Opens a camera index (int or digit string), /dev/videoN, file, URL or "picam"
+    (``stall_timeout``: seconds without data after which a URL's read fails)."""
     if isinstance(source, FrameSource):
         return source
     if isinstance(source, Path):
@@ -182,7 +230,7 @@ def open_source(source: Source) -> FrameSource:
         raise CameraError(f"bad camera source {source!r}")
     if source == "picam":
         return PiCameraSource()
-    return OpenCVSource(source)
+    return OpenCVSource(source, stall_timeout=stall_timeout)
 
 
 class FrameStream:
@@ -196,6 +244,8 @@ class FrameStream:
         retries: int = 5,
         retry_delay: float = 0.2,
         max_frames: int | None = None,
+        reconnect: float | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.source = source
         self.realtime = realtime
@@ -203,6 +253,10 @@ class FrameStream:
         self.retries = retries
         self.retry_delay = retry_delay
         self.max_frames = max_frames
+        self.reconnect = reconnect
+        self.log = log or logging.getLogger("xnor_edge.camera").warning
+        stall = float(getattr(source, "stall_timeout", 5.0))
+        self._watchdog = None if reconnect is None else reconnect + 2 * stall + 5.0
         self.stats = StreamStats()
         self._cond = threading.Condition()
         self._latest: Frame | None = None
@@ -215,12 +269,20 @@ class FrameStream:
             self._thread = threading.Thread(target=self._reader, name="xnor-edge-reader", daemon=True)
             self._thread.start()
 
+    @property
+    def warning(self) -> str | None:
+        """Why a video file ended early (truncated, deleted), else None."""
+        return self.source.end_problem
+
     # The one read path, shared by the reader thread and synchronous mode.
     def _read_one(self) -> Frame | None:
         failures = 0
+        t_fail = 0.0
         while not self._stop.is_set():
             img = self.source.read()
             if img is not None:
+                if failures and self.reconnect is not None:
+                    self.log(f"{self.source.name}: frames again after {time.monotonic() - t_fail:.1f} s")
                 frame = Frame(img, self._next_index, time.perf_counter())
                 self._next_index += 1
                 self.stats.read += 1
@@ -228,13 +290,32 @@ class FrameStream:
             if not self.source.live:
                 return None  # end of a video file
             failures += 1
-            if failures > self.retries:
-                raise CameraError(
-                    f"{self.source.name}: no frame after {self.retries} retries; the stream stopped"
-                )
+            if self.reconnect is None:
+                if failures > self.retries:
+                    raise CameraError(
+                        f"{self.source.name}: no frame after {self.retries} retries; the stream stopped"
+                    )
+                delay = self.retry_delay
+            else:
+                now = time.monotonic()
+                if failures == 1:
+                    t_fail = now
+                    self.log(
+                        f"{self.source.name}: no frames (dropped or stalled); reconnecting for up to "
+                        f"{self.reconnect:g} s"
+                    )
+                if now - t_fail >= self.reconnect:
+                    raise CameraError(
+                        f"{self.source.name}: no frames for {now - t_fail:.1f} s; gave up reconnecting "
+                        f"(--reconnect {self.reconnect:g})"
+                    )
+                # Backoff: retry_delay, doubling, at most 2 s, never past the deadline.
+                delay = min(self.retry_delay * 2 ** min(failures - 1, 10), 2.0)
+                delay = max(0.0, min(delay, t_fail + self.reconnect - now))
             self.stats.retries += 1
-            self._stop.wait(self.retry_delay)
-            if failures > 1:
+            if self._stop.wait(delay):
+                break
+            if failures > 1 or self.reconnect is not None:
                 self.source.reopen()
         return None
 
@@ -275,8 +356,17 @@ class FrameStream:
             frame = self._read_one()
         else:
             with self._cond:
+                t0 = time.monotonic()
                 while self._latest is None and not self._done:
                     self._cond.wait(0.5)
+                    waited = time.monotonic() - t0
+                    if self._latest is None and self._watchdog is not None and waited > self._watchdog:
+                        # The reader is stuck inside the source's read (a backend that
+                        # ignores its timeouts): give up on it rather than wait forever.
+                        self._stop.set()
+                        raise CameraError(
+                            f"{self.source.name}: no frames for {waited:.0f} s; the source stalled"
+                        )
                 frame, self._latest = self._latest, None
                 if frame is None and self._error is not None:
                     err, self._error = self._error, None
@@ -306,6 +396,23 @@ def open_stream(
     retries: int = 5,
     retry_delay: float = 0.2,
     max_frames: int | None = None,
+    reconnect: float | None = None,
+    log: Callable[[str], None] | None = None,
+    stall_timeout: float = 5.0,
 ) -> FrameStream:
-    """Opens ``source`` (see open_source) as a FrameStream. Raises CameraError."""
-    return FrameStream(open_source(source), drop, realtime, retries, retry_delay, max_frames)
+    """Opens ``source`` (see open_source) as a FrameStream. Raises CameraError.
+
+    ``reconnect``: seconds a live source that stops delivering is reopened (with
+    backoff) before CameraError; None: ``retries`` quick retries. ``log`` gets one
+    line per outage and recovery. ``stall_timeout``: seconds of silence after which
+    a stream URL's read fails (OpenCV's FFmpeg open/read timeouts)."""
+    return FrameStream(
+        open_source(source, stall_timeout=stall_timeout),
+        drop,
+        realtime,
+        retries,
+        retry_delay,
+        max_frames,
+        reconnect,
+        log,
+    )

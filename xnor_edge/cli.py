@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -17,9 +19,11 @@ from typing import Any, NoReturn, Sequence
 import numpy as np
 
 import xnor_edge
+from xnor_edge._text import safe_text
 from xnor_edge.errors import CameraError, ModelError
 
 PROG = "xnor-edge"
+MAX_THREADS = 256  # XE_MAX_THREADS in runtime_c/src/session.c
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 VIDEO_EXTS = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
 CONFIG_KEYS = {
@@ -38,6 +42,8 @@ CONFIG_KEYS = {
     "mqtt_qos": int,
     "mqtt_retain": bool,
     "mqtt_queue": int,
+    "min_confidence": (int, float),
+    "reconnect": (int, float),
 }
 DEFAULTS: dict[str, Any] = {
     "top_k": 5,
@@ -47,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "max_frames": None,
     "realtime": False,
     "images": [],
+    "min_confidence": None,
+    "reconnect": 30.0,
 }
 
 
@@ -85,11 +93,31 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--top-k", "-k", type=int, default=None, dest="top_k")
     c.add_argument("--threads", "-t", type=int, default=None)
-    c.add_argument("--json", action="store_true", default=None, help="one JSON object per line")
+    c.add_argument(
+        "--json",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one JSON object per line (--no-json undoes a config file's json: true)",
+    )
     c.add_argument(
         "--display", action="store_true", default=None, help="show frames with labels (needs a GUI)"
     )
     c.add_argument("--max-frames", type=int, default=None, dest="max_frames")
+    c.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        dest="min_confidence",
+        metavar="P",
+        help="answer 'unknown' when the top probability is below P (0..1)",
+    )
+    c.add_argument(
+        "--reconnect",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a camera or stream that stops delivering frames is retried (default 30)",
+    )
     c.add_argument(
         "--realtime",
         action="store_true",
@@ -200,8 +228,13 @@ def _merge(args: argparse.Namespace) -> dict[str, Any]:
             opts[k] = v
     if opts["top_k"] < 1:
         raise UsageError("--top-k must be >= 1")
-    if opts["threads"] < 1:
-        raise UsageError("--threads must be >= 1")
+    if not 1 <= opts["threads"] <= MAX_THREADS:
+        raise UsageError(f"--threads must be from 1 to {MAX_THREADS} (the runtime's limit)")
+    mc = opts["min_confidence"]
+    if mc is not None and not 0.0 <= mc <= 1.0:
+        raise UsageError(f"--min-confidence must be a probability from 0 to 1, got {mc}")
+    if not 0.0 <= opts["reconnect"] <= 86400:
+        raise UsageError("--reconnect must be from 0 to 86400 seconds")
     if opts["max_frames"] is not None and opts["max_frames"] < 1:
         raise UsageError("--max-frames must be >= 1")
     return opts
@@ -230,22 +263,90 @@ def _emit(text: str) -> None:
     print(text, flush=True)
 
 
-def _fmt_top(top: list[tuple[str, float]]) -> str:
-    return "  ".join(f"{label} {p:.3f}" for label, p in top)
+def _warn(text: str) -> None:
+    print(f"{PROG}: warning: {safe_text(text)}", file=sys.stderr, flush=True)
+
+
+def _fmt_top(top: list[tuple[str, float]], opts: dict[str, Any] | None = None) -> str:
+    text = "  ".join(f"{safe_text(label)} {p:.3f}" for label, p in top)
+    if _unknown(top, opts):
+        return f"unknown (below {opts['min_confidence']:g}: {text})"  # type: ignore[index]
+    return text
+
+
+def _unknown(top: list[tuple[str, float]], opts: dict[str, Any] | None) -> bool:
+    mc = opts.get("min_confidence") if opts else None
+    return mc is not None and (not top or top[0][1] < mc)
 
 
 def _top_json(top: list[tuple[str, float]]) -> list[dict[str, Any]]:
     return [{"label": label, "p": round(p, 6)} for label, p in top]
 
 
+def _record(rec: dict[str, Any], top: list[tuple[str, float]], opts: dict[str, Any]) -> dict[str, Any]:
+    """A JSON result; with --min-confidence, "label" is the answer: top-1 or "unknown"."""
+    if opts.get("min_confidence") is not None:
+        rec["label"] = "unknown" if _unknown(top, opts) else top[0][0]
+    return rec
+
+
 # ------------------------------------------------------------------ classify
+
+
+def _display_problem() -> str | None:
+    """Why no window can open here, or None. Checked before OpenCV's GUI is touched:
+    a GUI build of OpenCV without a reachable display aborts the whole process."""
+    if not sys.platform.startswith("linux"):
+        return None
+    wayland, x11 = os.environ.get("WAYLAND_DISPLAY"), os.environ.get("DISPLAY")
+    if wayland:
+        runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
+        path = wayland if os.path.isabs(wayland) else os.path.join(runtime_dir, wayland)
+        if os.path.exists(path):
+            return None
+        if not x11:
+            return f"the Wayland display {wayland} is not running ({path} does not exist)"
+    if not x11:
+        return "there is no display (neither DISPLAY nor WAYLAND_DISPLAY is set: a headless or ssh session?)"
+    host, _, num = x11.rpartition(":")
+    num = num.split(".")[0]
+    if not num.isdigit():
+        return f"DISPLAY={x11!r} is not a display name"
+    if host in ("", "unix") or host.startswith("/"):
+        sock = f"/tmp/.X11-unix/X{num}"
+        if os.path.exists(sock) or (host.startswith("/") and os.path.exists(x11)):
+            return None
+        return f"the X display {x11} is not running ({sock} does not exist)"
+    try:
+        socket.create_connection((host, 6000 + int(num)), timeout=1.0).close()
+    except OSError as e:
+        return f"the X display {x11} cannot be reached ({e.strerror or e})"
+    return None
+
+
+def _opencv_gui(cv2: Any) -> bool:
+    import re
+
+    m = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.M)
+    return m is None or m.group(1).upper() != "NONE"
 
 
 class _Display:
     def __init__(self) -> None:
+        problem = _display_problem()
+        if problem:
+            raise CliError(
+                f"--display needs a display: {problem}; drop --display, or run on the device's "
+                "desktop (or with ssh -X)"
+            )
         import cv2
 
         self.cv2 = cv2
+        if not _opencv_gui(cv2):
+            raise CliError(
+                "--display needs OpenCV with GUI support; this OpenCV (opencv-python-headless?) "
+                "cannot open windows: drop --display or install opencv-python"
+            )
         try:
             cv2.namedWindow(PROG, cv2.WINDOW_AUTOSIZE)
         except cv2.error:
@@ -278,15 +379,16 @@ def _classify_images(model: Any, paths: list[str], opts: dict[str, Any]) -> int:
         try:
             top = model.classify(path, top_k=opts["top_k"])
         except (ValueError, TypeError) as e:
-            print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
+            print(f"{PROG}: error: {safe_text(e)}", file=sys.stderr, flush=True)
             status = 1
             continue
         ms = (time.perf_counter() - t0) * 1e3
         _mqtt_submit(opts, model, top, source=path, latency_ms=ms)
         if opts["json"]:
-            _emit(json.dumps({"source": path, "top": _top_json(top), "latency_ms": round(ms, 3)}))
+            rec = {"source": path, "top": _top_json(top), "latency_ms": round(ms, 3)}
+            _emit(json.dumps(_record(rec, top, opts)))
         else:
-            _emit(f"{path}: {_fmt_top(top)}  ({ms:.1f} ms)")
+            _emit(f"{safe_text(path)}: {_fmt_top(top, opts)}  ({ms:.1f} ms)")
     return status
 
 
@@ -294,7 +396,13 @@ def _classify_stream(model: Any, source: Any, opts: dict[str, Any]) -> int:
     from xnor_edge.camera import open_stream
 
     display = _Display() if opts["display"] else None
-    stream = open_stream(source, realtime=opts["realtime"], max_frames=opts["max_frames"])
+    stream = open_stream(
+        source,
+        realtime=opts["realtime"],
+        max_frames=opts["max_frames"],
+        reconnect=opts["reconnect"],
+        log=_warn,
+    )
     lat_ms: list[float] = []
     t_start = time.perf_counter()
     interrupted = False
@@ -308,19 +416,16 @@ def _classify_stream(model: Any, source: Any, opts: dict[str, Any]) -> int:
             fps = len(lat_ms) / elapsed if elapsed > 0 else 0.0
             _mqtt_submit(opts, model, top, source=str(source), frame=frame.index, latency_ms=lat_ms[-1])
             if opts["json"]:
-                _emit(
-                    json.dumps(
-                        {
-                            "frame": frame.index,
-                            "top": _top_json(top),
-                            "latency_ms": round(lat_ms[-1], 3),
-                            "fps": round(fps, 2),
-                            "dropped": stream.stats.dropped,
-                        }
-                    )
-                )
+                rec = {
+                    "frame": frame.index,
+                    "top": _top_json(top),
+                    "latency_ms": round(lat_ms[-1], 3),
+                    "fps": round(fps, 2),
+                    "dropped": stream.stats.dropped,
+                }
+                _emit(json.dumps(_record(rec, top, opts)))
             else:
-                _emit(f"frame {frame.index:5d}  {fps:6.1f} FPS  {lat_ms[-1]:6.1f} ms  {_fmt_top(top)}")
+                _emit(f"frame {frame.index:5d}  {fps:6.1f} FPS  {lat_ms[-1]:6.1f} ms  {_fmt_top(top, opts)}")
             if display is not None and not display.show(frame.image, top, fps):
                 break
     except KeyboardInterrupt:
@@ -329,6 +434,8 @@ def _classify_stream(model: Any, source: Any, opts: dict[str, Any]) -> int:
         stream.close()
         if display is not None:
             display.close()
+    if stream.warning:
+        _warn(stream.warning)
     elapsed = time.perf_counter() - t_start
     pct = _percentiles(lat_ms)
     summary = {
@@ -361,7 +468,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     with model, _mqtt_events(opts):
         if model.output_shape[:2] != (1, 1):
             raise CliError(f"{model.source}: not a classifier (output shape {model.output_shape})")
-        model.classify(np.zeros((8, 8, 3), np.uint8))  # warm-up: imports, session, caches
+        model.classify(np.zeros((*model.input_size, 3), np.uint8))  # warm-up: imports, session, caches
         images = [p for kind, p in inputs if kind == "image"]
         if images:
             status = _classify_images(model, images, opts)
@@ -393,12 +500,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         _emit(json.dumps(info))
         return 0
     shape = lambda s: "x".join(str(v) for v in s)  # noqa: E731
-    _emit(f"model      {info['name']}  ({path})")
+    _emit(f"model      {safe_text(info['name'])}  ({safe_text(path)})")
     _emit(
         f"input      {shape(info['input_shape'])} {info['color_order']}   "
         f"output {shape(info['output_shape'])}   labels {info['labels']}"
     )
-    _emit(f"variant    {info['variant'] or '-'}   uses K: {'yes' if info['uses_k'] else 'no'}")
+    _emit(f"variant    {safe_text(info['variant'] or '-')}   uses K: {'yes' if info['uses_k'] else 'no'}")
     _emit(
         f"params     {_human(info['binary_params'])} binary + {_human(info['float_params'])} float, "
         f"{_human(info['param_bytes'], 'B')} in file "
@@ -476,11 +583,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     _emit(f"{'name':<28} {'input':<11} {'classes':>7} {'variant':<8} {'top-1':>7} {'size':>8}  data")
     for r in rows:
         top1 = f"{r['test_top1'] * 100:.2f}%" if r["test_top1"] is not None else "-"
-        data = r["data"] or "-"
+        data = safe_text(r["data"] or "-")
         if r["copy_of"]:
             data = f"same file as {r['copy_of']}"
+        variant = safe_text(r["variant"] or "-")
         _emit(
-            f"{r['name']:<28} {'x'.join(map(str, r['input'])):<11} {r['labels']:>7} {r['variant'] or '-':<8} "
+            f"{r['name']:<28} {'x'.join(map(str, r['input'])):<11} {r['labels']:>7} {variant:<8} "
             f"{top1:>7} {_human(r['bytes'], 'B'):>8}  {data}"
         )
     _emit("(top-1: the training run's test-set figure from the metadata; cards in models/*.md)")
@@ -495,8 +603,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     except ValueError:
         raise UsageError(f"--threads must be comma-separated integers, got {args.threads!r}") from None
-    if not threads or min(threads) < 1:
-        raise UsageError("--threads values must be >= 1")
+    if not threads or min(threads) < 1 or max(threads) > MAX_THREADS:
+        raise UsageError(f"--threads values must be from 1 to {MAX_THREADS} (the runtime's limit)")
     if args.repeats < 1 or args.warmup < 0:
         raise UsageError("--repeats must be >= 1 and --warmup >= 0")
     path = _model_path(args.model)
@@ -531,7 +639,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    _emit(f"model {name} ({path}), kernels {isa}, {args.repeats} runs after {args.warmup} warm-up")
+    _emit(
+        f"model {safe_text(name)} ({safe_text(path)}), kernels {isa}, {args.repeats} runs "
+        f"after {args.warmup} warm-up"
+    )
     _emit(
         f"{'threads':>7}  {'mean':>8} {'p50':>8} {'p90':>8} {'p99':>8}   {'C mean':>8} {'C p50':>8}"
         f"   {'py overhead':>11}"
@@ -664,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }[args.command]
         return handler(args)
     except UsageError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {safe_text(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
@@ -679,7 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RuntimeError,
         OSError,
     ) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {safe_text(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -35,7 +35,10 @@ from typing import Any, Iterator, Union
 import numpy as np
 
 from . import _bindings as nb
-from .errors import ClosedError, ModelError
+from .errors import ClosedError, ModelError, RuntimeFailure
+from .resources import model_path, shipped_models
+
+MAX_RESIZE_FACTOR = 4
 
 ModelSource = Union[str, Path, bytes, bytearray, memoryview]
 
@@ -74,10 +77,13 @@ def library_version() -> str:
 
 
 def load(source: ModelSource, num_threads: int = 1, *, mmap: bool = False) -> Model:
-    """Loads a model file (path) or model bytes. Raises ModelError with the reason.
+    """Loads a model file (path), a shipped model by name ("mnist-digits-xnor", see
+    ``shipped_models()``) or model bytes. Raises ModelError with the reason.
 
     A file is read into memory; ``mmap=True`` maps it instead, and then the file must
     not change while the model lives (see the module docstring)."""
+    if isinstance(source, str) and not Path(source).exists() and source in shipped_models():
+        source = model_path(source)
     return Model(source, num_threads=num_threads, mmap=mmap)
 
 
@@ -243,8 +249,22 @@ class Model:
         self.std = self._per_channel("std", 1.0, c)
         if np.any(self.std == 0):
             raise ModelError(f"{self.source}: metadata std contains 0")
+        self._check_resize()
         self.uses_k: bool = any(n.flags & nb.lib.XE_FLAG_USE_K for n in self._nodes)
         self.ends_with_softmax: bool = self._nodes[-1].op == nb.lib.XE_OP_SOFTMAX
+
+    def _check_resize(self) -> None:
+        # Preprocessing resizes the shorter side to this before the centre crop: a
+        # huge value is gigabytes per frame, so it is bounded by the input size.
+        resize = self.metadata.get("resize")
+        limit = MAX_RESIZE_FACTOR * max(self.input_size)
+        if resize is not None and (
+            not isinstance(resize, int) or isinstance(resize, bool) or not 1 <= resize <= limit
+        ):
+            raise ModelError(
+                f"{self.source}: metadata resize {resize!r} is out of range: must be an int from 1 "
+                f"to {limit} ({MAX_RESIZE_FACTOR}x the model's input side)"
+            )
 
     def _per_channel(self, key: str, default: float, c: int) -> np.ndarray:
         v = self.metadata.get(key)
@@ -350,6 +370,12 @@ class Model:
         t0 = time.perf_counter_ns()
         y = s.run(x)
         self._local.call_ns = time.perf_counter_ns() - t0
+        if not np.isfinite(y).all():
+            raise RuntimeFailure(
+                f"{self.source}: the model's output holds NaN or infinite values (its parameters "
+                "overflow float32 on this input): the model file is broken",
+                "non-finite output",
+            )
         return y
 
     def last_timing(self) -> Timing:
@@ -375,6 +401,7 @@ class Model:
 
         rgb = imageio.to_rgb(frame, color_order)
         h, w = self.input_size
+        imageio.check_size(rgb, (h, w))
         resize = self.metadata.get("resize")
         if resize is not None:
             if not isinstance(resize, int) or resize < 1:

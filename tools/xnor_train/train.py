@@ -295,6 +295,8 @@ def parse_args(argv=None):
         p.error(f"--distill-temp must be positive, not {args.distill_temp}")
     if args.eval_every < 1:
         p.error(f"--eval-every must be 1 or more, not {args.eval_every}")
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be 1 or more, not {args.batch_size}")
     args.arch = args.arch or DEFAULT_ARCH[args.data]
     if args.lr is None:
         args.lr = 1e-3 if args.optimizer == "adam" else 0.1
@@ -505,6 +507,11 @@ def load_data(args) -> Dataset:
     if args.test_subset:
         idx = subset_indices(len(ds.x_test), args.test_subset)
         ds.x_test, ds.y_test = ds.x_test[idx], ds.y_test[idx]
+    if args.batch_size > len(ds.x_train):  # an epoch would be 0 steps: an untrained model
+        raise RunError(
+            f"--batch-size {args.batch_size} is larger than the training set "
+            f"({len(ds.x_train)} images): use at most {len(ds.x_train)}"
+        )
     return ds
 
 
