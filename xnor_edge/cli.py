@@ -457,12 +457,21 @@ def cmd_info(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ compress
 
 
-def _node_ms(model: Any, x: np.ndarray, runs: int) -> np.ndarray:
-    """Median wall time of each node over `runs` runs (1 thread), in ms."""
-    with model.session(1) as s:
-        s.run(x)
-        times = [(s.run(x), s.node_times_ns())[1] for _ in range(max(1, runs))]
-    return np.median(np.asarray(times, dtype=np.float64), axis=0) / 1e6
+def _node_ms(models: Sequence[Any], x: np.ndarray, runs: int) -> list[np.ndarray]:
+    """Median wall time of each node of each model (1 thread, runs interleaved), in ms."""
+    sessions = [m.session(1) for m in models]
+    try:
+        for s in sessions:
+            s.run(x)
+        times: list[list[list[int]]] = [[] for _ in sessions]
+        for _ in range(max(1, runs)):
+            for s, t in zip(sessions, times):
+                s.run(x)
+                t.append(s.node_times_ns())
+    finally:
+        for s in sessions:
+            s.close()
+    return [np.median(np.asarray(t, dtype=np.float64), axis=0) / 1e6 for t in times]
 
 
 def _same_outputs(a: bytes, b: bytes, shape: tuple[int, int, int]) -> bool:
@@ -502,7 +511,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         if not _same_outputs(data, out, before.input_shape):
             raise CliError("self-check failed: the coded model's outputs differ; nothing written")
         x = np.random.default_rng(0).standard_normal(before.input_shape).astype(np.float32)
-        t0, t1 = _node_ms(before, x, args.runs), _node_ms(after, x, args.runs)
+        t0, t1 = _node_ms((before, after), x, args.runs)
     for r in report:
         r["ms_before"], r["ms_after"] = float(t0[r["node"]]), float(t1[r["node"]])
     tmp = tempfile.NamedTemporaryFile(dir=str(Path(args.out).resolve().parent), delete=False)
