@@ -90,6 +90,25 @@ def test_storage_optimal_code_is_smaller_and_bit_identical():
     assert [r["node"] for r in info] == [r["node"] for r in report]
 
 
+@pytest.mark.parametrize("encoding", ["words", "bits"])
+def test_builder_writes_bconv2d_mst(encoding):
+    def build(mst_op: bool) -> bytes:
+        rng = np.random.default_rng(33)
+        g = GraphBuilder((7, 6, 5), {"name": "builder-mst"})
+        conv = g.bconv2d_mst if mst_op else g.bconv2d
+        kw = dict(encoding=encoding, forest=False, chunk=16, max_depth=5) if mst_op else {}
+        x = conv(g.input, rng.standard_normal((40, 5, 3, 3)), rng.random(40), padding=1, use_k=True, **kw)
+        x = conv(x, rng.standard_normal((33, 40, 3, 3)), rng.random(33) + 0.1, stride=2, out_bits=True, **kw)
+        x = conv(x, rng.standard_normal((9, 33, 2, 2)), rng.random(9), pad_mode="one", padding=1, **kw)
+        g.dense(g.global_avgpool(x), rng.standard_normal((3, 9)))
+        return g.to_bytes()
+
+    plain, coded = build(False), build(True)
+    assert [n["op"] for n in xnor_edge.load(coded).info()["layers"]][:3] == ["bconv2d_mst"] * 3
+    assert mst.decompress_model(coded) == plain
+    _assert_same_logits(plain, coded)
+
+
 def test_storage_optimal_compress_keeps_shipped_layers():
     """Untrained-for-MST filters share no word: every size-optimal forest is all roots,
     larger than plain packing by its per-channel overhead, so every layer stays bconv2d."""
