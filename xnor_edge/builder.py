@@ -45,6 +45,7 @@ OP_DENSE = 9
 OP_ADD = 10
 OP_SOFTMAX = 11
 OP_SIGN = 12
+OP_BCONV2D_MST = 32  # ids 32+: compressed forms of binary ops
 
 FLAG_RELU = 1
 FLAG_PAD_ONE = 2
@@ -267,6 +268,36 @@ class GraphBuilder:
             (DTYPE_F32, self._vector(op, "bias", bias, oc)),
         ]
         return self._add(OP_BCONV2D, flags, x, None, win, out, params, out_bits)
+
+    def bconv2d_mst(
+        self,
+        x: Value,
+        weight: Any,
+        scale: Any,
+        bias: Any = None,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        pad_mode: str = "zero",
+        use_k: bool = False,
+        relu: bool = False,
+        out_bits: bool = False,
+        chunk: int | None = 64,
+        max_depth: int | None = None,
+        encoding: str = "auto",
+        forest: bool = True,
+    ) -> Value:
+        """bconv2d with its weights MST-coded (op 32, docs/format.md; xnor_edge.mst.choose_code)."""
+        from . import mst
+
+        v = self.bconv2d(x, weight, scale, bias, stride, padding, pad_mode, use_k, relu, out_bits)
+        n = self._nodes[-1]
+        oc, (kh, kw), ic = n.out_shape[2], n.kernel, x.shape[2]
+        code = mst.choose_code(
+            mst.filter_rows(n.params[0][1], oc, kh, kw, ic), kh, kw, ic, chunk, max_depth, forest, encoding
+        )
+        n.op = OP_BCONV2D_MST
+        n.params = [(DTYPE_BITS, a) for a in mst.to_params(code)] + n.params[1:]
+        return v
 
     def batchnorm(self, x: Value, scale: Any, shift: Any, relu: bool = False) -> Value:
         """Per-channel ``y = x * scale + shift`` (see fold_batchnorm)."""

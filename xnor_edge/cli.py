@@ -1,4 +1,4 @@
-"""The ``xnor-edge`` command line: classify, serve, info, bench.
+"""The ``xnor-edge`` command line: classify, serve, info, bench, compress.
 
 Errors print one line ``xnor-edge: error: ...`` on stderr and exit with 2
 (usage) or 1 (anything else); no tracebacks.
@@ -140,6 +140,17 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=50)
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--json", action="store_true")
+
+    z = sub.add_parser("compress", help="MST-code every binary conv, losslessly (docs/mst.md)")
+    z.add_argument("model", help="model file or shipped model name")
+    z.add_argument("-o", "--out", required=True, help="output .xnor file")
+    z.add_argument("--depth-bound", type=int, default=None, dest="depth_bound")
+    z.add_argument("--encoding", choices=("auto", "words", "bits"), default="auto")
+    z.add_argument("--chunk", type=int, default=64, help="output channels per tree (0: one per layer)")
+    z.add_argument("--tree", choices=("mst", "forest"), default="forest", help="plain MST or size-optimal")
+    z.add_argument("--force", action="store_true", help="code a layer even when the code is larger")
+    z.add_argument("--runs", type=int, default=5, help="timed runs per model for the layer speeds")
+    z.add_argument("--json", action="store_true")
 
     # serve: the web view (xnor_edge/serve.py); --mqtt: fleet events (xnor_edge/mqtt.py)
     s = sub.add_parser("serve", help="web page and JSON API for a headless device (the [serve] extra)")
@@ -537,6 +548,100 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"{','.join(layer['flags']) or '-':<16} {_human(layer['binary_params']):>8} "
             f"{_human(layer['float_params']):>8} {_human(layer['macs']):>9}"
         )
+    if any(layer["op"] == "bconv2d_mst" for layer in info["layers"]):
+        from xnor_edge import mst
+
+        _emit("\nMST-coded layers (docs/mst.md):")
+        for r in mst.coded_layers(Path(path).read_bytes()):
+            _emit(
+                f"{r['node']:>3}  {r['encoding']:<5} roots {r['roots']}/{r['oc']} depth {r['depth']} "
+                f"mean D/K {r['mean_d']:.3f} ops {r['ops_ratio']:.3f} "
+                f"bytes {r['bytes_before']} -> {r['bytes_after']}"
+            )
+    return 0
+
+
+# ------------------------------------------------------------------ compress
+
+
+def _node_ms(models: Sequence[Any], x: np.ndarray, runs: int) -> list[np.ndarray]:
+    """Median wall time of each node of each model (1 thread, runs interleaved), in ms."""
+    sessions = [m.session(1) for m in models]
+    try:
+        for s in sessions:
+            s.run(x)
+        times: list[list[list[int]]] = [[] for _ in sessions]
+        for _ in range(max(1, runs)):
+            for s, t in zip(sessions, times):
+                s.run(x)
+                t.append(s.node_times_ns())
+    finally:
+        for s in sessions:
+            s.close()
+    return [np.median(np.asarray(t, dtype=np.float64), axis=0) / 1e6 for t in times]
+
+
+def _same_outputs(a: bytes, b: bytes, shape: tuple[int, int, int]) -> bool:
+    """Runs both files on random inputs with every kernel set at 1 and 3 threads."""
+    rng = np.random.default_rng(13)
+    xs = [rng.standard_normal(shape).astype(np.float32) * s for s in (1.0, 3.0)]
+    xs.append(rng.uniform(0, 2, shape).astype(np.float32))
+    try:
+        for isa in xnor_edge.available_isas():
+            xnor_edge.set_kernel_isa(isa)
+            for threads in (1, 3):
+                with xnor_edge.load(a, threads) as ma, xnor_edge.load(b, threads) as mb:
+                    if any(ma.run(x).tobytes() != mb.run(x).tobytes() for x in xs):
+                        return False
+    finally:
+        xnor_edge.set_kernel_isa("auto")
+    return True
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from xnor_edge import mst
+
+    path = _model_path(args.model)
+    data = Path(path).read_bytes()
+    out, report = mst.compress_model(
+        data,
+        chunk=args.chunk or None,
+        max_depth=args.depth_bound,
+        min_ratio=0.0 if args.force else 1.0,
+        forest=args.tree == "forest",
+        encoding=args.encoding,
+    )
+    with xnor_edge.load(data) as before, xnor_edge.load(out) as after:
+        if not _same_outputs(data, out, before.input_shape):
+            raise CliError("self-check failed: the coded model's outputs differ; nothing written")
+        x = np.random.default_rng(0).standard_normal(before.input_shape).astype(np.float32)
+        t0, t1 = _node_ms((before, after), x, args.runs)
+    for r in report:
+        r["ms_before"], r["ms_after"] = float(t0[r["node"]]), float(t1[r["node"]])
+    tmp = tempfile.NamedTemporaryFile(dir=str(Path(args.out).resolve().parent), delete=False)
+    with tmp:
+        tmp.write(out)
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, args.out)
+    if args.json:
+        _emit(json.dumps({"model": path, "out": args.out, "bytes": [len(data), len(out)], "layers": report}))
+        return 0
+    _emit(
+        f"{'#':>3} {'oc':>4} {'K':>5} {'coded':<6} {'enc':<5} {'roots':>5} {'D/K':>5} "
+        f"{'bytes before':>12} {'after':>9} {'ops':>5} {'ms before':>9} {'after':>7}"
+    )
+    for r in report:
+        coded = r["encoding"] if r["converted"] else "kept"
+        after = r["bytes_after"] if r["converted"] else r["bytes_before"]
+        _emit(
+            f"{r['node']:>3} {r['oc']:>4} {r['K']:>5} {coded:<6} {r['encoding']:<5} {r['roots']:>5} "
+            f"{r['mean_d']:>5.3f} {r['bytes_before']:>12} {after:>9} {r['ops_ratio']:>5.3f} "
+            f"{r['ms_before']:>9.3f} {r['ms_after']:>7.3f}"
+        )
+    _emit(f"wrote {args.out}: {len(out)} bytes (input {len(data)}), outputs bit-identical (self-check)")
     return 0
 
 
@@ -772,6 +877,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "info": cmd_info,
             "models": cmd_models,
             "bench": cmd_bench,
+            "compress": cmd_compress,
         }[args.command]
         return handler(args)
     except UsageError as e:

@@ -484,7 +484,7 @@ class Model:
             "param_bytes": sum(n.param_bytes for n in self._nodes),
             "float32_equivalent_bytes": 4 * (binary + floats),
             "macs": sum(n.macs for n in self._nodes),
-            "binary_macs": sum(n.macs for n in self._nodes if n.op_name == "bconv2d"),
+            "binary_macs": sum(n.macs for n in self._nodes if n.op_name in ("bconv2d", "bconv2d_mst")),
             "layers": layers,
         }
 

@@ -69,6 +69,8 @@ __all__ = [
     "build_tree",
     "child_cost",
     "choose_code",
+    "code_stats",
+    "coded_layers",
     "compress_model",
     "decompress_model",
     "dense_bgemm",
@@ -542,10 +544,13 @@ def choose_code(
     chunk: int | None = 64,
     max_depth: int | None = None,
     forest: bool = True,
+    encoding: str = "auto",
 ) -> MstCode:
     """The smaller of the two encodings, each on the forest built for its own costs
-    (``forest=False``: on the plain MST, every channel but one per chunk a child)."""
-    codes = [encode(fw, build_tree(fw, e, chunk, max_depth, forest), e, kh, kw, ic) for e in ENCODINGS]
+    (``forest=False``: on the plain MST, every channel but one per chunk a child);
+    ``encoding`` "words" or "bits" forces one."""
+    encs = ENCODINGS if encoding == "auto" else (encoding,)
+    codes = [encode(fw, build_tree(fw, e, chunk, max_depth, forest), e, kh, kw, ic) for e in encs]
     return min(codes, key=lambda c: c.nbytes())
 
 
@@ -616,10 +621,10 @@ def iter_binary_layers(model: Any) -> Iterator[tuple[int, str, np.ndarray, int, 
             yield n.index, n.name, filter_rows(n.params[0], n.out_shape[2], kh, kw, ic), kh, kw, ic
 
 
-# ------------------------------------------------------------ model files (op 13)
+# ------------------------------------------------------------ model files (op 32)
 
 OP_BCONV2D = 3
-OP_BCONV2D_MST = 13
+OP_BCONV2D_MST = 32
 
 
 def _read_model(data: bytes) -> tuple[tuple, bytes, list[list[int]], list[tuple[int, np.ndarray]]]:
@@ -694,31 +699,77 @@ def compress_model(
     max_depth: int | None = None,
     min_ratio: float = 1.0,
     forest: bool = True,
+    encoding: str = "auto",
 ) -> tuple[bytes, list[dict]]:
     """Rewrites every bconv2d whose MST code is smaller than plain packing by more than
     ``min_ratio`` as a bconv2d_mst node (docs/mst.md; lossless). Returns the new file
     and one record per bconv2d. For kernel tests, ``min_ratio=0`` converts every
     bconv2d and ``forest=False`` codes the plain MST (a child for all channels but one
-    per chunk, however large the code)."""
+    per chunk, however large the code). Each record: node, oc, K, encoding, roots,
+    ratio (plain bytes / code bytes), bytes_before/after, mean_d (mean child distance
+    / K), ops_ratio (counted binary ops / dense), converted."""
     report: list[dict] = []
+    node = iter(range(1 << 30))
 
     def convert(rec, ps, ic):
+        index = next(node)
         if rec[0] != OP_BCONV2D:
             return rec, ps
         oc, kh, kw = rec[10], rec[4], rec[5]
         fw = filter_rows(ps[0][1], oc, kh, kw, ic)
-        code = choose_code(fw, kh, kw, ic, chunk, max_depth, forest)
+        code = choose_code(fw, kh, kw, ic, chunk, max_depth, forest, encoding)
         ratio = 4 * fw.size / code.nbytes()
-        roots = int(code.roots.shape[0])
-        report.append(
-            {"oc": oc, "K": kh * kw * ic, "encoding": code.encoding, "roots": roots, "ratio": ratio}
-        )
-        if ratio <= min_ratio and min_ratio > 0:
+        rec_ = dict(node=index, oc=oc, K=kh * kw * ic, bytes_before=4 * fw.size, ratio=ratio)
+        rec_.update(code_stats(code))
+        rec_["converted"] = not (ratio <= min_ratio and min_ratio > 0)
+        report.append(rec_)
+        if not rec_["converted"]:
             return rec, ps
         rec[0] = OP_BCONV2D_MST
         return rec, [(1, a) for a in to_params(code)] + ps[1:]
 
     return _rewrite(data, convert), report
+
+
+def code_stats(code: MstCode) -> dict:
+    """encoding, roots, children, depth, bytes, mean child distance / K and the counted
+    binary-ops ratio (roots cost K, a child D) of a code."""
+    k = code.kh * code.kw * code.ic
+    if code.encoding == "words":
+        dist = popcount(np.asarray(code.mask, dtype=np.uint32)).sum() if code.mask.size else 0
+    else:
+        dist = code.index.size
+    roots = int(code.roots.shape[0])
+    kids = code.oc - roots
+    depth = np.zeros(code.oc, dtype=np.int64)
+    for c in code.order:
+        p = code.parent[c]
+        depth[c] = 0 if p == NO_PARENT else depth[p] + 1
+    return {
+        "encoding": code.encoding,
+        "roots": roots,
+        "children": kids,
+        "depth": int(depth.max()) if code.oc else 0,
+        "bytes_after": code.nbytes(),
+        "mean_d": float(dist) / (kids * k) if kids else 0.0,
+        "ops_ratio": (roots * k + float(dist)) / (code.oc * k),
+    }
+
+
+def coded_layers(data: bytes) -> list[dict]:
+    """``code_stats`` (plus node, oc, K, bytes_before) of every bconv2d_mst node of a file."""
+    head, _, nodes, params = _read_model(data)
+    in_c, out = [head[7]], []
+    for i, rec in enumerate(nodes):
+        ic = in_c[rec[2]]
+        in_c.append(rec[10] if rec[10] else ic)
+        if rec[0] != OP_BCONV2D_MST:
+            continue
+        oc, kh, kw = rec[10], rec[4], rec[5]
+        code = from_params([a for _, a in params[rec[13] : rec[13] + 5]], oc, kh, kw, ic)
+        r = dict(node=i, oc=oc, K=kh * kw * ic, bytes_before=4 * oc * code.n_words)
+        out.append(dict(r, **code_stats(code)))
+    return out
 
 
 def decompress_model(data: bytes) -> bytes:

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from . import mst
+
 __all__ = ["ReferenceModel", "ReferenceError", "unpack_signs"]
 
 _OPS = {
@@ -37,8 +39,9 @@ _OPS = {
     10: ("add", 0, 1),
     11: ("softmax", 0, 0),
     12: ("sign", 0, 0),
+    32: ("bconv2d_mst", 7, 1 | 2 | 4 | 8),  # ids 32+: compressed forms of binary ops
 }
-_WINDOWED = {1, 2, 3, 6, 7}
+_WINDOWED = {1, 2, 3, 6, 7, 32}
 _RELU, _PAD_ONE, _USE_K, _OUT_BITS = 1, 2, 4, 8
 
 
@@ -181,12 +184,13 @@ class ReferenceModel:
             else:
                 eh, ew = h, w
             out_bits = False
-            if op in (1, 2, 3):
+            xnor = op in (3, 32)
+            if op in (1, 2, 3, 32):
                 ec = oc
-                out_bits = op == 3 and bool(nflags & _OUT_BITS)
-                if bits and op != 3:
+                out_bits = xnor and bool(nflags & _OUT_BITS)
+                if bits and not xnor:
                     raise ReferenceError(f"{where}: input must be float32")
-                if op == 3 and nflags & _USE_K and (bits or nflags & (_OUT_BITS)):
+                if xnor and nflags & _USE_K and (bits or nflags & (_OUT_BITS)):
                     raise ReferenceError(f"{where}: USE_K needs a float input and excludes OUT_BITS")
                 if out_bits and nflags & _RELU:
                     raise ReferenceError(f"{where}: OUT_BITS excludes RELU")
@@ -200,7 +204,7 @@ class ReferenceModel:
                 ec, out_bits = c, True
             else:
                 ec = c
-            if bits and op not in (3, 6):
+            if bits and op not in (3, 6, 32):
                 raise ReferenceError(f"{where}: input must be float32")
             if op == 10:
                 if shapes[in1] != shapes[in0]:
@@ -214,6 +218,7 @@ class ReferenceModel:
                 3: [(1, oc * kh * kw * cw), (0, oc), (0, oc)],
                 4: [(0, c), (0, c)],
                 9: [(0, oc * h * w * c), (0, oc)],
+                32: [(1, None)] * 5 + [(0, oc), (0, oc)],  # MST counts: from the tree
             }.get(op, [])
             ps = []
             for j, (wdt, wcount) in enumerate(want):
@@ -222,11 +227,17 @@ class ReferenceModel:
                 if used[k]:
                     raise ReferenceError(f"{where}: param {k} used twice")
                 used[k] = True
-                if dt != wdt or arr.size != wcount:
+                if dt != wdt or (wcount is not None and arr.size != wcount):
                     raise ReferenceError(
                         f"{where}: param {j} has dtype {dt} count {arr.size}, expected {wdt} {wcount}"
                     )
                 ps.append(arr)
+            if op == 32:  # decode (every rule of the format) to bconv2d's weights
+                try:
+                    fw = mst.validate(mst.from_params(ps[:5], oc, kh, kw, c))
+                except mst.MstFormatError as e:
+                    raise ReferenceError(f"{where}: {e}") from None
+                ps = [fw.reshape(-1), ps[5], ps[6]]
             self.nodes.append(
                 RefNode(
                     i,
@@ -278,7 +289,7 @@ class ReferenceModel:
         elif n.op == 2:
             b = _weights_pm1(n.params[0], oc, n.kernel, c)
             y = n.params[1] * _conv(x, b, n.stride, n.pad, 0.0) + n.params[2]
-        elif n.op == 3:
+        elif n.op in (3, 32):
             b = _weights_pm1(n.params[0], oc, n.kernel, c)
             s = np.where(x < 0, -1.0, 1.0)  # bits values are already +-1
             pad_value = 1.0 if n.flags & _PAD_ONE else 0.0

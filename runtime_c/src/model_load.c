@@ -365,14 +365,17 @@ static xe_status bind_params(xe_model *m, xe_loader *ld, const layout *L, xe_nod
     if ((uint64_t)pfirst + pcount > L->np)
         return xe_node_fail(ld, "params %u..%u are outside the param table (%u entries)", pfirst,
                             pfirst + pcount, L->np);
-    uint64_t need[XE_MAX_OP_PARAMS] = {0, 0, 0};
+    uint64_t need[XE_MAX_OP_PARAMS] = {0};
     if (def->param_sizes) def->param_sizes(n, need);
+    uint64_t total = 0;
     for (uint32_t k = 0; k < pcount; k++) {
         const uint32_t p = pfirst + k;
         const uint8_t *e = m->data + L->params_off + (uint64_t)p * XE_PARAM_SIZE;
         if (used[p]) return xe_node_fail(ld, "param %u is already used by another node", p);
         used[p] = 1;
         const uint32_t dt = def->param_dtypes[k];
+        if (need[k] == XE_COUNT_FROM_FILE) need[k] = rd64(e + 16); /* bind checks it */
+        total += need[k];
         if (rd32(e) != dt || rd64(e + 16) != need[k])
             return xe_node_fail(ld, "param %u (#%u of the op) is %s x %llu, op needs %s x %llu", p,
                                 k, rd32(e) ? "bits" : "f32", (unsigned long long)rd64(e + 16),
@@ -383,7 +386,7 @@ static xe_status bind_params(xe_model *m, xe_loader *ld, const layout *L, xe_nod
         const xe_status st = def->bind(ld, n, need);
         if (st != XE_OK) return st;
     }
-    n->info.param_bytes = 4 * (need[0] + need[1] + need[2]);
+    n->info.param_bytes = 4 * total;
     return XE_OK;
 }
 

@@ -28,6 +28,7 @@ enum { W, SCALE, BIAS };
 typedef struct bconv_plan {
     const xe_node *n;
     const xe_exec *ex;
+    const xe_bconv_ops *ops;
     const void *in;
     void *out;
     const uint32_t *pbuf; /* padded packed input [PH][PW][CW] */
@@ -40,7 +41,8 @@ static int needs_pbuf(const xe_node_info *f) {
     return f->in_dtype == XE_DTYPE_F32 || f->pad_h || f->pad_w;
 }
 
-static void bconv_scratch(const xe_node *n, size_t *shared, size_t *per_thread, int *ovf) {
+void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *per_thread,
+                      int *ovf) {
     const xe_node_info *f = &n->info;
     const size_t taps = (size_t)f->kernel_h * f->kernel_w, cw = n->cw, oc = f->out_c;
     size_t sh = 0;
@@ -57,6 +59,7 @@ static void bconv_scratch(const xe_node *n, size_t *shared, size_t *per_thread, 
         pt = xe_align_up(xe_mul(xe_mul(taps * cw, XE_CHUNK_ROWS, ovf), 4, ovf));
     pt = xe_add(pt, xe_align_up(xe_mul(oc, XE_CHUNK_ROWS * 4, ovf)), ovf); /* popcounts */
     pt = xe_add(pt, xe_align_up(xe_mul(oc, 4, ovf)), ovf);                 /* corrections */
+    pt = xe_add(pt, xe_align_up(extra), ovf);                              /* the op's own */
     *shared = sh;
     *per_thread = pt;
 }
@@ -107,10 +110,9 @@ static void kmap_row_task(void *ctx, size_t oh, uint32_t thread) {
 
 /* Zero padding: removes the pad taps of output position p from its popcounts
  * pr[0..ncols) and returns the number of real +-1 pairs of its window. */
-static int32_t zero_pad_correct(const xe_node *n, size_t p, size_t o0, size_t ncols, int32_t *pr,
-                                int32_t *corr) {
+static int32_t zero_pad_correct(const xe_node *n, const int32_t *wpop, size_t p, size_t o0,
+                                size_t ncols, int32_t *pr, int32_t *corr) {
     const xe_node_info *f = &n->info;
-    const int32_t *wpop = n->pre;
     const size_t oh = p / f->out_w, ow = p % f->out_w, oc = f->out_c;
     const long kh = (long)f->kernel_h, kw = (long)f->kernel_w;
     long a0, a1, b0, b1;
@@ -135,8 +137,8 @@ static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, co
     const xe_node *n = pl->n;
     const xe_node_info *f = &n->info;
     const size_t oc = f->out_c;
-    const float *scale = (const float *)n->params[SCALE] + o0;
-    const float *bias = (const float *)n->params[BIAS] + o0;
+    const float *scale = pl->ops->scale + o0;
+    const float *bias = pl->ops->bias + o0;
     if (f->flags & XE_FLAG_OUT_BITS) {
         uint32_t *yw = (uint32_t *)pl->out + p * ((oc + 31) / 32) + o0 / 32;
         for (size_t o = 0; o < ncols; o += 32) {
@@ -162,18 +164,24 @@ static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, co
         for (size_t o = 0; o < ncols; o++) y[o] = y[o] < 0.0f ? 0.0f : y[o];
 }
 
+/* Channel tasks: split at multiples of `step` when there are few rows. */
+static size_t oc_split(size_t m, size_t oc, size_t step) {
+    const size_t mchunks = (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS;
+    return (mchunks < 8 && oc > step) ? (oc + step - 1) / step : 1;
+}
+
 /* Pass 3, one task per chunk of output rows (x channel chunk): im2col of
- * packed words, bgemm, epilogue. */
+ * packed words, the op's popcounts, epilogue. */
 static void gemm_task(void *ctx, size_t task, uint32_t thread) {
     const bconv_plan *pl = ctx;
     const xe_node *n = pl->n;
     const xe_node_info *f = &n->info;
     const size_t m = (size_t)f->out_h * f->out_w, oc = f->out_c, cw = n->cw;
     const size_t kh = f->kernel_h, kw = f->kernel_w, kwords = kh * kw * cw;
-    const size_t split = xe_oc_split(m, oc);
-    const size_t p0 = (task / split) * XE_CHUNK_ROWS, o0 = (task % split) * XE_CHUNK_OC;
+    const size_t step = pl->ops->oc_step, split = oc_split(m, oc, step);
+    const size_t p0 = (task / split) * XE_CHUNK_ROWS, o0 = (task % split) * step;
     const size_t rows = m - p0 < XE_CHUNK_ROWS ? m - p0 : XE_CHUNK_ROWS;
-    const size_t ncols = split == 1 ? oc : (oc - o0 < XE_CHUNK_OC ? oc - o0 : XE_CHUNK_OC);
+    const size_t ncols = split == 1 ? oc : (oc - o0 < step ? oc - o0 : step);
 
     uint8_t *scratch = pl->ex->thread_scratch[thread];
     const uint32_t *a;
@@ -197,21 +205,23 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
     int32_t *pc = (int32_t *)(void *)scratch;
     scratch += xe_align_up(oc * XE_CHUNK_ROWS * 4);
     int32_t *corr = (int32_t *)(void *)scratch;
-    xe_bgemm(pl->ex->k, rows, o0, ncols, kwords, a, lda, pl->ex->prepared, pc, ncols);
+    scratch += xe_align_up(oc * 4);
+    pl->ops->popcounts(n, pl->ex, rows, o0, ncols, a, lda, pc, scratch);
 
     const int zero_pad = !(f->flags & XE_FLAG_PAD_ONE);
     const int32_t full_n = (int32_t)(f->in_c * kh * kw);
     for (size_t r = 0; r < rows; r++) {
         int32_t *pr = pc + r * ncols;
-        const int32_t nreal = zero_pad ? zero_pad_correct(n, p0 + r, o0, ncols, pr, corr) : full_n;
+        const int32_t nreal =
+            zero_pad ? zero_pad_correct(n, pl->ops->wpop, p0 + r, o0, ncols, pr, corr) : full_n;
         epilogue(pl, p0 + r, o0, ncols, pr, nreal);
     }
 }
 
-static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const void *in1,
-                      void *out) {
+void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out,
+                  const xe_bconv_ops *ops) {
     const xe_node_info *f = &n->info;
-    bconv_plan pl = {n, ex, in, out, NULL, (size_t)f->in_w + 2u * f->pad_w, NULL, NULL};
+    bconv_plan pl = {n, ex, ops, in, out, NULL, (size_t)f->in_w + 2u * f->pad_w, NULL, NULL};
     uint8_t *sh = ex->shared;
     if (needs_pbuf(f)) {
         const size_t cw = n->cw, rowwords = pl.pw_full * cw;
@@ -231,11 +241,32 @@ static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const
     if (needs_pbuf(f)) xe_pool_run(ex->pool, f->in_h, pack_row_task, &pl);
     if (pl.kmap) xe_pool_run(ex->pool, f->out_h, kmap_row_task, &pl);
     const size_t m = (size_t)f->out_h * f->out_w;
-    const size_t tasks = (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS * xe_oc_split(m, f->out_c);
+    const size_t tasks =
+        (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS * oc_split(m, f->out_c, ops->oc_step);
     xe_pool_run(ex->pool, tasks, gemm_task, &pl);
 }
 
-static xe_status bconv_check(xe_loader *ld, const xe_node *n) {
+/* bconv2d's popcounts: the bgemm of the rows with the filters of the channels,
+ * packed once for the session's kernel set (bconv_session_prepare). */
+static void bconv_popcounts(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0,
+                            size_t ncols, const uint32_t *a, size_t lda, int32_t *pc,
+                            uint8_t *scratch) {
+    const size_t kwords = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
+    xe_bgemm(ex->k, rows, o0, ncols, kwords, a, lda, ex->prepared, pc, ncols);
+}
+
+static void bconv_scratch(const xe_node *n, size_t *shared, size_t *per_thread, int *ovf) {
+    xe_bconv_scratch(n, 0, shared, per_thread, ovf);
+}
+
+static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const void *in1,
+                      void *out) {
+    const xe_bconv_ops ops = {n->pre, n->params[SCALE], n->params[BIAS], XE_CHUNK_OC,
+                              bconv_popcounts};
+    xe_bconv_run(n, ex, in, out, &ops);
+}
+
+xe_status xe_bconv_check(xe_loader *ld, const xe_node *n) {
     const xe_node_info *f = &n->info;
     if ((f->flags & XE_FLAG_USE_K) && f->in_dtype != XE_DTYPE_F32)
         return xe_node_fail(ld, "USE_K needs a float32 input, value %u is bits", f->input0);
@@ -244,7 +275,7 @@ static xe_status bconv_check(xe_loader *ld, const xe_node *n) {
     return XE_OK;
 }
 
-static void bconv_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) {
+void xe_bconv_infer(const xe_node *n, uint32_t rec_c, xe_out_shape *o) {
     o->c = rec_c;
     if (n->info.flags & XE_FLAG_OUT_BITS) o->dtype = XE_DTYPE_BITS;
 }
@@ -264,16 +295,9 @@ static xe_status bconv_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MA
     return xe_check_weight_padding(ld, n);
 }
 
-/* n->pre = wpop[KH*KW][OC], the popcount of each tap's weight words: the
- * zero-padding correction (bitpacking rule 7). */
-static xe_status bconv_precompute(xe_loader *ld, xe_node *n) {
+void xe_bconv_wpop(const xe_node *n, const uint32_t *bits, int32_t *wpop) {
     const xe_node_info *f = &n->info;
     const size_t taps = (size_t)f->kernel_h * f->kernel_w, oc = f->out_c;
-    int ovf = 0;
-    const size_t bytes = xe_mul(xe_mul(taps, oc, &ovf), sizeof(int32_t), &ovf);
-    int32_t *wpop = ovf ? NULL : malloc(bytes);
-    if (!wpop) return xe_node_oom(ld, "");
-    const uint32_t *bits = n->params[W];
     for (size_t o = 0; o < oc; o++)
         for (size_t t = 0; t < taps; t++) {
             const uint32_t *w = bits + (o * taps + t) * n->cw;
@@ -287,6 +311,18 @@ static xe_status bconv_precompute(xe_loader *ld, xe_node *n) {
             }
             wpop[t * oc + o] = pc;
         }
+}
+
+/* n->pre = wpop[KH*KW][OC], the popcount of each tap's weight words: the
+ * zero-padding correction (bitpacking rule 7). */
+static xe_status bconv_precompute(xe_loader *ld, xe_node *n) {
+    const xe_node_info *f = &n->info;
+    int ovf = 0;
+    const size_t bytes =
+        xe_mul(xe_mul((size_t)f->kernel_h * f->kernel_w, f->out_c, &ovf), sizeof(int32_t), &ovf);
+    int32_t *wpop = ovf ? NULL : malloc(bytes);
+    if (!wpop) return xe_node_oom(ld, "");
+    xe_bconv_wpop(n, n->params[W], wpop);
     n->pre = wpop;
     return XE_OK;
 }
@@ -315,8 +351,8 @@ const xe_op_def xe_op_bconv2d = {
     .param_dtypes = {XE_DTYPE_BITS, XE_DTYPE_F32, XE_DTYPE_F32},
     .windowed = 1,
     .bits_input = 1,
-    .check = bconv_check,
-    .infer = bconv_out,
+    .check = xe_bconv_check,
+    .infer = xe_bconv_infer,
     .param_sizes = bconv_params,
     .bind = bconv_bind,
     .precompute = bconv_precompute,

@@ -32,6 +32,9 @@ typedef struct xe_out_shape {
     uint32_t dtype;
 } xe_out_shape;
 
+/* A param_sizes answer: the count is the file's, bind checks it. */
+#define XE_COUNT_FROM_FILE UINT64_MAX
+
 struct xe_op_def {
     uint32_t op;       /* pinned id (xe_op in xnor_edge.h, docs/format.md) */
     const char *name;  /* what xe_op_name returns */
@@ -48,7 +51,9 @@ struct xe_op_def {
     /* Output shape. On entry *o is input0's shape (spatial size from the
      * window when windowed), float32; rec_c is the out_c the node records. */
     void (*infer)(const xe_node *n, uint32_t rec_c, xe_out_shape *o);
-    /* Element count of each param (in_* and out_* are set). */
+    /* Element count of each param (in_* and out_* are set), or
+     * XE_COUNT_FROM_FILE: the file gives it and bind checks it (a count that
+     * depends on other params, such as bconv2d_mst's tree; may be 0). */
     void (*param_sizes)(const xe_node *n, uint64_t need[XE_MAX_OP_PARAMS]);
     /* Validates param contents (n->params points into the file) and fills
      * binary_params, float_params and macs of n->info. */
@@ -113,6 +118,29 @@ static inline void xe_ew_range(size_t count, size_t task, size_t *s, size_t *e) 
 
 /* Rule 5 of docs/bitpacking.md for the weights (param 0) of a binary conv. */
 xe_status xe_check_weight_padding(xe_loader *ld, const xe_node *n);
+
+/* The binary conv driver (op_bconv2d.c), shared by bconv2d and bconv2d_mst:
+ * input packing, K, im2col of packed words, the zero-padding correction and
+ * the epilogue; the op supplies the window popcounts. */
+typedef struct xe_bconv_ops {
+    const int32_t *wpop;       /* [KH*KW][OC] popcounts of each filter's tap words */
+    const float *scale, *bias; /* [OC] */
+    size_t oc_step;            /* channel split granularity, a multiple of 32 */
+    /* pc[r*ncols + o] = popcount(a_r XOR w_{o0+o}) over the whole padded window
+     * for r < rows, o < ncols (o0 and o0 + ncols on oc_step multiples or OC);
+     * a: rows of lda words; scratch: the op's per-thread bytes (xe_bconv_scratch). */
+    void (*popcounts)(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0, size_t ncols,
+                      const uint32_t *a, size_t lda, int32_t *pc, uint8_t *scratch);
+} xe_bconv_ops;
+/* Scratch of the driver plus `extra` per-thread bytes for the op. */
+void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *per_thread, int *ovf);
+void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out,
+                  const xe_bconv_ops *ops);
+/* bconv2d's flag and input rules, and its output shape and dtype. */
+xe_status xe_bconv_check(xe_loader *ld, const xe_node *n);
+void xe_bconv_infer(const xe_node *n, uint32_t rec_c, xe_out_shape *o);
+/* wpop[t*OC + o] = popcount of tap t of filter o of bits [OC][KH*KW][CW]. */
+void xe_bconv_wpop(const xe_node *n, const uint32_t *bits, int32_t *wpop);
 
 /* Float GEMM ops (op_conv2d.c, shared by bwn_conv2d and dense). */
 /* Bytes of sgemm's B (kk x n) packed for kernel set k; SIZE_MAX on overflow. */

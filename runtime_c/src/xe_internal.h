@@ -40,7 +40,7 @@ typedef struct xe_value_desc {
 } xe_value_desc;
 
 /* Parameters an op may take (docs/format.md, "Ops"). */
-#define XE_MAX_OP_PARAMS 3u
+#define XE_MAX_OP_PARAMS 7u
 
 typedef struct xe_op_def xe_op_def; /* ops.h */
 

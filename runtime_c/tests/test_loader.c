@@ -367,8 +367,187 @@ static void test_api(void) {
     CHECK(strcmp(xe_status_string((xe_status)99), "unknown status") == 0, "unknown status");
 }
 
+/* bconv2d_mst: one valid model per encoding (8 channels of a 3x3x20 filter,
+ * chunks of 4, trees 1->0->2->3 and 4->6->7->5, channel 3 a duplicate), then
+ * one broken file per rule of docs/format.md, each with its named reason. */
+typedef struct mst_case {
+    int enc, id;
+    const char *want;
+} mst_case;
+
+static void mst_mutate(xtm_mst *c, int id) {
+    uint32_t *t = c->p[0], *order = t + 8, *parent = order + 8, *off = c->p[2], *idx = c->p[3];
+    switch (id) {
+    case 1:
+        c->n[0]--;
+        break;
+    case 2:
+        t[0] = 3;
+        break;
+    case 3:
+        t[6] = 1;
+        break;
+    case 4:
+        t[1] = 0;
+        break;
+    case 5:
+        t[2] = 8;
+        break;
+    case 6:
+        t[3] = 0;
+        break;
+    case 7:
+        t[5] = 32;
+        break;
+    case 8:
+        c->n[1]--;
+        break;
+    case 9:
+        c->n[2]++;
+        break;
+    case 10:
+        c->n[3]++;
+        break;
+    case 11:
+        c->n[4] = c->n[4] ? c->n[4] - 1 : 1;
+        break;
+    case 12:
+        idx[c->n[3] - 1] |= 1u << 16;
+        break; /* N is odd */
+    case 13:
+        order[1] = order[0];
+        break;
+    case 14:
+        order[3] = 4, order[4] = 3;
+        break;
+    case 15:
+        parent[3] = 0xFFFFFFFFu;
+        break;
+    case 16:
+        off[0] = 1;
+        break;
+    case 17:
+        off[8]--;
+        break;
+    case 18:
+        c->p[1][0] |= 1u << 25;
+        break;
+    case 19:
+        off[1] = off[0] + 1;
+        break; /* root 1 gets channel 0's last entry */
+    case 20:
+        parent[0] = 99;
+        break;
+    case 21:
+        parent[2] = 4;
+        break;
+    case 22:
+        parent[0] = 2;
+        break;
+    case 23:
+        parent[0] = 0;
+        break;
+    case 24:
+        t[2] = 1;
+        break;
+    case 25:
+        idx[0] = (idx[0] & 0xFFFF0000u) | (t[0] == 1 ? 9u : 288u);
+        break;
+    case 26:
+        idx[0] = (idx[0] & 0xFFFFu) | (idx[0] << 16);
+        break;
+    case 27:
+        c->p[4][0] = 0;
+        break;
+    case 28:
+        c->p[4][0] |= 1u << 30;
+        break;
+    case 29:
+        idx[0] = (idx[0] & 0xFFFF0000u) | 25u;
+        break;
+    default:
+        break;
+    }
+}
+
+static void test_mst(void) {
+    static const uint32_t order[8] = {1, 0, 2, 3, 4, 6, 7, 5};
+    static const uint32_t parent[8] = {1, 0xFFFFFFFFu, 0, 2, 0xFFFFFFFFu, 7, 4, 6};
+    static const mst_case cases[] = {
+        {1, 0, NULL},
+        {2, 0, NULL},
+        {1, 1, "tree param count is not 8 + 2*OC"},
+        {1, 2, "unknown encoding"},
+        {1, 3, "reserved tree field is not zero"},
+        {1, 4, "chunk, max_depth or root count out of range"},
+        {1, 5, "chunk, max_depth or root count out of range"},
+        {1, 6, "chunk, max_depth or root count out of range"},
+        {1, 7, "index width is not the one the encoding needs"},
+        {1, 8, "roots param count is not what the tree header gives"},
+        {1, 9, "offsets param count is not what the tree header gives"},
+        {1, 10, "index param count is not what the tree header gives"},
+        {1, 11, "mask param count is not what the tree header gives"},
+        {2, 11, "mask param count is not what the tree header gives"},
+        {1, 12, "unused index halfword is not zero"},
+        {1, 13, "order is not a permutation of the output channels"},
+        {1, 14, "a channel is ordered outside its chunk"},
+        {1, 15, "root count does not match the roots param"},
+        {1, 16, "offsets not non-decreasing from 0"},
+        {1, 17, "entry counts inconsistent"},
+        {1, 18, "a root sets a channel-padding bit"},
+        {1, 19, "a root has difference entries"},
+        {1, 20, "parent index out of range"},
+        {1, 21, "parent in another chunk"},
+        {1, 22, "parent not earlier in the order"},
+        {1, 23, "parent not earlier in the order"},
+        {1, 24, "depth exceeds max_depth"},
+        {1, 25, "difference index out of range"},
+        {2, 25, "difference index out of range"},
+        {1, 26, "difference indices not strictly increasing"},
+        {2, 26, "difference indices not strictly increasing"},
+        {1, 27, "zero word mask"},
+        {1, 28, "difference on a channel-padding bit"},
+        {2, 29, "difference on a channel-padding bit"},
+    };
+    uint32_t w[8 * 9];
+    for (uint32_t c = 0; c < 8; c++)
+        for (uint32_t j = 0; j < 9; j++) w[c * 9 + j] = g_w[100 + c * 9 + j] & 0xFFFFFu;
+    for (int k = 0; k < 8; k++) { /* children along the order: few, known differences */
+        const uint32_t c = order[k];
+        if (parent[c] == 0xFFFFFFFFu) continue;
+        memcpy(w + c * 9, w + parent[c] * 9, 36);
+        if (c != 3) w[c * 9 + c] ^= 1u << c;
+        if (c == 0) w[5] ^= 3u;         /* channel 0: entries in words 0 and 5 */
+        if (c == 6) w[6 * 9 + 4] ^= 8u; /* 7 word entries in all: odd */
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        xtm t;
+        xtm_mst code;
+        xtm_init(&t, 5, 4, 20);
+        xtm_mst_encode(w, 8, 9, (uint32_t)cases[i].enc, 4, 3, order, parent, &code);
+        mst_mutate(&code, cases[i].id);
+        const uint32_t p0 = xtm_mst_params(&t, &code, g_f, g_f, 8);
+        xtm_node(&t, XTM_OP_BCONV2D_MST, 0, 0, XTM_NONE, 3, 3, 1, 1, 1, 1, 8, p0, 7);
+        size_t n;
+        uint8_t *f = xtm_write(&t, &n);
+        char err[256];
+        const xe_status st = load(f, n, err, sizeof err);
+        if (!cases[i].want)
+            CHECK(st == XE_OK, "mst enc %d: valid model rejected: %s", cases[i].enc, err);
+        else
+            CHECK(st == XE_ERR_BAD_MODEL && strstr(err, cases[i].want) &&
+                      strstr(err, "node 0 (bconv2d_mst): bconv2d_mst: "),
+                  "mst enc %d case %d: want \"%s\", got %s: %s", cases[i].enc, cases[i].id,
+                  cases[i].want, xe_status_string(st), err);
+        free(f);
+        xtm_mst_free(&code);
+        xtm_free(&t);
+    }
+}
+
 int main(void) {
     build_valid();
+    test_mst();
     test_api();
     test_valid();
     test_truncation();

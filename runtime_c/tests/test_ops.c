@@ -139,6 +139,28 @@ static int wbit(const uint32_t *w, size_t cw, size_t o, size_t taps, size_t t, s
     return (w[(o * taps + t) * cw + c / 32] >> (c % 32)) & 1u;
 }
 
+/* The filters [oc][L] a bconv2d_mst node's params code (docs/format.md), bit
+ * by bit: roots in order's order, each child its parent with the listed
+ * differences flipped. */
+static uint32_t *mst_decode(const void *const *P, uint32_t oc, size_t L) {
+    const uint32_t *t = P[0], *roots = P[1], *off = P[2], *idx = P[3], *mask = P[4];
+    uint32_t *w = calloc((size_t)oc * L + 1, 4);
+    size_t r = 0;
+    for (uint32_t q = 0; q < oc; q++) {
+        const uint32_t c = t[8 + q], pa = t[8 + oc + c];
+        uint32_t *wc = w + (size_t)c * L;
+        memcpy(wc, pa == XTM_NONE ? roots + L * r++ : w + (size_t)pa * L, L * 4);
+        for (uint32_t e = off[c]; pa != XTM_NONE && e < off[c + 1]; e++) {
+            const uint32_t i = t[5] == 16 ? (idx[e / 2] >> (16 * (e % 2))) & 0xFFFFu : idx[e];
+            if (t[0] == 1)
+                wc[i] ^= mask[e];
+            else
+                wc[i / 32] ^= 1u << (i % 32);
+        }
+    }
+    return w;
+}
+
 static void ref_eval(const xtm *t, const float *input, rv *vals) {
     vals[0] = (rv){t->ih, t->iw, t->ic, XTM_F32, malloc(sizeof(double) * t->ih * t->iw * t->ic)};
     for (size_t i = 0; i < (size_t)t->ih * t->iw * t->ic; i++) vals[0].d[i] = input[i];
@@ -147,14 +169,22 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
         const rv x = vals[n->in0];
         const xtm_value ov = t->values[ni + 1];
         rv y = {ov.h, ov.w, ov.c, ov.dtype, calloc((size_t)ov.h * ov.w * ov.c, sizeof(double))};
-        const void *P[3] = {NULL, NULL, NULL};
+        const void *P[7] = {NULL};
         for (uint32_t k = 0; k < n->pcount; k++) P[k] = t->params[n->pfirst + k].data;
+        uint32_t *mst_w = NULL;
+        if (n->op == XTM_OP_BCONV2D_MST) {
+            mst_w = mst_decode(P, ov.c, (size_t)n->kh * n->kw * ((x.c + 31) / 32));
+            P[0] = mst_w;
+            P[1] = P[5];
+            P[2] = P[6];
+        }
         const int relu = (n->flags & XE_FLAG_RELU) != 0;
         const size_t taps = (size_t)n->kh * n->kw, cw = (x.c + 31) / 32;
         switch (n->op) {
         case XE_OP_CONV2D:
         case XE_OP_BWN_CONV2D:
-        case XE_OP_BCONV2D: {
+        case XE_OP_BCONV2D:
+        case XTM_OP_BCONV2D_MST: {
             const int pad_one = (n->flags & XE_FLAG_PAD_ONE) != 0,
                       use_k = (n->flags & XE_FLAG_USE_K) != 0;
             for (uint32_t oh = 0; oh < y.h; oh++)
@@ -272,6 +302,7 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
             }
             break;
         }
+        free(mst_w);
         vals[ni + 1] = y;
     }
 }
@@ -282,7 +313,7 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
 static const char *g_isas[8];
 static size_t g_nisas;
 
-/* Builds the file, loads it, runs it with every kernel set (and 1 and 3
+/* Builds the file, loads it, runs it with every kernel set (and 1 to 4
  * threads), checks sets agree bit for bit and match the reference. */
 static void check_model(const char *name, const xtm *t, int exact) {
     size_t size;
@@ -310,7 +341,7 @@ static void check_model(const char *name, const xtm *t, int exact) {
             g_fail++;
             continue;
         }
-        for (uint32_t threads = 1; threads <= 3; threads += 2) {
+        for (uint32_t threads = 1; threads <= 4; threads++) {
             xe_session_options o;
             memset(&o, 0, sizeof o);
             o.num_threads = threads;
@@ -402,6 +433,80 @@ static void battery(uint32_t op, const uint32_t *flag_sets, size_t nflags, int b
                     arena_free(&a);
                 }
             }
+}
+
+/* A bconv2d_mst node: a random tree of `kind` (0 random, 1 chain of depth
+ * OC-1 per chunk, 2 all duplicates D = 0, 3 children complement their parent
+ * D = K) over filters derived from their parents, in encoding enc. */
+static uint32_t add_mst_conv(xtm *t, arena *a, xtm_mst *code, uint32_t flags, uint32_t in,
+                             uint32_t k, uint32_t s, uint32_t p, uint32_t oc, uint32_t enc,
+                             uint32_t chunk, int kind) {
+    const uint32_t ic = t->values[in].c, cw = (ic + 31) / 32;
+    const size_t L = (size_t)k * k * cw;
+    uint32_t *w = rand_bits(a, oc, (size_t)k * k, ic);
+    uint32_t *order = arena_alloc(a, oc * 4), *parent = arena_alloc(a, oc * 4);
+    uint32_t *depth = arena_alloc(a, oc * 4), maxd = 0;
+    for (uint32_t c0 = 0; c0 < oc; c0 += chunk) {
+        const uint32_t n = oc - c0 < chunk ? oc - c0 : chunk;
+        for (uint32_t q = 0; q < n; q++) order[c0 + q] = c0 + q;
+        for (uint32_t q = n; q > 1; q--) {
+            const uint32_t j = rnd() % q, tmp = order[c0 + q - 1];
+            order[c0 + q - 1] = order[c0 + j];
+            order[c0 + j] = tmp;
+        }
+        for (uint32_t q = 0; q < n; q++) {
+            const uint32_t c = order[c0 + q];
+            const int root = q == 0 || (kind == 0 && rnd() % 8 == 0);
+            parent[c] = root ? XTM_NONE : order[c0 + (kind == 1 ? q - 1 : rnd() % q)];
+            depth[c] = root ? 0 : depth[parent[c]] + 1;
+            maxd = depth[c] > maxd ? depth[c] : maxd;
+            if (root) continue;
+            uint32_t *wc = w + (size_t)c * L;
+            const uint32_t *wp = w + (size_t)parent[c] * L;
+            for (size_t j = 0; j < L; j++) {
+                const uint32_t real = (j % cw == cw - 1 && ic % 32) ? (1u << (ic % 32)) - 1 : ~0u;
+                uint32_t m = kind == 2 ? 0 : kind == 3 ? real : (rnd() & rnd() & rnd() & real);
+                if (kind == 0 && rnd() % 4 == 0) m = (rnd() % 3) ? 0 : (wc[j] ^ wp[j]);
+                wc[j] = wp[j] ^ m;
+            }
+        }
+    }
+    maxd += maxd + 1 < oc ? (uint32_t)(rnd() % 2) : 0; /* a bound, not always tight */
+    xtm_mst_encode(w, oc, L, enc, chunk, maxd, order, parent, code);
+    const uint32_t p0 = xtm_mst_params(t, code, rand_scale(a, oc), rand_bias(a, oc), oc);
+    return xtm_node(t, XTM_OP_BCONV2D_MST, flags, in, XTM_NONE, k, k, s, s, p, p, oc, p0, 7);
+}
+
+/* bconv2d_mst against the reference: random trees, chains, D = 0, D = K, both
+ * encodings, chunks that do and do not split the channels, every flag set. */
+static void test_mst(const uint32_t *flag_sets, size_t nflags) {
+    static const uint32_t chans[] = {1, 3, 31, 33, 64, 65, 130};
+    static const uint32_t chunks[] = {64, 1, 5, 16, 200};
+    char name[200];
+    for (int i = 0; i < 120; i++) {
+        const uint32_t k = (i % 3) ? 3 : 1, s = 1 + (uint32_t)(i % 2), p = k == 3 ? i % 2 : 0;
+        const uint32_t h = 1 + rnd() % 9, w = 1 + rnd() % 9, ic = chans[rnd() % 7];
+        const uint32_t oc = chans[rnd() % 7], enc = 1 + (uint32_t)(i % 2);
+        const uint32_t chunk = chunks[rnd() % 5], fl = flag_sets[(size_t)i % nflags];
+        const int kind = (i / 2) % 4, bits_in = (i / 8) % 2;
+        if (h + 2 * p < k || w + 2 * p < k || (bits_in && (fl & XE_FLAG_USE_K))) continue;
+        xtm t;
+        arena a = {{0}, 0};
+        xtm_mst code;
+        xtm_init(&t, h, w, ic);
+        uint32_t v = 0;
+        if (bits_in) v = xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        v = add_mst_conv(&t, &a, &code, fl, v, k, s, p, oc, enc, chunk, kind);
+        if (fl & XE_FLAG_OUT_BITS) v = add_decode(&t, &a, v);
+        snprintf(name, sizeof name,
+                 "bconv2d_mst%s flags=%u in=%ux%ux%u k=%u s=%u p=%u oc=%u enc=%u chunk=%u "
+                 "tree=%d",
+                 bits_in ? "(bits in)" : "", fl, h, w, ic, k, s, p, oc, enc, chunk, kind);
+        check_model(name, &t, !(fl & XE_FLAG_USE_K));
+        xtm_mst_free(&code);
+        xtm_free(&t);
+        arena_free(&a);
+    }
 }
 
 static void test_pools(void) {
@@ -549,6 +654,7 @@ int main(void) {
     battery(XE_OP_BCONV2D, bconv_flags, 7, 1);
     battery(XE_OP_CONV2D, conv_flags, 2, 0);
     battery(XE_OP_BWN_CONV2D, conv_flags, 2, 0);
+    test_mst(bconv_flags, 7);
     test_pools();
     test_misc();
     if (g_fail) {

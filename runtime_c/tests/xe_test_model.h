@@ -39,6 +39,9 @@ static int g_fail __attribute__((unused)) = 0; /* make_seeds.c includes this too
 #define XTM_BITS 1u
 #define XTM_NONE 0xFFFFFFFFu
 
+/* bconv2d_mst (docs/format.md): ids 32+ are compressed forms of binary ops. */
+#define XTM_OP_BCONV2D_MST 32u
+
 typedef struct xtm_param_rec {
     uint32_t dtype;
     uint64_t count;
@@ -120,6 +123,7 @@ static inline uint32_t xtm_node(xtm *t, uint32_t op, uint32_t flags, uint32_t in
         o.dtype = XTM_F32;
         break;
     case XE_OP_BCONV2D:
+    case XTM_OP_BCONV2D_MST:
         o.c = out_c;
         o.dtype = (flags & XE_FLAG_OUT_BITS) ? XTM_BITS : XTM_F32;
         break;
@@ -232,6 +236,83 @@ static inline uint8_t *xtm_write(const xtm *t, size_t *size_out) {
     free(offs);
     *size_out = (size_t)size;
     return f;
+}
+
+/* The five u32 MST params (tree, roots, offsets, index, mask) of a bconv2d_mst
+ * node, written from docs/format.md alone. */
+typedef struct xtm_mst {
+    uint32_t *p[5];
+    uint64_t n[5];
+} xtm_mst;
+
+/* Codes filters w [oc][L] (L = taps*cw words) along the tree given by `order`
+ * (chunk by chunk, parents first) and parent[] (0xFFFFFFFF: root), in
+ * encoding 1 (word masks) or 2 (bit indices); max_depth is stored as given. */
+static inline void xtm_mst_encode(const uint32_t *w, uint32_t oc, uint64_t L, uint32_t enc,
+                                  uint32_t chunk, uint32_t max_depth, const uint32_t *order,
+                                  const uint32_t *parent, xtm_mst *c) {
+    const uint64_t span = enc == 1 ? L : 32 * L, width = span <= 65536 ? 16 : 32;
+    uint64_t nroots = 0, nent = 0;
+    for (uint32_t q = 0; q < oc; q++) {
+        const uint32_t ch = order[q];
+        if (parent[ch] == XTM_NONE) {
+            nroots++;
+            continue;
+        }
+        for (uint64_t j = 0; j < L; j++) {
+            const uint32_t m = w[(uint64_t)ch * L + j] ^ w[(uint64_t)parent[ch] * L + j];
+            nent += enc == 1 ? (m != 0) : (uint64_t)__builtin_popcount(m);
+        }
+    }
+    c->n[0] = 8 + 2ull * oc;
+    c->n[1] = nroots * L;
+    c->n[2] = oc + 1ull;
+    c->n[3] = (nent * width + 31) / 32;
+    c->n[4] = enc == 1 ? nent : 0;
+    for (int k = 0; k < 5; k++) c->p[k] = calloc(c->n[k] + 1, 4);
+    uint32_t *t = c->p[0], *idx16 = c->p[3];
+    const uint32_t hdr[8] = {
+        enc, chunk, max_depth, (uint32_t)nroots, (uint32_t)nent, (uint32_t)width, 0, 0};
+    memcpy(t, hdr, sizeof hdr);
+    memcpy(t + 8, order, 4ull * oc);
+    memcpy(t + 8 + oc, parent, 4ull * oc);
+    uint64_t r = 0, e = 0;
+    /* Entries are stored by channel (offsets index channels), roots by order. */
+    for (uint32_t q = 0; q < oc; q++)
+        if (parent[order[q]] == XTM_NONE)
+            memcpy(c->p[1] + (r++) * L, w + (uint64_t)order[q] * L, 4 * L);
+    for (uint32_t ch = 0; ch < oc; ch++) {
+        c->p[2][ch] = (uint32_t)e;
+        if (parent[ch] == XTM_NONE) continue;
+        for (uint64_t j = 0; j < L; j++) {
+            const uint32_t m = w[(uint64_t)ch * L + j] ^ w[(uint64_t)parent[ch] * L + j];
+            for (uint32_t b = 0; b < 32; b++) {
+                if (enc == 1 ? (b > 0 || !m) : !((m >> b) & 1u)) continue;
+                const uint32_t v = enc == 1 ? (uint32_t)j : (uint32_t)(32 * j + b);
+                if (enc == 1) c->p[4][e] = m;
+                if (width == 16)
+                    idx16[e / 2] |= v << (16 * (e % 2));
+                else
+                    c->p[3][e] = v;
+                e++;
+            }
+        }
+    }
+    c->p[2][oc] = (uint32_t)e;
+}
+
+static inline void xtm_mst_free(xtm_mst *c) {
+    for (int k = 0; k < 5; k++) free(c->p[k]);
+}
+
+/* Adds the five MST params then scale and bias; returns the first. */
+static inline uint32_t xtm_mst_params(xtm *t, const xtm_mst *c, const float *scale,
+                                      const float *bias, uint32_t oc) {
+    const uint32_t p0 = xtm_param(t, XTM_BITS, c->p[0], c->n[0]);
+    for (int k = 1; k < 5; k++) xtm_param(t, XTM_BITS, c->p[k], c->n[k]);
+    xtm_param(t, XTM_F32, scale, oc);
+    xtm_param(t, XTM_F32, bias, oc);
+    return p0;
 }
 
 #endif /* XE_TEST_MODEL_H */
