@@ -299,19 +299,53 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
     return st;
 }
 
+/* The session keeps each chunk's roots packed for its kernel set, chunk after
+ * chunk (the roots of a chunk are contiguous in ROOTS). */
+static size_t mst_chunks(const xe_node *n) {
+    const mst_pre *p = n->pre;
+    return (n->info.out_c + p->chunk - 1) / p->chunk;
+}
+
+static size_t mst_session_bytes(const xe_node *n, const xe_kernels *k) {
+    const mst_pre *p = n->pre;
+    const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
+    size_t words = 0;
+    int ovf = 0;
+    for (size_t j = 0; j < mst_chunks(n); j++)
+        words = xe_add(words, xe_bgemm_packed_words(k, p->root_first[j + 1] - p->root_first[j], L),
+                       &ovf);
+    const size_t bytes = xe_mul(words, 4, &ovf);
+    return ovf ? SIZE_MAX : bytes;
+}
+
+static void mst_session_prepare(const xe_node *n, const xe_kernels *k, void *dst) {
+    const mst_pre *p = n->pre;
+    const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
+    const uint32_t *roots = n->params[ROOTS];
+    uint32_t *out = dst;
+    for (size_t j = 0; j < mst_chunks(n); j++) {
+        const size_t r0 = p->root_first[j], nr = p->root_first[j + 1] - r0;
+        xe_bgemm_pack(k, nr, L, roots + r0 * L, L, out);
+        out += xe_bgemm_packed_words(k, nr, L);
+    }
+}
+
 /* The window popcounts of channels [o0, o0 + ncols) (whole chunks): the
- * chunk's roots by the session's bgemm, its children from their parents, in
- * runtime positions; then scattered to channel order. */
+ * chunk's roots by the session's bgemm on its packed roots, its children from
+ * their parents, in runtime positions; then scattered to channel order. */
 static void mst_popcounts(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0, size_t ncols,
                           const uint32_t *a, size_t lda, int32_t *pc, uint8_t *scratch) {
     const mst_pre *p = n->pre;
     const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw, chunk = p->chunk;
-    const uint32_t *roots = n->params[ROOTS];
+    const uint32_t *packed = ex->prepared;
+    for (size_t j = 0; j < o0 / chunk; j++)
+        packed += xe_bgemm_packed_words(ex->k, p->root_first[j + 1] - p->root_first[j], L);
     int32_t *pp = (int32_t *)(void *)scratch; /* [rows][ncols] by runtime position */
     for (size_t c0 = o0; c0 < o0 + ncols; c0 += chunk) {
         const size_t j = c0 / chunk, r0 = p->root_first[j], nr = p->root_first[j + 1] - r0;
         const size_t c1 = o0 + ncols - c0 < chunk ? o0 + ncols : c0 + chunk;
-        ex->k->bgemm(rows, nr, L, a, lda, roots + r0 * L, L, pp + (c0 - o0), ncols);
+        xe_bgemm(ex->k, rows, 0, nr, L, a, lda, packed, pp + (c0 - o0), ncols);
+        packed += xe_bgemm_packed_words(ex->k, nr, L);
         for (size_t r = 0; r < rows; r++) {
             const uint32_t *ar = a + r * lda;
             int32_t *pr = pp + r * ncols;
@@ -356,5 +390,7 @@ const xe_op_def xe_op_bconv2d_mst = {
     .bind = mst_bind,
     .destroy = mst_destroy,
     .scratch = mst_scratch,
+    .session_bytes = mst_session_bytes,
+    .session_prepare = mst_session_prepare,
     .run = mst_run,
 };
