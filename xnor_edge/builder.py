@@ -45,6 +45,10 @@ OP_DENSE = 9
 OP_ADD = 10
 OP_SOFTMAX = 11
 OP_SIGN = 12
+OP_PRELU = 13
+OP_CLIP = 14
+OP_SIGN_SHIFT = 15
+OP_CONCAT = 16
 
 FLAG_RELU = 1
 FLAG_PAD_ONE = 2
@@ -313,6 +317,42 @@ class GraphBuilder:
         """float32 -> bits (x < 0 -> -1, else +1)."""
         self._need("sign", x, F32)
         return self._add(OP_SIGN, 0, x, None, None, x.shape, [], True)
+
+    def sign_shift(self, x: Value, shift: Any) -> Value:
+        """float32 -> bits with a per-channel threshold: bit = (x + shift[c] < 0)."""
+        op = "sign_shift"
+        self._need(op, x, F32)
+        params = [(DTYPE_F32, self._vector(op, "shift", shift, x.shape[2], required=True))]
+        return self._add(OP_SIGN_SHIFT, 0, x, None, None, x.shape, params, True)
+
+    def prelu(self, x: Value, slope: Any) -> Value:
+        """``y = x if x >= 0 else slope[c] * x``; a scalar slope is leaky ReLU."""
+        op = "prelu"
+        self._need(op, x, F32)
+        params = [(DTYPE_F32, self._vector(op, "slope", slope, x.shape[2], required=True))]
+        return self._add(OP_PRELU, 0, x, None, None, x.shape, params)
+
+    def clip(self, x: Value, lo: float, hi: float) -> Value:
+        """``y = min(max(x, lo), hi)`` (hard-tanh: lo=-1, hi=1)."""
+        op = "clip"
+        self._need(op, x, F32)
+        bounds = self._floats(op, "bounds", [lo, hi])
+        if not bounds[0] <= bounds[1]:
+            raise ValueError(f"{op}: min {lo} is greater than max {hi}")
+        return self._add(OP_CLIP, 0, x, None, None, x.shape, [(DTYPE_F32, bounds)])
+
+    def concat(self, a: Value, b: Value) -> Value:
+        """Channels of ``a`` then channels of ``b`` (same height and width)."""
+        op = "concat"
+        self._need(op, a, F32)
+        self._need(op, b, F32)
+        if a.shape[:2] != b.shape[:2]:
+            raise ValueError(
+                f"{op}: value {a.id} is {a.shape} and value {b.id} is {b.shape}; height and width must match"
+            )
+        out = (a.shape[0], a.shape[1], a.shape[2] + b.shape[2])
+        self._check_shape(op, out)
+        return self._add(OP_CONCAT, 0, a, b, None, out, [])
 
     def add(self, a: Value, b: Value, relu: bool = False) -> Value:
         self._need("add", a, F32)

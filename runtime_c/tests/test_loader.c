@@ -213,6 +213,54 @@ typedef struct edit {
 #define NODE(i, f) (g_nodes_off + 64u * (i) + (f))
 #define PARAM(i, f) (g_params_off + 32u * (i) + (f))
 
+/* Loads t and checks the load fails with BAD_MODEL and a reason containing msg. */
+static void expect_bad(xtm *t, const char *what, const char *msg) {
+    char err[256];
+    size_t n;
+    uint8_t *f = xtm_write(t, &n);
+    const xe_status st = load(f, n, err, sizeof err);
+    CHECK(st == XE_ERR_BAD_MODEL && strstr(err, msg), "%s: got %s \"%s\", expected \"%s\"", what,
+          xe_status_string(st), err, msg);
+    free(f);
+    xtm_free(t);
+}
+
+/* Rejections specific to prelu, clip, sign_shift and concat. */
+static void test_new_op_rejections(void) {
+    static const float inverted[2] = {1.0f, -1.0f};
+    xtm t;
+    xtm_init(&t, 2, 2, 3);
+    uint32_t p0 = xtm_param(&t, XTM_F32, inverted, 2);
+    xtm_node(&t, XTM_OP_CLIP, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+    expect_bad(&t, "clip min > max", "node 0 (clip): bounds [1, -1]: min > max");
+    xtm_init(&t, 2, 2, 3);
+    p0 = xtm_param(&t, XTM_F32, g_f, 2);
+    xtm_node(&t, XTM_OP_PRELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+    expect_bad(&t, "prelu slope count", "node 0 (prelu): param 0 (#0 of the op) is f32 x 2");
+    xtm_init(&t, 2, 2, 3);
+    xtm_node(&t, XTM_OP_SIGN_SHIFT, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "sign_shift without shift", "node 0 (sign_shift): param_count is 0, op takes 1");
+    xtm_init(&t, 2, 2, 3);
+    p0 = xtm_param(&t, XTM_F32, g_f, 3);
+    xtm_node(&t, XTM_OP_SIGN_SHIFT, XE_FLAG_RELU, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+    expect_bad(&t, "sign_shift flags", "node 0 (sign_shift): bad flags");
+    xtm_init(&t, 4, 4, 3);
+    xtm_node(&t, XE_OP_MAXPOOL, 0, 0, XTM_NONE, 2, 2, 2, 2, 0, 0, 0, 0, 0);
+    xtm_node(&t, XTM_OP_CONCAT, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "concat h/w", "node 1 (concat): input heights or widths differ");
+    xtm_init(&t, 4, 4, 3);
+    xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    xtm_node(&t, XTM_OP_CONCAT, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "concat bits input1", "node 1 (concat): input1 value 1 is bits");
+    xtm_init(&t, 4, 4, 3);
+    xtm_node(&t, XTM_OP_CONCAT, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "concat without input1", "node 0 (concat): input1 is 4294967295");
+    xtm_init(&t, 4, 4, 3);
+    xtm_node(&t, XTM_OP_CONCAT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    t.nodes[0].oc = 3;
+    expect_bad(&t, "concat out_c", "node 0 (concat): output shape is 4x4x6");
+}
+
 static void test_structural(void) {
     const uint64_t big = 0xFFFFFFFFFFFFFFF0ull;
     const edit edits[] = {
@@ -340,6 +388,7 @@ static void test_structural(void) {
           "add shapes: %s", err);
     free(f);
     xtm_free(&t);
+    test_new_op_rejections();
     /* Input with more than 2^28 elements, dims individually in range. */
     xtm_init(&t, 65535, 65535, 1);
     xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -357,7 +406,11 @@ static void test_api(void) {
     CHECK(xe_format_version() == XE_FORMAT_VERSION && xe_packing_version() == XE_PACKING_VERSION,
           "versions");
     CHECK(strcmp(xe_op_name(XE_OP_BCONV2D), "bconv2d") == 0 &&
-              strcmp(xe_op_name(0), "unknown") == 0 && strcmp(xe_op_name(13), "unknown") == 0,
+              strcmp(xe_op_name(0), "unknown") == 0 && strcmp(xe_op_name(99), "unknown") == 0 &&
+              strcmp(xe_op_name(XTM_OP_PRELU), "prelu") == 0 &&
+              strcmp(xe_op_name(XTM_OP_CLIP), "clip") == 0 &&
+              strcmp(xe_op_name(XTM_OP_SIGN_SHIFT), "sign_shift") == 0 &&
+              strcmp(xe_op_name(XTM_OP_CONCAT), "concat") == 0,
           "op names");
     for (int s = 0; s <= XE_ERR_UNSUPPORTED; s++)
         CHECK(strcmp(xe_status_string((xe_status)s), "unknown status") != 0,

@@ -227,6 +227,26 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                 y.d[i] = v;
             }
             break;
+        case XTM_OP_PRELU:
+        case XTM_OP_CLIP:
+        case XTM_OP_SIGN_SHIFT:
+            for (size_t i = 0; i < (size_t)x.h * x.w * x.c; i++) {
+                const float *p0 = P[0];
+                double v = x.d[i];
+                if (n->op == XTM_OP_PRELU && v < 0) v *= p0[i % x.c];
+                if (n->op == XTM_OP_CLIP) v = v < p0[0] ? p0[0] : v > p0[1] ? p0[1] : v;
+                if (n->op == XTM_OP_SIGN_SHIFT) v = sgn(v + p0[i % x.c]);
+                y.d[i] = v;
+            }
+            break;
+        case XTM_OP_CONCAT: {
+            const rv b = vals[n->in1];
+            for (size_t p = 0; p < (size_t)x.h * x.w; p++) {
+                for (uint32_t c = 0; c < x.c; c++) y.d[p * y.c + c] = x.d[p * x.c + c];
+                for (uint32_t c = 0; c < b.c; c++) y.d[p * y.c + x.c + c] = b.d[p * b.c + c];
+            }
+            break;
+        }
         case XE_OP_MAXPOOL:
         case XE_OP_AVGPOOL:
             for (uint32_t oh = 0; oh < y.h; oh++)
@@ -282,7 +302,7 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
 static const char *g_isas[8];
 static size_t g_nisas;
 
-/* Builds the file, loads it, runs it with every kernel set (and 1 and 3
+/* Builds the file, loads it, runs it with every kernel set (and 1 to 4
  * threads), checks sets agree bit for bit and match the reference. */
 static void check_model(const char *name, const xtm *t, int exact) {
     size_t size;
@@ -310,7 +330,7 @@ static void check_model(const char *name, const xtm *t, int exact) {
             g_fail++;
             continue;
         }
-        for (uint32_t threads = 1; threads <= 3; threads += 2) {
+        for (uint32_t threads = 1; threads <= 4; threads++) {
             xe_session_options o;
             memset(&o, 0, sizeof o);
             o.num_threads = threads;
@@ -528,6 +548,79 @@ static void test_misc(void) {
     }
 }
 
+/* Bounds for clip: lo <= hi, multiples of 1/4 (lo == hi included). */
+static float *rand_bounds(arena *a) {
+    float *b = arena_alloc(a, 8);
+    b[0] = rnd_in();
+    b[1] = b[0] + (float)(rnd() % 9) / 4.0f;
+    return b;
+}
+
+/* prelu, clip, sign_shift and concat: on their own over the channel list
+ * (and spatial sizes that span several work blocks, whose starts fall
+ * mid-channel), then chained with the other ops. */
+static void test_new_elementwise(void) {
+    static const uint32_t hw[][2] = {{1, 1}, {3, 5}, {7, 2}, {40, 40}};
+    char name[128];
+    for (size_t si = 0; si < 4; si++)
+        for (size_t ci = 0; ci < 10; ci += (si == 3 ? 4 : 1)) {
+            const uint32_t h = hw[si][0], w = hw[si][1], c = k_chan[ci];
+            for (int kind = 0; kind < 4; kind++) {
+                xtm t;
+                arena a = {{0}, 0};
+                xtm_init(&t, h, w, c);
+                uint32_t v;
+                if (kind == 0) {
+                    const uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, c, rnd_w), c);
+                    v = xtm_node(&t, XTM_OP_PRELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+                } else if (kind == 1) {
+                    const uint32_t p0 = xtm_param(&t, XTM_F32, rand_bounds(&a), 2);
+                    v = xtm_node(&t, XTM_OP_CLIP, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+                } else if (kind == 2) {
+                    /* Shifts in multiples of 1/4 too, so x + shift is often exactly 0 (+1). */
+                    const uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, c, rnd_in), c);
+                    v = xtm_node(&t, XTM_OP_SIGN_SHIFT, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+                    v = add_decode(&t, &a, v);
+                } else {
+                    const uint32_t oc = k_chan[rnd() % 10];
+                    const uint32_t cv = add_conv(&t, &a, XE_OP_CONV2D, 0, 0, 1, 1, 0, oc);
+                    v = xtm_node(&t, XTM_OP_CONCAT, 0, cv, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    v = xtm_node(&t, XTM_OP_CONCAT, 0, 0, v, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                }
+                static const char *const names[] = {"prelu", "clip", "sign_shift", "concat"};
+                snprintf(name, sizeof name, "%s in=%ux%ux%u", names[kind], h, w, c);
+                check_model(name, &t, 1);
+                xtm_free(&t);
+                arena_free(&a);
+            }
+        }
+    /* A Bi-Real / ReActNet-style block: bn -> prelu -> sign_shift -> bconv (bits in)
+     * -> clip, concatenated with the shortcut, then a bconv on the float concat. */
+    for (int pad_one = 0; pad_one < 2; pad_one++) {
+        xtm t;
+        arena a = {{0}, 0};
+        xtm_init(&t, 9, 7, 35);
+        uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 35, rnd_w), 35);
+        xtm_param(&t, XTM_F32, rand_f32(&a, 35, rnd_w), 35);
+        const uint32_t bn =
+            xtm_node(&t, XE_OP_BATCHNORM, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 2);
+        p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 35, rnd_w), 35);
+        uint32_t v = xtm_node(&t, XTM_OP_PRELU, 0, bn, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+        p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 35, rnd_w), 35);
+        v = xtm_node(&t, XTM_OP_SIGN_SHIFT, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+        v = add_conv(&t, &a, XE_OP_BCONV2D, pad_one ? XE_FLAG_PAD_ONE : 0, v, 3, 1, 1, 40);
+        p0 = xtm_param(&t, XTM_F32, rand_bounds(&a), 2);
+        v = xtm_node(&t, XTM_OP_CLIP, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+        v = xtm_node(&t, XTM_OP_CONCAT, 0, v, bn, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        add_conv(&t, &a, XE_OP_BCONV2D, pad_one ? XE_FLAG_PAD_ONE : 0, v, 3, 2, 1, 12);
+        check_model(pad_one ? "bn/prelu/sign_shift/bconv/clip/concat/bconv (+1 padding)"
+                            : "bn/prelu/sign_shift/bconv/clip/concat/bconv",
+                    &t, 1);
+        xtm_free(&t);
+        arena_free(&a);
+    }
+}
+
 int main(void) {
     g_nisas = xe_available_isas(g_isas, 8);
     if (g_nisas > 8) g_nisas = 8;
@@ -551,6 +644,7 @@ int main(void) {
     battery(XE_OP_BWN_CONV2D, conv_flags, 2, 0);
     test_pools();
     test_misc();
+    test_new_elementwise();
     if (g_fail) {
         printf("test_ops: %d failure(s)\n", g_fail);
         return 1;

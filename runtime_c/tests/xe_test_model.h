@@ -39,6 +39,12 @@ static int g_fail __attribute__((unused)) = 0; /* make_seeds.c includes this too
 #define XTM_BITS 1u
 #define XTM_NONE 0xFFFFFFFFu
 
+/* Ops after format version 1's xe_op enum: their ids from docs/format.md. */
+#define XTM_OP_PRELU 13u
+#define XTM_OP_CLIP 14u
+#define XTM_OP_SIGN_SHIFT 15u
+#define XTM_OP_CONCAT 16u
+
 typedef struct xtm_param_rec {
     uint32_t dtype;
     uint64_t count;
@@ -130,7 +136,11 @@ static inline uint32_t xtm_node(xtm *t, uint32_t op, uint32_t flags, uint32_t in
         o.h = o.w = 1;
         break;
     case XE_OP_SIGN:
+    case XTM_OP_SIGN_SHIFT:
         o.dtype = XTM_BITS;
+        break;
+    case XTM_OP_CONCAT:
+        o.c = in.c + t->values[in1 <= t->nn ? in1 : 0].c;
         break;
     default:
         break;

@@ -1,0 +1,107 @@
+"""prelu, clip, sign_shift and concat (ops 13-16): builder, reference.py and
+the C runtime agree; the builder and both loaders reject what docs/format.md
+forbids.
+
+sign_shift reads the model input plus shifts that are multiples of 1/4 on
+inputs that are multiples of 1/4, so x + shift is exact (ties at 0 included)
+in float32 and float64 alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xnor_edge
+from xnor_edge.builder import GraphBuilder
+from xnor_edge.reference import ReferenceError, ReferenceModel
+
+
+def run_both(g: GraphBuilder, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    data = g.to_bytes()
+    ref = ReferenceModel(data)
+    with xnor_edge.load(data) as m:
+        got = m.run(x[None].astype(np.float32))[0]
+    return got, ref.run(x)
+
+
+@pytest.mark.parametrize("c", [1, 3, 33])
+def test_prelu_and_leaky(rng, c):
+    x = rng.normal(size=(5, 4, c)).astype(np.float32)
+    for slope in (rng.uniform(-0.5, 0.5, c), 0.1):
+        g = GraphBuilder(x.shape)
+        g.prelu(g.input, slope)
+        got, want = run_both(g, x)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+        s = np.broadcast_to(np.asarray(slope, dtype=np.float32), (c,))
+        np.testing.assert_array_equal(got, np.where(x < 0, x * s, x))
+
+
+@pytest.mark.parametrize("lo,hi", [(-1.0, 1.0), (0.0, 6.0), (0.5, 0.5)])
+def test_clip(rng, lo, hi):
+    x = (rng.normal(size=(3, 7, 10)) * 4).astype(np.float32)
+    g = GraphBuilder(x.shape)
+    g.clip(g.input, lo, hi)
+    got, want = run_both(g, x)
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+    np.testing.assert_array_equal(got, np.clip(x, lo, hi))
+
+
+@pytest.mark.parametrize("c", [3, 32, 45])
+def test_sign_shift(rng, c):
+    x = (rng.integers(-8, 9, size=(6, 5, c)) / 4).astype(np.float32)
+    shift = rng.integers(-8, 9, size=c) / 4
+    g = GraphBuilder(x.shape)
+    b = g.sign_shift(g.input, shift)
+    # A 1x1 bconv2d whose filter j is -1 on channel j only exposes every bit.
+    w = np.ones((c, c, 1, 1))
+    w[np.arange(c), np.arange(c)] = -1
+    g.bconv2d(b, w, np.ones(c))
+    got, want = run_both(g, x)
+    np.testing.assert_array_equal(got, want)
+    bit = np.where(x + shift < 0, -1.0, 1.0)
+    expect = bit.sum(axis=2, keepdims=True) - 2 * bit
+    np.testing.assert_array_equal(got, expect)
+
+
+def test_concat_and_chain(rng):
+    x = rng.normal(size=(6, 6, 5)).astype(np.float32)
+    g = GraphBuilder(x.shape)
+    a = g.conv2d(g.input, rng.normal(size=(7, 5, 3, 3)), rng.normal(size=7), padding=1)
+    a = g.prelu(a, rng.uniform(0, 0.3, 7))
+    c = g.concat(g.input, a)
+    c = g.concat(c, g.clip(g.input, -0.5, 0.5))
+    y = g.bconv2d(g.sign_shift(c, rng.normal(size=17) * 3), rng.normal(size=(4, 17, 3, 3)), np.ones(4))
+    g.global_avgpool(y)
+    got, want = run_both(g, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_builder_rejections():
+    g = GraphBuilder((4, 4, 3))
+    with pytest.raises(ValueError, match="min 1.0 is greater than max -1.0"):
+        g.clip(g.input, 1.0, -1.0)
+    with pytest.raises(ValueError, match="slope has 2 values, expected 3"):
+        g.prelu(g.input, [0.1, 0.2])
+    small = g.maxpool(g.input, 2)
+    with pytest.raises(ValueError, match="height and width must match"):
+        g.concat(g.input, small)
+    with pytest.raises(ValueError, match="needs a float32 input"):
+        g.concat(g.input, g.sign(g.input))
+
+
+def test_loaders_reject_inverted_clip():
+    g = GraphBuilder((2, 2, 1))
+    g.clip(g.input, -1.0, 1.0)
+    data = bytearray(g.to_bytes())
+    # Swap the two bounds in the file and fix the CRC.
+    import struct
+    import zlib
+
+    blob = data.find(struct.pack("<2f", -1.0, 1.0))
+    data[blob : blob + 8] = struct.pack("<2f", 1.0, -1.0)
+    data[-8:-4] = struct.pack("<I", zlib.crc32(bytes(data[:-8])) & 0xFFFFFFFF)
+    with pytest.raises(ReferenceError, match="min > max"):
+        ReferenceModel(bytes(data))
+    with pytest.raises(xnor_edge.ModelError, match=r"node 0 \(clip\): bounds \[1, -1\]: min > max"):
+        xnor_edge.load(bytes(data))
