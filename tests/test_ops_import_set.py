@@ -1,4 +1,4 @@
-"""prelu, clip, sign_shift and concat (ops 13-16): builder, reference.py and
+"""prelu, clip, sign_shift, concat and flatten (ops 13-17): builder, reference.py and
 the C runtime agree; the builder and both loaders reject what docs/format.md
 forbids.
 
@@ -77,6 +77,30 @@ def test_concat_and_chain(rng):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(28, 28, 1), (3, 5, 40), (1, 1, 7)])
+def test_flatten_then_binary_dense(rng, shape):
+    x = rng.normal(size=shape).astype(np.float32)
+    n = int(np.prod(shape))
+    g = GraphBuilder(shape)
+    f = g.flatten(g.input)
+    assert f.shape == (1, 1, n)
+    w = rng.normal(size=(12, n))
+    y = g.binary_dense(f, w, rng.uniform(0.1, 1, 12), rng.normal(size=12))
+    g.dense(y, rng.normal(size=(3, 12)))
+    got, want = run_both(g, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # The same layer as a whole-window bconv2d over (h, w, c): same maths, more words.
+    g2 = GraphBuilder(shape)
+    g2.binary_dense(g2.input, w, np.ones(12))
+    g3 = GraphBuilder(shape)
+    g3.binary_dense(g3.flatten(g3.input), w, np.ones(12))
+    a, _ = run_both(g2, x)
+    b, _ = run_both(g3, x)
+    np.testing.assert_array_equal(a, b)
+    if shape[2] < 32 and shape[0] * shape[1] > 1:
+        assert len(g3.to_bytes()) < len(g2.to_bytes())
+
+
 def test_builder_rejections():
     g = GraphBuilder((4, 4, 3))
     with pytest.raises(ValueError, match="min 1.0 is greater than max -1.0"):
@@ -88,6 +112,9 @@ def test_builder_rejections():
         g.concat(g.input, small)
     with pytest.raises(ValueError, match="needs a float32 input"):
         g.concat(g.input, g.sign(g.input))
+    with pytest.raises(ValueError, match="more than|outside 1..65535"):
+        big = GraphBuilder((300, 300, 1))
+        big.flatten(big.input)
 
 
 def test_loaders_reject_inverted_clip():

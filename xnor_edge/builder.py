@@ -49,6 +49,7 @@ OP_PRELU = 13
 OP_CLIP = 14
 OP_SIGN_SHIFT = 15
 OP_CONCAT = 16
+OP_FLATTEN = 17
 
 FLAG_RELU = 1
 FLAG_PAD_ONE = 2
@@ -353,6 +354,13 @@ class GraphBuilder:
         out = (a.shape[0], a.shape[1], a.shape[2] + b.shape[2])
         self._check_shape(op, out)
         return self._add(OP_CONCAT, 0, a, b, None, out, [])
+
+    def flatten(self, x: Value) -> Value:
+        """(h, w, c) -> (1, 1, h*w*c), same (h, w, c) order; a binary dense after it packs densely."""
+        self._need("flatten", x, F32)
+        out = (1, 1, x.shape[0] * x.shape[1] * x.shape[2])
+        self._check_shape("flatten", out)
+        return self._add(OP_FLATTEN, 0, x, None, None, out, [])
 
     def add(self, a: Value, b: Value, relu: bool = False) -> Value:
         self._need("add", a, F32)

@@ -41,6 +41,7 @@ _OPS = {
     14: ("clip", 1, 0),
     15: ("sign_shift", 1, 0),
     16: ("concat", 0, 0),
+    17: ("flatten", 0, 0),
 }
 _TWO_INPUTS = {10, 16}
 _WINDOWED = {1, 2, 3, 6, 7}
@@ -204,6 +205,8 @@ class ReferenceModel:
                 eh, ew, ec = 1, 1, oc
             elif op in (12, 15):
                 ec, out_bits = c, True
+            elif op == 17:
+                eh, ew, ec = 1, 1, h * w * c
             elif op == 16:
                 (h1, w1, c1), bits1 = shapes[in1]
                 if bits1 or (h1, w1) != (h, w):
@@ -338,6 +341,8 @@ class ReferenceModel:
             return np.minimum(np.maximum(x, float(n.params[0][0])), float(n.params[0][1]))
         elif n.op == 15:
             return np.where(x + n.params[0] < 0, -1.0, 1.0)
+        elif n.op == 17:
+            return x.reshape(1, 1, -1)
         elif n.op == 16:
             return np.concatenate([x, values[n.input1]], axis=2)
         else:  # pragma: no cover - _parse rejects unknown ops

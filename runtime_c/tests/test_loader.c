@@ -225,7 +225,7 @@ static void expect_bad(xtm *t, const char *what, const char *msg) {
     xtm_free(t);
 }
 
-/* Rejections specific to prelu, clip, sign_shift and concat. */
+/* Rejections specific to prelu, clip, sign_shift, concat and flatten. */
 static void test_new_op_rejections(void) {
     static const float inverted[2] = {1.0f, -1.0f};
     xtm t;
@@ -259,6 +259,13 @@ static void test_new_op_rejections(void) {
     xtm_node(&t, XTM_OP_CONCAT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     t.nodes[0].oc = 3;
     expect_bad(&t, "concat out_c", "node 0 (concat): output shape is 4x4x6");
+    xtm_init(&t, 300, 300, 1);
+    xtm_node(&t, XTM_OP_FLATTEN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "flatten past 65535 channels", "node 0 (flatten): out_c 90000 out of range");
+    xtm_init(&t, 3, 4, 5);
+    xtm_node(&t, XTM_OP_FLATTEN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    t.nodes[0].oh = 3;
+    expect_bad(&t, "flatten out_h", "node 0 (flatten): output shape is 1x1x60");
 }
 
 static void test_structural(void) {
@@ -410,7 +417,8 @@ static void test_api(void) {
               strcmp(xe_op_name(XTM_OP_PRELU), "prelu") == 0 &&
               strcmp(xe_op_name(XTM_OP_CLIP), "clip") == 0 &&
               strcmp(xe_op_name(XTM_OP_SIGN_SHIFT), "sign_shift") == 0 &&
-              strcmp(xe_op_name(XTM_OP_CONCAT), "concat") == 0,
+              strcmp(xe_op_name(XTM_OP_CONCAT), "concat") == 0 &&
+              strcmp(xe_op_name(XTM_OP_FLATTEN), "flatten") == 0,
           "op names");
     for (int s = 0; s <= XE_ERR_UNSUPPORTED; s++)
         CHECK(strcmp(xe_status_string((xe_status)s), "unknown status") != 0,

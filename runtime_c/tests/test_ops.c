@@ -239,6 +239,9 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                 y.d[i] = v;
             }
             break;
+        case XTM_OP_FLATTEN:
+            for (size_t i = 0; i < (size_t)x.h * x.w * x.c; i++) y.d[i] = x.d[i];
+            break;
         case XTM_OP_CONCAT: {
             const rv b = vals[n->in1];
             for (size_t p = 0; p < (size_t)x.h * x.w; p++) {
@@ -594,6 +597,29 @@ static void test_new_elementwise(void) {
                 arena_free(&a);
             }
         }
+    /* flatten, alone (over several work blocks) and in front of a binary dense
+     * layer (1x1 bconv2d over H*W*C channels) and a float dense. */
+    static const uint32_t fl_shapes[][3] = {{1, 1, 5}, {28, 28, 1}, {7, 5, 33}, {130, 130, 3}};
+    for (size_t si = 0; si < 4; si++) {
+        const uint32_t *sh = fl_shapes[si];
+        xtm t;
+        arena a = {{0}, 0};
+        xtm_init(&t, sh[0], sh[1], sh[2]);
+        uint32_t v = xtm_node(&t, XTM_OP_FLATTEN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        snprintf(name, sizeof name, "flatten in=%ux%ux%u", sh[0], sh[1], sh[2]);
+        check_model(name, &t, 1);
+        if (si < 3) {
+            v = add_conv(&t, &a, XE_OP_BCONV2D, 0, v, 1, 1, 0, 40);
+            const uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 40 * 7, rnd_w), 40 * 7);
+            xtm_param(&t, XTM_F32, rand_bias(&a, 7), 7);
+            xtm_node(&t, XE_OP_DENSE, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 7, p0, 2);
+            snprintf(name, sizeof name, "flatten/binary dense/dense in=%ux%ux%u", sh[0], sh[1],
+                     sh[2]);
+            check_model(name, &t, 1);
+        }
+        xtm_free(&t);
+        arena_free(&a);
+    }
     /* A Bi-Real / ReActNet-style block: bn -> prelu -> sign_shift -> bconv (bits in)
      * -> clip, concatenated with the shortcut, then a bconv on the float concat. */
     for (int pad_one = 0; pad_one < 2; pad_one++) {

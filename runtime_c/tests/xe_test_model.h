@@ -44,6 +44,7 @@ static int g_fail __attribute__((unused)) = 0; /* make_seeds.c includes this too
 #define XTM_OP_CLIP 14u
 #define XTM_OP_SIGN_SHIFT 15u
 #define XTM_OP_CONCAT 16u
+#define XTM_OP_FLATTEN 17u
 
 typedef struct xtm_param_rec {
     uint32_t dtype;
@@ -138,6 +139,9 @@ static inline uint32_t xtm_node(xtm *t, uint32_t op, uint32_t flags, uint32_t in
     case XE_OP_SIGN:
     case XTM_OP_SIGN_SHIFT:
         o.dtype = XTM_BITS;
+        break;
+    case XTM_OP_FLATTEN:
+        o = (xtm_value){1, 1, in.h * in.w * in.c, XTM_F32};
         break;
     case XTM_OP_CONCAT:
         o.c = in.c + t->values[in1 <= t->nn ? in1 : 0].c;
