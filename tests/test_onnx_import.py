@@ -153,6 +153,23 @@ def test_nearly_binary_weight_is_reported_and_stays_float(tmp_path, rng):
     assert report.layers == {"bwn_conv2d": 1} and not report.notes
 
 
+@pytest.mark.parametrize("c,flattened", [(1, True), (32, False)])
+def test_binary_gemm_over_a_map(tmp_path, rng, c, flattened):
+    """sign -> Flatten -> Gemm with +-alpha rows: a flatten + 1x1 bconv2d when C wastes bits."""
+    w = np.sign(rng.normal(size=(6, c * 5 * 4))).astype(np.float32) * rng.uniform(0.1, 1, (6, 1)).astype(
+        np.float32
+    )
+    nodes = binariser("x", "s") + [
+        helper.make_node("Flatten", ["s"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "w", "b"], ["y"], name="fc", transB=1),
+    ]
+    inits = {**SIGN_CONSTS, "w": w, "b": rng.normal(size=6).astype(np.float32)}
+    p = save(tmp_path, graph_model(nodes, inits, in_shape=(1, c, 5, 4)))
+    _, report = import_onnx(p)
+    assert report.layers.get("flatten", 0) == int(flattened) and report.layers["binary_dense"] == 1
+    convert(p, tmp_path / "m.xnor", log=lambda s: None)  # the self-check compares with the ONNX model
+
+
 def test_grouped_conv_is_an_error(tmp_path, rng):
     w = rng.normal(size=(2, 1, 3, 3)).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="dw", group=2)]

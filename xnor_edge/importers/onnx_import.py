@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..builder import MAX_KERNEL, GraphBuilder, Value, fold_batchnorm
+from ..builder import MAX_DIM, MAX_KERNEL, GraphBuilder, Value, fold_batchnorm
 
 __all__ = ["OnnxImportError", "import_onnx", "convert", "add_arguments", "run_cli"]
 
@@ -434,7 +434,15 @@ class _Importer:
                     f"its input is binarised (node {src.node!r}) but weight {wname!r} is not exactly +-alpha "
                     "per output",
                 )
-            h, wd, _ = src.src.shape
+            h, wd, c = src.src.shape
+            if src.src.dtype == "float32" and h * wd > 1 and c % 32 and h * wd * c <= MAX_DIM:
+                # Packed per position, c % 32 channels waste bits: flatten first, then a
+                # 1x1 bconv2d over H*W*C channels (weight columns from CHW to HWC order).
+                self.report.count("flatten")
+                x = self.g.flatten(src.src)
+                w_hwc = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+                self.env[node.output[0]] = _Pending("binary_dense", x, np.sign(w_hwc), alpha, bias, rank=2)
+                return
             if h > MAX_KERNEL or wd > MAX_KERNEL:
                 raise self.fail(
                     node, f"a binary dense layer over a {h}x{wd} map is larger than a 64x64 window"
