@@ -170,6 +170,41 @@ def test_binary_gemm_over_a_map(tmp_path, rng, c, flattened):
     convert(p, tmp_path / "m.xnor", log=lambda s: None)  # the self-check compares with the ONNX model
 
 
+def test_rsign_threshold_becomes_sign_shift(tmp_path, rng):
+    """prelu(x) + b[c] -> binariser -> binary conv: the add folds into a sign_shift."""
+    w = np.sign(rng.normal(size=(3, 2, 3, 3))).astype(np.float32) * 0.25
+    nodes = [
+        helper.make_node("PRelu", ["x", "slope"], ["a"], name="act"),
+        helper.make_node("Add", ["a", "thr"], ["t"], name="rsign_shift"),
+        *binariser("t", "s"),
+        helper.make_node("Conv", ["s", "w"], ["y"], name="bconv", pads=[1, 1, 1, 1]),
+    ]
+    inits = {
+        **SIGN_CONSTS,
+        "w": w,
+        "slope": np.full((2, 1, 1), 0.25, np.float32),
+        "thr": rng.normal(size=(1, 2, 1, 1)).astype(np.float32),
+    }
+    p = save(tmp_path, graph_model(nodes, inits))
+    _, report = import_onnx(p)
+    assert report.layers == {"prelu": 1, "sign_shift": 1, "bconv2d": 1}
+    convert(p, tmp_path / "m.xnor", log=lambda s: None)
+    # The same shift read as a float value is written as a batchnorm instead.
+    nodes.append(helper.make_node("Add", ["y", "t"], ["z"], name="uses_t"))
+    out = helper.make_tensor_value_info("z", TensorProto.FLOAT, None)
+    m = graph_model(nodes[:-1], inits)
+    m.graph.node.append(nodes[-1])
+    del m.graph.output[:]
+    m.graph.output.append(out)
+    w3 = np.sign(rng.normal(size=(2, 2, 3, 3))).astype(np.float32) * 0.25
+    m.graph.initializer.remove(next(i for i in m.graph.initializer if i.name == "w"))
+    m.graph.initializer.append(numpy_helper.from_array(w3, "w"))
+    p2 = save(tmp_path, m, "m2.onnx")
+    _, report = import_onnx(p2)
+    assert report.layers["sign_shift"] == 1 and report.layers["batchnorm"] == 1
+    convert(p2, tmp_path / "m2.xnor", log=lambda s: None)
+
+
 def test_grouped_conv_is_an_error(tmp_path, rng):
     w = rng.normal(size=(2, 1, 3, 3)).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="dw", group=2)]

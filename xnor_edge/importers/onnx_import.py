@@ -84,6 +84,15 @@ class _Sign:
     node: str = ""
 
 
+@dataclass(frozen=True, eq=False)
+class _Shift:
+    """v + shift[c], not yet written: a binariser reading it becomes sign_shift (RSign)."""
+
+    v: Value
+    shift: np.ndarray
+    rank: int
+
+
 @dataclass(frozen=True)
 class _Less:
     """Less(x, 0): half of the Where pattern (x is the input's name)."""
@@ -168,6 +177,10 @@ class _Importer:
             raise self.fail(node, f"input {name!r} is not produced by a node this importer understood")
         if isinstance(t, _Pending):
             t = self.emit(t)
+            self.env[name] = t
+        if isinstance(t, _Shift):
+            self.report.count("batchnorm")
+            t = _T(self.g.batchnorm(t.v, np.ones(t.v.shape[2]), t.shift), t.rank)
             self.env[name] = t
         if isinstance(t, _T):
             return t.v
@@ -285,12 +298,19 @@ class _Importer:
     # -------------------------------------------------------- binarisation
 
     def op_Sign(self, node: Any) -> None:
-        x = self.tensor(node.input[0], node)
         self.report.notes.append(
             f"node {node.name!r} (Sign): ONNX Sign(0) = 0, xnor-edge binarises 0 to +1; "
             "outputs differ only where this input is exactly 0"
         )
-        self.env[node.output[0]] = _Sign(x.v, x.rank, node=node.name)
+        self.env[node.output[0]] = self.binarise(node.input[0], node)
+
+    def binarise(self, name: str, node: Any) -> _Sign:
+        src = self.env_of(name, node)
+        if isinstance(src, _Shift):  # a learnable threshold (RSign): one sign_shift node
+            self.report.count("sign_shift")
+            return _Sign(self.g.sign_shift(src.v, src.shift), src.rank, node=node.name)
+        x = self.tensor(name, node)
+        return _Sign(x.v, x.rank, node=node.name)
 
     def op_Less(self, node: Any) -> None:
         b = self.const(node.input[1])
@@ -306,8 +326,7 @@ class _Importer:
             raise self.fail(
                 node, "only Where(Less(x, 0), -1, +1) (a binariser: sign with sign(0) = +1) is supported"
             )
-        x = self.tensor(cond.x, node)
-        self.env[node.output[0]] = _Sign(x.v, x.rank, node=node.name)
+        self.env[node.output[0]] = self.binarise(cond.x, node)
 
     def op_Pad(self, node: Any) -> None:
         a = self.attrs(node)
@@ -485,6 +504,10 @@ class _Importer:
         if isinstance(src, _Pending) and not src.relu:
             self.env[node.output[0]] = replace(src, scale=src.scale * scale, bias=src.bias * scale + shift)
             return
+        if isinstance(src, (_T, _Shift)) and np.all(scale == 1):
+            base = src.shift if isinstance(src, _Shift) else 0.0
+            self.env[node.output[0]] = _Shift(src.v, base + shift, src.rank)
+            return
         t = self.tensor(name, node)
         self.report.count("batchnorm")
         self.env[node.output[0]] = _T(self.g.batchnorm(t.v, scale, shift), t.rank)
@@ -524,7 +547,7 @@ class _Importer:
     def out_channels(self, src: Any) -> int:
         if isinstance(src, _Pending):
             return src.weight.shape[0]
-        if isinstance(src, _T):
+        if isinstance(src, (_T, _Shift)):
             return src.v.shape[2]
         raise OnnxImportError("a per-channel constant applied to a binarised value is not supported")
 
