@@ -1,4 +1,4 @@
-"""prelu, clip, sign_shift, concat and flatten (ops 13-17): builder, reference.py and
+"""prelu, clip, sign_shift, concat, flatten and dwconv2d (ops 13-18): builder, reference.py and
 the C runtime agree; the builder and both loaders reject what docs/format.md
 forbids.
 
@@ -101,6 +101,25 @@ def test_flatten_then_binary_dense(rng, shape):
         assert len(g3.to_bytes()) < len(g2.to_bytes())
 
 
+@pytest.mark.parametrize("c,mult", [(1, 1), (5, 1), (3, 2)])
+@pytest.mark.parametrize("k,stride,pad", [(3, 1, 1), (3, 2, 0), ((5, 3), (1, 2), (2, 1))])
+@pytest.mark.parametrize("relu", [False, True])
+def test_dwconv2d(rng, c, mult, k, stride, pad, relu):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = rng.normal(size=(9, 8, c)).astype(np.float32)
+    w, b = rng.normal(size=(c * mult, 1, kh, kw)), rng.normal(size=c * mult)
+    g = GraphBuilder(x.shape)
+    g.dwconv2d(g.input, w, b, stride, pad, relu)
+    got, want = run_both(g, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # The same as a dense conv2d whose filters are zero off their own channel.
+    full = np.zeros((c * mult, c, kh, kw))
+    full[np.arange(c * mult), np.arange(c * mult) // mult] = w[:, 0]
+    g2 = GraphBuilder(x.shape)
+    g2.conv2d(g2.input, full, b, stride, pad, relu)
+    np.testing.assert_allclose(got, run_both(g2, x)[1], rtol=1e-5, atol=1e-5)
+
+
 def test_builder_rejections():
     g = GraphBuilder((4, 4, 3))
     with pytest.raises(ValueError, match="min 1.0 is greater than max -1.0"):
@@ -112,6 +131,8 @@ def test_builder_rejections():
         g.concat(g.input, small)
     with pytest.raises(ValueError, match="needs a float32 input"):
         g.concat(g.input, g.sign(g.input))
+    with pytest.raises(ValueError, match=r"OC a multiple of 3 .* got shape \(4, 1, 3, 3\)"):
+        g.dwconv2d(g.input, np.ones((4, 1, 3, 3)))
     with pytest.raises(ValueError, match="more than|outside 1..65535"):
         big = GraphBuilder((300, 300, 1))
         big.flatten(big.input)

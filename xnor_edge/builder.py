@@ -50,6 +50,7 @@ OP_CLIP = 14
 OP_SIGN_SHIFT = 15
 OP_CONCAT = 16
 OP_FLATTEN = 17
+OP_DWCONV2D = 18
 
 FLAG_RELU = 1
 FLAG_PAD_ONE = 2
@@ -209,6 +210,36 @@ class GraphBuilder:
             (DTYPE_F32, self._vector(op, "bias", bias, oc)),
         ]
         return self._add(OP_CONV2D, FLAG_RELU if relu else 0, x, None, win, out, params)
+
+    def dwconv2d(
+        self,
+        x: Value,
+        weight: Any,
+        bias: Any = None,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        relu: bool = False,
+    ) -> Value:
+        """Depthwise convolution (PyTorch groups = IC); ``weight`` is [OC, 1, KH, KW], OC = M * IC."""
+        op = "dwconv2d"
+        self._need(op, x, F32)
+        try:
+            w = np.asarray(weight, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{op}: weight is not a numeric array ({e})") from None
+        ic = x.shape[2]
+        if w.ndim != 4 or w.shape[1] != 1 or w.shape[0] < 1 or w.shape[0] % ic:
+            raise ValueError(
+                f"{op}: weight must be [OC, 1, KH, KW] with OC a multiple of {ic} (value {x.id}'s "
+                f"channels), got shape {w.shape}"
+            )
+        oc, _, kh, kw = w.shape
+        out, win = self._window(op, x, (kh, kw), stride, padding, oc)
+        params = [
+            (DTYPE_F32, self._floats(op, "weight", w[:, 0].transpose(1, 2, 0))),
+            (DTYPE_F32, self._vector(op, "bias", bias, oc)),
+        ]
+        return self._add(OP_DWCONV2D, FLAG_RELU if relu else 0, x, None, win, out, params)
 
     def bwn_conv2d(
         self,

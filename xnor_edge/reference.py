@@ -42,9 +42,10 @@ _OPS = {
     15: ("sign_shift", 1, 0),
     16: ("concat", 0, 0),
     17: ("flatten", 0, 0),
+    18: ("dwconv2d", 2, 1),
 }
 _TWO_INPUTS = {10, 16}
-_WINDOWED = {1, 2, 3, 6, 7}
+_WINDOWED = {1, 2, 3, 6, 7, 18}
 _RELU, _PAD_ONE, _USE_K, _OUT_BITS = 1, 2, 4, 8
 
 
@@ -207,6 +208,10 @@ class ReferenceModel:
                 ec, out_bits = c, True
             elif op == 17:
                 eh, ew, ec = 1, 1, h * w * c
+            elif op == 18:
+                if oc < 1 or oc % c:
+                    raise ReferenceError(f"{where}: out_c {oc} is not a multiple of {c}")
+                ec = oc
             elif op == 16:
                 (h1, w1, c1), bits1 = shapes[in1]
                 if bits1 or (h1, w1) != (h, w):
@@ -231,6 +236,7 @@ class ReferenceModel:
                 13: [(0, c)],
                 14: [(0, 2)],
                 15: [(0, c)],
+                18: [(0, kh * kw * oc), (0, oc)],
             }.get(op, [])
             ps = []
             for j, (wdt, wcount) in enumerate(want):
@@ -341,6 +347,11 @@ class ReferenceModel:
             return np.minimum(np.maximum(x, float(n.params[0][0])), float(n.params[0][1]))
         elif n.op == 15:
             return np.where(x + n.params[0] < 0, -1.0, 1.0)
+        elif n.op == 18:
+            wt = n.params[0].astype(np.float64).reshape(*n.kernel, oc)
+            xs = np.repeat(x, oc // c, axis=2)  # output channel o reads input channel o // M
+            win = _windows(xs, n.kernel, n.stride, n.pad, 0.0)  # (OH, OW, OC, KH, KW)
+            y = np.einsum("hwoij,ijo->hwo", win, wt) + n.params[1]
         elif n.op == 17:
             return x.reshape(1, 1, -1)
         elif n.op == 16:

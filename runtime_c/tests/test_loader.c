@@ -225,7 +225,7 @@ static void expect_bad(xtm *t, const char *what, const char *msg) {
     xtm_free(t);
 }
 
-/* Rejections specific to prelu, clip, sign_shift, concat and flatten. */
+/* Rejections specific to prelu, clip, sign_shift, concat, flatten and dwconv2d. */
 static void test_new_op_rejections(void) {
     static const float inverted[2] = {1.0f, -1.0f};
     xtm t;
@@ -266,6 +266,24 @@ static void test_new_op_rejections(void) {
     xtm_node(&t, XTM_OP_FLATTEN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     t.nodes[0].oh = 3;
     expect_bad(&t, "flatten out_h", "node 0 (flatten): output shape is 1x1x60");
+    xtm_init(&t, 5, 5, 4);
+    p0 = xtm_param(&t, XTM_F32, g_f, 9 * 6);
+    xtm_param(&t, XTM_F32, g_f, 6);
+    xtm_node(&t, XTM_OP_DWCONV2D, 0, 0, XTM_NONE, 3, 3, 1, 1, 1, 1, 6, p0, 2);
+    expect_bad(&t, "dwconv2d out_c", "node 0 (dwconv2d): out_c 6 is not a multiple of the 4 input");
+    xtm_init(&t, 5, 5, 4);
+    p0 = xtm_param(&t, XTM_F32, g_f, 9 * 4 * 4);
+    xtm_param(&t, XTM_F32, g_f, 4);
+    xtm_node(&t, XTM_OP_DWCONV2D, 0, 0, XTM_NONE, 3, 3, 1, 1, 1, 1, 4, p0, 2);
+    expect_bad(&t, "dwconv2d full weights",
+               "node 0 (dwconv2d): param 0 (#0 of the op) is f32 x 144");
+    xtm_init(&t, 5, 5, 4);
+    xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    p0 = xtm_param(&t, XTM_F32, g_f, 9 * 4);
+    xtm_param(&t, XTM_F32, g_f, 4);
+    xtm_node(&t, XTM_OP_DWCONV2D, 0, 1, XTM_NONE, 3, 3, 1, 1, 1, 1, 4, p0, 2);
+    xtm_node(&t, XE_OP_RELU, 0, 2, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "dwconv2d bits input", "node 1 (dwconv2d): input value 1 is bits");
 }
 
 static void test_structural(void) {
@@ -418,7 +436,8 @@ static void test_api(void) {
               strcmp(xe_op_name(XTM_OP_CLIP), "clip") == 0 &&
               strcmp(xe_op_name(XTM_OP_SIGN_SHIFT), "sign_shift") == 0 &&
               strcmp(xe_op_name(XTM_OP_CONCAT), "concat") == 0 &&
-              strcmp(xe_op_name(XTM_OP_FLATTEN), "flatten") == 0,
+              strcmp(xe_op_name(XTM_OP_FLATTEN), "flatten") == 0 &&
+              strcmp(xe_op_name(XTM_OP_DWCONV2D), "dwconv2d") == 0,
           "op names");
     for (int s = 0; s <= XE_ERR_UNSUPPORTED; s++)
         CHECK(strcmp(xe_status_string((xe_status)s), "unknown status") != 0,

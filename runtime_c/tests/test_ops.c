@@ -239,6 +239,26 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                 y.d[i] = v;
             }
             break;
+        case XTM_OP_DWCONV2D: {
+            const float *wt = P[0], *bias = P[1];
+            const uint32_t mult = y.c / x.c;
+            for (uint32_t oh = 0; oh < y.h; oh++)
+                for (uint32_t ow = 0; ow < y.w; ow++)
+                    for (uint32_t o = 0; o < y.c; o++) {
+                        double acc = bias[o];
+                        for (uint32_t a = 0; a < n->kh; a++)
+                            for (uint32_t b = 0; b < n->kw; b++) {
+                                const long ih = (long)(oh * n->sh + a) - n->ph,
+                                           iw = (long)(ow * n->sw + b) - n->pw;
+                                if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w)
+                                    continue;
+                                acc += x.d[((size_t)ih * x.w + iw) * x.c + o / mult] *
+                                       wt[((size_t)a * n->kw + b) * y.c + o];
+                            }
+                        y.d[((size_t)oh * y.w + ow) * y.c + o] = relu && acc < 0 ? 0 : acc;
+                    }
+            break;
+        }
         case XTM_OP_FLATTEN:
             for (size_t i = 0; i < (size_t)x.h * x.w * x.c; i++) y.d[i] = x.d[i];
             break;
@@ -647,6 +667,36 @@ static void test_new_elementwise(void) {
     }
 }
 
+/* dwconv2d over the window battery, channel multipliers 1 to 3, with and
+ * without RELU. */
+static void test_dwconv2d(void) {
+    char name[128];
+    for (size_t ki = 0; ki < 5; ki++)
+        for (size_t si = 0; si < 3; si++)
+            for (size_t pi = 0; pi < 3; pi++) {
+                const uint32_t k = k_kern[ki], s = k_stride[si], p = k_pad[pi];
+                const uint32_t h = k_spatial[rnd() % 9], w = k_spatial[rnd() % 9];
+                const uint32_t c = k_chan[rnd() % 10], mult = 1 + (uint32_t)(rnd() % 3);
+                if (p >= k || h + 2 * p < k || w + 2 * p < k) continue;
+                const uint32_t oc = c * mult;
+                for (uint32_t fl = 0; fl <= XE_FLAG_RELU; fl += XE_FLAG_RELU) {
+                    xtm t;
+                    arena a = {{0}, 0};
+                    xtm_init(&t, h, w, c);
+                    const uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, k * k * oc, rnd_w),
+                                                  (uint64_t)k * k * oc);
+                    xtm_param(&t, XTM_F32, rand_bias(&a, oc), oc);
+                    xtm_node(&t, XTM_OP_DWCONV2D, fl, 0, XTM_NONE, k, k, s, s, p, p, oc, p0, 2);
+                    snprintf(name, sizeof name,
+                             "dwconv2d flags=%u in=%ux%ux%u k=%u s=%u p=%u oc=%u", fl, h, w, c, k,
+                             s, p, oc);
+                    check_model(name, &t, 1);
+                    xtm_free(&t);
+                    arena_free(&a);
+                }
+            }
+}
+
 int main(void) {
     g_nisas = xe_available_isas(g_isas, 8);
     if (g_nisas > 8) g_nisas = 8;
@@ -671,6 +721,7 @@ int main(void) {
     test_pools();
     test_misc();
     test_new_elementwise();
+    test_dwconv2d();
     if (g_fail) {
         printf("test_ops: %d failure(s)\n", g_fail);
         return 1;

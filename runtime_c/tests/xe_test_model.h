@@ -45,6 +45,7 @@ static int g_fail __attribute__((unused)) = 0; /* make_seeds.c includes this too
 #define XTM_OP_SIGN_SHIFT 15u
 #define XTM_OP_CONCAT 16u
 #define XTM_OP_FLATTEN 17u
+#define XTM_OP_DWCONV2D 18u
 
 typedef struct xtm_param_rec {
     uint32_t dtype;
@@ -123,6 +124,7 @@ static inline uint32_t xtm_node(xtm *t, uint32_t op, uint32_t flags, uint32_t in
     switch (op) {
     case XE_OP_CONV2D:
     case XE_OP_BWN_CONV2D:
+    case XTM_OP_DWCONV2D:
         o.c = out_c;
         o.dtype = XTM_F32;
         break;
