@@ -205,11 +205,24 @@ def test_rsign_threshold_becomes_sign_shift(tmp_path, rng):
     convert(p2, tmp_path / "m2.xnor", log=lambda s: None)
 
 
-def test_grouped_conv_is_an_error(tmp_path, rng):
-    w = rng.normal(size=(2, 1, 3, 3)).astype(np.float32)
-    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="dw", group=2)]
-    with pytest.raises(OnnxImportError, match=r"node 'dw' \(Conv\): group = 2: grouped and depthwise"):
-        import_onnx(save(tmp_path, graph_model(nodes, {"w": w})))
+def test_depthwise_conv_and_grouped_error(tmp_path, rng):
+    w = rng.normal(size=(4, 1, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="dw", group=2, pads=[1, 1, 1, 1], strides=[2, 1]),
+        helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["y"], name="bn"),
+    ]
+    bn = {k: rng.uniform(0.5, 1.5, 4).astype(np.float32) for k in "gbmv"}
+    p = save(tmp_path, graph_model(nodes, {"w": w, **bn}))
+    _, report = import_onnx(p)
+    assert report.layers == {"dwconv2d": 1}
+    convert(p, tmp_path / "dw.xnor", log=lambda s: None)
+    w = rng.normal(size=(4, 2, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="grouped", group=2)]
+    p = save(tmp_path, graph_model(nodes, {"w": w}, in_shape=(1, 4, 4, 4)), "g.onnx")
+    with pytest.raises(
+        OnnxImportError, match=r"node 'grouped' \(Conv\): group = 2 over 4 channels: only depthwise"
+    ):
+        import_onnx(p)
 
 
 def test_missing_onnx_names_the_extra(monkeypatch, tmp_path):

@@ -13,7 +13,11 @@ Reads the ONNX that ``torch.onnx.export`` writes for PyTorch binary networks
   (float input) with scale alpha; any other weight stays a float ``conv2d`` /
   ``dense``, and a weight that looks binary (every |w| within 1% of its
   filter's largest) but is not exactly +-alpha is reported by name. A binary
-  input with a non-binary weight is an error (no op computes it).
+  input with a non-binary weight is an error (no op computes it). A float
+  depthwise ``Conv`` (group = input channels) is ``dwconv2d``; other groups
+  are an error. A binary dense layer over a map whose channels waste packing
+  bits is written as ``flatten`` + 1x1 ``bconv2d``; a per-channel constant
+  added in front of a binariser (ReActNet's RSign) is one ``sign_shift``.
 * ``Pad`` of a binarised value: value 0 is zero padding, +1 is the PAD_ONE
   flag, anything else (-1 included) is an error.
 * ``BatchNormalization`` and per-channel ``Add``/``Mul``/``Sub`` of constants
@@ -106,7 +110,7 @@ class _Pending:
     """A conv or dense layer not yet written, so that what follows can fold into it:
     y = raw * scale + bias, then ReLU."""
 
-    kind: str  # "conv2d", "bwn_conv2d", "bconv2d", "dense", "binary_dense"
+    kind: str  # "conv2d", "dwconv2d", "bwn_conv2d", "bconv2d", "dense", "binary_dense"
     x: Value
     weight: np.ndarray  # OIHW (conv) or [OUT, IN] (dense, IN in CHW order), +-1 for binary kinds
     scale: np.ndarray
@@ -204,6 +208,9 @@ class _Importer:
         if p.kind == "conv2d":
             w = p.weight * scale[:, None, None, None]
             v = g.conv2d(p.x, w, bias, p.stride, p.pad, relu=p.relu)
+        elif p.kind == "dwconv2d":
+            w = p.weight * scale[:, None, None, None]
+            v = g.dwconv2d(p.x, w, bias, p.stride, p.pad, relu=p.relu)
         elif p.kind == "bwn_conv2d":
             v = g.bwn_conv2d(p.x, p.weight, scale, bias, p.stride, p.pad, relu=p.relu)
         elif p.kind == "bconv2d":
@@ -395,10 +402,7 @@ class _Importer:
         bias = self.const(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros(w.shape[0])
         if bias is None:
             raise self.fail(node, "the bias must be a constant")
-        if a.get("group", 1) != 1:
-            raise self.fail(
-                node, f"group = {a['group']}: grouped and depthwise convolutions are not supported yet"
-            )
+        group = int(a.get("group", 1))
         if any(d != 1 for d in a.get("dilations", [1, 1])):
             raise self.fail(node, f"dilations {a['dilations']} are not supported (only 1)")
         ap = a.get("auto_pad", b"NOTSET")
@@ -411,6 +415,9 @@ class _Importer:
         pad = (pads[0], pads[1])
         oc = w.shape[0]
         src = self.env_of(node.input[0], node)
+        if group != 1:
+            self.depthwise(node, src, w, bias, group, stride, pad)
+            return
         alpha = self.weight_kind(node, wname, w)
         if isinstance(src, _Sign):
             if alpha is None:
@@ -437,6 +444,22 @@ class _Importer:
             wt = np.sign(w) if alpha is not None else w.astype(np.float64)
             sc = alpha if alpha is not None else np.ones(oc)
             p = _Pending(kind, x, wt, sc, np.asarray(bias, np.float64), stride, pad)
+        self.env[node.output[0]] = p
+
+    def depthwise(self, node: Any, src: Any, w: np.ndarray, bias: Any, group: int, stride, pad) -> None:
+        if isinstance(src, _Sign):
+            raise self.fail(node, f"group = {group} on a binarised input: no binary depthwise op")
+        x = self.value(node.input[0], node)
+        if group != x.shape[2] or w.shape[1] != 1:
+            raise self.fail(
+                node,
+                f"group = {group} over {x.shape[2]} channels: only depthwise convolutions "
+                "(group = input channels) are supported, not grouped ones",
+            )
+        oc = w.shape[0]
+        p = _Pending(
+            "dwconv2d", x, w.astype(np.float64), np.ones(oc), np.asarray(bias, np.float64), stride, pad
+        )
         self.env[node.output[0]] = p
 
     def dense(self, node: Any, src: Any, wname: str, w: np.ndarray, bias: np.ndarray) -> None:
