@@ -27,6 +27,7 @@ DATA = Path(__file__).parent / "data" / "import"
 FIXTURES = {
     # name: expected layer counts of the import (binary layers found and packed)
     "digits_xnor": {"bconv2d": 3, "conv2d": 1, "dense": 1},
+    "digits_xnor_k": {"bconv2d": 3, "conv2d": 1, "dense": 1},
     "vgg_small_xnor": {"bconv2d": 5, "conv2d": 1, "dense": 1},
     "bireal_style": {"bconv2d": 4, "prelu": 4, "clip": 1, "concat": 1, "add": 4, "avgpool": 1},
 }
@@ -51,6 +52,13 @@ def test_fixture_matches_onnxruntime(name):
         np.testing.assert_allclose(
             gi, ref.run(xi.transpose(1, 2, 0)).reshape(-1), rtol=1e-5, atol=1e-5 * scale
         )
+
+
+def test_digits_k_map_becomes_use_k():
+    g, _ = import_onnx(DATA / "digits_xnor_k.onnx")
+    with xnor_edge.load(g.to_bytes()) as m:
+        flags = [n["flags"] for n in m.info()["layers"] if n["op"] == "bconv2d"]
+    assert flags == [["relu", "use_k"]] * 3
 
 
 def test_bireal_pad_one_and_sign_note():
@@ -94,7 +102,7 @@ SIGN_CONSTS = {
 def test_unsupported_op_names_node_and_supported(tmp_path):
     m = graph_model([helper.make_node("Tanh", ["x"], ["y"], name="act7")], {})
     with pytest.raises(
-        OnnxImportError, match=r"node 'act7' \(Tanh\): op type Tanh is not supported; supported: Add"
+        OnnxImportError, match=r"node 'act7' \(Tanh\): op type Tanh is not supported; supported: Abs"
     ):
         import_onnx(save(tmp_path, m))
 
@@ -168,6 +176,42 @@ def test_binary_gemm_over_a_map(tmp_path, rng, c, flattened):
     _, report = import_onnx(p)
     assert report.layers.get("flatten", 0) == int(flattened) and report.layers["binary_dense"] == 1
     convert(p, tmp_path / "m.xnor", log=lambda s: None)  # the self-check compares with the ONNX model
+
+
+@pytest.mark.parametrize("c", [1, 32])
+def test_binary_dense_with_k(tmp_path, rng, c):
+    """XNOR-Net's K of a binary dense layer (tools/xnor_train's BinLinear): mean |x| over the input."""
+    w = np.sign(rng.normal(size=(5, c * 3 * 2))).astype(np.float32) * np.float32(0.5)
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+        *binariser("f", "s"),
+        helper.make_node("Gemm", ["s", "w"], ["d"], name="fc", transB=1),
+        helper.make_node("Abs", ["f"], ["a"], name="abs"),
+        helper.make_node("ReduceMean", ["a"], ["k"], name="mean", axes=[1], keepdims=1),
+        helper.make_node("Mul", ["d", "k"], ["dk"], name="k"),
+        helper.make_node("Add", ["dk", "b"], ["y"], name="bias"),
+    ]
+    inits = {**SIGN_CONSTS, "w": w, "b": rng.normal(size=5).astype(np.float32)}
+    p = save(tmp_path, graph_model(nodes, inits, in_shape=(1, c, 3, 2)))
+    g, _ = import_onnx(p)
+    with xnor_edge.load(g.to_bytes()) as m:
+        assert [n["flags"] for n in m.info()["layers"] if n["op"] == "bconv2d"] == [["use_k"]]
+    convert(p, tmp_path / "m.xnor", log=lambda s: None)
+
+
+def test_k_map_of_another_value_is_an_error(tmp_path, rng):
+    w = np.sign(rng.normal(size=(3, 2, 3, 3))).astype(np.float32)
+    nodes = [
+        *binariser("x", "s"),
+        helper.make_node("Conv", ["s", "w"], ["c"], name="bconv", pads=[1, 1, 1, 1]),
+        helper.make_node("Abs", ["x"], ["a"], name="abs"),
+        helper.make_node("ReduceMean", ["a"], ["m"], name="mean", axes=[1], keepdims=1),
+        helper.make_node("AveragePool", ["m"], ["k"], name="box", kernel_shape=[3, 3], strides=[2, 2]),
+        helper.make_node("Mul", ["c", "k"], ["y"], name="use_k"),
+    ]
+    p = save(tmp_path, graph_model(nodes, {**SIGN_CONSTS, "w": w}))
+    with pytest.raises(OnnxImportError, match=r"node 'use_k' \(Mul\): this K map does not match"):
+        import_onnx(p)
 
 
 def test_rsign_threshold_becomes_sign_shift(tmp_path, rng):

@@ -11,9 +11,10 @@ onnxruntime on the same inputs. The small ones are written as committed
 fixtures (``NAME.onnx``, ``NAME.inputs.npy`` NCHW, ``NAME.outputs.npy``) that
 tests/test_onnx_import.py replays without torch or onnxruntime.
 
-Architectures: tools/xnor_train's ``digits`` (MNIST) and ``vgg-small`` (CIFAR)
-XNOR nets without K (their straight-through estimator exports to
-Where(Less(x, 0), -1, 1)), and a Bi-Real-style net: real-valued shortcuts
+Architectures: tools/xnor_train's ``digits`` (MNIST) XNOR net with and
+without XNOR-Net's K map (Abs -> ReduceMean -> AveragePool -> Mul becomes
+USE_K), ``vgg-small`` (CIFAR) without K (their straight-through estimator
+exports to Where(Less(x, 0), -1, 1)), and a Bi-Real-style net: real-valued shortcuts
 around every binary 3x3 conv, PReLU, an average-pool + 1x1 conv downsampling
 shortcut, a +1-padded block (Pad value 1), ONNX Sign, a hard-tanh (Clip) and
 a channel concatenation. ``resnet18`` (width 8) runs in --report only: its
@@ -111,6 +112,7 @@ def randomise_bn(model: nn.Module, gen: torch.Generator) -> None:
 ARCHS = {
     # name: (builder, input shape CHW, committed)
     "digits_xnor": (lambda: digits_net("xnor-nok", width=8), (1, 28, 28), True),
+    "digits_xnor_k": (lambda: digits_net("xnor", width=8), (1, 28, 28), True),
     "vgg_small_xnor": (lambda: vgg_small("xnor-nok", width=4), (3, 32, 32), True),
     "bireal_style": (lambda: BiRealNet(8), (3, 32, 32), True),
     "resnet18_xnor": (lambda: resnet18("xnor-nok", width=8, input_size=64), (3, 64, 64), False),

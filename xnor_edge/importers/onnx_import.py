@@ -98,6 +98,18 @@ class _Shift:
 
 
 @dataclass(frozen=True)
+class _KPart:
+    """XNOR-Net's K map of float value v in the making: Abs (stage 0), mean over
+    channels (1), box over the window (2: kernel, stride, pad; rank 2 when the
+    mean ran over a flattened [1, N] value, which is K of a dense layer)."""
+
+    v: Value
+    stage: int
+    rank: int = 4
+    window: tuple = ()
+
+
+@dataclass(frozen=True)
 class _Less:
     """Less(x, 0): half of the Where pattern (x is the input's name)."""
 
@@ -120,6 +132,8 @@ class _Pending:
     pad_one: bool = False
     relu: bool = False
     rank: int = 4
+    use_k: bool = False
+    k_src: Any = None  # the value a K map must be computed from, when not x (flatten)
 
 
 @dataclass
@@ -132,9 +146,10 @@ class ImportReport:
 
 
 SUPPORTED = (
-    "Add, AveragePool, BatchNormalization, Clip, Concat, Constant, Conv, Dropout, Flatten, Gemm, "
-    "GlobalAveragePool, Identity, LeakyRelu, Less, MatMul, MaxPool, Mul, Pad, PRelu, ReduceMean, Relu, "
-    "Reshape, Shape, Sign, Softmax, Sub, Where (and any node whose inputs are all constants)"
+    "Abs (XNOR-Net's K map), Add, AveragePool, BatchNormalization, Clip, Concat, Constant, Conv, Dropout, "
+    "Flatten, Gemm, GlobalAveragePool, Identity, LeakyRelu, Less, MatMul, MaxPool, Mul, Pad, PRelu, "
+    "ReduceMean, Relu, Reshape, Shape, Sign, Softmax, Sub, Where "
+    "(and any node whose inputs are all constants)"
 )
 
 
@@ -215,11 +230,11 @@ class _Importer:
             v = g.bwn_conv2d(p.x, p.weight, scale, bias, p.stride, p.pad, relu=p.relu)
         elif p.kind == "bconv2d":
             mode = "one" if p.pad_one else "zero"
-            v = g.bconv2d(p.x, p.weight, scale, bias, p.stride, p.pad, mode, relu=p.relu)
+            v = g.bconv2d(p.x, p.weight, scale, bias, p.stride, p.pad, mode, use_k=p.use_k, relu=p.relu)
         elif p.kind == "dense":
             v = g.dense(p.x, p.weight * scale[:, None], bias, relu=p.relu, input_order="chw")
         else:
-            v = g.binary_dense(p.x, p.weight, scale, bias, relu=p.relu, input_order="chw")
+            v = g.binary_dense(p.x, p.weight, scale, bias, use_k=p.use_k, relu=p.relu, input_order="chw")
         return _T(v, p.rank)
 
     # ------------------------------------------------------------ driving
@@ -483,7 +498,9 @@ class _Importer:
                 self.report.count("flatten")
                 x = self.g.flatten(src.src)
                 w_hwc = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-                self.env[node.output[0]] = _Pending("binary_dense", x, np.sign(w_hwc), alpha, bias, rank=2)
+                self.env[node.output[0]] = _Pending(
+                    "binary_dense", x, np.sign(w_hwc), alpha, bias, rank=2, k_src=src.src
+                )
                 return
             if h > MAX_KERNEL or wd > MAX_KERNEL:
                 raise self.fail(
@@ -567,6 +584,31 @@ class _Importer:
             self.affine(node, xname, np.ones(c), -vec if sub else vec)
         return True
 
+    def apply_k(self, node: Any, p: Any, k: _KPart) -> None:
+        """conv(sign(x), W) * K(x): the bconv2d's USE_K flag (before any bias or BN)."""
+        if not isinstance(p, _Pending) or p.kind not in ("bconv2d", "binary_dense") or k.stage != 2:
+            raise self.fail(
+                node, "a K map (mean |x| over channels, box over the window) must scale a binary conv"
+            )
+        if p.kind == "binary_dense":  # K of a dense layer: mean |x| over the flattened input
+            same_window = k.rank == 2
+        else:
+            same_window = k.rank == 4 and k.window == (p.weight.shape[2:], p.stride, p.pad)
+        if (
+            (p.k_src or p.x) is not k.v
+            or not same_window
+            or p.use_k
+            or p.relu
+            or np.any(p.bias != 0)
+            or p.x.dtype != "float32"
+        ):
+            raise self.fail(
+                node,
+                "this K map does not match the binary conv it scales (same input, window, stride and "
+                "padding, before its bias) so it has no USE_K equivalent",
+            )
+        self.env[node.output[0]] = replace(p, use_k=True)
+
     def out_channels(self, src: Any) -> int:
         if isinstance(src, _Pending):
             return src.weight.shape[0]
@@ -589,7 +631,15 @@ class _Importer:
         if not self.binary_const(node, sub=True):
             raise self.fail(node, "only x - (per-channel constant) is supported")
 
+    def op_Abs(self, node: Any) -> None:
+        t = self.tensor(node.input[0], node)
+        self.env[node.output[0]] = _KPart(t.v, 0, t.rank)
+
     def op_Mul(self, node: Any) -> None:
+        a, b = (self.env.get(i) for i in node.input[:2])
+        if isinstance(a, _KPart) or isinstance(b, _KPart):
+            self.apply_k(node, *((a, b) if isinstance(b, _KPart) else (b, a)))
+            return
         if not self.binary_const(node, mul=True):
             raise self.fail(node, "only x * (per-channel constant) is supported")
 
@@ -674,6 +724,12 @@ class _Importer:
 
     def op_AveragePool(self, node: Any) -> None:
         k, s, p = self.window(node)
+        src = self.env.get(node.input[0])
+        if isinstance(src, _KPart):
+            if src.stage != 1 or (p != (0, 0) and not self.attrs(node).get("count_include_pad", 0)):
+                raise self.fail(node, "a K map's box must follow the channel mean and count the padding")
+            self.env[node.output[0]] = replace(src, stage=2, window=(k, s, p))
+            return
         if p != (0, 0) and not self.attrs(node).get("count_include_pad", 0):
             raise self.fail(
                 node,
@@ -694,6 +750,17 @@ class _Importer:
         axes = a.get("axes")
         if axes is None and len(node.input) > 1:
             axes = self.const(node.input[1])
+        src = self.env.get(node.input[0])
+        if (
+            isinstance(src, _KPart)
+            and src.stage == 0
+            and axes is not None
+            and list(np.asarray(axes).reshape(-1)) == [1]
+        ):
+            if not a.get("keepdims", 1) and src.rank == 4:
+                raise self.fail(node, "the channel mean of a K map must keep its dims")
+            self.env[node.output[0]] = replace(src, stage=1 if src.rank == 4 else 2)
+            return
         t = self.tensor(node.input[0], node)
         if axes is None or sorted(int(x) % 4 for x in np.asarray(axes).reshape(-1)) != [2, 3] or t.rank != 4:
             raise self.fail(node, "only the mean over H and W (axes 2, 3) is supported")
