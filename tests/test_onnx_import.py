@@ -249,6 +249,27 @@ def test_rsign_threshold_becomes_sign_shift(tmp_path, rng):
     convert(p2, tmp_path / "m2.xnor", log=lambda s: None)
 
 
+@pytest.mark.parametrize("form", ["detach", "residual"])
+def test_ste_sign_patterns_with_dead_branch(tmp_path, rng, form):
+    """sign(x) - p + p (Bi-Real) and x + (sign(x) - x): the value is sign(x); the unsupported
+    ops that compute p never reach the model."""
+    w = np.sign(rng.normal(size=(3, 2, 3, 3))).astype(np.float32) * 0.25
+    p_name = "p" if form == "detach" else "x"
+    nodes = [
+        helper.make_node("Sign", ["x"], ["sg"], name="sign"),
+        helper.make_node("Tanh", ["x"], ["p"], name="poly"),
+        helper.make_node("Sub", ["sg", p_name], ["d"], name="sub"),
+        helper.make_node("Add", [p_name, "d"] if form == "residual" else ["d", p_name], ["s"], name="add"),
+        helper.make_node("Conv", ["s", "w"], ["y"], name="bconv", pads=[1, 1, 1, 1]),
+    ]
+    if form == "residual":
+        nodes.pop(1)
+    p = save(tmp_path, graph_model(nodes, {"w": w}))
+    _, report = import_onnx(p)
+    assert report.layers == {"bconv2d": 1}
+    convert(p, tmp_path / "m.xnor", log=lambda s: None)
+
+
 def test_depthwise_conv_and_grouped_error(tmp_path, rng):
     w = rng.normal(size=(4, 1, 3, 3)).astype(np.float32)
     nodes = [

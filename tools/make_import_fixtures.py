@@ -16,8 +16,9 @@ without XNOR-Net's K map (Abs -> ReduceMean -> AveragePool -> Mul becomes
 USE_K), ``vgg-small`` (CIFAR) without K (their straight-through estimator
 exports to Where(Less(x, 0), -1, 1)), and a Bi-Real-style net: real-valued shortcuts
 around every binary 3x3 conv, PReLU, an average-pool + 1x1 conv downsampling
-shortcut, a +1-padded block (Pad value 1), ONNX Sign, a hard-tanh (Clip) and
-a channel concatenation. ``resnet18`` (width 8) runs in --report only: its
+shortcut, a +1-padded block (Pad value 1), ONNX Sign, Bi-Real's
+approximate-sign STE (its polynomial branch cancels out), a hard-tanh (Clip)
+and a channel concatenation. ``resnet18`` (width 8) runs in --report only: its
 file is too large to commit.
 """
 
@@ -43,8 +44,19 @@ from xnor_edge.importers.onnx_import import compare, import_onnx  # noqa: E402
 OUT = ROOT / "tests" / "data" / "import"
 
 
+def bireal_sign(x):
+    """Bi-Real Net's approximate-sign STE: forward sign(x), backward a piecewise polynomial.
+    Exports as Sign, the polynomial's nodes, Sub and Add."""
+    m1, m2, m3 = (x < -1).float(), (x < 0).float(), (x < 1).float()
+    out1 = -1 * m1 + (x * x + 2 * x) * (1 - m1)
+    out2 = out1 * m2 + (-x * x + 2 * x) * (1 - m2)
+    out3 = out2 * m3 + 1 * (1 - m3)
+    return torch.sign(x).detach() - out3.detach() + out3
+
+
 class BinConv(nn.Module):
-    """3x3 conv of sign(x) with alpha * sign(W); binariser: STE ('ste'), ONNX Sign ('sign')."""
+    """3x3 conv of sign(x) with alpha * sign(W); binariser: STE ('ste'), ONNX Sign ('sign'),
+    Bi-Real's approximate sign ('bireal')."""
 
     def __init__(self, cin: int, cout: int, stride: int = 1, binariser: str = "ste", pad_one: bool = False):
         super().__init__()
@@ -52,7 +64,10 @@ class BinConv(nn.Module):
         self.stride, self.binariser, self.pad_one = stride, binariser, pad_one
 
     def forward(self, x):
-        s = torch.sign(x) if self.binariser == "sign" else binary_sign(x)
+        if self.binariser == "bireal":
+            s = bireal_sign(x)
+        else:
+            s = torch.sign(x) if self.binariser == "sign" else binary_sign(x)
         w = ScaledSignWeight.apply(self.weight)
         if self.pad_one:
             return F.conv2d(F.pad(s, (1, 1, 1, 1), value=1.0), w, None, self.stride, 0)
@@ -85,7 +100,7 @@ class BiRealNet(nn.Module):
         self.b1 = BiRealBlock(w, w)
         self.b2 = BiRealBlock(w, w, pad_one=True)
         self.b3 = BiRealBlock(w, 2 * w, 2, binariser="sign")
-        self.b4 = BiRealBlock(2 * w, 2 * w)
+        self.b4 = BiRealBlock(2 * w, 2 * w, binariser="bireal")
         self.side = nn.Conv2d(2 * w, w, 1)
         self.head = nn.Linear(3 * w, classes)
 

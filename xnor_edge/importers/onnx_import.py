@@ -89,12 +89,30 @@ class _Sign:
 
 
 @dataclass(frozen=True, eq=False)
-class _Shift:
-    """v + shift[c], not yet written: a binariser reading it becomes sign_shift (RSign)."""
+class _Affine:
+    """v * scale[c] + shift[c], written (as batchnorm) only when a float consumer reads
+    it; a binariser reading it with scale 1 becomes sign_shift (RSign)."""
 
     v: Value
+    scale: np.ndarray
     shift: np.ndarray
     rank: int
+
+
+@dataclass(frozen=True, eq=False)
+class _Opaque:
+    """The output of a node the importer cannot map: an error only if something reads it
+    (the branches that straight-through estimators export around a sign are dead)."""
+
+    error: OnnxImportError
+
+
+@dataclass(frozen=True)
+class _SteSub:
+    """sign(x) - p: with + p after it, the value is sign(x) (a straight-through estimator)."""
+
+    sign: _Sign
+    other: str
 
 
 @dataclass(frozen=True)
@@ -197,10 +215,12 @@ class _Importer:
         if isinstance(t, _Pending):
             t = self.emit(t)
             self.env[name] = t
-        if isinstance(t, _Shift):
+        if isinstance(t, _Affine):
             self.report.count("batchnorm")
-            t = _T(self.g.batchnorm(t.v, np.ones(t.v.shape[2]), t.shift), t.rank)
+            t = _T(self.g.batchnorm(t.v, t.scale, t.shift), t.rank)
             self.env[name] = t
+        if isinstance(t, _Opaque):
+            raise t.error
         if isinstance(t, _T):
             return t.v
         if isinstance(t, (_Sign, _Less)):
@@ -274,14 +294,18 @@ class _Importer:
                 self.fold(node)
                 continue
             handler = getattr(self, "op_" + node.op_type, None)
-            if handler is None:
-                raise self.fail(node, f"op type {node.op_type} is not supported; supported: {SUPPORTED}")
             try:
+                if handler is None:
+                    raise self.fail(node, f"op type {node.op_type} is not supported; supported: {SUPPORTED}")
                 handler(node)
-            except OnnxImportError:
-                raise
+                continue
+            except OnnxImportError as e:
+                err = e
             except ValueError as e:  # the builder's checks
-                raise self.fail(node, str(e)) from None
+                err = self.fail(node, str(e))
+            for o in node.output:  # an error when (and only if) a live value reads it
+                if o:
+                    self.env[o] = _Opaque(err)
         outs = [o.name for o in self.graph.output]
         if len(outs) != 1:
             raise OnnxImportError(f"the model has {len(outs)} outputs; xnor-edge models have one")
@@ -310,6 +334,8 @@ class _Importer:
     def env_of(self, name: str, node: Any) -> Any:
         if name not in self.env:
             raise self.fail(node, f"input {name!r} is not produced by a node this importer understood")
+        if isinstance(self.env[name], _Opaque):
+            raise self.env[name].error
         return self.env[name]
 
     op_Identity = alias
@@ -328,7 +354,7 @@ class _Importer:
 
     def binarise(self, name: str, node: Any) -> _Sign:
         src = self.env_of(name, node)
-        if isinstance(src, _Shift):  # a learnable threshold (RSign): one sign_shift node
+        if isinstance(src, _Affine) and np.all(src.scale == 1):  # a learnable threshold (RSign)
             self.report.count("sign_shift")
             return _Sign(self.g.sign_shift(src.v, src.shift), src.rank, node=node.name)
         x = self.tensor(name, node)
@@ -544,9 +570,11 @@ class _Importer:
         if isinstance(src, _Pending) and not src.relu:
             self.env[node.output[0]] = replace(src, scale=src.scale * scale, bias=src.bias * scale + shift)
             return
-        if isinstance(src, (_T, _Shift)) and np.all(scale == 1):
-            base = src.shift if isinstance(src, _Shift) else 0.0
-            self.env[node.output[0]] = _Shift(src.v, base + shift, src.rank)
+        if isinstance(src, _Affine):
+            self.env[node.output[0]] = _Affine(src.v, src.scale * scale, src.shift * scale + shift, src.rank)
+            return
+        if isinstance(src, _T):
+            self.env[node.output[0]] = _Affine(src.v, scale, shift, src.rank)
             return
         t = self.tensor(name, node)
         self.report.count("batchnorm")
@@ -612,11 +640,16 @@ class _Importer:
     def out_channels(self, src: Any) -> int:
         if isinstance(src, _Pending):
             return src.weight.shape[0]
-        if isinstance(src, (_T, _Shift)):
+        if isinstance(src, (_T, _Affine)):
             return src.v.shape[2]
         raise OnnxImportError("a per-channel constant applied to a binarised value is not supported")
 
     def op_Add(self, node: Any) -> None:
+        a, b = (self.env.get(i) for i in node.input[:2])
+        for ste, other in ((a, node.input[1]), (b, node.input[0])):
+            if isinstance(ste, _SteSub) and ste.other == other:  # (sign(x) - p) + p
+                self.env[node.output[0]] = ste.sign
+                return
         if self.binary_const(node):
             return
         a, b = self.tensor(node.input[0], node), self.tensor(node.input[1], node)
@@ -628,6 +661,10 @@ class _Importer:
         self.env[node.output[0]] = _T(self.g.add(a.v, b.v), a.rank)
 
     def op_Sub(self, node: Any) -> None:
+        a = self.env.get(node.input[0])
+        if isinstance(a, _Sign) and node.input[1] not in self.consts:
+            self.env[node.output[0]] = _SteSub(a, node.input[1])
+            return
         if not self.binary_const(node, sub=True):
             raise self.fail(node, "only x - (per-channel constant) is supported")
 
