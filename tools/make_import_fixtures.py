@@ -1,7 +1,7 @@
 """Builds PyTorch binary networks, exports them to ONNX and checks `xnor-edge import`.
 
     python tools/make_import_fixtures.py                 # writes tests/data/import/
-    python tools/make_import_fixtures.py --report 200    # + per-architecture table
+    python tools/make_import_fixtures.py --report 200    # + per-architecture table and speed
 
 Needs torch, onnx and onnxruntime (the [train] extra and onnxruntime). For each
 architecture: random weights and batch-norm statistics (seeded), eval mode,
@@ -144,6 +144,33 @@ def export(name: str, path: Path, seed: int = 0) -> tuple[int, ...]:
     return shape
 
 
+def bench(path: Path, data: bytes, shape: tuple[int, ...], repeats: int = 50) -> tuple[float, float]:
+    """Median ms per inference at 1 thread: xnor-edge, onnxruntime."""
+    import time
+
+    import onnxruntime as ort
+
+    import xnor_edge
+
+    x = np.random.default_rng(3).normal(size=shape).astype(np.float32)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    xh = np.ascontiguousarray(x.transpose(1, 2, 0))[None]
+    out = []
+    with xnor_edge.load(data, num_threads=1) as m:
+        for run in (lambda: m.run(xh), lambda: sess.run(None, {"input": x[None]})):
+            for _ in range(5):
+                run()
+            ts = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                run()
+                ts.append(time.perf_counter() - t0)
+            out.append(1e3 * float(np.median(ts)))
+    return out[0], out[1]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
@@ -176,12 +203,16 @@ def main() -> int:
                     max(r["rel_diff"] for r in res),
                     float(np.mean([r["top1_agree"] for r in res])),
                     report.layers,
+                    *bench(path, data, shape),
                 )
             )
         if not committed:
             path.unlink()
     for r in rows:
-        print(f"{r[0]:16s} onnx {r[1]:7d} B  max|diff| {r[2]:.3g}  rel {r[3]:.3g}  top-1 {r[4]:.3f}  {r[5]}")
+        print(
+            f"{r[0]:16s} onnx {r[1]:7d} B  max|diff| {r[2]:.3g}  rel {r[3]:.3g}  top-1 {r[4]:.3f}  "
+            f"1 thread: xnor-edge {r[6]:.3f} ms, onnxruntime {r[7]:.3f} ms  {r[5]}"
+        )
     return 0
 
 
