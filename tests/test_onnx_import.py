@@ -347,11 +347,24 @@ def test_cli_failed_self_check_writes_nothing(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("opset,ok", [(13, True), (11, False)])
+def test_softmax_over_channels_per_position(tmp_path, opset, ok):
+    m = graph_model([helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=1)], {}, opset=opset)
+    p = save(tmp_path, m)
+    if ok:
+        convert(p, tmp_path / "s.xnor", log=lambda s: None)
+    else:
+        with pytest.raises(OnnxImportError, match=r"node 'sm' \(Softmax\): softmax over axis 1"):
+            import_onnx(p)
+
+
 def test_metadata_is_json(tmp_path):
     g, _ = import_onnx(DATA / "digits_xnor.onnx", labels=[str(i) for i in range(10)])
     json.dumps(g.metadata)
     with pytest.raises(OnnxImportError, match="3 labels for 10 outputs"):
         import_onnx(DATA / "digits_xnor.onnx", labels=["a", "b", "c"])
+    with pytest.raises(OnnxImportError, match="--mean has 3 values for 1 input channels"):
+        import_onnx(DATA / "digits_xnor.onnx", mean=[0.1, 0.2, 0.3])
 
 
 def test_self_check_without_onnxruntime(monkeypatch, tmp_path):

@@ -722,7 +722,10 @@ class _Importer:
     def op_Softmax(self, node: Any) -> None:
         t = self.tensor(node.input[0], node)
         axis = self.attrs(node).get("axis", -1 if self.opset >= 13 else 1)
-        over_c = (t.rank == 2 and axis in (1, -1) and t.v.shape[:2] == (1, 1)) or (t.rank == 4 and axis == 1)
+        one_position = t.v.shape[:2] == (1, 1)
+        # Before opset 13, Softmax(axis=1) of NCHW runs over C*H*W at once, not per position.
+        per_position = t.rank == 4 and axis in (1, -3) and (self.opset >= 13 or one_position)
+        over_c = (t.rank == 2 and axis in (1, -1) and one_position) or per_position
         if not over_c:
             raise self.fail(node, f"softmax over axis {axis} of a rank-{t.rank} tensor: only over channels")
         self.report.count("softmax")
@@ -887,6 +890,11 @@ def import_onnx(
     g = _Importer(model, report).run(meta)
     if labels is not None and g.output.shape[2] != len(labels):
         raise OnnxImportError(f"{len(labels)} labels for {g.output.shape[2]} outputs")
+    for key in ("mean", "std"):
+        if key in meta and len(meta[key]) not in (1, g.input.shape[2]):
+            raise OnnxImportError(
+                f"--{key} has {len(meta[key])} values for {g.input.shape[2]} input channels"
+            )
     return g, report
 
 
