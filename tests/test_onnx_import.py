@@ -270,7 +270,7 @@ def test_ste_sign_patterns_with_dead_branch(tmp_path, rng, form):
     convert(p, tmp_path / "m.xnor", log=lambda s: None)
 
 
-def test_depthwise_conv_and_grouped_error(tmp_path, rng):
+def test_depthwise_and_grouped_conv(tmp_path, rng):
     w = rng.normal(size=(4, 1, 3, 3)).astype(np.float32)
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], name="dw", group=2, pads=[1, 1, 1, 1], strides=[2, 1]),
@@ -281,12 +281,15 @@ def test_depthwise_conv_and_grouped_error(tmp_path, rng):
     _, report = import_onnx(p)
     assert report.layers == {"dwconv2d": 1}
     convert(p, tmp_path / "dw.xnor", log=lambda s: None)
-    w = rng.normal(size=(4, 2, 3, 3)).astype(np.float32)
-    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="grouped", group=2)]
+    w = rng.normal(size=(6, 2, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="grouped", group=2, pads=[1, 1, 1, 1])]
     p = save(tmp_path, graph_model(nodes, {"w": w}, in_shape=(1, 4, 4, 4)), "g.onnx")
-    with pytest.raises(
-        OnnxImportError, match=r"node 'grouped' \(Conv\): group = 2 over 4 channels: only depthwise"
-    ):
+    _, report = import_onnx(p)
+    assert report.layers == {"conv2d": 1} and "group = 2 is written as a dense conv2d" in report.notes[0]
+    convert(p, tmp_path / "g.xnor", log=lambda s: None)
+    nodes = [*binariser("x", "s"), helper.make_node("Conv", ["s", "w"], ["y"], name="bgrouped", group=2)]
+    p = save(tmp_path, graph_model(nodes, {**SIGN_CONSTS, "w": np.sign(w)}, in_shape=(1, 4, 4, 4)), "b.onnx")
+    with pytest.raises(OnnxImportError, match=r"node 'bgrouped' \(Conv\): group = 2 on a binarised input"):
         import_onnx(p)
 
 

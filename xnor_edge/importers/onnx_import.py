@@ -14,10 +14,11 @@ Reads the ONNX that ``torch.onnx.export`` writes for PyTorch binary networks
   ``dense``, and a weight that looks binary (every |w| within 1% of its
   filter's largest) but is not exactly +-alpha is reported by name. A binary
   input with a non-binary weight is an error (no op computes it). A float
-  depthwise ``Conv`` (group = input channels) is ``dwconv2d``; other groups
-  are an error. A binary dense layer over a map whose channels waste packing
-  bits is written as ``flatten`` + 1x1 ``bconv2d``; a per-channel constant
-  added in front of a binariser (ReActNet's RSign) is one ``sign_shift``.
+  depthwise ``Conv`` (group = input channels) is ``dwconv2d``; another group
+  count is a ``conv2d`` with zero blocks (reported: group x the MACs). A
+  binary dense layer over a map whose channels waste packing bits is written
+  as ``flatten`` + 1x1 ``bconv2d``; a per-channel constant added in front of
+  a binariser (ReActNet's RSign) is one ``sign_shift``.
 * ``Pad`` of a binarised value: value 0 is zero padding, +1 is the PAD_ONE
   flag, anything else (-1 included) is an error.
 * ``BatchNormalization`` and per-channel ``Add``/``Mul``/``Sub`` of constants
@@ -489,19 +490,28 @@ class _Importer:
 
     def depthwise(self, node: Any, src: Any, w: np.ndarray, bias: Any, group: int, stride, pad) -> None:
         if isinstance(src, _Sign):
-            raise self.fail(node, f"group = {group} on a binarised input: no binary depthwise op")
+            raise self.fail(node, f"group = {group} on a binarised input: no binary grouped or depthwise op")
         x = self.value(node.input[0], node)
-        if group != x.shape[2] or w.shape[1] != 1:
-            raise self.fail(
-                node,
-                f"group = {group} over {x.shape[2]} channels: only depthwise convolutions "
-                "(group = input channels) are supported, not grouped ones",
+        ic, oc = x.shape[2], w.shape[0]
+        if ic % group or oc % group or w.shape[1] * group != ic:
+            raise self.fail(node, f"group = {group} does not divide {ic} input and {oc} output channels")
+        b = np.asarray(bias, np.float64)
+        if group == ic:
+            self.env[node.output[0]] = _Pending(
+                "dwconv2d", x, w.astype(np.float64), np.ones(oc), b, stride, pad
             )
-        oc = w.shape[0]
-        p = _Pending(
-            "dwconv2d", x, w.astype(np.float64), np.ones(oc), np.asarray(bias, np.float64), stride, pad
+            return
+        # No grouped op: a dense conv2d whose weights are zero outside each group's block
+        # computes the same sums (a zero product adds nothing), at `group` times the MACs.
+        full = np.zeros((oc, ic, *w.shape[2:]))
+        gi, go = ic // group, oc // group
+        for k in range(group):
+            full[k * go : (k + 1) * go, k * gi : (k + 1) * gi] = w[k * go : (k + 1) * go]
+        self.report.notes.append(
+            f"node {node.name!r} (Conv): group = {group} is written as a dense conv2d with zero "
+            f"blocks ({group}x the multiply-adds of a grouped convolution)"
         )
-        self.env[node.output[0]] = p
+        self.env[node.output[0]] = _Pending("conv2d", x, full, np.ones(oc), b, stride, pad)
 
     def dense(self, node: Any, src: Any, wname: str, w: np.ndarray, bias: np.ndarray) -> None:
         """w is [OUT, IN]."""
