@@ -45,6 +45,12 @@ OP_DENSE = 9
 OP_ADD = 10
 OP_SOFTMAX = 11
 OP_SIGN = 12
+OP_PRELU = 13
+OP_CLIP = 14
+OP_SIGN_SHIFT = 15
+OP_CONCAT = 16
+OP_FLATTEN = 17
+OP_DWCONV2D = 18
 OP_BCONV2D_MST = 32  # ids 32+: compressed forms of binary ops
 
 FLAG_RELU = 1
@@ -206,6 +212,36 @@ class GraphBuilder:
         ]
         return self._add(OP_CONV2D, FLAG_RELU if relu else 0, x, None, win, out, params)
 
+    def dwconv2d(
+        self,
+        x: Value,
+        weight: Any,
+        bias: Any = None,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        relu: bool = False,
+    ) -> Value:
+        """Depthwise convolution (PyTorch groups = IC); ``weight`` is [OC, 1, KH, KW], OC = M * IC."""
+        op = "dwconv2d"
+        self._need(op, x, F32)
+        try:
+            w = np.asarray(weight, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{op}: weight is not a numeric array ({e})") from None
+        ic = x.shape[2]
+        if w.ndim != 4 or w.shape[1] != 1 or w.shape[0] < 1 or w.shape[0] % ic:
+            raise ValueError(
+                f"{op}: weight must be [OC, 1, KH, KW] with OC a multiple of {ic} (value {x.id}'s "
+                f"channels), got shape {w.shape}"
+            )
+        oc, _, kh, kw = w.shape
+        out, win = self._window(op, x, (kh, kw), stride, padding, oc)
+        params = [
+            (DTYPE_F32, self._floats(op, "weight", w[:, 0].transpose(1, 2, 0))),
+            (DTYPE_F32, self._vector(op, "bias", bias, oc)),
+        ]
+        return self._add(OP_DWCONV2D, FLAG_RELU if relu else 0, x, None, win, out, params)
+
     def bwn_conv2d(
         self,
         x: Value,
@@ -344,6 +380,49 @@ class GraphBuilder:
         """float32 -> bits (x < 0 -> -1, else +1)."""
         self._need("sign", x, F32)
         return self._add(OP_SIGN, 0, x, None, None, x.shape, [], True)
+
+    def sign_shift(self, x: Value, shift: Any) -> Value:
+        """float32 -> bits with a per-channel threshold: bit = (x + shift[c] < 0)."""
+        op = "sign_shift"
+        self._need(op, x, F32)
+        params = [(DTYPE_F32, self._vector(op, "shift", shift, x.shape[2], required=True))]
+        return self._add(OP_SIGN_SHIFT, 0, x, None, None, x.shape, params, True)
+
+    def prelu(self, x: Value, slope: Any) -> Value:
+        """``y = x if x >= 0 else slope[c] * x``; a scalar slope is leaky ReLU."""
+        op = "prelu"
+        self._need(op, x, F32)
+        params = [(DTYPE_F32, self._vector(op, "slope", slope, x.shape[2], required=True))]
+        return self._add(OP_PRELU, 0, x, None, None, x.shape, params)
+
+    def clip(self, x: Value, lo: float, hi: float) -> Value:
+        """``y = min(max(x, lo), hi)`` (hard-tanh: lo=-1, hi=1)."""
+        op = "clip"
+        self._need(op, x, F32)
+        bounds = self._floats(op, "bounds", [lo, hi])
+        if not bounds[0] <= bounds[1]:
+            raise ValueError(f"{op}: min {lo} is greater than max {hi}")
+        return self._add(OP_CLIP, 0, x, None, None, x.shape, [(DTYPE_F32, bounds)])
+
+    def concat(self, a: Value, b: Value) -> Value:
+        """Channels of ``a`` then channels of ``b`` (same height and width)."""
+        op = "concat"
+        self._need(op, a, F32)
+        self._need(op, b, F32)
+        if a.shape[:2] != b.shape[:2]:
+            raise ValueError(
+                f"{op}: value {a.id} is {a.shape} and value {b.id} is {b.shape}; height and width must match"
+            )
+        out = (a.shape[0], a.shape[1], a.shape[2] + b.shape[2])
+        self._check_shape(op, out)
+        return self._add(OP_CONCAT, 0, a, b, None, out, [])
+
+    def flatten(self, x: Value) -> Value:
+        """(h, w, c) -> (1, 1, h*w*c), same (h, w, c) order; a binary dense after it packs densely."""
+        self._need("flatten", x, F32)
+        out = (1, 1, x.shape[0] * x.shape[1] * x.shape[2])
+        self._check_shape("flatten", out)
+        return self._add(OP_FLATTEN, 0, x, None, None, out, [])
 
     def add(self, a: Value, b: Value, relu: bool = False) -> Value:
         self._need("add", a, F32)

@@ -165,6 +165,13 @@ def _build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--token-file", default=None, metavar="FILE", help="read the token from FILE")
     s.add_argument("--max-upload-mb", type=float, default=10.0, help="POST /api/classify size limit")
     _add_mqtt_args(s)
+
+    # import: ONNX -> xnor-edge (xnor_edge/importers/onnx_import.py; the [import] extra)
+    from .importers import onnx_import
+
+    im = sub.add_parser("import", help="convert an ONNX binary network (the [import] extra)")
+    onnx_import.add_arguments(im)
+    im.set_defaults(handler=onnx_import.run_cli)
     return p
 
 
@@ -878,6 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "models": cmd_models,
             "bench": cmd_bench,
             "compress": cmd_compress,
+            "import": getattr(args, "handler", None),
         }[args.command]
         return handler(args)
     except UsageError as e:

@@ -39,9 +39,16 @@ _OPS = {
     10: ("add", 0, 1),
     11: ("softmax", 0, 0),
     12: ("sign", 0, 0),
+    13: ("prelu", 1, 0),
+    14: ("clip", 1, 0),
+    15: ("sign_shift", 1, 0),
+    16: ("concat", 0, 0),
+    17: ("flatten", 0, 0),
+    18: ("dwconv2d", 2, 1),
     32: ("bconv2d_mst", 7, 1 | 2 | 4 | 8),  # ids 32+: compressed forms of binary ops
 }
-_WINDOWED = {1, 2, 3, 6, 7, 32}
+_TWO_INPUTS = {10, 16}
+_WINDOWED = {1, 2, 3, 6, 7, 18, 32}
 _RELU, _PAD_ONE, _USE_K, _OUT_BITS = 1, 2, 4, 8
 
 
@@ -167,7 +174,8 @@ class ReferenceModel:
             where = f"node {i} ({name})"
             if nflags & ~allowed or res:
                 raise ReferenceError(f"{where}: bad flags {nflags} or reserved field")
-            if in0 > i or (op == 10 and in1 > i) or (op != 10 and in1 != 0xFFFFFFFF):
+            two = op in _TWO_INPUTS
+            if in0 > i or (two and in1 > i) or (not two and in1 != 0xFFFFFFFF):
                 raise ReferenceError(f"{where}: bad input ids {in0}, {in1}")
             if pcount != n_p or (n_p and pfirst + pcount > n_params):
                 raise ReferenceError(f"{where}: param_count {pcount}, expected {n_p}")
@@ -200,8 +208,19 @@ class ReferenceModel:
                 eh, ew, ec = 1, 1, c
             elif op == 9:
                 eh, ew, ec = 1, 1, oc
-            elif op == 12:
+            elif op in (12, 15):
                 ec, out_bits = c, True
+            elif op == 17:
+                eh, ew, ec = 1, 1, h * w * c
+            elif op == 18:
+                if oc < 1 or oc % c:
+                    raise ReferenceError(f"{where}: out_c {oc} is not a multiple of {c}")
+                ec = oc
+            elif op == 16:
+                (h1, w1, c1), bits1 = shapes[in1]
+                if bits1 or (h1, w1) != (h, w):
+                    raise ReferenceError(f"{where}: input1 must be float32 of height {h} and width {w}")
+                ec = c + c1
             else:
                 ec = c
             if bits and op not in (3, 6, 32):
@@ -218,6 +237,10 @@ class ReferenceModel:
                 3: [(1, oc * kh * kw * cw), (0, oc), (0, oc)],
                 4: [(0, c), (0, c)],
                 9: [(0, oc * h * w * c), (0, oc)],
+                13: [(0, c)],
+                14: [(0, 2)],
+                15: [(0, c)],
+                18: [(0, kh * kw * oc), (0, oc)],
                 32: [(1, None)] * 5 + [(0, oc), (0, oc)],  # MST counts: from the tree
             }.get(op, [])
             ps = []
@@ -232,6 +255,8 @@ class ReferenceModel:
                         f"{where}: param {j} has dtype {dt} count {arr.size}, expected {wdt} {wcount}"
                     )
                 ps.append(arr)
+            if op == 14 and not ps[0][0] <= ps[0][1]:
+                raise ReferenceError(f"{where}: clip bounds {list(ps[0])}: min > max")
             if op == 32:  # decode (every rule of the format) to bconv2d's weights
                 try:
                     fw = mst.validate(mst.from_params(ps[:5], oc, kh, kw, c))
@@ -327,6 +352,21 @@ class ReferenceModel:
             return e / e.sum(axis=2, keepdims=True)
         elif n.op == 12:
             return np.where(x < 0, -1.0, 1.0)
+        elif n.op == 13:
+            return np.where(x < 0, x * n.params[0], x)
+        elif n.op == 14:
+            return np.minimum(np.maximum(x, float(n.params[0][0])), float(n.params[0][1]))
+        elif n.op == 15:
+            return np.where(x + n.params[0] < 0, -1.0, 1.0)
+        elif n.op == 18:
+            wt = n.params[0].astype(np.float64).reshape(*n.kernel, oc)
+            xs = np.repeat(x, oc // c, axis=2)  # output channel o reads input channel o // M
+            win = _windows(xs, n.kernel, n.stride, n.pad, 0.0)  # (OH, OW, OC, KH, KW)
+            y = np.einsum("hwoij,ijo->hwo", win, wt) + n.params[1]
+        elif n.op == 17:
+            return x.reshape(1, 1, -1)
+        elif n.op == 16:
+            return np.concatenate([x, values[n.input1]], axis=2)
         else:  # pragma: no cover - _parse rejects unknown ops
             raise ReferenceError(f"unknown op {n.op}")
         return np.maximum(y, 0.0) if relu else y

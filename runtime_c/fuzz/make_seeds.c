@@ -75,6 +75,7 @@ static uint32_t op_node(xtm *t, const xe_op_def *def, uint32_t flags, uint32_t i
     n.info.in_c = iv.c;
     n.info.in_dtype = iv.dtype;
     n.cw = (iv.c + 31) / 32;
+    n.in1_c = def->input1 ? iv.c : 0;
     xe_out_shape o = {iv.h, iv.w, iv.c, XE_DTYPE_F32};
     if (def->infer) def->infer(&n, 8, &o);
     n.info.out_h = (uint32_t)o.h;

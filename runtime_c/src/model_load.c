@@ -309,9 +309,11 @@ static xe_status check_node(const xe_model *m, xe_loader *ld, xe_node *n, uint32
         if (b.dtype != XE_DTYPE_F32)
             return xe_node_fail(ld, "input1 value %u is bits, %s needs float32", f->input1,
                                 def->name);
-        if (b.h != in.h || b.w != in.w || b.c != in.c)
-            return xe_node_fail(ld, "input shapes differ: %ux%ux%u and %ux%ux%u", in.h, in.w, in.c,
-                                b.h, b.w, b.c);
+        if (b.h != in.h || b.w != in.w || (def->input1 == XE_IN1_SAME_SHAPE && b.c != in.c))
+            return xe_node_fail(ld, "input %s differ: %ux%ux%u and %ux%ux%u",
+                                def->input1 == XE_IN1_SAME_SHAPE ? "shapes" : "heights or widths",
+                                in.h, in.w, in.c, b.h, b.w, b.c);
+        n->in1_c = b.c;
     }
     return def->check ? def->check(ld, n) : XE_OK;
 }

@@ -33,6 +33,6 @@ const xe_op_def xe_op_add = {
     .op = XE_OP_ADD,
     .name = "add",
     .flags = XE_FLAG_RELU,
-    .input1 = 1,
+    .input1 = XE_IN1_SAME_SHAPE,
     .run = add_run,
 };

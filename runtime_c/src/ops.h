@@ -34,6 +34,10 @@ typedef struct xe_out_shape {
 
 /* A param_sizes answer: the count is the file's, bind checks it. */
 #define XE_COUNT_FROM_FILE UINT64_MAX
+/* What an op's input1 must be: none (0xFFFFFFFF in the record), or an earlier
+ * float32 value of input0's shape, or of input0's height and width (any
+ * channel count; n->in1_c holds it). */
+enum { XE_IN1_NONE = 0, XE_IN1_SAME_SHAPE = 1, XE_IN1_SAME_HW = 2 };
 
 struct xe_op_def {
     uint32_t op;       /* pinned id (xe_op in xnor_edge.h, docs/format.md) */
@@ -43,7 +47,7 @@ struct xe_op_def {
     uint32_t param_dtypes[XE_MAX_OP_PARAMS]; /* XE_DTYPE_F32 or XE_DTYPE_BITS */
     uint8_t windowed;                        /* kernel/stride/pad are used; else they must be 0 */
     uint8_t bits_input;                      /* input0 may be packed bits */
-    uint8_t input1; /* takes input1: an earlier float32 value of input0's shape */
+    uint8_t input1; /* input1: XE_IN1_NONE, XE_IN1_SAME_SHAPE or XE_IN1_SAME_HW */
 
     /* Load, in this order, for each node (in_* and cw are set, params are not). */
     /* Checks beyond the generic ones (flag combinations, input dtypes). */

@@ -47,7 +47,8 @@ typedef struct xe_op_def xe_op_def; /* ops.h */
 typedef struct xe_node {
     xe_node_info info;
     const xe_op_def *def;
-    uint32_t cw; /* ceil(in_c / 32) */
+    uint32_t cw;    /* ceil(in_c / 32) */
+    uint32_t in1_c; /* input1's channel count (0 without input1) */
     /* Views into the file (little-endian, 4-byte aligned), in the op's param order. */
     const void *params[XE_MAX_OP_PARAMS];
     /* Load-time precomputation (owned by the model, freed by def->destroy). */

@@ -213,6 +213,79 @@ typedef struct edit {
 #define NODE(i, f) (g_nodes_off + 64u * (i) + (f))
 #define PARAM(i, f) (g_params_off + 32u * (i) + (f))
 
+/* Loads t and checks the load fails with BAD_MODEL and a reason containing msg. */
+static void expect_bad(xtm *t, const char *what, const char *msg) {
+    char err[256];
+    size_t n;
+    uint8_t *f = xtm_write(t, &n);
+    const xe_status st = load(f, n, err, sizeof err);
+    CHECK(st == XE_ERR_BAD_MODEL && strstr(err, msg), "%s: got %s \"%s\", expected \"%s\"", what,
+          xe_status_string(st), err, msg);
+    free(f);
+    xtm_free(t);
+}
+
+/* Rejections specific to prelu, clip, sign_shift, concat, flatten and dwconv2d. */
+static void test_new_op_rejections(void) {
+    static const float inverted[2] = {1.0f, -1.0f};
+    xtm t;
+    xtm_init(&t, 2, 2, 3);
+    uint32_t p0 = xtm_param(&t, XTM_F32, inverted, 2);
+    xtm_node(&t, XTM_OP_CLIP, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+    expect_bad(&t, "clip min > max", "node 0 (clip): bounds [1, -1]: min > max");
+    xtm_init(&t, 2, 2, 3);
+    p0 = xtm_param(&t, XTM_F32, g_f, 2);
+    xtm_node(&t, XTM_OP_PRELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+    expect_bad(&t, "prelu slope count", "node 0 (prelu): param 0 (#0 of the op) is f32 x 2");
+    xtm_init(&t, 2, 2, 3);
+    xtm_node(&t, XTM_OP_SIGN_SHIFT, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "sign_shift without shift", "node 0 (sign_shift): param_count is 0, op takes 1");
+    xtm_init(&t, 2, 2, 3);
+    p0 = xtm_param(&t, XTM_F32, g_f, 3);
+    xtm_node(&t, XTM_OP_SIGN_SHIFT, XE_FLAG_RELU, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+    expect_bad(&t, "sign_shift flags", "node 0 (sign_shift): bad flags");
+    xtm_init(&t, 4, 4, 3);
+    xtm_node(&t, XE_OP_MAXPOOL, 0, 0, XTM_NONE, 2, 2, 2, 2, 0, 0, 0, 0, 0);
+    xtm_node(&t, XTM_OP_CONCAT, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "concat h/w", "node 1 (concat): input heights or widths differ");
+    xtm_init(&t, 4, 4, 3);
+    xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    xtm_node(&t, XTM_OP_CONCAT, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "concat bits input1", "node 1 (concat): input1 value 1 is bits");
+    xtm_init(&t, 4, 4, 3);
+    xtm_node(&t, XTM_OP_CONCAT, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "concat without input1", "node 0 (concat): input1 is 4294967295");
+    xtm_init(&t, 4, 4, 3);
+    xtm_node(&t, XTM_OP_CONCAT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    t.nodes[0].oc = 3;
+    expect_bad(&t, "concat out_c", "node 0 (concat): output shape is 4x4x6");
+    xtm_init(&t, 300, 300, 1);
+    xtm_node(&t, XTM_OP_FLATTEN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "flatten past 65535 channels", "node 0 (flatten): out_c 90000 out of range");
+    xtm_init(&t, 3, 4, 5);
+    xtm_node(&t, XTM_OP_FLATTEN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    t.nodes[0].oh = 3;
+    expect_bad(&t, "flatten out_h", "node 0 (flatten): output shape is 1x1x60");
+    xtm_init(&t, 5, 5, 4);
+    p0 = xtm_param(&t, XTM_F32, g_f, 9 * 6);
+    xtm_param(&t, XTM_F32, g_f, 6);
+    xtm_node(&t, XTM_OP_DWCONV2D, 0, 0, XTM_NONE, 3, 3, 1, 1, 1, 1, 6, p0, 2);
+    expect_bad(&t, "dwconv2d out_c", "node 0 (dwconv2d): out_c 6 is not a multiple of the 4 input");
+    xtm_init(&t, 5, 5, 4);
+    p0 = xtm_param(&t, XTM_F32, g_f, 9 * 4 * 4);
+    xtm_param(&t, XTM_F32, g_f, 4);
+    xtm_node(&t, XTM_OP_DWCONV2D, 0, 0, XTM_NONE, 3, 3, 1, 1, 1, 1, 4, p0, 2);
+    expect_bad(&t, "dwconv2d full weights",
+               "node 0 (dwconv2d): param 0 (#0 of the op) is f32 x 144");
+    xtm_init(&t, 5, 5, 4);
+    xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    p0 = xtm_param(&t, XTM_F32, g_f, 9 * 4);
+    xtm_param(&t, XTM_F32, g_f, 4);
+    xtm_node(&t, XTM_OP_DWCONV2D, 0, 1, XTM_NONE, 3, 3, 1, 1, 1, 1, 4, p0, 2);
+    xtm_node(&t, XE_OP_RELU, 0, 2, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "dwconv2d bits input", "node 1 (dwconv2d): input value 1 is bits");
+}
+
 static void test_structural(void) {
     const uint64_t big = 0xFFFFFFFFFFFFFFF0ull;
     const edit edits[] = {
@@ -340,6 +413,7 @@ static void test_structural(void) {
           "add shapes: %s", err);
     free(f);
     xtm_free(&t);
+    test_new_op_rejections();
     /* Input with more than 2^28 elements, dims individually in range. */
     xtm_init(&t, 65535, 65535, 1);
     xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -359,7 +433,13 @@ static void test_api(void) {
     CHECK(xe_format_version() == XE_FORMAT_VERSION && xe_packing_version() == XE_PACKING_VERSION,
           "versions");
     CHECK(strcmp(xe_op_name(XE_OP_BCONV2D), "bconv2d") == 0 &&
-              strcmp(xe_op_name(0), "unknown") == 0 && strcmp(xe_op_name(13), "unknown") == 0,
+              strcmp(xe_op_name(0), "unknown") == 0 && strcmp(xe_op_name(99), "unknown") == 0 &&
+              strcmp(xe_op_name(XTM_OP_PRELU), "prelu") == 0 &&
+              strcmp(xe_op_name(XTM_OP_CLIP), "clip") == 0 &&
+              strcmp(xe_op_name(XTM_OP_SIGN_SHIFT), "sign_shift") == 0 &&
+              strcmp(xe_op_name(XTM_OP_CONCAT), "concat") == 0 &&
+              strcmp(xe_op_name(XTM_OP_FLATTEN), "flatten") == 0 &&
+              strcmp(xe_op_name(XTM_OP_DWCONV2D), "dwconv2d") == 0,
           "op names");
     for (int s = 0; s <= XE_ERR_UNSUPPORTED; s++)
         CHECK(strcmp(xe_status_string((xe_status)s), "unknown status") != 0,

@@ -34,6 +34,9 @@ static void test_records(void) {
         CHECK((d->session_bytes != NULL) == (d->session_prepare != NULL),
               "%s: session_bytes and session_prepare come together", d->name);
         CHECK(d->run != NULL, "%s: no run hook", d->name);
+        CHECK(d->input1 == XE_IN1_NONE || d->input1 == XE_IN1_SAME_SHAPE ||
+                  d->input1 == XE_IN1_SAME_HW,
+              "%s: input1 kind %u", d->name, d->input1);
         CHECK((d->flags &
                ~(uint32_t)(XE_FLAG_RELU | XE_FLAG_PAD_ONE | XE_FLAG_USE_K | XE_FLAG_OUT_BITS)) == 0,
               "%s: flags 0x%x outside XE_FLAG_*", d->name, d->flags);

@@ -257,6 +257,49 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                 y.d[i] = v;
             }
             break;
+        case XTM_OP_PRELU:
+        case XTM_OP_CLIP:
+        case XTM_OP_SIGN_SHIFT:
+            for (size_t i = 0; i < (size_t)x.h * x.w * x.c; i++) {
+                const float *p0 = P[0];
+                double v = x.d[i];
+                if (n->op == XTM_OP_PRELU && v < 0) v *= p0[i % x.c];
+                if (n->op == XTM_OP_CLIP) v = v < p0[0] ? p0[0] : v > p0[1] ? p0[1] : v;
+                if (n->op == XTM_OP_SIGN_SHIFT) v = sgn(v + p0[i % x.c]);
+                y.d[i] = v;
+            }
+            break;
+        case XTM_OP_DWCONV2D: {
+            const float *wt = P[0], *bias = P[1];
+            const uint32_t mult = y.c / x.c;
+            for (uint32_t oh = 0; oh < y.h; oh++)
+                for (uint32_t ow = 0; ow < y.w; ow++)
+                    for (uint32_t o = 0; o < y.c; o++) {
+                        double acc = bias[o];
+                        for (uint32_t a = 0; a < n->kh; a++)
+                            for (uint32_t b = 0; b < n->kw; b++) {
+                                const long ih = (long)(oh * n->sh + a) - n->ph,
+                                           iw = (long)(ow * n->sw + b) - n->pw;
+                                if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w)
+                                    continue;
+                                acc += x.d[((size_t)ih * x.w + iw) * x.c + o / mult] *
+                                       wt[((size_t)a * n->kw + b) * y.c + o];
+                            }
+                        y.d[((size_t)oh * y.w + ow) * y.c + o] = relu && acc < 0 ? 0 : acc;
+                    }
+            break;
+        }
+        case XTM_OP_FLATTEN:
+            for (size_t i = 0; i < (size_t)x.h * x.w * x.c; i++) y.d[i] = x.d[i];
+            break;
+        case XTM_OP_CONCAT: {
+            const rv b = vals[n->in1];
+            for (size_t p = 0; p < (size_t)x.h * x.w; p++) {
+                for (uint32_t c = 0; c < x.c; c++) y.d[p * y.c + c] = x.d[p * x.c + c];
+                for (uint32_t c = 0; c < b.c; c++) y.d[p * y.c + x.c + c] = b.d[p * b.c + c];
+            }
+            break;
+        }
         case XE_OP_MAXPOOL:
         case XE_OP_AVGPOOL:
             for (uint32_t oh = 0; oh < y.h; oh++)
@@ -633,6 +676,132 @@ static void test_misc(void) {
     }
 }
 
+/* Bounds for clip: lo <= hi, multiples of 1/4 (lo == hi included). */
+static float *rand_bounds(arena *a) {
+    float *b = arena_alloc(a, 8);
+    b[0] = rnd_in();
+    b[1] = b[0] + (float)(rnd() % 9) / 4.0f;
+    return b;
+}
+
+/* prelu, clip, sign_shift and concat: on their own over the channel list
+ * (and spatial sizes that span several work blocks, whose starts fall
+ * mid-channel), then chained with the other ops. */
+static void test_new_elementwise(void) {
+    static const uint32_t hw[][2] = {{1, 1}, {3, 5}, {7, 2}, {40, 40}};
+    char name[128];
+    for (size_t si = 0; si < 4; si++)
+        for (size_t ci = 0; ci < 10; ci += (si == 3 ? 4 : 1)) {
+            const uint32_t h = hw[si][0], w = hw[si][1], c = k_chan[ci];
+            for (int kind = 0; kind < 4; kind++) {
+                xtm t;
+                arena a = {{0}, 0};
+                xtm_init(&t, h, w, c);
+                uint32_t v;
+                if (kind == 0) {
+                    const uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, c, rnd_w), c);
+                    v = xtm_node(&t, XTM_OP_PRELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+                } else if (kind == 1) {
+                    const uint32_t p0 = xtm_param(&t, XTM_F32, rand_bounds(&a), 2);
+                    v = xtm_node(&t, XTM_OP_CLIP, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+                } else if (kind == 2) {
+                    /* Shifts in multiples of 1/4 too, so x + shift is often exactly 0 (+1). */
+                    const uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, c, rnd_in), c);
+                    v = xtm_node(&t, XTM_OP_SIGN_SHIFT, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+                    v = add_decode(&t, &a, v);
+                } else {
+                    const uint32_t oc = k_chan[rnd() % 10];
+                    const uint32_t cv = add_conv(&t, &a, XE_OP_CONV2D, 0, 0, 1, 1, 0, oc);
+                    v = xtm_node(&t, XTM_OP_CONCAT, 0, cv, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    v = xtm_node(&t, XTM_OP_CONCAT, 0, 0, v, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                }
+                static const char *const names[] = {"prelu", "clip", "sign_shift", "concat"};
+                snprintf(name, sizeof name, "%s in=%ux%ux%u", names[kind], h, w, c);
+                check_model(name, &t, 1);
+                xtm_free(&t);
+                arena_free(&a);
+            }
+        }
+    /* flatten, alone (over several work blocks) and in front of a binary dense
+     * layer (1x1 bconv2d over H*W*C channels) and a float dense. */
+    static const uint32_t fl_shapes[][3] = {{1, 1, 5}, {28, 28, 1}, {7, 5, 33}, {130, 130, 3}};
+    for (size_t si = 0; si < 4; si++) {
+        const uint32_t *sh = fl_shapes[si];
+        xtm t;
+        arena a = {{0}, 0};
+        xtm_init(&t, sh[0], sh[1], sh[2]);
+        uint32_t v = xtm_node(&t, XTM_OP_FLATTEN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        snprintf(name, sizeof name, "flatten in=%ux%ux%u", sh[0], sh[1], sh[2]);
+        check_model(name, &t, 1);
+        if (si < 3) {
+            v = add_conv(&t, &a, XE_OP_BCONV2D, 0, v, 1, 1, 0, 40);
+            const uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 40 * 7, rnd_w), 40 * 7);
+            xtm_param(&t, XTM_F32, rand_bias(&a, 7), 7);
+            xtm_node(&t, XE_OP_DENSE, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 7, p0, 2);
+            snprintf(name, sizeof name, "flatten/binary dense/dense in=%ux%ux%u", sh[0], sh[1],
+                     sh[2]);
+            check_model(name, &t, 1);
+        }
+        xtm_free(&t);
+        arena_free(&a);
+    }
+    /* A Bi-Real / ReActNet-style block: bn -> prelu -> sign_shift -> bconv (bits in)
+     * -> clip, concatenated with the shortcut, then a bconv on the float concat. */
+    for (int pad_one = 0; pad_one < 2; pad_one++) {
+        xtm t;
+        arena a = {{0}, 0};
+        xtm_init(&t, 9, 7, 35);
+        uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 35, rnd_w), 35);
+        xtm_param(&t, XTM_F32, rand_f32(&a, 35, rnd_w), 35);
+        const uint32_t bn =
+            xtm_node(&t, XE_OP_BATCHNORM, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 2);
+        p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 35, rnd_w), 35);
+        uint32_t v = xtm_node(&t, XTM_OP_PRELU, 0, bn, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+        p0 = xtm_param(&t, XTM_F32, rand_f32(&a, 35, rnd_w), 35);
+        v = xtm_node(&t, XTM_OP_SIGN_SHIFT, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+        v = add_conv(&t, &a, XE_OP_BCONV2D, pad_one ? XE_FLAG_PAD_ONE : 0, v, 3, 1, 1, 40);
+        p0 = xtm_param(&t, XTM_F32, rand_bounds(&a), 2);
+        v = xtm_node(&t, XTM_OP_CLIP, 0, v, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, p0, 1);
+        v = xtm_node(&t, XTM_OP_CONCAT, 0, v, bn, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        add_conv(&t, &a, XE_OP_BCONV2D, pad_one ? XE_FLAG_PAD_ONE : 0, v, 3, 2, 1, 12);
+        check_model(pad_one ? "bn/prelu/sign_shift/bconv/clip/concat/bconv (+1 padding)"
+                            : "bn/prelu/sign_shift/bconv/clip/concat/bconv",
+                    &t, 1);
+        xtm_free(&t);
+        arena_free(&a);
+    }
+}
+
+/* dwconv2d over the window battery, channel multipliers 1 to 3, with and
+ * without RELU. */
+static void test_dwconv2d(void) {
+    char name[128];
+    for (size_t ki = 0; ki < 5; ki++)
+        for (size_t si = 0; si < 3; si++)
+            for (size_t pi = 0; pi < 3; pi++) {
+                const uint32_t k = k_kern[ki], s = k_stride[si], p = k_pad[pi];
+                const uint32_t h = k_spatial[rnd() % 9], w = k_spatial[rnd() % 9];
+                const uint32_t c = k_chan[rnd() % 10], mult = 1 + (uint32_t)(rnd() % 3);
+                if (p >= k || h + 2 * p < k || w + 2 * p < k) continue;
+                const uint32_t oc = c * mult;
+                for (uint32_t fl = 0; fl <= XE_FLAG_RELU; fl += XE_FLAG_RELU) {
+                    xtm t;
+                    arena a = {{0}, 0};
+                    xtm_init(&t, h, w, c);
+                    const uint32_t p0 = xtm_param(&t, XTM_F32, rand_f32(&a, k * k * oc, rnd_w),
+                                                  (uint64_t)k * k * oc);
+                    xtm_param(&t, XTM_F32, rand_bias(&a, oc), oc);
+                    xtm_node(&t, XTM_OP_DWCONV2D, fl, 0, XTM_NONE, k, k, s, s, p, p, oc, p0, 2);
+                    snprintf(name, sizeof name,
+                             "dwconv2d flags=%u in=%ux%ux%u k=%u s=%u p=%u oc=%u", fl, h, w, c, k,
+                             s, p, oc);
+                    check_model(name, &t, 1);
+                    xtm_free(&t);
+                    arena_free(&a);
+                }
+            }
+}
+
 int main(void) {
     g_nisas = xe_available_isas(g_isas, 8);
     if (g_nisas > 8) g_nisas = 8;
@@ -657,6 +826,8 @@ int main(void) {
     test_mst(bconv_flags, 7);
     test_pools();
     test_misc();
+    test_new_elementwise();
+    test_dwconv2d();
     if (g_fail) {
         printf("test_ops: %d failure(s)\n", g_fail);
         return 1;

@@ -41,6 +41,13 @@ static int g_fail __attribute__((unused)) = 0; /* make_seeds.c includes this too
 
 /* bconv2d_mst (docs/format.md): ids 32+ are compressed forms of binary ops. */
 #define XTM_OP_BCONV2D_MST 32u
+/* Ops after format version 1's xe_op enum: their ids from docs/format.md. */
+#define XTM_OP_PRELU 13u
+#define XTM_OP_CLIP 14u
+#define XTM_OP_SIGN_SHIFT 15u
+#define XTM_OP_CONCAT 16u
+#define XTM_OP_FLATTEN 17u
+#define XTM_OP_DWCONV2D 18u
 
 typedef struct xtm_param_rec {
     uint32_t dtype;
@@ -119,6 +126,7 @@ static inline uint32_t xtm_node(xtm *t, uint32_t op, uint32_t flags, uint32_t in
     switch (op) {
     case XE_OP_CONV2D:
     case XE_OP_BWN_CONV2D:
+    case XTM_OP_DWCONV2D:
         o.c = out_c;
         o.dtype = XTM_F32;
         break;
@@ -134,7 +142,14 @@ static inline uint32_t xtm_node(xtm *t, uint32_t op, uint32_t flags, uint32_t in
         o.h = o.w = 1;
         break;
     case XE_OP_SIGN:
+    case XTM_OP_SIGN_SHIFT:
         o.dtype = XTM_BITS;
+        break;
+    case XTM_OP_FLATTEN:
+        o = (xtm_value){1, 1, in.h * in.w * in.c, XTM_F32};
+        break;
+    case XTM_OP_CONCAT:
+        o.c = in.c + t->values[in1 <= t->nn ? in1 : 0].c;
         break;
     default:
         break;
