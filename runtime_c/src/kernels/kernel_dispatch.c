@@ -58,6 +58,7 @@ static unsigned xe_cpu_features(void) {
     unsigned int a, b, c, d;
     if (__get_cpuid(1, &a, &b, &c, &d)) {
         int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+        if ((c >> 9) & 1) f |= XE_CPU_X86_SSSE3;
         if ((c >> 23) & 1) f |= XE_CPU_X86_POPCNT;
         if (fma && osxsave && avx && xe_x86_os_saves_ymm() && __get_cpuid_max(0, NULL) >= 7) {
             __cpuid_count(7, 0, a, b, c, d);

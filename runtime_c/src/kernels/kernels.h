@@ -208,9 +208,10 @@ void xe_sgemm_pack_panel(size_t nr, size_t kr, size_t nc, size_t kk, const float
  * dispatcher detects them once. */
 enum {
     XE_CPU_X86_POPCNT = 1u << 0,
-    XE_CPU_X86_AVX2 = 1u << 1, /* AVX2 + FMA, and the OS saves YMM state */
-    XE_CPU_ARM_NEON = 1u << 2, /* ARMv7 HWCAP NEON (always set on aarch64) */
-    XE_CPU_ARM_VFPV4 = 1u << 3 /* ARMv7 HWCAP VFPv4 (always set on aarch64) */
+    XE_CPU_X86_AVX2 = 1u << 1,  /* AVX2 + FMA, and the OS saves YMM state */
+    XE_CPU_ARM_NEON = 1u << 2,  /* ARMv7 HWCAP NEON (always set on aarch64) */
+    XE_CPU_ARM_VFPV4 = 1u << 3, /* ARMv7 HWCAP VFPv4 (always set on aarch64) */
+    XE_CPU_X86_SSSE3 = 1u << 4  /* SSSE3 (PSHUFB, PMADDUBSW); no POPCNT implied */
 };
 
 /* Tables of the sets built for this target: xe_kernels_ID. */
