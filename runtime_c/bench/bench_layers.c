@@ -185,8 +185,8 @@ static void run_layer(const xe_kernels *kt, layer_bufs *L, double *t, int bgemm_
     for (size_t r0 = 0; r0 < L->m; r0 += chunk_rows) {
         size_t rows = L->m - r0 < chunk_rows ? L->m - r0 : chunk_rows;
         if (unpacked)
-            kt->bgemm(rows, (size_t)L->s.oc, L->kw, L->cols + r0 * L->kw, L->kw, L->wbits, L->kw,
-                      L->d + r0 * (size_t)L->s.oc, (size_t)L->s.oc);
+            xe_bgemm_unpacked(kt, rows, (size_t)L->s.oc, L->kw, L->cols + r0 * L->kw, L->kw,
+                              L->wbits, L->kw, L->d + r0 * (size_t)L->s.oc, (size_t)L->s.oc);
         else
             xe_bgemm(kt, rows, 0, (size_t)L->s.oc, L->kw, L->cols + r0 * L->kw, L->kw, L->wpacked,
                      L->d + r0 * (size_t)L->s.oc, (size_t)L->s.oc);
@@ -251,7 +251,7 @@ static void bench_one(const xe_kernels *kt, layer_bufs *L, int reps, int bgemm_o
 static void sgemm_call(const xe_kernels *kt, size_t m, size_t n, size_t k, const float *a,
                        const float *b, const float *bp, float *c) {
     if (unpacked)
-        kt->sgemm(m, n, k, a, k, b, n, c, n);
+        xe_sgemm_unpacked(kt, m, n, k, a, k, b, n, c, n);
     else
         xe_sgemm(kt, m, 0, n, k, a, k, bp, c, n);
 }

@@ -92,12 +92,6 @@ typedef void (*xe_sgemm_pack_fn)(size_t nr, size_t kr, size_t nc, size_t kk, con
 typedef void (*xe_pack_fn)(size_t rows, size_t channels, const float *x, size_t ldx, uint32_t *out,
                            size_t ldo);
 
-/* Transitional unpacked entry points (see xe_bgemm_unpacked, xe_sgemm_unpacked). */
-typedef void (*xe_bgemm_fn)(size_t m, size_t n, size_t k, const uint32_t *a, size_t lda,
-                            const uint32_t *b, size_t ldb, int32_t *c, size_t ldc);
-typedef void (*xe_sgemm_fn)(size_t m, size_t n, size_t k, const float *a, size_t lda,
-                            const float *b, size_t ldb, float *c, size_t ldc);
-
 /* A GEMM family of one set. ukernel[r - 1] handles r rows; ukernel[0] and
  * ukernel[mr - 1] are required, others may be NULL (the driver then uses the
  * largest present one that fits). kr is the k unroll: packed panels are padded
@@ -121,10 +115,6 @@ typedef struct xe_kernels {
     xe_bgemm_config bgemm_cfg;
     xe_sgemm_config sgemm_cfg;
     xe_pack_fn pack; /* sign-pack */
-    /* Transitional: the op files call these until they keep packed weights;
-     * each set points them at thunks from XE_UNPACKED_THUNKS. */
-    xe_bgemm_fn bgemm;
-    xe_sgemm_fn sgemm;
 } xe_kernels;
 
 /* ---- The driver (gemm_driver.c), for every set ---- */
@@ -148,7 +138,8 @@ void xe_sgemm_pack(const xe_kernels *k, size_t n, size_t kk, const float *b, siz
 void xe_sgemm(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t kk, const float *a,
               size_t lda, const float *packed, float *c, size_t ldc);
 
-/* Unpacked B, for callers that do not keep packed weights (transitional):
+/* Unpacked B, for the kernel tests and the benchmark (the executor always
+ * keeps packed weights, packed once per session):
  * bgemm b is n rows of kw words (ldb), packed on the stack panel by panel in
  * k blocks of at most XE_UNPACKED_PANEL_WORDS / nr words; sgemm b is [kk][n]
  * (ldb), read in place. Same results as the packed calls. */
@@ -163,19 +154,6 @@ void xe_bgemm_pack_panel(size_t nr, size_t kr, size_t nc, size_t kw, const uint3
                          uint32_t *panel);
 void xe_sgemm_pack_panel(size_t nr, size_t kr, size_t nc, size_t kk, const float *b, size_t rs,
                          size_t cs, float *panel);
-
-/* Defines TABLE_bgemm_unpacked and TABLE_sgemm_unpacked, the values of a
- * set's transitional .bgemm and .sgemm fields. */
-#define XE_UNPACKED_THUNKS(table)                                                                  \
-    static void table##_bgemm_unpacked(size_t m, size_t n, size_t k, const uint32_t *a,            \
-                                       size_t lda, const uint32_t *b, size_t ldb, int32_t *c,      \
-                                       size_t ldc) {                                               \
-        xe_bgemm_unpacked(&table, m, n, k, a, lda, b, ldb, c, ldc);                                \
-    }                                                                                              \
-    static void table##_sgemm_unpacked(size_t m, size_t n, size_t k, const float *a, size_t lda,   \
-                                       const float *b, size_t ldb, float *c, size_t ldc) {         \
-        xe_sgemm_unpacked(&table, m, n, k, a, lda, b, ldb, c, ldc);                                \
-    }
 
 /* ---- The list of sets (kernel_sets.inc) ---- */
 

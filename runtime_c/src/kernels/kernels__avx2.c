@@ -268,8 +268,6 @@ XE_SGEMM_AVX2(4)
 XE_SGEMM_AVX2(5)
 XE_SGEMM_AVX2(6)
 
-XE_UNPACKED_THUNKS(xe_kernels_avx2)
-
 const xe_kernels xe_kernels_avx2 = {
     "avx2",
     {XE_MR, XE_NB, 1, {bgemm_1x16_avx2, NULL, NULL, bgemm_4x16_avx2}, pack_panel_avx2},
@@ -280,6 +278,4 @@ const xe_kernels xe_kernels_avx2 = {
       sgemm_6x16_avx2},
      xe_sgemm_pack_panel},
     pack_avx2,
-    xe_kernels_avx2_bgemm_unpacked,
-    xe_kernels_avx2_sgemm_unpacked,
 };

@@ -190,8 +190,6 @@ XE_SGEMM_A64(2)
 XE_SGEMM_A64(3)
 XE_SGEMM_A64(4)
 
-XE_UNPACKED_THUNKS(xe_kernels_neon_a64)
-
 const xe_kernels xe_kernels_neon_a64 = {
     "neon-a64",
     {4, 4, 4, {bgemm_1x4_a64, NULL, NULL, bgemm_4x4_a64}, xe_bgemm_pack_panel},
@@ -201,6 +199,4 @@ const xe_kernels xe_kernels_neon_a64 = {
      {sgemm_1x16_a64, sgemm_2x16_a64, sgemm_3x16_a64, sgemm_4x16_a64},
      xe_sgemm_pack_panel},
     pack_neon_a64,
-    xe_kernels_neon_a64_bgemm_unpacked,
-    xe_kernels_neon_a64_sgemm_unpacked,
 };

@@ -119,13 +119,9 @@ static void sgemm_1x8_popcnt(size_t nc, size_t kk, const float *a, size_t lda, c
     }
 }
 
-XE_UNPACKED_THUNKS(xe_kernels_popcnt)
-
 const xe_kernels xe_kernels_popcnt = {
     "popcnt",
     {4, 4, 2, {bgemm_1x4_popcnt, NULL, NULL, bgemm_4x4_popcnt}, xe_bgemm_pack_panel},
     {1, 8, 1, {sgemm_1x8_popcnt}, xe_sgemm_pack_panel},
     pack_popcnt,
-    xe_kernels_popcnt_bgemm_unpacked,
-    xe_kernels_popcnt_sgemm_unpacked,
 };

@@ -50,13 +50,9 @@ static void pack_ref(size_t rows, size_t channels, const float *x, size_t ldx, u
     }
 }
 
-XE_UNPACKED_THUNKS(xe_kernels_ref)
-
 const xe_kernels xe_kernels_ref = {
     "ref",
     {1, 1, 1, {bgemm_1x1_ref}, xe_bgemm_pack_panel},
     {1, 1, 1, {sgemm_1x1_ref}, xe_sgemm_pack_panel},
     pack_ref,
-    xe_kernels_ref_bgemm_unpacked,
-    xe_kernels_ref_sgemm_unpacked,
 };

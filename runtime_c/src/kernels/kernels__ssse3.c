@@ -171,13 +171,9 @@ static void sgemm_1x8_ssse3(size_t nc, size_t kk, const float *a, size_t lda, co
     }
 }
 
-XE_UNPACKED_THUNKS(xe_kernels_ssse3)
-
 const xe_kernels xe_kernels_ssse3 = {
     "ssse3",
     {XE_MR, XE_NB, 1, {[0] = bgemm_1_ssse3, [XE_MR - 1] = bgemm_mr_ssse3}, xe_bgemm_pack_panel},
     {1, 8, 1, {sgemm_1x8_ssse3}, xe_sgemm_pack_panel},
     pack_ssse3,
-    xe_kernels_ssse3_bgemm_unpacked,
-    xe_kernels_ssse3_sgemm_unpacked,
 };
