@@ -13,6 +13,12 @@ from xnor_edge import ModelError
 
 
 @pytest.fixture
+def restore_kernel_isa():
+    yield
+    xnor_edge.set_kernel_isa("auto")
+
+
+@pytest.fixture
 def model(tiny_model_path):
     with xnor_edge.load(tiny_model_path) as m:
         yield m
@@ -252,3 +258,23 @@ def test_flag_names_are_the_headers():
     assert nb.flag_names(sum(defined)) == [defined[b] for b in sorted(defined)]
     source = (root / "xnor_edge" / "model.py").read_text()
     assert not re.search(r"^(FLAG|OP)_\w+ = \d+", source, flags=re.M)
+
+
+def test_a_session_keeps_its_kernel_set(restore_kernel_isa):
+    """The kernel set is fixed when a session is created: set_kernel_isa changes only later
+    sessions, and session(kernel_isa=...) picks one explicitly with the same results."""
+    path = xnor_edge.model_path("mnist-digits-xnor")
+    with xnor_edge.load(path) as m:
+        x = np.random.default_rng(3).standard_normal(m.input_shape).astype(np.float32)
+        best = xnor_edge.available_isas()[-1]
+        xnor_edge.set_kernel_isa(best)
+        before = m.session(1)
+        xnor_edge.set_kernel_isa("ref")
+        after = m.session(1)
+        assert before.kernel_isa == best and after.kernel_isa == "ref"
+        for isa in xnor_edge.available_isas():
+            s = m.session(1, kernel_isa=isa)
+            assert s.kernel_isa == isa
+            assert np.array_equal(s.run(x).view(np.uint32), before.run(x).view(np.uint32))
+        with pytest.raises(ValueError, match="not available on this CPU"):
+            m.session(1, kernel_isa="no-such-set")

@@ -217,11 +217,18 @@ class NativeModel:
 class NativeSession:
     """An ``xe_session`` handle. Used by one thread at a time."""
 
-    def __init__(self, model: NativeModel, num_threads: int = 1) -> None:
+    def __init__(self, model: NativeModel, num_threads: int = 1, kernel_isa: str | None = None) -> None:
         if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
             raise ValueError(f"num_threads must be an int >= 1, got {num_threads!r}")
         opts = ffi.new("xe_session_options *")
         opts.num_threads = num_threads
+        if kernel_isa is not None:
+            names = available_isas()
+            if kernel_isa not in names:
+                raise ValueError(
+                    f"kernel set {kernel_isa!r} is not available on this CPU (available: {', '.join(names)})"
+                )
+            opts.kernel_isa = names.index(kernel_isa) + 1  # 1-based; 0 is the process-wide choice
         out = ffi.new("xe_session **")
         _check(lib.xe_session_create(model.ptr, opts, out), "creating a session")
         # The destructor holds the model's handle: the native model outlives the native
@@ -229,6 +236,7 @@ class NativeSession:
         model_ptr = model.ptr
         self._ptr = ffi.gc(out[0], lambda p: (lib.xe_session_destroy(p), model_ptr))
         self.num_threads = int(lib.xe_session_num_threads(self._ptr))
+        self.kernel_isa = ffi.string(lib.xe_session_kernel_isa(self._ptr)).decode()
         self.in_count = int(np.prod(model.input_shape))
         self.out_count = int(np.prod(model.output_shape))
         self.num_nodes = len(model.nodes)

@@ -67,7 +67,8 @@ def available_isas() -> list[str]:
 
 
 def set_kernel_isa(name: str) -> None:
-    """Forces a kernel set ("auto" re-detects). Call before creating sessions."""
+    """Sets the process-wide kernel set ("auto" re-detects) for sessions created after
+    this call; sessions that exist keep theirs. Not concurrently with session creation."""
     nb.set_kernel_isa(name)
 
 
@@ -120,9 +121,9 @@ def _as_input(x: Any, shape: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
 class Session:
     """A native session: scratch memory and a thread pool. One thread at a time."""
 
-    def __init__(self, model: Model, num_threads: int = 1) -> None:
+    def __init__(self, model: Model, num_threads: int = 1, kernel_isa: str | None = None) -> None:
         self._model = model
-        self._native = nb.NativeSession(model._native_model(), num_threads)
+        self._native = nb.NativeSession(model._native_model(), num_threads, kernel_isa)
         # Guards the native handle: close() waits while a run is in progress.
         self._state = threading.Condition()
         self._running = False
@@ -131,6 +132,11 @@ class Session:
     @property
     def num_threads(self) -> int:
         return self._native.num_threads
+
+    @property
+    def kernel_isa(self) -> str:
+        """The kernel set this session runs on, fixed when it was created."""
+        return self._native.kernel_isa
 
     def run(self, x: Any, out: np.ndarray | None = None) -> np.ndarray:
         """Runs (H, W, C) or (N, H, W, C) input; returns float32 output of the same rank."""
@@ -336,10 +342,15 @@ class Model:
 
     # ------------------------------------------------------------- running
 
-    def session(self, num_threads: int | None = None) -> Session:
-        """A new session for one thread's exclusive use (closed with the model)."""
+    def session(self, num_threads: int | None = None, kernel_isa: str | None = None) -> Session:
+        """A new session for one thread's exclusive use (closed with the model).
+
+        ``kernel_isa`` names the kernel set it runs on (one of ``available_isas()``);
+        by default the process-wide choice when the session is created. A session
+        keeps its set: ``set_kernel_isa`` affects only sessions created later."""
         with self._in_use():
-            s = Session(self, self.num_threads if num_threads is None else num_threads)
+            n = self.num_threads if num_threads is None else num_threads
+            s = Session(self, n, kernel_isa)
             with self._lock:
                 self._sessions.add(s)
             return s
