@@ -8,6 +8,7 @@
  * stream from L2 (the order of XNNPACK's GEMM and of the AVX2 float kernel
  * before the driver).
  */
+#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -178,4 +179,20 @@ void xe_sgemm_unpacked(const xe_kernels *k, size_t m, size_t n, size_t kk, const
     const size_t nb = col_block(g->nr, kk * 4);
     for (size_t j = 0; j < n; j += nb)
         sgemm_rows(g, m, n - j < nb ? n - j : nb, kk, a, lda, b + j, ldb, g->nr, c + j, ldc);
+}
+
+void xe_sgemm_1x8_fmaf(size_t nc, size_t kk, const float *a, size_t lda, const float *b, size_t ldb,
+                       size_t bstep, float *c, size_t ldc) {
+    (void)lda, (void)ldc;
+    for (; nc > 0; b += bstep, c += 8) {
+        const size_t cols = nc < 8 ? nc : 8;
+        float acc[8] = {0};
+        for (size_t t = 0; t < kk; t++) {
+            const float at = a[t];
+            const float *bt = b + t * ldb;
+            for (size_t s = 0; s < cols; s++) acc[s] = fmaf(at, bt[s], acc[s]);
+        }
+        for (size_t s = 0; s < cols; s++) c[s] = acc[s];
+        nc -= cols;
+    }
 }

@@ -149,6 +149,14 @@ void xe_bgemm_unpacked(const xe_kernels *k, size_t m, size_t n, size_t kw, const
 void xe_sgemm_unpacked(const xe_kernels *k, size_t m, size_t n, size_t kk, const float *a,
                        size_t lda, const float *b, size_t ldb, float *c, size_t ldc);
 
+/* The sgemm micro-kernel of sets whose instruction set has no fused multiply-add
+ * (popcnt, ssse3): libm fmaf per term (correctly rounded, as the contract
+ * requires; a multiply then an add rounds twice), one row against 8 columns,
+ * t outermost so the panel streams contiguously while each sum keeps
+ * ascending t. Use with sgemm mr = 1, nr = 8, kr = 1. */
+void xe_sgemm_1x8_fmaf(size_t nc, size_t kk, const float *a, size_t lda, const float *b, size_t ldb,
+                       size_t bstep, float *c, size_t ldc);
+
 /* The default panel packers: plain loops over the layout above. */
 void xe_bgemm_pack_panel(size_t nr, size_t kr, size_t nc, size_t kw, const uint32_t *b, size_t ldb,
                          uint32_t *panel);

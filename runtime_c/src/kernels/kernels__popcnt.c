@@ -19,7 +19,6 @@
  * Packed panels (nr = 4, kr = 2) hold the 2-word steps of the 4 columns
  * side by side; an odd last A word meets the panel's zero padding word.
  */
-#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -99,29 +98,9 @@ static void pack_popcnt(size_t rows, size_t channels, const float *x, size_t ldx
     }
 }
 
-/* Float GEMM. The x86-64 baseline has no FMA instruction, so each term uses
- * libm fmaf (correctly rounded, as the contract requires). One row against
- * 8 columns at a time; t runs outermost, which streams the panel
- * contiguously while keeping every element's sum in ascending t order. */
-static void sgemm_1x8_popcnt(size_t nc, size_t kk, const float *a, size_t lda, const float *b,
-                             size_t ldb, size_t bstep, float *c, size_t ldc) {
-    (void)lda, (void)ldc;
-    for (; nc > 0; b += bstep, c += 8) {
-        const size_t cols = nc < 8 ? nc : 8;
-        float acc[8] = {0};
-        for (size_t t = 0; t < kk; t++) {
-            const float at = a[t];
-            const float *bt = b + t * ldb;
-            for (size_t s = 0; s < cols; s++) acc[s] = fmaf(at, bt[s], acc[s]);
-        }
-        for (size_t s = 0; s < cols; s++) c[s] = acc[s];
-        nc -= cols;
-    }
-}
-
 const xe_kernels xe_kernels_popcnt = {
     "popcnt",
     {4, 4, 2, {bgemm_1x4_popcnt, NULL, NULL, bgemm_4x4_popcnt}, xe_bgemm_pack_panel},
-    {1, 8, 1, {sgemm_1x8_popcnt}, xe_sgemm_pack_panel},
+    {1, 8, 1, {xe_sgemm_1x8_fmaf}, xe_sgemm_pack_panel}, /* no FMA instruction: libm fmaf */
     pack_popcnt,
 };

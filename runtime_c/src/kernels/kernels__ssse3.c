@@ -35,7 +35,7 @@
  * Float GEMM: SSE has no fused multiply-add, and the contract is one
  * correctly rounded fused multiply-add per term (a MULPS + ADDPS pair rounds
  * twice and would differ from the reference in the last bit), so each term
- * uses libm fmaf, as kernels__popcnt.c does: one row against 8 columns, t
+ * uses libm fmaf: the shared xe_sgemm_1x8_fmaf (gemm_driver.c), one row against 8 columns, t
  * outermost, every output summed from 0.0f in ascending t.
  *
  * Sign pack: CMPLTPS + MOVMSKPS, 4 channels per compare.
@@ -44,7 +44,6 @@
 #error "kernels__ssse3.c needs -mssse3 (runtime_c/CMakeLists.txt sets it for this file)"
 #endif
 
-#include <math.h>
 #include <tmmintrin.h>
 
 #include "kernels.h"
@@ -152,28 +151,9 @@ static void pack_ssse3(size_t rows, size_t channels, const float *x, size_t ldx,
     }
 }
 
-/* Float GEMM: libm fmaf per term (see the top of the file), one row against
- * 8 columns at a time; t runs outermost, which streams the panel contiguously
- * while keeping every element's sum in ascending t order. */
-static void sgemm_1x8_ssse3(size_t nc, size_t kk, const float *a, size_t lda, const float *b,
-                            size_t ldb, size_t bstep, float *c, size_t ldc) {
-    (void)lda, (void)ldc;
-    for (; nc > 0; b += bstep, c += 8) {
-        const size_t cols = nc < 8 ? nc : 8;
-        float acc[8] = {0};
-        for (size_t t = 0; t < kk; t++) {
-            const float at = a[t];
-            const float *bt = b + t * ldb;
-            for (size_t s = 0; s < cols; s++) acc[s] = fmaf(at, bt[s], acc[s]);
-        }
-        for (size_t s = 0; s < cols; s++) c[s] = acc[s];
-        nc -= cols;
-    }
-}
-
 const xe_kernels xe_kernels_ssse3 = {
     "ssse3",
     {XE_MR, XE_NB, 1, {[0] = bgemm_1_ssse3, [XE_MR - 1] = bgemm_mr_ssse3}, xe_bgemm_pack_panel},
-    {1, 8, 1, {sgemm_1x8_ssse3}, xe_sgemm_pack_panel},
+    {1, 8, 1, {xe_sgemm_1x8_fmaf}, xe_sgemm_pack_panel}, /* no FMA instruction: libm fmaf */
     pack_ssse3,
 };
