@@ -280,21 +280,6 @@ void xe_bconv_infer(const xe_node *n, uint32_t rec_c, xe_out_shape *o) {
     if (n->info.flags & XE_FLAG_OUT_BITS) o->dtype = XE_DTYPE_BITS;
 }
 
-static void bconv_params(const xe_node *n, uint64_t need[XE_MAX_OP_PARAMS]) {
-    const xe_node_info *f = &n->info;
-    need[W] = (uint64_t)f->out_c * f->kernel_h * f->kernel_w * n->cw;
-    need[SCALE] = need[BIAS] = f->out_c;
-}
-
-static xe_status bconv_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_OP_PARAMS]) {
-    xe_node_info *f = &n->info;
-    const uint64_t k = (uint64_t)f->kernel_h * f->kernel_w * f->in_c;
-    f->binary_params = f->out_c * k;
-    f->float_params = 2ull * f->out_c;
-    f->macs = (uint64_t)f->out_h * f->out_w * f->out_c * k;
-    return xe_check_weight_padding(ld, n);
-}
-
 void xe_bconv_wpop(const xe_node *n, const uint32_t *bits, int32_t *wpop) {
     const xe_node_info *f = &n->info;
     const size_t taps = (size_t)f->kernel_h * f->kernel_w, oc = f->out_c;
@@ -353,8 +338,8 @@ const xe_op_def xe_op_bconv2d = {
     .bits_input = 1,
     .check = xe_bconv_check,
     .infer = xe_bconv_infer,
-    .param_sizes = bconv_params,
-    .bind = bconv_bind,
+    .param_sizes = xe_binary_weight_sizes,
+    .bind = xe_binary_weight_bind,
     .precompute = bconv_precompute,
     .destroy = xe_free_pre,
     .scratch = bconv_scratch,

@@ -15,15 +15,15 @@ enum { W, SCALE, BIAS };
 
 static void bwn_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) { o->c = rec_c; }
 
-static void bwn_params(const xe_node *n, uint64_t need[XE_MAX_OP_PARAMS]) {
+void xe_binary_weight_sizes(const xe_node *n, uint64_t need[XE_MAX_OP_PARAMS]) {
     const xe_node_info *f = &n->info;
     need[W] = (uint64_t)f->out_c * f->kernel_h * f->kernel_w * n->cw;
     need[SCALE] = need[BIAS] = f->out_c;
 }
 
 /* Rule 5 of docs/bitpacking.md: padding bits of each filter tap's last word
- * are 0; a 1 there would add to every popcount. Shared with bconv2d. */
-xe_status xe_check_weight_padding(xe_loader *ld, const xe_node *n) {
+ * are 0; a 1 there would add to every popcount. */
+static xe_status check_weight_padding(xe_loader *ld, const xe_node *n) {
     const xe_node_info *f = &n->info;
     const uint32_t *w = n->params[W];
     const uint64_t taps = (uint64_t)f->kernel_h * f->kernel_w;
@@ -36,13 +36,13 @@ xe_status xe_check_weight_padding(xe_loader *ld, const xe_node *n) {
     return XE_OK;
 }
 
-static xe_status bwn_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_OP_PARAMS]) {
+xe_status xe_binary_weight_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_OP_PARAMS]) {
     xe_node_info *f = &n->info;
     const uint64_t k = (uint64_t)f->kernel_h * f->kernel_w * f->in_c;
     f->binary_params = f->out_c * k;
     f->float_params = 2ull * f->out_c;
     f->macs = (uint64_t)f->out_h * f->out_w * f->out_c * k;
-    return xe_check_weight_padding(ld, n);
+    return check_weight_padding(ld, n);
 }
 
 static xe_status bwn_precompute(xe_loader *ld, xe_node *n) {
@@ -88,8 +88,8 @@ const xe_op_def xe_op_bwn_conv2d = {
     .param_dtypes = {XE_DTYPE_BITS, XE_DTYPE_F32, XE_DTYPE_F32},
     .windowed = 1,
     .infer = bwn_out,
-    .param_sizes = bwn_params,
-    .bind = bwn_bind,
+    .param_sizes = xe_binary_weight_sizes,
+    .bind = xe_binary_weight_bind,
     .precompute = bwn_precompute,
     .destroy = xe_free_pre,
     .scratch = xe_im2col_scratch,

@@ -120,8 +120,11 @@ static inline void xe_ew_range(size_t count, size_t task, size_t *s, size_t *e) 
     *e = count - *s < XE_EW_BLOCK ? count : *s + XE_EW_BLOCK;
 }
 
-/* Rule 5 of docs/bitpacking.md for the weights (param 0) of a binary conv. */
-xe_status xe_check_weight_padding(xe_loader *ld, const xe_node *n);
+/* The params of bwn_conv2d and bconv2d (op_bwn_conv2d.c): weights (bits,
+ * OC*KH*KW*CW words), scale (OC), bias (OC); bind checks the weights' padding
+ * bits (docs/bitpacking.md rule 5) and fills the counts of xe_node_info. */
+void xe_binary_weight_sizes(const xe_node *n, uint64_t need[XE_MAX_OP_PARAMS]);
+xe_status xe_binary_weight_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_OP_PARAMS]);
 
 /* The binary conv driver (op_bconv2d.c), shared by bconv2d and bconv2d_mst:
  * input packing, K, im2col of packed words, the zero-padding correction and
