@@ -32,12 +32,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from xnor_train.layers import ScaledSignWeight, binary_sign
+from xnor_train.models import digits_net, resnet18, vgg_small
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-
-from xnor_train.layers import ScaledSignWeight, binary_sign  # noqa: E402
-from xnor_train.models import digits_net, resnet18, vgg_small  # noqa: E402
 
 from xnor_edge.importers.onnx_import import compare, import_onnx  # noqa: E402
 
