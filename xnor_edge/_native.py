@@ -2,9 +2,10 @@
 
 The cdef is the block between ``/* XE_CDEF_BEGIN */`` and ``/* XE_CDEF_END */``
 of the installed public header (``xnor_edge/include/xnor_edge.h``), so the
-declarations cannot drift from the C library. The library is opened in ABI
-mode (``ffi.dlopen``): it never links against Python, so one build serves
-every Python version.
+declarations cannot drift from the C library; the build pre-parses it into
+``_ffi.py`` (see ``_cdef.py``), which is used when its hash matches the header.
+The library is opened in ABI mode (``ffi.dlopen``): it never links against
+Python, so one build serves every Python version.
 
 Search order for the library: the environment variable ``XE_LIBRARY`` (a path
 to the shared library, for development), then the package directory. The
@@ -15,13 +16,11 @@ header is taken from the package, or from the source tree's
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
-import cffi
-
+from . import _cdef
 from ._version import __version__
 from .resources import package_dirs
 
@@ -69,18 +68,32 @@ def _find_library() -> str:
 
 def cdef_from_header(text: str) -> str:
     """The cffi cdef: the header's XE_CDEF block without XE_API and comments."""
-    m = re.search(r"/\*\s*XE_CDEF_BEGIN\s*\*/(.*?)/\*\s*XE_CDEF_END\s*\*/", text, re.S)
-    if not m:
-        raise ImportError("xnor_edge: the header has no XE_CDEF_BEGIN/XE_CDEF_END block")
-    body = re.sub(r"/\*.*?\*/", " ", m.group(1), flags=re.S)
-    body = re.sub(r"//[^\n]*", " ", body)
-    return re.sub(r"\bXE_API\b", "", body)
+    try:
+        return _cdef.cdef_from_header(text)
+    except _cdef.HeaderError as e:
+        raise ImportError(f"xnor_edge: {e}") from None
 
 
-def _load() -> tuple[Any, Any, str]:
-    header = _find_header()
+def _make_ffi(cdef: str) -> tuple[Any, str]:
+    """The FFI for ``cdef`` and where it came from: the pre-parsed ``_ffi`` module
+    the build wrote when it matches, else cffi parsing the text now."""
+    try:
+        from . import _ffi
+
+        if getattr(_ffi, "CDEF_SHA256", None) == _cdef.cdef_hash(cdef):
+            return _ffi.ffi, "pre-parsed"
+    except ImportError:
+        pass
+    import cffi
+
     ffi = cffi.FFI()
-    ffi.cdef(cdef_from_header(header.read_text(encoding="utf-8")))
+    ffi.cdef(cdef)
+    return ffi, "parsed at import"
+
+
+def _load() -> tuple[Any, Any, str, str]:
+    header = _find_header()
+    ffi, how = _make_ffi(cdef_from_header(header.read_text(encoding="utf-8")))
     path = _find_library()
     try:
         lib = ffi.dlopen(path)
@@ -107,7 +120,7 @@ def _load() -> tuple[Any, Any, str]:
         raise ImportError(
             f"xnor_edge: the C library {path} does not match this package: " + "; ".join(problems)
         )
-    return ffi, lib, path
+    return ffi, lib, path, how
 
 
-ffi, lib, library_path = _load()
+ffi, lib, library_path, cdef_source = _load()

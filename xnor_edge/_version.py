@@ -1,12 +1,13 @@
 """The package version, written once: ``XE_VERSION_*`` in the C header, which CMake
 (cmake/GetXnorEdgeVersion.cmake) and pyproject.toml (scikit-build-core's regex provider)
-both read. An installed package reports its distribution's version; a package tree without
-install metadata (a checkout on PYTHONPATH) reads the header it would bind to."""
+both read. The package reads the header it ships (or, in a checkout, the header it would bind
+to): the same number its distribution metadata holds, without importlib.metadata, whose
+scan of the installed distributions cost tens of milliseconds of every first import.
+A package without a header falls back to the metadata."""
 
 from __future__ import annotations
 
 import re
-from importlib import metadata
 
 from .resources import find
 
@@ -23,11 +24,15 @@ def header_version(text: str) -> str:
 
 
 def _version() -> str:
+    header = find("include/xnor_edge.h", "runtime_c/include/xnor_edge.h")
+    if header:
+        return header_version(header.read_text(encoding="utf-8"))
+    from importlib import metadata
+
     try:
         return metadata.version("xnor-edge")
     except metadata.PackageNotFoundError:
-        header = find("include/xnor_edge.h", "runtime_c/include/xnor_edge.h")
-        return header_version(header.read_text(encoding="utf-8")) if header else "0+unknown"
+        return "0+unknown"
 
 
 __version__ = _version()

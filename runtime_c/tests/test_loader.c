@@ -625,7 +625,33 @@ static void test_mst(void) {
     }
 }
 
+/* The library's sliced CRC-32 (model_load.c) against the bitwise oracle, on
+ * lengths around the slicing threshold and at every alignment. */
+uint32_t xe_crc32(const uint8_t *p, size_t n); /* internal (xe_internal.h) */
+
+static void test_crc32(void) {
+    enum { MAX = 3 * 4096 + 64 };
+    uint8_t *buf = malloc(MAX + 8);
+    if (!buf) return;
+    uint32_t seed = 12345u;
+    for (size_t i = 0; i < MAX + 8; i++) {
+        seed = seed * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(seed >> 16);
+    }
+    const size_t lens[] = {0, 1, 7, 8, 9, 4095, 4096, 4097, 4103, 4104, 8191, 3 * 4096 + 63};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+        for (size_t off = 0; off < 8; off++) {
+            const uint32_t got = xe_crc32(buf + off, lens[li]),
+                           want = xtm_crc32(buf + off, lens[li]);
+            CHECK(got == want, "crc32 of %zu bytes at offset %zu: 0x%08x, want 0x%08x", lens[li],
+                  off, got, want);
+        }
+    CHECK(xe_crc32((const uint8_t *)"123456789", 9) == 0xCBF43926u, "crc32 check value");
+    free(buf);
+}
+
 int main(void) {
+    test_crc32();
     build_valid();
     test_mst();
     test_api();
