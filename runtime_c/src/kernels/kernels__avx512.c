@@ -97,6 +97,55 @@ XE_BGEMM_AVX512(6)
 XE_BGEMM_AVX512(7)
 XE_BGEMM_AVX512(8)
 
+/* Transposes the 16 x 16 words in r: afterwards r[t] holds word t of the 16
+ * rows (32-bit unpacks within 128-bit lanes, 64-bit unpacks, then a 4 x 4
+ * transpose of the 128-bit lanes with VSHUFI32X4). */
+XE_INLINE void transpose16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4i + j], 128-bit lane L: word 4L + j of rows 4i .. 4i + 3. */
+    for (int i = 0; i < 4; i++) {
+        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        const __m512i x0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44);
+        const __m512i x1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xEE);
+        const __m512i x2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
+        const __m512i x3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xEE);
+        r[j] = _mm512_shuffle_i32x4(x0, x2, 0x88);
+        r[4 + j] = _mm512_shuffle_i32x4(x0, x2, 0xDD);
+        r[8 + j] = _mm512_shuffle_i32x4(x1, x3, 0x88);
+        r[12 + j] = _mm512_shuffle_i32x4(x1, x3, 0xDD);
+    }
+}
+
+/* panel[t][s] = b[s*ldb + t] for s < ncols, 0 for ncols <= s < 32, t < kw
+ * (kernels.h's layout for nr = 32, kr = 1): 16 x 16 blocks through
+ * registers; masked loads read only words t < kw of columns s < ncols (the
+ * other rows of a block are zero), and only rows t < kw are stored. */
+static void pack_panel_avx512(size_t nr, size_t kr, size_t ncols, size_t kw, const uint32_t *b,
+                              size_t ldb, uint32_t *panel) {
+    (void)nr, (void)kr; /* 32 and 1, this set's geometry */
+    for (size_t s0 = 0; s0 < XE_NB; s0 += 16)
+        for (size_t t0 = 0; t0 < kw; t0 += 16) {
+            const size_t kb = kw - t0 < 16 ? kw - t0 : 16;
+            const __mmask16 m = lanes(kb);
+            __m512i r[16];
+            for (size_t i = 0; i < 16; i++)
+                r[i] = s0 + i < ncols ? _mm512_maskz_loadu_epi32(m, b + (s0 + i) * ldb + t0)
+                                      : _mm512_setzero_si512();
+            transpose16(r);
+            for (size_t u = 0; u < kb; u++)
+                _mm512_storeu_si512((void *)(panel + (t0 + u) * XE_NB + s0), r[u]);
+        }
+}
+
 /* Sign pack, 32 channels (two compares) per word. */
 static void pack_avx512(size_t rows, size_t channels, const float *x, size_t ldx, uint32_t *out,
                         size_t ldo) {
@@ -179,7 +228,7 @@ const xe_kernels xe_kernels_avx512 = {
      1,
      {bgemm_1x32_avx512, bgemm_2x32_avx512, bgemm_3x32_avx512, bgemm_4x32_avx512, bgemm_5x32_avx512,
       bgemm_6x32_avx512, bgemm_7x32_avx512, bgemm_8x32_avx512},
-     xe_bgemm_pack_panel},
+     pack_panel_avx512},
     {XE_MR,
      XE_NB,
      1,
