@@ -90,3 +90,19 @@ def test_avx512_offered_exactly_when_the_cpu_has_it_and_then_the_default():
         assert xnor_edge.available_isas()[-1] == "avx512"
     finally:
         xnor_edge.set_kernel_isa("auto")
+
+
+def test_bench_kernel_sets_compares_two_sets_on_the_layers(tmp_path):
+    """tools/bench_kernel_sets.py runs (one short round) and reports every layer for both sets."""
+    path = ROOT / "tools" / "bench_kernel_sets.py"
+    spec = importlib.util.spec_from_file_location("bench_kernel_sets", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    isas = ["ref", xnor_edge.available_isas()[-1]]
+    out = tmp_path / "sets.json"
+    argv = ["--isas", ",".join(isas), "--threads", "1", "--cases", "layers", "--rounds", "1"]
+    assert bench.main([*argv, "--visit-s", "0.001", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["case"] for r in rows] == [f"layer {hw}x{hw}x{c}" for hw, c in bench.LAYERS]
+    for r in rows:
+        assert set(r["median_ms"]) == set(isas) and all(v > 0 for v in r["median_ms"].values())

@@ -8,8 +8,10 @@ new shuffled order, so slow phases of a shared machine fall on every set alike; 
 visit runs a fixed number of inferences (calibrated to about --visit-s in the warm-up).
 The report gives, per triple, the median over all inferences of the runtime's own clock
 (sum of the per-node times, no Python overhead) and of the wall time, and the ratio of
-each set to the first one listed, and the 10th percentile of the runtime clock (on a shared
-machine preemption lifts the medians; the low percentile shows the undisturbed cost).
+each set to the first one listed, and the 10th percentile of the runtime clock. On a shared
+machine preemption lifts the medians of both clocks (a longer inference is preempted more
+often); at one thread the report also gives the median CPU time of the calling thread, which
+runs the whole inference and is not charged while preempted (the ratio then uses it).
 Outputs are compared bit for bit across sets.
 
 Cases: ``resnet18-96`` (the shipped ResNet-18 XNOR, 96 px), ``resnet18-224`` (the same
@@ -131,6 +133,7 @@ def main(argv=None) -> int:
                         raise SystemExit(f"{c}: {isa} at {t} threads differs from {isas[0]}")
         clock = {k: [] for k in keys}
         wall = {k: [] for k in keys}
+        cpu = {k: [] for k in keys}
         order = list(keys)
         rng = random.Random(args.seed)
         for _ in range(args.rounds):
@@ -138,30 +141,42 @@ def main(argv=None) -> int:
             for k in order:
                 s, x, out = sess[k]
                 for _ in range(reps[k]):
-                    t0 = time.perf_counter_ns()
+                    c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
                     s.run(x, out=out)
                     wall[k].append(time.perf_counter_ns() - t0)
+                    cpu[k].append(time.thread_time_ns() - c0)
                     clock[k].append(sum(s.node_times_ns()))
         for m in models.values():
             m.close()
     print(f"# load average after: {Path('/proc/loadavg').read_text().split()[:3]}")
     rows = []
-    head = " ".join(f"{i + ' ms':>11} {'wall':>8} {'p10':>8}" for i in isas)
-    print(f"{'case':<20} {'thr':>3} {head}  ratio of medians")
+    head = " ".join(f"{i + ' ms':>11} {'cpu':>8} {'wall':>8} {'p10':>8}" for i in isas)
+    print(f"{'case':<20} {'thr':>3} {head}  ratios (runtime clock medians; cpu; p10)")
     for c in cases:
         for t in threads:
             med = {i: statistics.median(clock[(c, i, t)]) / 1e6 for i in isas}
             medw = {i: statistics.median(wall[(c, i, t)]) / 1e6 for i in isas}
             p10 = {i: float(np.percentile(clock[(c, i, t)], 10)) / 1e6 for i in isas}
-            b0, bp = med[isas[0]], p10[isas[0]]
-            ratios = " ".join(f"{isas[0]}/{i} {b0 / med[i]:.2f}x (p10 {bp / p10[i]:.2f}x)" for i in isas[1:])
-            cells = " ".join(f"{med[i]:>11.3f} {medw[i]:>8.3f} {p10[i]:>8.3f}" for i in isas)
-            print(f"{c:<20} {t:>3} {cells}  {ratios}")
+            # At one thread the calling thread does all the work: its CPU time excludes preemption.
+            cpum = {i: statistics.median(cpu[(c, i, t)]) / 1e6 if t == 1 else None for i in isas}
+            a = isas[0]
+            ratios = []
+            for i in isas[1:]:
+                r = f"{a}/{i} {med[a] / med[i]:.2f}x"
+                if t == 1:
+                    r += f"; {cpum[a] / cpum[i]:.2f}x"
+                ratios.append(r + f"; {p10[a] / p10[i]:.2f}x")
+            cells = " ".join(
+                f"{med[i]:>11.3f} {cpum[i] if t == 1 else float('nan'):>8.3f} {medw[i]:>8.3f} {p10[i]:>8.3f}"
+                for i in isas
+            )
+            print(f"{c:<20} {t:>3} {cells}  {' '.join(ratios)}")
             rows.append(
                 {
                     "case": c,
                     "threads": t,
                     "median_ms": med,
+                    "median_thread_cpu_ms": cpum,
                     "median_wall_ms": medw,
                     "p10_ms": p10,
                     "samples": {i: len(clock[(c, i, t)]) for i in isas},
