@@ -43,6 +43,9 @@
 #include "kernels.h"
 
 #define XE_INLINE static inline __attribute__((always_inline))
+/* The row loops are unrolled so the accumulators live in registers at -O2
+ * too (GCC unrolls them itself only at -O3, CMake's Release). */
+#define XE_UNROLL_ROWS _Pragma("GCC unroll 8")
 
 /* Panel width (nr) and row tile (mr) of both GEMMs. */
 #define XE_NB 32
@@ -57,10 +60,12 @@ XE_INLINE __mmask16 lanes(size_t n) {
 XE_INLINE void bgemm_tile_avx512(int mr, size_t ncols, size_t kw, const uint32_t *a, size_t lda,
                                  const uint32_t *panel, int32_t *c, size_t ldc) {
     __m512i acc[XE_MR][2];
+    XE_UNROLL_ROWS
     for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
     for (size_t t = 0; t < kw; t++) {
         const __m512i b0 = _mm512_loadu_si512((const void *)(panel + t * XE_NB));
         const __m512i b1 = _mm512_loadu_si512((const void *)(panel + t * XE_NB + 16));
+        XE_UNROLL_ROWS
         for (int r = 0; r < mr; r++) {
             const __m512i av = _mm512_set1_epi32((int)a[r * lda + t]);
             acc[r][0] = _mm512_add_epi32(acc[r][0], _mm512_popcnt_epi32(_mm512_xor_si512(av, b0)));
@@ -68,12 +73,14 @@ XE_INLINE void bgemm_tile_avx512(int mr, size_t ncols, size_t kw, const uint32_t
         }
     }
     if (ncols == XE_NB) {
+        XE_UNROLL_ROWS
         for (int r = 0; r < mr; r++) {
             _mm512_storeu_si512((void *)(c + r * ldc), acc[r][0]);
             _mm512_storeu_si512((void *)(c + r * ldc + 16), acc[r][1]);
         }
     } else {
         const __mmask16 m0 = lanes(ncols), m1 = lanes(ncols > 16 ? ncols - 16 : 0);
+        XE_UNROLL_ROWS
         for (int r = 0; r < mr; r++) {
             _mm512_mask_storeu_epi32(c + r * ldc, m0, acc[r][0]);
             _mm512_mask_storeu_epi32(c + r * ldc + 16, m1, acc[r][1]);
@@ -178,17 +185,20 @@ XE_INLINE void sgemm_tile_avx512(int mr, int full, __mmask16 m0, __mmask16 m1, s
                                  const float *a, size_t lda, const float *b, size_t ldb, float *c,
                                  size_t ldc) {
     __m512 acc[XE_MR][2];
+    XE_UNROLL_ROWS
     for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (size_t t = 0; t < k; t++) {
         const float *bt = b + t * ldb;
         const __m512 b0 = full ? _mm512_loadu_ps(bt) : _mm512_maskz_loadu_ps(m0, bt);
         const __m512 b1 = full ? _mm512_loadu_ps(bt + 16) : _mm512_maskz_loadu_ps(m1, bt + 16);
+        XE_UNROLL_ROWS
         for (int r = 0; r < mr; r++) {
             const __m512 av = _mm512_set1_ps(a[r * lda + t]);
             acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
         }
     }
+    XE_UNROLL_ROWS
     for (int r = 0; r < mr; r++) {
         if (full) {
             _mm512_storeu_ps(c + r * ldc, acc[r][0]);
