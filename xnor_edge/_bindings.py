@@ -66,7 +66,7 @@ def set_kernel_isa(name: str) -> None:
         )
 
 
-KNOWN_ISAS = ("ref", "popcnt", "avx2", "neon-a64", "neon-a32")
+KNOWN_ISAS = ("ref", "popcnt", "ssse3", "avx2", "avx512", "neon-a64", "neon-a32")
 
 
 def check_kernels_env() -> None:

@@ -57,7 +57,7 @@ __all__ = [
 
 
 def kernel_isa() -> str:
-    """The kernel set in use ("avx2", "ssse3", "popcnt", "neon-a64", "neon-a32" or "ref")."""
+    """The kernel set in use ("avx512", "avx2", "ssse3", "popcnt", "neon-a64", "neon-a32" or "ref")."""
     return nb.kernel_isa()
 
 

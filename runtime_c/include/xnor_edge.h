@@ -129,7 +129,7 @@ XE_API const char *xe_op_name(uint32_t op); /* "conv2d", ...; "unknown" otherwis
 /* --- kernel dispatch ---
  * The process-wide kernel set is chosen once, on first use, from the CPU's
  * features, or from the environment variable XE_KERNELS ("ref", "popcnt",
- * "ssse3", "avx2", "neon-a64", "neon-a32", "auto"). A session takes its kernel set
+ * "ssse3", "avx2", "avx512", "neon-a64", "neon-a32", "auto"). A session takes its kernel set
  * when it is created (this choice, or xe_session_options.kernel_isa) and
  * keeps it: xe_session_run never consults the process-wide choice. Every set
  * gives bit-identical integer results; float epilogues are shared code. */

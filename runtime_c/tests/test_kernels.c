@@ -542,8 +542,9 @@ int main(void) {
         const xe_kernels *kt = xe_kernels_find(sets[i].name);
         long before = shapes_run;
         if (kt == NULL) {
-            printf("%-9s skipped (%s)\n", sets[i].name,
-                   sets[i].built ? "this CPU lacks its instructions" : "not built for this target");
+            printf("%-9s SKIPPED (%s)\n", sets[i].name,
+                   sets[i].built ? "this CPU lacks its instructions: not tested here"
+                                 : "not built for this target");
             continue;
         }
         ok = check_geometry(kt, sets[i].name) && battery(kt);

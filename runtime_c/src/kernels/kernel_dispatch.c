@@ -49,6 +49,20 @@ static int xe_x86_os_saves_ymm(void) {
     (void)hi;
     return (lo & 6u) == 6u;
 }
+
+static int xe_x86_os_saves_zmm(void) {
+    /* AVX-512 also needs opmask, ZMM_Hi256 and Hi16_ZMM state (XCR0 bits 5, 6 and 7). */
+    unsigned int lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    return (lo & 0xE6u) == 0xE6u;
+}
+
+/* CPUID leaf 7 (ebx, ecx): AVX-512 F (ebx 16), BW (ebx 30), VL (ebx 31), VPOPCNTDQ (ecx 14). */
+static int xe_x86_avx512(unsigned int b, unsigned int c) {
+    return ((b >> 16) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1) && ((c >> 14) & 1) &&
+           xe_x86_os_saves_zmm();
+}
 #endif
 
 /* The XE_CPU_* features of this CPU. */
@@ -63,6 +77,7 @@ static unsigned xe_cpu_features(void) {
         if (fma && osxsave && avx && xe_x86_os_saves_ymm() && __get_cpuid_max(0, NULL) >= 7) {
             __cpuid_count(7, 0, a, b, c, d);
             if ((b >> 5) & 1) f |= XE_CPU_X86_AVX2;
+            if (xe_x86_avx512(b, c)) f |= XE_CPU_X86_AVX512;
         }
     }
 #endif

@@ -183,6 +183,14 @@ void xe_sgemm_pack_panel(size_t nr, size_t kr, size_t nc, size_t kk, const float
 #define XE_ARCH_ARM 0
 #endif
 
+/* 1 where the build compiled kernels__avx512.c: x86 and a compiler that takes
+ * its flags (runtime_c/CMakeLists.txt then defines XE_HAVE_AVX512). */
+#if XE_ARCH_X86 && defined(XE_HAVE_AVX512)
+#define XE_ARCH_X86_AVX512 1
+#else
+#define XE_ARCH_X86_AVX512 0
+#endif
+
 /* XE_IF(cond, yes, no): yes if cond expands to 1, no if it expands to 0. */
 #define XE_CAT_(a, b) a##b
 #define XE_CAT(a, b) XE_CAT_(a, b)
@@ -197,7 +205,8 @@ enum {
     XE_CPU_X86_AVX2 = 1u << 1,  /* AVX2 + FMA, and the OS saves YMM state */
     XE_CPU_ARM_NEON = 1u << 2,  /* ARMv7 HWCAP NEON (always set on aarch64) */
     XE_CPU_ARM_VFPV4 = 1u << 3, /* ARMv7 HWCAP VFPv4 (always set on aarch64) */
-    XE_CPU_X86_SSSE3 = 1u << 4  /* SSSE3 (PSHUFB, PMADDUBSW); no POPCNT implied */
+    XE_CPU_X86_SSSE3 = 1u << 4, /* SSSE3 (PSHUFB, PMADDUBSW); no POPCNT implied */
+    XE_CPU_X86_AVX512 = 1u << 5 /* AVX-512 F, BW, VL, VPOPCNTDQ; OS saves ZMM, k0-7 */
 };
 
 /* Tables of the sets built for this target: xe_kernels_ID. */

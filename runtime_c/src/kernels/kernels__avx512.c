@@ -1,0 +1,249 @@
+/*
+ * kernels__avx512.c - x86-64 AVX-512 kernels: F + BW + VL + VPOPCNTDQ, with FMA
+ * (compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mfma
+ * -mpopcnt; Ice Lake and later Intel cores, AMD Zen 4 and later).
+ *
+ * Binary GEMM maths (as kernels__avx2.c): with bit 1 = -1 and bit 0 = +1,
+ * dot = n - 2*popcount(a XOR b); the kernel returns d = popcount(a XOR b)
+ * summed over the k words; channel padding bits are 0 in both operands.
+ *
+ * Popcount: VPOPCNTD counts the bits of each 32-bit lane of a 512-bit
+ * register in one instruction, so there is no nibble table, no byte
+ * accumulator and no flush: each lane adds at most 32 per word straight into
+ * its 32-bit sum, which holds 32*k for k < 2^26 words (the kernels.h bound).
+ *
+ * Layout and tiling: B is packed into panels of 32 columns (nr = 32, kr = 1),
+ * panel[t][col], so two 512-bit loads hold word t of 32 output channels. Word
+ * t of an A row is broadcast and XORed against both: each 32-bit lane is one
+ * output, k advances one word at a time (no k tail, no horizontal sums, no
+ * padding of short windows: k = 18 words stays 18). Per word and row:
+ * VPBROADCASTD (shared by the two vectors), 2 x (VPXORD, VPOPCNTD, VPADDD),
+ * 3 ops per 512 pair-bits against the avx2 set's 8 per 256. Tile: 8 rows x 32
+ * columns = 16 accumulators + 2 B vectors + the broadcast, within the 32 ZMM
+ * registers (XE_MAX_MR is 8); a micro-kernel exists for every row count 1..8
+ * so the last rows of a block take one call. The last panel's columns past nc
+ * are computed on the packer's zero words and not stored (masked stores).
+ *
+ * Float GEMM: vectorised across output columns, each lane one output whose
+ * sum runs t = 0..k-1 with one VFMADD per term, as the reference's fmaf loop:
+ * bit-identical. Tile 8 x 32 (16 accumulators); the last panel's column tail
+ * uses masked loads (which do not touch the masked-off columns, so an
+ * unpacked B row is never read past column nc) and masked stores.
+ *
+ * Sign pack: VCMPPS LT_OQ into an opmask (false for NaN and for -0.0, exactly
+ * the contract's x < 0), 16 channels per compare; the last word's tail loads
+ * only its channels (masked, zero elsewhere, and 0.0 < 0 is false).
+ */
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) ||                   \
+    !defined(__AVX512VPOPCNTDQ__) || !defined(__FMA__)
+#error "kernels__avx512.c needs -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mfma"
+#endif
+#include <immintrin.h>
+
+#include "kernels.h"
+
+#define XE_INLINE static inline __attribute__((always_inline))
+/* The row loops are unrolled so the accumulators live in registers at -O2
+ * too (GCC unrolls them itself only at -O3, CMake's Release). */
+#define XE_UNROLL_ROWS _Pragma("GCC unroll 8")
+
+/* Panel width (nr) and row tile (mr) of both GEMMs. */
+#define XE_NB 32
+#define XE_MR 8
+
+/* Lanes [0, n) of a 16-lane vector, n clamped to 0..16. */
+XE_INLINE __mmask16 lanes(size_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+}
+
+/* MR rows x one 32-column panel (ncols <= 32 of them stored), kw words. */
+XE_INLINE void bgemm_tile_avx512(int mr, size_t ncols, size_t kw, const uint32_t *a, size_t lda,
+                                 const uint32_t *panel, int32_t *c, size_t ldc) {
+    __m512i acc[XE_MR][2];
+    XE_UNROLL_ROWS
+    for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    for (size_t t = 0; t < kw; t++) {
+        const __m512i b0 = _mm512_loadu_si512((const void *)(panel + t * XE_NB));
+        const __m512i b1 = _mm512_loadu_si512((const void *)(panel + t * XE_NB + 16));
+        XE_UNROLL_ROWS
+        for (int r = 0; r < mr; r++) {
+            const __m512i av = _mm512_set1_epi32((int)a[r * lda + t]);
+            acc[r][0] = _mm512_add_epi32(acc[r][0], _mm512_popcnt_epi32(_mm512_xor_si512(av, b0)));
+            acc[r][1] = _mm512_add_epi32(acc[r][1], _mm512_popcnt_epi32(_mm512_xor_si512(av, b1)));
+        }
+    }
+    if (ncols == XE_NB) {
+        XE_UNROLL_ROWS
+        for (int r = 0; r < mr; r++) {
+            _mm512_storeu_si512((void *)(c + r * ldc), acc[r][0]);
+            _mm512_storeu_si512((void *)(c + r * ldc + 16), acc[r][1]);
+        }
+    } else {
+        const __mmask16 m0 = lanes(ncols), m1 = lanes(ncols > 16 ? ncols - 16 : 0);
+        XE_UNROLL_ROWS
+        for (int r = 0; r < mr; r++) {
+            _mm512_mask_storeu_epi32(c + r * ldc, m0, acc[r][0]);
+            _mm512_mask_storeu_epi32(c + r * ldc + 16, m1, acc[r][1]);
+        }
+    }
+}
+
+#define XE_BGEMM_AVX512(MR)                                                                        \
+    static void bgemm_##MR##x32_avx512(size_t nc, size_t kw, const uint32_t *a, size_t lda,        \
+                                       const uint32_t *w, int32_t *c, size_t ldc) {                \
+        for (; nc > XE_NB; nc -= XE_NB, w += kw * XE_NB, c += XE_NB)                               \
+            bgemm_tile_avx512(MR, XE_NB, kw, a, lda, w, c, ldc);                                   \
+        bgemm_tile_avx512(MR, nc, kw, a, lda, w, c, ldc);                                          \
+    }
+XE_BGEMM_AVX512(1)
+XE_BGEMM_AVX512(2)
+XE_BGEMM_AVX512(3)
+XE_BGEMM_AVX512(4)
+XE_BGEMM_AVX512(5)
+XE_BGEMM_AVX512(6)
+XE_BGEMM_AVX512(7)
+XE_BGEMM_AVX512(8)
+
+/* Transposes the 16 x 16 words in r: afterwards r[t] holds word t of the 16
+ * rows (32-bit unpacks within 128-bit lanes, 64-bit unpacks, then a 4 x 4
+ * transpose of the 128-bit lanes with VSHUFI32X4). */
+XE_INLINE void transpose16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4i + j], 128-bit lane L: word 4L + j of rows 4i .. 4i + 3. */
+    for (int i = 0; i < 4; i++) {
+        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        const __m512i x0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44);
+        const __m512i x1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xEE);
+        const __m512i x2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
+        const __m512i x3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xEE);
+        r[j] = _mm512_shuffle_i32x4(x0, x2, 0x88);
+        r[4 + j] = _mm512_shuffle_i32x4(x0, x2, 0xDD);
+        r[8 + j] = _mm512_shuffle_i32x4(x1, x3, 0x88);
+        r[12 + j] = _mm512_shuffle_i32x4(x1, x3, 0xDD);
+    }
+}
+
+/* panel[t][s] = b[s*ldb + t] for s < ncols, 0 for ncols <= s < 32, t < kw
+ * (kernels.h's layout for nr = 32, kr = 1): 16 x 16 blocks through
+ * registers; masked loads read only words t < kw of columns s < ncols (the
+ * other rows of a block are zero), and only rows t < kw are stored. */
+static void pack_panel_avx512(size_t nr, size_t kr, size_t ncols, size_t kw, const uint32_t *b,
+                              size_t ldb, uint32_t *panel) {
+    (void)nr, (void)kr; /* 32 and 1, this set's geometry */
+    for (size_t s0 = 0; s0 < XE_NB; s0 += 16)
+        for (size_t t0 = 0; t0 < kw; t0 += 16) {
+            const size_t kb = kw - t0 < 16 ? kw - t0 : 16;
+            const __mmask16 m = lanes(kb);
+            __m512i r[16];
+            for (size_t i = 0; i < 16; i++)
+                r[i] = s0 + i < ncols ? _mm512_maskz_loadu_epi32(m, b + (s0 + i) * ldb + t0)
+                                      : _mm512_setzero_si512();
+            transpose16(r);
+            for (size_t u = 0; u < kb; u++)
+                _mm512_storeu_si512((void *)(panel + (t0 + u) * XE_NB + s0), r[u]);
+        }
+}
+
+/* Sign pack, 32 channels (two compares) per word. */
+static void pack_avx512(size_t rows, size_t channels, const float *x, size_t ldx, uint32_t *out,
+                        size_t ldo) {
+    const __m512 zero = _mm512_setzero_ps();
+    const size_t full = channels / 32, rem = channels % 32;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        uint32_t *o = out + r * ldo;
+        for (size_t w = 0; w < full; w++) {
+            const float *p = xr + w * 32;
+            const uint32_t lo = _mm512_cmp_ps_mask(_mm512_loadu_ps(p), zero, _CMP_LT_OQ);
+            const uint32_t hi = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 16), zero, _CMP_LT_OQ);
+            o[w] = lo | hi << 16;
+        }
+        if (rem) {
+            const float *p = xr + full * 32;
+            const __mmask16 m0 = lanes(rem), m1 = lanes(rem > 16 ? rem - 16 : 0);
+            const uint32_t lo =
+                _mm512_mask_cmp_ps_mask(m0, _mm512_maskz_loadu_ps(m0, p), zero, _CMP_LT_OQ);
+            const uint32_t hi =
+                _mm512_mask_cmp_ps_mask(m1, _mm512_maskz_loadu_ps(m1, p + 16), zero, _CMP_LT_OQ);
+            o[full] = lo | hi << 16;
+        }
+    }
+}
+
+/* One MR x 32 tile of C; m0/m1 enable the columns of each 16-column half
+ * (loads and stores are masked unless full). */
+XE_INLINE void sgemm_tile_avx512(int mr, int full, __mmask16 m0, __mmask16 m1, size_t k,
+                                 const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                                 size_t ldc) {
+    __m512 acc[XE_MR][2];
+    XE_UNROLL_ROWS
+    for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (size_t t = 0; t < k; t++) {
+        const float *bt = b + t * ldb;
+        const __m512 b0 = full ? _mm512_loadu_ps(bt) : _mm512_maskz_loadu_ps(m0, bt);
+        const __m512 b1 = full ? _mm512_loadu_ps(bt + 16) : _mm512_maskz_loadu_ps(m1, bt + 16);
+        XE_UNROLL_ROWS
+        for (int r = 0; r < mr; r++) {
+            const __m512 av = _mm512_set1_ps(a[r * lda + t]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    XE_UNROLL_ROWS
+    for (int r = 0; r < mr; r++) {
+        if (full) {
+            _mm512_storeu_ps(c + r * ldc, acc[r][0]);
+            _mm512_storeu_ps(c + r * ldc + 16, acc[r][1]);
+        } else {
+            _mm512_mask_storeu_ps(c + r * ldc, m0, acc[r][0]);
+            _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc[r][1]);
+        }
+    }
+}
+
+#define XE_SGEMM_AVX512(MR)                                                                        \
+    static void sgemm_##MR##x32_avx512(size_t nc, size_t k, const float *a, size_t lda,            \
+                                       const float *b, size_t ldb, size_t bstep, float *c,         \
+                                       size_t ldc) {                                               \
+        for (; nc > XE_NB; nc -= XE_NB, b += bstep, c += XE_NB)                                    \
+            sgemm_tile_avx512(MR, 1, 0xFFFF, 0xFFFF, k, a, lda, b, ldb, c, ldc);                   \
+        if (nc == XE_NB)                                                                           \
+            sgemm_tile_avx512(MR, 1, 0xFFFF, 0xFFFF, k, a, lda, b, ldb, c, ldc);                   \
+        else                                                                                       \
+            sgemm_tile_avx512(MR, 0, lanes(nc), lanes(nc > 16 ? nc - 16 : 0), k, a, lda, b, ldb,   \
+                              c, ldc);                                                             \
+    }
+XE_SGEMM_AVX512(1)
+XE_SGEMM_AVX512(2)
+XE_SGEMM_AVX512(3)
+XE_SGEMM_AVX512(4)
+XE_SGEMM_AVX512(5)
+XE_SGEMM_AVX512(6)
+XE_SGEMM_AVX512(7)
+XE_SGEMM_AVX512(8)
+
+const xe_kernels xe_kernels_avx512 = {
+    "avx512",
+    {XE_MR,
+     XE_NB,
+     1,
+     {bgemm_1x32_avx512, bgemm_2x32_avx512, bgemm_3x32_avx512, bgemm_4x32_avx512, bgemm_5x32_avx512,
+      bgemm_6x32_avx512, bgemm_7x32_avx512, bgemm_8x32_avx512},
+     pack_panel_avx512},
+    {XE_MR,
+     XE_NB,
+     1,
+     {sgemm_1x32_avx512, sgemm_2x32_avx512, sgemm_3x32_avx512, sgemm_4x32_avx512, sgemm_5x32_avx512,
+      sgemm_6x32_avx512, sgemm_7x32_avx512, sgemm_8x32_avx512},
+     xe_sgemm_pack_panel},
+    pack_avx512,
+};
