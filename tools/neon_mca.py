@@ -51,6 +51,7 @@ ARCHS = {
         "mca_triple": "aarch64",
         "branches": re.compile(r"^(b|b\.\w+|cbz|cbnz|tbz|tbnz)$"),
         "cnt": re.compile(r"^cnt$"),
+        "fmla": re.compile(r"^(fmla|fmadd)$"),
         "comment": "//",
         "cpus": ["cortex-a72", "neoverse-n1"],
     },
@@ -60,6 +61,7 @@ ARCHS = {
         "mca_triple": "thumbv7-linux-gnueabihf",
         "branches": re.compile(rf"^(b(?:{COND})?(?:\.[wn])?|cbz|cbnz)$"),
         "cnt": re.compile(r"^vcnt\.8$"),
+        "fmla": re.compile(r"^vfma\.f32$"),
         "comment": "@",
         "cpus": ["cortex-a72"],
     },
@@ -129,13 +131,17 @@ def innermost_loops(code: list[tuple[int, str, str]], arch: dict) -> list[tuple[
     return straight or inner
 
 
-def macs_of(body: list[tuple[int, str, str]], arch: dict) -> int:
-    """Binary MACs: 8 per byte popcounted by CNT (a 16-byte register: .16b or qN)."""
+def macs_of(body: list[tuple[int, str, str]], arch: dict, ops_kind: str = "popcount") -> int:
+    """popcount: binary MACs, 8 per byte popcounted by CNT (16 bytes: .16b or qN).
+    fmla: float MACs, one per lane of a fused multiply-add (.4s/qN: 4, .2s/dN: 2)."""
     total = 0
     for _, mnem, ops in body:
-        if arch["cnt"].match(mnem):
-            dst = ops.split(",")[0].strip()
-            total += 128 if dst.endswith(".16b") or dst.startswith("q") else 64
+        dst = ops.split(",")[0].strip()
+        wide = dst.endswith((".16b", ".4s")) or dst.startswith("q")
+        if ops_kind == "popcount" and arch["cnt"].match(mnem):
+            total += 128 if wide else 64
+        elif ops_kind == "fmla" and arch["fmla"].match(mnem):
+            total += 4 if wide else (2 if dst.endswith(".2s") or dst.startswith("d") else 1)
     return total
 
 
@@ -182,7 +188,12 @@ def run_mca(asm: str, cpu: str, iterations: int, arch: dict) -> dict:
 
 
 def analyse(
-    path: str, symbol: str, cpus: list[str] | None = None, iterations: int = 1000, arch_name: str = "a64"
+    path: str,
+    symbol: str,
+    cpus: list[str] | None = None,
+    iterations: int = 1000,
+    arch_name: str = "a64",
+    ops_kind: str = "popcount",
 ) -> dict:
     """The inner loop of SYMBOL in PATH and its llvm-mca figures per CPU (see the module doc)."""
     arch = ARCHS[arch_name]
@@ -191,25 +202,29 @@ def analyse(
     loops = innermost_loops(code, arch)
     if not loops:
         sys.exit(f"neon_mca: no loop in {name}")
-    s, e = max(loops, key=lambda le: (macs_of(code[le[0] : le[1] + 1], arch), -(le[1] - le[0])))
+    s, e = max(
+        loops,
+        key=lambda le: (macs_of(code[le[0] : le[1] + 1], arch, ops_kind), -(le[1] - le[0])),
+    )
     body = code[s : e + 1]
-    macs = macs_of(body, arch)
+    macs = macs_of(body, arch, ops_kind)
     if macs == 0:
-        sys.exit(f"neon_mca: no loop of {name} has a CNT")
+        sys.exit(f"neon_mca: no loop of {name} has a {'CNT' if ops_kind == 'popcount' else 'FMLA'}")
     asm = loop_asm(body, code[s][0], arch)
     res = {
         "file": path,
         "function": name,
         "loop": f"{code[s][0]:#x}-{code[e][0]:#x}",
         "instructions_per_iter": len(body),
-        "binary_macs_per_iter": macs,
+        "macs_per_iter": macs,
+        "ops": ops_kind,
         "asm": asm,
         "cpus": {},
     }
     for cpu in cpus:
         r = run_mca(asm, cpu, iterations, arch)
-        r["cycles_per_binary_mac"] = r["cycles_per_iter"] / macs
-        r["binary_macs_per_cycle"] = macs / r["cycles_per_iter"]
+        r["cycles_per_mac"] = r["cycles_per_iter"] / macs
+        r["macs_per_cycle"] = macs / r["cycles_per_iter"]
         res["cpus"][cpu] = r
     return res
 
@@ -221,10 +236,12 @@ def main() -> int:
     ap.add_argument("--arch", choices=sorted(ARCHS), default="a64", help="a32: armv7 Thumb-2 code")
     ap.add_argument("--mcpu", nargs="+", help="default: cortex-a72 neoverse-n1 (a64), cortex-a72 (a32)")
     ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument("--ops", choices=["popcount", "fmla"], default="popcount", help="fmla: a float GEMM loop")
     ap.add_argument("--json", action="store_true", help="one JSON object")
     ap.add_argument("--show", action="store_true", help="print the loop's assembly")
     args = ap.parse_args()
-    res = analyse(args.file, args.symbol, args.mcpu, args.iterations, args.arch)
+    res = analyse(args.file, args.symbol, args.mcpu, args.iterations, args.arch, args.ops)
+    kind = "binary-MAC" if args.ops == "popcount" else "float-MAC"
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -232,14 +249,14 @@ def main() -> int:
         print(res["asm"])
     print(
         f"{res['function']} loop {res['loop']}: {res['instructions_per_iter']} instructions, "
-        f"{res['binary_macs_per_iter']} binary MACs per iteration"
+        f"{res['macs_per_iter']} {kind}s per iteration"
     )
     for cpu, r in res["cpus"].items():
         label = CPU_LABELS.get(cpu, cpu)
         print(
             f"  {cpu:12s} {label:20s} {r['cycles_per_iter']:7.2f} cycles/iter  "
-            f"{r['cycles_per_binary_mac']:.5f} cycles/binary-MAC  "
-            f"{r['binary_macs_per_cycle']:6.1f} binary-MACs/cycle  IPC {r['ipc']:.2f}"
+            f"{r['cycles_per_mac']:.5f} cycles/{kind}  "
+            f"{r['macs_per_cycle']:6.1f} {kind}s/cycle  IPC {r['ipc']:.2f}"
         )
     return 0
 
