@@ -22,8 +22,10 @@
  * 1 A register + temporaries. Packed panels (nr = 8, kr = 4) hold each
  * 4-word step of the 8 columns in 128 contiguous bytes (two LD1 of four
  * registers), k padded with zero words to a multiple of 4; A is not padded,
- * so its k tail (k % 4 words) is loaded lane by lane into a zeroed vector
- * and meets the panel's zero words.
+ * so its k tail (k % 4 words) is loaded into a zeroed vector and meets the
+ * panel's zero words. A tail of 1 or 2 words (k = 18 for 64 channels x 3x3)
+ * is half a step: two rows then share a register (tail_half), which halves
+ * its EOR and CNT work.
  *
  * Float GEMM: vectorised across output columns; each lane is one output whose
  * sum runs t = 0..k-1 with one FMLA per term (fused, rounded once), the same
@@ -90,6 +92,38 @@ XE_INLINE void store_row(int32_t *c, uint16x8_t acc, size_t nc, int first) {
     for (size_t s = 0; s < nc; s++) c[s] = (int32_t)(first ? t[s] : (uint32_t)c[s] + t[s]);
 }
 
+/* Words t..t+rem-1 (rem 1 or 2) of p in the low half, zeros above. */
+XE_INLINE uint32x2_t load_half(const uint32_t *p, size_t rem) {
+    return rem == 2 ? vld1_u32(p) : vset_lane_u32(p[0], vdup_n_u32(0), 0);
+}
+
+/* A k tail of rem <= 2 words (half a step): two rows share one register (row
+ * r in bytes 0-7, row r + 1 in bytes 8-15) against each column's tail
+ * replicated to both halves (LD1R; the panel's zero words fill the 64 bits),
+ * so a 4-row tile takes 16 EOR + 16 CNT instead of 32 + 32. The ADDP tree
+ * then leaves (column, row) pairs interleaved: after two levels and a UADDLP,
+ * lane 2j + h of group g is column 4g + j of row r + h; UZP1/UZP2 of the two
+ * groups give each row's 8 columns in lane order, added to its accumulator
+ * (<= 64 more per lane, inside the block bound). */
+XE_INLINE void tail_half(int mr, size_t rem, const uint32_t *a, size_t lda, const uint32_t *w,
+                         uint16x8_t acc[4]) {
+    uint8x16_t b[8];
+    for (int s = 0; s < 8; s++)
+        b[s] = vreinterpretq_u8_u64(vld1q_dup_u64((const uint64_t *)(w + 4 * s)));
+    for (int r = 0; r < mr; r += 2) {
+        const uint32x2_t hi = r + 1 < mr ? load_half(a + (r + 1) * lda, rem) : vdup_n_u32(0);
+        const uint8x16_t av = vreinterpretq_u8_u32(vcombine_u32(load_half(a + r * lda, rem), hi));
+        uint16x8_t g[2];
+        for (int h = 0; h < 2; h++) {
+            uint8x16_t p[4];
+            for (int s = 0; s < 4; s++) p[s] = vcntq_u8(veorq_u8(av, b[4 * h + s]));
+            g[h] = vpaddlq_u8(vpaddq_u8(vpaddq_u8(p[0], p[1]), vpaddq_u8(p[2], p[3])));
+        }
+        acc[r] = vaddq_u16(acc[r], vuzp1q_u16(g[0], g[1]));
+        if (r + 1 < mr) acc[r + 1] = vaddq_u16(acc[r + 1], vuzp2q_u16(g[0], g[1]));
+    }
+}
+
 /* MR <= 4 rows (a compile-time constant at each call) against one packed panel
  * of 8 columns; stores nc <= 8 columns. Blocks of at most XE_A64_BLOCK steps,
  * the last one also taking the k tail, so a 16-bit lane gains at most
@@ -113,13 +147,15 @@ XE_INLINE void bgemm_tile_a64(int mr, size_t nc, size_t kw, const uint32_t *a, s
                 acc[r] = vpadalq_u8(acc[r], xor_count8(av, b));
             }
         }
-        if (end == nvec && rem) {
+        if (end == nvec && rem > 2) {
             uint8x16_t b[8];
             load_step(w + v * 32, b);
             for (int r = 0; r < mr; r++) {
                 const uint8x16_t av = vreinterpretq_u8_u32(load_tail(a + r * lda + v * 4, rem));
                 acc[r] = vpadalq_u8(acc[r], xor_count8(av, b));
             }
+        } else if (end == nvec && rem) {
+            tail_half(mr, rem, a + v * 4, lda, w + v * 32, acc);
         }
         for (int r = 0; r < mr; r++) store_row(c + r * ldc, acc[r], nc, first);
         first = 0;
