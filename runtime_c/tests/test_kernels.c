@@ -407,11 +407,12 @@ static int battery(const xe_kernels *kt) {
     if (ok)
         ok = check_bgemm_worst(kt, 3, 9, 248) && check_bgemm_worst(kt, 3, 9, 249) &&
              check_bgemm_worst(kt, 1, 1, 31);
-    /* 510 16-byte steps (+ tail) per aarch64 16-bit block (8 columns folded by
-     * ADDP, <= 128 per lane per step): exactly full, one step more, three blocks. */
+    /* 511 16-byte steps + a 3-word tail per aarch64 16-bit block (8 columns
+     * folded by ADDP, <= 128 per lane per step, 65504 in all): exactly full,
+     * one step more, three blocks. */
     if (ok)
-        ok = check_bgemm_worst(kt, 5, 17, 4 * 510 + 3) && check_bgemm_worst(kt, 5, 17, 4 * 511) &&
-             check_bgemm_worst(kt, 4, 9, 4 * 1021 + 2);
+        ok = check_bgemm_worst(kt, 5, 17, 4 * 511 + 3) && check_bgemm_worst(kt, 5, 17, 4 * 512) &&
+             check_bgemm_worst(kt, 4, 9, 4 * 1023 + 2);
     /* 30 16-byte steps (+ tail) per ARMv7 byte block: exactly full, and one step more. */
     if (ok) ok = check_bgemm_worst(kt, 2, 5, 4 * 30 + 3) && check_bgemm_worst(kt, 2, 5, 4 * 31 + 3);
     for (size_t m = 0; m <= 1 && ok; m++) /* empty shapes must not write */

@@ -46,7 +46,7 @@
 #pragma GCC optimize("no-schedule-insns")
 
 #define XE_INLINE static inline __attribute__((always_inline))
-#define XE_A64_BLOCK 510
+#define XE_A64_BLOCK 511
 
 /* Words t..t+rem-1 (rem in 1..3) of p as a vector, upper lanes zero. */
 XE_INLINE uint32x4_t load_tail(const uint32_t *p, size_t rem) {
@@ -126,9 +126,9 @@ XE_INLINE void tail_half(int mr, size_t rem, const uint32_t *a, size_t lda, cons
 
 /* MR <= 4 rows (a compile-time constant at each call) against one packed panel
  * of 8 columns; stores nc <= 8 columns. Blocks of at most XE_A64_BLOCK steps,
- * the last one also taking the k tail, so a 16-bit lane gains at most
- * 128 * (XE_A64_BLOCK + 1) = 65408 per block; each block's lanes are widened
- * and stored (first block) or added to c (later blocks, k > 8160 words). */
+ * the last one also taking the k tail (<= 96 bits), so a 16-bit lane gains
+ * at most 128 * 511 + 96 = 65504 per block; each block's lanes are widened
+ * and stored (first block) or added to c (later blocks, k > 2047 words). */
 XE_INLINE void bgemm_tile_a64(int mr, size_t nc, size_t kw, const uint32_t *a, size_t lda,
                               const uint32_t *w, int32_t *c, size_t ldc) {
     const size_t nvec = kw / 4, rem = kw % 4;
