@@ -398,9 +398,11 @@ static int battery(const xe_kernels *kt) {
     if (ok)
         ok = check_bgemm(kt, 9, 19, kc, 1) && check_bgemm(kt, 9, 19, kc + 1, 1) &&
              check_bgemm(kt, 5, 3, 2 * kc + 3, 1);
-    /* Long rows overflow 8-bit accumulators many times over (4095 is the NEON 16-bit limit). */
+    /* Long rows overflow 8-bit accumulators many times over, and pass several
+     * aarch64 16-bit blocks (511 steps). */
     if (ok) ok = check_bgemm(kt, 5, 6, 4100, 1);
-    /* 4094 16-byte steps (+ tail) per 16-bit NEON block; 31 words per AVX2 byte block. */
+    /* Many 16-bit blocks (4094 steps + tail was the former aarch64 block); 31 words
+     * per AVX2 byte block. */
     if (ok)
         ok = check_bgemm_worst(kt, 5, 17, 4 * 4094 * 2 + 3) &&
              check_bgemm_worst(kt, 4, 16, 4 * 4094 + 3);
