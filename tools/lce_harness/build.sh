@@ -6,23 +6,35 @@
 # the few LCE/ruy headers it includes are replaced by the stand-ins written
 # below (struct layouts only; the kernel static_asserts their offsets).
 #
-# usage: tools/lce_harness/build.sh LCE_CHECKOUT OUT_DIR
-#   -> OUT_DIR/harness (aarch64; `harness LAYER REPS`, for tools/qemu_icount.sh peer)
-#      OUT_DIR/lce_kernel.o (for tools/neon_mca.py OUT_DIR/lce_kernel.o lce_bgemm_8x4_float)
-# Needs clang (the kernel is C++ with inline asm; no aarch64 libstdc++ is
-# needed: a four-header std stand-in is enough) and aarch64-linux-gnu-gcc.
+# usage: tools/lce_harness/build.sh LCE_CHECKOUT OUT_DIR [a64|a32]
+#   a64 (default): LCE's aarch64 BinaryKernelNeon8x4; a32: its armv7
+#   BinaryKernelNeon4x4 (kernels_arm32.h), Thumb-2 like Debian armhf.
+#   -> OUT_DIR/harness (`harness LAYER REPS`, for tools/qemu_icount.sh peer)
+#      OUT_DIR/lce_kernel.o (for tools/neon_mca.py OUT_DIR/lce_kernel.o lce_bgemm_float [--arch a32])
+# Needs clang (the kernel is C++ with inline asm; no ARM libstdc++ is
+# needed: a four-header std stand-in is enough) and the cross gcc.
 set -eu
 lce=$(cd "$1" && pwd)
 out=$2
+arch=${3:-a64}
 here=$(cd "$(dirname "$0")" && pwd)
-hdr="$lce/larq_compute_engine/core/bgemm/kernels_aarch64.h"
+case $arch in
+a64) hdr="$lce/larq_compute_engine/core/bgemm/kernels_aarch64.h"; neon_def="#define RUY_PLATFORM_NEON_64 1"
+     target="--target=aarch64-linux-gnu"; sysinc=/usr/aarch64-linux-gnu/include; cc=aarch64-linux-gnu-gcc ;;
+a32) hdr="$lce/larq_compute_engine/core/bgemm/kernels_arm32.h"
+     neon_def="#define RUY_PLATFORM_NEON 1
+#define RUY_PLATFORM_NEON_32 1"
+     target="--target=armv7a-linux-gnueabihf -mthumb -mfpu=neon -mfloat-abi=hard"
+     sysinc=/usr/arm-linux-gnueabihf/include; cc=arm-linux-gnueabihf-gcc ;;
+*) echo "arch must be a64 or a32"; exit 1 ;;
+esac
 [ -f "$hdr" ] || { echo "no $hdr (pass the root of an LCE checkout)"; exit 1; }
 mkdir -p "$out/inc/larq_compute_engine/core/bgemm" "$out/inc/ruy/profiler" "$out/std"
 cp "$hdr" "$out/inc/larq_compute_engine/core/bgemm/"
-cat >"$out/inc/ruy/profiler/instrumentation.h" <<'H'
+cat >"$out/inc/ruy/profiler/instrumentation.h" <<H
 #pragma once
 namespace ruy { namespace profiler { struct ScopeLabel { explicit ScopeLabel(const char *) {} }; } }
-#define RUY_PLATFORM_NEON_64 1
+$neon_def
 #define RUY_OPT(x) 1
 #define RUY_STR_UNEXPANDED(s) #s
 #define RUY_STR(s) RUY_STR_UNEXPANDED(s)
@@ -79,8 +91,9 @@ cat >"$out/std/type_traits" <<'H'
 namespace std { template <typename A, typename B> struct is_same { static constexpr bool value = false; };
 template <typename A> struct is_same<A, A> { static constexpr bool value = true; }; }
 H
-clang++ --target=aarch64-linux-gnu -O3 -std=c++17 -nostdinc++ -isystem "$out/std" \
-    -isystem /usr/aarch64-linux-gnu/include -fno-exceptions -fno-rtti -I"$out/inc" \
+# shellcheck disable=SC2086
+clang++ $target -O3 -std=c++17 -nostdinc++ -isystem "$out/std" \
+    -isystem "$sysinc" -fno-exceptions -fno-rtti -I"$out/inc" \
     -c "$here/lce_kernel.cc" -o "$out/lce_kernel.o"
-aarch64-linux-gnu-gcc -O2 -o "$out/harness" "$here/harness.c" "$out/lce_kernel.o"
+"$cc" -O2 -o "$out/harness" "$here/harness.c" "$out/lce_kernel.o"
 echo "built $out/harness and $out/lce_kernel.o from $(cd "$lce" && git rev-parse --short HEAD 2>/dev/null || echo "$lce")"
