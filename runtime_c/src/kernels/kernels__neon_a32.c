@@ -62,8 +62,6 @@ XE_INLINE uint32_t hsum_u32(uint32x4_t v) {
     return vget_lane_u32(vpadd_u32(s, s), 0);
 }
 
-XE_INLINE uint32_t hsum_u16(uint16x8_t v) { return hsum_u32(vpaddlq_u16(v)); }
-
 /* Two columns of a panel step (32 bytes) with one VLD1 of four D registers,
  * p advanced past them: one load and one address micro-op where two VLD1 of
  * a Q register take two of each. GCC 12's arm_neon.h has no vld1q_u8_x2 for
