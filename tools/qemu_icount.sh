@@ -9,11 +9,18 @@
 # whole layer pipeline and bgemm alone.
 #
 # usage: tools/qemu_icount.sh [a64|a32|both] [N]
+#        tools/qemu_icount.sh peer BIN [N]
 # Builds (if needed) build-k-a64 / build-k-a32 and the plugin in build-k-icount.
+# peer: counts another engine's kernel the same way, for a side-by-side
+# figure: BIN is an aarch64 or armv7 program run as `BIN LAYER REPS` (one warm-up call,
+# then REPS calls of its GEMM on ResNet-18 layer LAYER = 0..3, the shapes of
+# bench_layers) that prints `layer=SHAPE ... macs=MACS` and exits 0 only if its
+# results are right (docs/arm.md: the harness for LCE's aarch64 kernel).
 set -eu
 cd "$(dirname "$0")/.."
 which_targets=${1:-both}
 N=${2:-2}
+[ "$which_targets" = peer ] && N=${3:-2}
 PLUGIN_SRC=${XE_ICOUNT_PLUGIN_SRC:-/work/shared/tools/qemu-icount.c}
 mkdir -p build-k-icount
 if [ ! -f build-k-icount/libicount.so ] || [ "$PLUGIN_SRC" -nt build-k-icount/libicount.so ]; then
@@ -52,6 +59,29 @@ run_target() { # name toolchain qemu sysroot isa
     done
 }
 
+run_peer() { # bin (aarch64 or armv7 ELF: the emulator follows its e_machine)
+    bin=$1
+    case $(od -An -tx1 -j18 -N1 "$bin" | tr -d ' ') in
+    b7) q=qemu-aarch64; root=/usr/aarch64-linux-gnu ;;
+    28) q=qemu-arm; root=/usr/arm-linux-gnueabihf ;;
+    *) echo "$bin: not an aarch64 or ARM executable"; exit 1 ;;
+    esac
+    for layer in 0 1 2 3; do
+        shape=$("$q" -L "$root" "$bin" "$layer" 1 \
+            | sed -n 's/.*layer=\([^ ]*\) .*macs=\([0-9]*\).*/\1 \2/p')
+        [ -n "$shape" ] || { echo "$bin $layer 1 failed or printed no layer=/macs="; exit 1; }
+        set -- $shape
+        i1=$("$q" -L "$root" -plugin "$PLUGIN" -d plugin "$bin" "$layer" "$N" 2>&1 | sed -n 's/^insns: //p')
+        i2=$("$q" -L "$root" -plugin "$PLUGIN" -d plugin "$bin" "$layer" $((2 * N)) 2>&1 | sed -n 's/^insns: //p')
+        awk -v name="$(basename "$(dirname "$bin")")/$(basename "$bin")" -v shape="$1" -v macs="$2" -v n="$N" -v i1="$i1" -v i2="$i2" \
+            'BEGIN { d = (i2 - i1) / n; printf "%-9s %-5s %-16s insns/rep=%12.0f  insns/binary-MAC=%.5f  binary-MACs/insn=%.1f\n", name, "peer", shape, d, d / macs, macs / d }'
+    done
+}
+
+if [ "$which_targets" = peer ]; then
+    run_peer "${2:?usage: tools/qemu_icount.sh peer BIN [N]}"
+    exit 0
+fi
 case $which_targets in
 a64 | both) run_target a64 aarch64-linux-gnu qemu-aarch64 /usr/aarch64-linux-gnu neon-a64 ;;
 esac

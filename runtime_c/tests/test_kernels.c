@@ -398,15 +398,23 @@ static int battery(const xe_kernels *kt) {
     if (ok)
         ok = check_bgemm(kt, 9, 19, kc, 1) && check_bgemm(kt, 9, 19, kc + 1, 1) &&
              check_bgemm(kt, 5, 3, 2 * kc + 3, 1);
-    /* Long rows overflow 8-bit accumulators many times over (4095 is the NEON 16-bit limit). */
+    /* Long rows overflow 8-bit accumulators many times over, and pass several
+     * aarch64 16-bit blocks (511 steps). */
     if (ok) ok = check_bgemm(kt, 5, 6, 4100, 1);
-    /* 4094 16-byte steps (+ tail) per 16-bit NEON block; 31 words per AVX2 byte block. */
+    /* Many 16-bit blocks (4094 steps + tail was the former aarch64 block); 31 words
+     * per AVX2 byte block. */
     if (ok)
         ok = check_bgemm_worst(kt, 5, 17, 4 * 4094 * 2 + 3) &&
              check_bgemm_worst(kt, 4, 16, 4 * 4094 + 3);
     if (ok)
         ok = check_bgemm_worst(kt, 3, 9, 248) && check_bgemm_worst(kt, 3, 9, 249) &&
              check_bgemm_worst(kt, 1, 1, 31);
+    /* 511 16-byte steps + a 3-word tail per aarch64 16-bit block (8 columns
+     * folded by ADDP, <= 128 per lane per step, 65504 in all): exactly full,
+     * one step more, three blocks. */
+    if (ok)
+        ok = check_bgemm_worst(kt, 5, 17, 4 * 511 + 3) && check_bgemm_worst(kt, 5, 17, 4 * 512) &&
+             check_bgemm_worst(kt, 4, 9, 4 * 1023 + 2);
     /* 30 16-byte steps (+ tail) per ARMv7 byte block: exactly full, and one step more. */
     if (ok) ok = check_bgemm_worst(kt, 2, 5, 4 * 30 + 3) && check_bgemm_worst(kt, 2, 5, 4 * 31 + 3);
     for (size_t m = 0; m <= 1 && ok; m++) /* empty shapes must not write */

@@ -10,18 +10,26 @@
  * never count.
  *
  * Per 128 bits (4 words) of one output: VEOR, VCNT.8 (8-bit popcounts, <= 8
- * per byte), VADD.I8 into a byte accumulator. A byte lane holds 255/8 = 31
- * steps, so every XE_A32_BLOCK steps (the last block also takes the k tail)
- * the lanes are summed into 32-bit totals (VPADDL.U8, VPADDL.U16, VADD,
- * VPADD). VPADAL.U8 into 16-bit lanes would need no blocks, but GCC then
- * copies every tied accumulator each iteration (8 VORRs per 30 instructions);
- * the three-operand VADD keeps the loop at 6 loads + 8 x 3 operations for
- * 1024 binary MACs. ARMv7 has 16 Q registers, so the tile is 2 rows x 4
- * columns: 8 accumulators + 2 A + 1 B operands. Packed panels (nr = 4,
- * kr = 4) hold each 4-word step of the 4 columns in 64 contiguous bytes, k
- * padded with zero words to a multiple of 4; A is not padded, so its k tail
- * (k % 4 words) is loaded lane by lane into a zeroed vector and meets the
- * panel's zero words.
+ * per byte), VADD.I8 into a byte accumulator: 3 operations per 128 binary
+ * MACs, the fewest NEON allows (AArch64's pairwise-add tree, which
+ * kernels__neon_a64.c uses, needs ADDP on Q registers; ARMv7's VPADD.I8 works
+ * on D registers only, so folding columns would cost more operations than it
+ * saves). A byte lane holds 255/8 = 31 steps, so every XE_A32_BLOCK steps
+ * (the last block also takes the k tail) each row's 4 byte accumulators are
+ * folded into one vector of its 4 column totals (VPADDL.U8, then VPADD.I16
+ * across halves and columns), added to 32-bit sums and stored at the end
+ * with one vector store. VPADAL.U8 into 16-bit lanes would need no blocks,
+ * but GCC then copies every tied accumulator each iteration (8 VORRs per 30
+ * instructions). ARMv7 has 16 Q registers, so the tile is 2 rows x 4
+ * columns: 8 accumulators + 2 A + 2 B operands + 2 temporaries. One step
+ * is 2 A loads and 2 B loads of 32 bytes (VLD1 of four D registers), all
+ * post-incremented, + 24 operations + 2 loop instructions: 30 instructions,
+ * 34 micro-ops, within Cortex-A72's 3 a cycle while its two NEON pipes take
+ * the 24 operations in 12 cycles (llvm-mca, tools/neon_mca.py). Packed
+ * panels (nr = 4, kr = 4) hold each 4-word step of the 4 columns in 64
+ * contiguous bytes, k padded with zero words to a multiple of 4; A is not
+ * padded, so its k tail (k % 4 words) is loaded lane by lane into a zeroed
+ * vector and meets the panel's zero words.
  *
  * Float GEMM: vectorised across output columns; each lane is one output whose
  * sum runs t = 0..k-1 with one VFMA.F32 per term (VFPv4: fused, rounded
@@ -54,49 +62,84 @@ XE_INLINE uint32_t hsum_u32(uint32x4_t v) {
     return vget_lane_u32(vpadd_u32(s, s), 0);
 }
 
-XE_INLINE uint32_t hsum_u16(uint16x8_t v) { return hsum_u32(vpaddlq_u16(v)); }
+/* Two columns of a panel step (32 bytes) with one VLD1 of four D registers,
+ * p advanced past them: one load and one address micro-op where two VLD1 of
+ * a Q register take two of each. GCC 12's arm_neon.h has no vld1q_u8_x2 for
+ * AArch32, hence the asm (%h prints the register list); other compilers get
+ * two loads. */
+XE_INLINE uint8x16x2_t load2_post(const uint32_t **p) {
+    uint8x16x2_t v;
+#if defined(__GNUC__) && !defined(__clang__)
+    __asm__("vld1.32 %h0, [%1]!" : "=w"(v), "+r"(*p) : "m"(*(const uint32_t(*)[8]) * p));
+#else
+    v.val[0] = vreinterpretq_u8_u32(vld1q_u32(*p));
+    v.val[1] = vreinterpretq_u8_u32(vld1q_u32(*p + 4));
+    *p += 8;
+#endif
+    return v;
+}
+
+/* The 4 byte accumulators of one row folded to one vector of 4 column totals
+ * (lane s = column s): VPADDL.U8 (<= 510 per 16-bit lane), then pairwise adds
+ * across the D halves and across columns (<= 4080), widened to 32 bits. */
+XE_INLINE uint32x4_t fold_row(const uint8x16_t acc[4]) {
+    uint16x4_t h[4];
+    for (int s = 0; s < 4; s++) {
+        const uint16x8_t p = vpaddlq_u8(acc[s]);
+        h[s] = vpadd_u16(vget_low_u16(p), vget_high_u16(p));
+    }
+    return vmovl_u16(vpadd_u16(vpadd_u16(h[0], h[1]), vpadd_u16(h[2], h[3])));
+}
 
 /* MR rows (<= 2, a compile-time constant at each call) against one packed
- * panel; stores nc <= 4 columns. */
+ * panel; stores nc <= 4 columns. Pointers advance by post-increment loads
+ * (VLD1 [rN]!), which keeps the step at 6 loads + 24 operations + 2 loop
+ * instructions: Cortex-A72 decodes 3 instructions a cycle, so address
+ * arithmetic in the loop would cost cycles. */
 XE_INLINE void bgemm_tile_a32(int mr, size_t nc, size_t k, const uint32_t *a, size_t lda,
                               const uint32_t *w, int32_t *c, size_t ldc) {
-    uint32_t sum[2][4] = {{0}};
+    uint32x4_t sum[2] = {vdupq_n_u32(0), vdupq_n_u32(0)};
+    const uint32_t *ap[2] = {a, a + lda};
     size_t nvec = k / 4, rem = k % 4, v = 0;
     /* Blocks of at most XE_A32_BLOCK steps; the last block also takes the tail,
      * so a block adds at most 8 * (XE_A32_BLOCK + 1) <= 255 to a byte lane. */
     do {
-        size_t end = nvec - v > XE_A32_BLOCK ? v + XE_A32_BLOCK : nvec;
+        size_t n = nvec - v > XE_A32_BLOCK ? XE_A32_BLOCK : nvec - v;
         uint8x16_t acc8[2][4];
         for (int r = 0; r < mr; r++)
             for (int s = 0; s < 4; s++) acc8[r][s] = vdupq_n_u8(0);
-        for (; v < end; v++) {
+        for (v += n; n > 0; n--) {
             uint8x16_t av[2];
-            for (int r = 0; r < mr; r++)
-                av[r] = vreinterpretq_u8_u32(vld1q_u32(a + r * lda + v * 4));
+            for (int r = 0; r < mr; r++) {
+                av[r] = vreinterpretq_u8_u32(vld1q_u32(ap[r]));
+                ap[r] += 4;
+            }
+            for (int h = 0; h < 2; h++) {
+                const uint8x16x2_t bv = load2_post(&w);
+                for (int s = 0; s < 2; s++)
+                    for (int r = 0; r < mr; r++)
+                        acc8[r][2 * h + s] =
+                            vaddq_u8(acc8[r][2 * h + s], vcntq_u8(veorq_u8(av[r], bv.val[s])));
+            }
+        }
+        if (v == nvec && rem) {
+            uint8x16_t av[2];
+            for (int r = 0; r < mr; r++) av[r] = vreinterpretq_u8_u32(load_tail(ap[r], rem));
             for (int s = 0; s < 4; s++) {
-                const uint8x16_t bv = vreinterpretq_u8_u32(vld1q_u32(w + v * 16 + s * 4));
+                uint8x16_t bv = vreinterpretq_u8_u32(vld1q_u32(w + s * 4));
                 for (int r = 0; r < mr; r++)
                     acc8[r][s] = vaddq_u8(acc8[r][s], vcntq_u8(veorq_u8(av[r], bv)));
             }
         }
-        if (end == nvec && rem) {
-            uint8x16_t av[2];
-            for (int r = 0; r < mr; r++)
-                av[r] = vreinterpretq_u8_u32(load_tail(a + r * lda + nvec * 4, rem));
-            for (int s = 0; s < 4; s++) {
-                uint8x16_t bv = vreinterpretq_u8_u32(vld1q_u32(w + nvec * 16 + s * 4));
-                for (int r = 0; r < mr; r++)
-                    acc8[r][s] = vaddq_u8(acc8[r][s], vcntq_u8(veorq_u8(av[r], bv)));
-            }
-        }
-        for (int r = 0; r < mr; r++)
-            for (int s = 0; s < 4; s++) sum[r][s] += hsum_u16(vpaddlq_u8(acc8[r][s]));
+        for (int r = 0; r < mr; r++) sum[r] = vaddq_u32(sum[r], fold_row(acc8[r]));
     } while (v < nvec);
     for (int r = 0; r < mr; r++) {
-        if (nc == 4) { /* the full panel: constant bounds, unrolled stores */
-            for (int s = 0; s < 4; s++) c[r * ldc + s] = (int32_t)sum[r][s];
+        if (nc == 4) { /* the full panel: one vector store */
+            vst1q_s32(c + r * ldc, vreinterpretq_s32_u32(sum[r]));
         } else {
-            for (size_t s = 0; s < nc; s++) c[r * ldc + s] = (int32_t)sum[r][s];
+            uint32_t t[4];
+            vst1q_u32(t, sum[r]);
+            for (size_t s = 0; s < nc; s++) c[r * ldc + s] = (int32_t)t[s];
         }
     }
 }
