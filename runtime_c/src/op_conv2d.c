@@ -176,7 +176,7 @@ void xe_run_im2col_sgemm(const xe_node *n, const xe_exec *ex, const float *in, f
     }
     const size_t m = (size_t)f->out_h * f->out_w;
     const size_t tasks = (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS * xe_oc_split(m, f->out_c);
-    xe_pool_run(ex->pool, tasks, conv_task, &j);
+    xe_pool_run_work(ex->pool, tasks, conv_task, &j, f->macs / 8); /* ~8 MACs/ns */
 }
 
 size_t xe_sgemm_session_bytes(const xe_kernels *k, size_t n, size_t kk) {

@@ -86,6 +86,13 @@ static void pool_task(void *ctx, size_t oh, uint32_t thread) {
     }
 }
 
+/* Rough single-thread cost in ns (about 4 values per ns, bits 32 per word):
+ * small pools run inline (threadpool.c, xe_pool_run_work). */
+static uint64_t pool_ns(const xe_node_info *f) {
+    const uint64_t taps = (uint64_t)f->out_h * f->out_w * f->kernel_h * f->kernel_w;
+    return f->in_dtype == XE_DTYPE_BITS ? taps * ((f->in_c + 31) / 32) : taps * f->in_c / 4;
+}
+
 static void maxpool_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) {
     o->dtype = n->info.in_dtype;
 }
@@ -93,13 +100,13 @@ static void maxpool_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) {
 static void maxpool_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
                         void *out) {
     pool_job j = {n, in0, out, 1};
-    xe_pool_run(ex->pool, n->info.out_h, pool_task, &j);
+    xe_pool_run_work(ex->pool, n->info.out_h, pool_task, &j, pool_ns(&n->info));
 }
 
 static void avgpool_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
                         void *out) {
     pool_job j = {n, in0, out, 0};
-    xe_pool_run(ex->pool, n->info.out_h, pool_task, &j);
+    xe_pool_run_work(ex->pool, n->info.out_h, pool_task, &j, pool_ns(&n->info));
 }
 
 const xe_op_def xe_op_maxpool = {
