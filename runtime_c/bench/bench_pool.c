@@ -6,9 +6,9 @@
  *                                           nothing) and small (8 tasks of ~250 ns)
  *   bench_pool model MODEL THREADS [RUNS]   median latency of RUNS inferences
  *   bench_pool nodes MODEL [RUNS [THREADS]] per-node median time at 1 thread and
- *                                           at THREADS (default 2), runs of the two
- *                                           sessions alternated, and the ratio:
- *                                           which nodes do not scale
+ *                                           at THREADS (default 2), blocks of 10 runs
+ *                                           of the two sessions alternated, and the
+ *                                           ratio: which nodes do not scale
  *
  * Medians of repeated rounds; run old and new builds interleaved from a shell
  * loop for A/B comparisons. Building with -DBENCH_POOL_OLD_API measures a
@@ -190,16 +190,21 @@ static int bench_nodes(const char *path, int runs, uint32_t threads) {
         t[k] = calloc((size_t)runs * (nn + 1), sizeof *t[k]);
         if (!t[k] || !col || xe_session_create(b.m, &o, &s[k]) != XE_OK) rc = 1;
     }
-    for (int r = -10; rc == 0 && r < runs; r++)
-        for (int k = 0; k < 2; k++) {
-            const uint64_t t0 = now_ns();
-            xe_session_run(s[k], b.in, b.in_n, b.out, b.out_n);
-            const uint64_t wall = now_ns() - t0;
-            if (r < 0) continue;
-            for (uint32_t i = 0; i < nn; i++)
-                xe_session_node_time_ns(s[k], i, &t[k][(size_t)i * runs + r]);
-            t[k][(size_t)nn * runs + r] = wall;
-        }
+    /* Blocks of NODE_BLOCK back-to-back runs per session, alternated: a
+     * session is measured as it is used (its workers still awake from the
+     * previous run), and slow phases of a shared machine hit both. */
+    enum { NODE_BLOCK = 10 };
+    for (int r0 = -NODE_BLOCK; rc == 0 && r0 < runs; r0 += NODE_BLOCK)
+        for (int k = 0; k < 2; k++)
+            for (int r = r0; r < r0 + NODE_BLOCK && r < runs; r++) {
+                const uint64_t t0 = now_ns();
+                xe_session_run(s[k], b.in, b.in_n, b.out, b.out_n);
+                const uint64_t wall = now_ns() - t0;
+                if (r < 0) continue;
+                for (uint32_t i = 0; i < nn; i++)
+                    xe_session_node_time_ns(s[k], i, &t[k][(size_t)i * runs + r]);
+                t[k][(size_t)nn * runs + r] = wall;
+            }
     if (rc == 0) {
         printf("%s: %d runs, kernel set %s, medians in us, 1 thread vs %u\n", path, runs,
                xe_kernel_isa(), threads);

@@ -48,10 +48,14 @@
  * wakes parked workers at once (their wake-up overlaps the caller's first
  * node), inside the region idle workers keep spinning (yielding the CPU once
  * spin_us has passed, so an oversubscribed core still gets shared), and after
- * end they park as soon as they are idle instead of spinning spin_us: the
- * region says where the inference ends, and a 2-thread session on a 2-core
- * board must not keep the other core busy between inferences. Jobs outside
- * any region get the spin-then-park behaviour above.
+ * end they park once idle for XE_POOL_TAIL_US (or spin_us if shorter) instead
+ * of spinning spin_us: the region says where the inference ends, and a
+ * 2-thread session on a 2-core board must not keep the other core busy
+ * between inferences; but the short tail lets back-to-back inferences (a
+ * benchmark loop, a video stream) find the workers awake. (Parking at once
+ * made every inference start with a wake-up: the MNIST models, about 75 us a
+ * run, were slower at 2 threads than at 1.) Jobs outside any region get the
+ * spin-then-park behaviour above.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -63,6 +67,9 @@
 
 #ifndef XE_POOL_SPIN_US
 #define XE_POOL_SPIN_US 100u
+#endif
+#ifndef XE_POOL_TAIL_US
+#define XE_POOL_TAIL_US 100u
 #endif
 #ifndef XE_POOL_MIN_PARALLEL_NS
 #define XE_POOL_MIN_PARALLEL_NS 2000u
@@ -194,7 +201,8 @@ static int park(xe_pool *p, uint64_t seen, uint32_t region) {
 
 /* Waits for a generation other than `seen`; returns its job word, or 0 at
  * shutdown (generation 0 is never published). *ended is the region count
- * this worker last parked in: a region that ended since, parks at once. */
+ * this worker last parked in: a region that ended since parks it after
+ * XE_POOL_TAIL_US idle. */
 static uint64_t wait_job(xe_pool *p, uint64_t seen, uint32_t *ended) {
     uint64_t t0 = now_ns();
     for (uint32_t spins = 1;; spins++) {
@@ -205,10 +213,11 @@ static uint64_t wait_job(xe_pool *p, uint64_t seen, uint32_t *ended) {
             const uint32_t region = __atomic_load_n(&p->region, __ATOMIC_RELAXED);
             const uint64_t budget =
                 (uint64_t)__atomic_load_n(&p->spin_us, __ATOMIC_RELAXED) * 1000u;
-            const int over = now_ns() - t0 >= budget;
+            const uint64_t idle = now_ns() - t0;
+            const int over = idle >= budget;
             if (region & 1) {
                 if (over) sched_yield();
-            } else if (region != *ended || over) {
+            } else if (over || (region != *ended && idle >= XE_POOL_TAIL_US * 1000u)) {
                 if (park(p, seen, region)) *ended = region;
                 t0 = now_ns();
             }
