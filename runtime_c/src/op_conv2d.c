@@ -102,14 +102,31 @@ static void conv_epilogue(const conv_job *j, float *y, size_t rows, size_t ncols
     }
 }
 
+/* Positions per task of the im2col path: XE_CHUNK_ROWS at one thread; with
+ * more, equal chunks, a multiple of the thread count of them, so each
+ * thread's own range of tasks (threadpool.c) is one slice of positions (as
+ * bconv2d cuts its rows). */
+static size_t im2col_rows(size_t m, uint32_t threads) {
+    if (threads < 2 || m < 8u * threads) return XE_CHUNK_ROWS;
+    size_t nch = (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS;
+    nch = (nch + threads - 1) / threads * threads;
+    return (m + nch - 1) / nch;
+}
+
+/* Channel chunks of XE_CHUNK_OC when there are few row chunks. */
+static size_t im2col_split(size_t m, size_t oc, size_t rows) {
+    return (m + rows - 1) / rows < 8 && oc > XE_CHUNK_OC ? (oc + XE_CHUNK_OC - 1) / XE_CHUNK_OC : 1;
+}
+
 static void conv_task(void *ctx, size_t task, uint32_t thread) {
     const conv_job *j = ctx;
     const xe_node_info *f = &j->n->info;
     const size_t m = (size_t)f->out_h * f->out_w, oc = f->out_c;
     const size_t k = (size_t)f->kernel_h * f->kernel_w * f->in_c;
-    const size_t split = xe_oc_split(m, oc);
-    const size_t p0 = (task / split) * XE_CHUNK_ROWS, o0 = (task % split) * XE_CHUNK_OC;
-    const size_t rows = m - p0 < XE_CHUNK_ROWS ? m - p0 : XE_CHUNK_ROWS;
+    const size_t crows = im2col_rows(m, xe_pool_threads(j->ex->pool));
+    const size_t split = im2col_split(m, oc, crows);
+    const size_t p0 = (task / split) * crows, o0 = (task % split) * XE_CHUNK_OC;
+    const size_t rows = m - p0 < crows ? m - p0 : crows;
     const size_t ncols = split == 1 ? oc : (oc - o0 < XE_CHUNK_OC ? oc - o0 : XE_CHUNK_OC);
     const float *a;
     if (xe_is_pointwise(f)) {
@@ -175,7 +192,8 @@ void xe_run_im2col_sgemm(const xe_node *n, const xe_exec *ex, const float *in, f
         return;
     }
     const size_t m = (size_t)f->out_h * f->out_w;
-    const size_t tasks = (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS * xe_oc_split(m, f->out_c);
+    const size_t crows = im2col_rows(m, xe_pool_threads(ex->pool));
+    const size_t tasks = (m + crows - 1) / crows * im2col_split(m, f->out_c, crows);
     xe_pool_run_work(ex->pool, tasks, conv_task, &j, f->macs / 8); /* ~8 MACs/ns */
 }
 
