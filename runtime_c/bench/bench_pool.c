@@ -5,6 +5,10 @@
  *   bench_pool jobs [THREADS...]            ns per job: empty (2 tasks doing
  *                                           nothing) and small (8 tasks of ~250 ns)
  *   bench_pool model MODEL THREADS [RUNS]   median latency of RUNS inferences
+ *   bench_pool nodes MODEL [RUNS [THREADS]] per-node median time at 1 thread and
+ *                                           at THREADS (default 2), blocks of 10 runs
+ *                                           of the two sessions alternated, and the
+ *                                           ratio: which nodes do not scale
  *
  * Medians of repeated rounds; run old and new builds interleaved from a shell
  * loop for A/B comparisons. Building with -DBENCH_POOL_OLD_API measures a
@@ -139,11 +143,108 @@ static int bench_model(const char *path, uint32_t threads, int runs) {
     return rc;
 }
 
+typedef struct node_bench {
+    xe_model *m;
+    size_t in_n, out_n;
+    float *in, *out;
+} node_bench;
+
+static int node_bench_open(node_bench *b, const char *path) {
+    char why[256];
+    memset(b, 0, sizeof *b);
+    if (xe_model_load_file(path, &b->m, why, sizeof why) != XE_OK) {
+        fprintf(stderr, "cannot load %s: %s\n", path, why);
+        return 1;
+    }
+    uint32_t h, w, c;
+    xe_model_input_shape(b->m, &h, &w, &c);
+    b->in_n = (size_t)h * w * c;
+    xe_model_output_shape(b->m, &h, &w, &c);
+    b->out_n = (size_t)h * w * c;
+    b->in = calloc(b->in_n, 4);
+    b->out = calloc(b->out_n, 4);
+    if (!b->in || !b->out) return 1;
+    for (size_t i = 0; i < b->in_n; i++) b->in[i] = (float)(i % 255) / 255.0f - 0.5f;
+    return 0;
+}
+
+static void print_node(const xe_model *m, uint32_t i, uint64_t t1, uint64_t tn) {
+    xe_node_info f;
+    xe_model_node_info(m, i, &f);
+    printf("%3u %-15s %3ux%-3u %4u->%-4u k%ux%u/%u %10.1f %10.1f %6.2f\n", i, xe_op_name(f.op),
+           f.out_h, f.out_w, f.in_c, f.out_c, f.kernel_h, f.kernel_w, f.stride_h,
+           (double)t1 / 1000.0, (double)tn / 1000.0, tn ? (double)t1 / (double)tn : 0.0);
+}
+
+/* Per-node medians: 1 thread against `threads`, runs alternated. */
+static int bench_nodes(const char *path, int runs, uint32_t threads) {
+    node_bench b;
+    xe_session *s[2] = {NULL, NULL};
+    uint64_t *t[2] = {NULL, NULL}, *col = calloc((size_t)runs, sizeof *col);
+    int rc = node_bench_open(&b, path);
+    const uint32_t nn = rc ? 0 : xe_model_num_nodes(b.m);
+    for (int k = 0; rc == 0 && k < 2; k++) {
+        xe_session_options o;
+        memset(&o, 0, sizeof o);
+        o.num_threads = k ? threads : 1;
+        t[k] = calloc((size_t)runs * (nn + 1), sizeof *t[k]);
+        if (!t[k] || !col || xe_session_create(b.m, &o, &s[k]) != XE_OK) rc = 1;
+    }
+    /* Blocks of NODE_BLOCK back-to-back runs per session, alternated: a
+     * session is measured as it is used (its workers still awake from the
+     * previous run), and slow phases of a shared machine hit both. */
+    enum { NODE_BLOCK = 10 };
+    for (int r0 = -NODE_BLOCK; rc == 0 && r0 < runs; r0 += NODE_BLOCK)
+        for (int k = 0; k < 2; k++)
+            for (int r = r0; r < r0 + NODE_BLOCK && r < runs; r++) {
+                const uint64_t t0 = now_ns();
+                xe_session_run(s[k], b.in, b.in_n, b.out, b.out_n);
+                const uint64_t wall = now_ns() - t0;
+                if (r < 0) continue;
+                for (uint32_t i = 0; i < nn; i++)
+                    xe_session_node_time_ns(s[k], i, &t[k][(size_t)i * runs + r]);
+                t[k][(size_t)nn * runs + r] = wall;
+            }
+    if (rc == 0) {
+        printf("%s: %d runs, kernel set %s, medians in us, 1 thread vs %u\n", path, runs,
+               xe_kernel_isa(), threads);
+        uint64_t med[2], sum[2] = {0, 0};
+        for (uint32_t i = 0; i <= nn; i++) {
+            for (int k = 0; k < 2; k++) {
+                memcpy(col, t[k] + (size_t)i * runs, (size_t)runs * sizeof *col);
+                med[k] = median(col, (size_t)runs);
+                if (i < nn) sum[k] += med[k];
+            }
+            if (i < nn)
+                print_node(b.m, i, med[0], med[1]);
+            else
+                printf("sum of node medians %.1f %.1f (%.2fx); median wall %.1f %.1f (%.2fx)\n",
+                       (double)sum[0] / 1e3, (double)sum[1] / 1e3, (double)sum[0] / (double)sum[1],
+                       (double)med[0] / 1e3, (double)med[1] / 1e3, (double)med[0] / (double)med[1]);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        xe_session_destroy(s[k]);
+        free(t[k]);
+    }
+    xe_model_destroy(b.m);
+    free(b.in);
+    free(b.out);
+    free(col);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "jobs") == 0) return bench_jobs(argc - 2, argv + 2);
     if (argc >= 4 && strcmp(argv[1], "model") == 0)
         return bench_model(argv[2], (uint32_t)strtoul(argv[3], NULL, 10),
                            argc > 4 ? atoi(argv[4]) : 200);
-    fprintf(stderr, "usage: %s jobs [THREADS...] | model MODEL THREADS [RUNS]\n", argv[0]);
+    if (argc >= 3 && strcmp(argv[1], "nodes") == 0)
+        return bench_nodes(argv[2], argc > 3 ? atoi(argv[3]) : 50,
+                           argc > 4 ? (uint32_t)strtoul(argv[4], NULL, 10) : 2);
+    fprintf(
+        stderr,
+        "usage: %s jobs [THREADS...] | model MODEL THREADS [RUNS] | nodes MODEL [RUNS [THREADS]]\n",
+        argv[0]);
     return 2;
 }

@@ -164,9 +164,22 @@ static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, co
         for (size_t o = 0; o < ncols; o++) y[o] = y[o] < 0.0f ? 0.0f : y[o];
 }
 
+/* Row chunks: XE_CHUNK_ROWS at one thread; with more, a multiple of the
+ * thread count of equal chunks (a multiple of 4 rows, the usual bgemm tile)
+ * when there are enough rows, so that each thread's own range of tasks
+ * (threadpool.c) covers one contiguous slice of positions, the slice the
+ * element-wise nodes around it give that thread. */
+static size_t chunk_rows(size_t m, uint32_t threads) {
+    size_t nch = (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS;
+    if (threads < 2 || m < 8u * threads) return XE_CHUNK_ROWS;
+    nch = (nch + threads - 1) / threads * threads;
+    const size_t rows = ((m + nch - 1) / nch + 3) / 4 * 4;
+    return rows < XE_CHUNK_ROWS ? rows : XE_CHUNK_ROWS;
+}
+
 /* Channel tasks: split at multiples of `step` when there are few rows. */
-static size_t oc_split(size_t m, size_t oc, size_t step) {
-    const size_t mchunks = (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS;
+static size_t oc_split(size_t m, size_t oc, size_t step, size_t rows) {
+    const size_t mchunks = (m + rows - 1) / rows;
     return (mchunks < 8 && oc > step) ? (oc + step - 1) / step : 1;
 }
 
@@ -178,9 +191,10 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
     const xe_node_info *f = &n->info;
     const size_t m = (size_t)f->out_h * f->out_w, oc = f->out_c, cw = n->cw;
     const size_t kh = f->kernel_h, kw = f->kernel_w, kwords = kh * kw * cw;
-    const size_t step = pl->ops->oc_step, split = oc_split(m, oc, step);
-    const size_t p0 = (task / split) * XE_CHUNK_ROWS, o0 = (task % split) * step;
-    const size_t rows = m - p0 < XE_CHUNK_ROWS ? m - p0 : XE_CHUNK_ROWS;
+    const size_t crows = chunk_rows(m, xe_pool_threads(pl->ex->pool));
+    const size_t step = pl->ops->oc_step, split = oc_split(m, oc, step, crows);
+    const size_t p0 = (task / split) * crows, o0 = (task % split) * step;
+    const size_t rows = m - p0 < crows ? m - p0 : crows;
     const size_t ncols = split == 1 ? oc : (oc - o0 < step ? oc - o0 : step);
 
     uint8_t *scratch = pl->ex->thread_scratch[thread];
@@ -238,12 +252,19 @@ void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out
         sh += xe_align_up((size_t)f->in_h * f->in_w * 4);
         pl.kmap = (float *)(void *)sh;
     }
-    if (needs_pbuf(f)) xe_pool_run(ex->pool, f->in_h, pack_row_task, &pl);
-    if (pl.kmap) xe_pool_run(ex->pool, f->out_h, kmap_row_task, &pl);
-    const size_t m = (size_t)f->out_h * f->out_w;
-    const size_t tasks =
-        (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS * oc_split(m, f->out_c, ops->oc_step);
-    xe_pool_run(ex->pool, tasks, gemm_task, &pl);
+    /* Cost hints (ns, one thread, rough): the float pack with its |x| sums
+     * about 1 ns per value, a bit copy 8 bytes/ns, K one add per tap; passes
+     * below XE_POOL_MIN_PARALLEL_NS run inline (no hand-off, no barrier). */
+    const uint64_t in_vals = (uint64_t)f->in_h * f->in_w * f->in_c;
+    const uint64_t pack_ns = f->in_dtype == XE_DTYPE_F32 ? (pl.amap ? in_vals : in_vals / 8)
+                                                         : (uint64_t)f->in_h * f->in_w * n->cw / 2;
+    if (needs_pbuf(f)) xe_pool_run_work(ex->pool, f->in_h, pack_row_task, &pl, pack_ns);
+    if (pl.kmap)
+        xe_pool_run_work(ex->pool, f->out_h, kmap_row_task, &pl,
+                         (uint64_t)f->out_h * f->out_w * f->kernel_h * f->kernel_w);
+    const size_t m = (size_t)f->out_h * f->out_w, crows = chunk_rows(m, xe_pool_threads(ex->pool));
+    const size_t tasks = (m + crows - 1) / crows * oc_split(m, f->out_c, ops->oc_step, crows);
+    xe_pool_run_work(ex->pool, tasks, gemm_task, &pl, f->macs / 128); /* ~128 binary MACs/ns */
 }
 
 /* bconv2d's popcounts: the bgemm of the rows with the filters of the channels,

@@ -61,7 +61,9 @@ static void dense_session_prepare(const xe_node *n, const xe_kernels *k, void *d
 static void dense_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
                       void *out) {
     dense_job j = {n, ex, in0, out};
-    xe_pool_run(ex->pool, (n->info.out_c + XE_CHUNK_COLS - 1) / XE_CHUNK_COLS, dense_task, &j);
+    /* About 8 multiply-adds per ns on one thread: small heads run inline. */
+    xe_pool_run_work(ex->pool, (n->info.out_c + XE_CHUNK_COLS - 1) / XE_CHUNK_COLS, dense_task, &j,
+                     n->info.macs / 8);
 }
 
 const xe_op_def xe_op_dense = {

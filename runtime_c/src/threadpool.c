@@ -1,11 +1,10 @@
 /*
  * threadpool.c - a per-session pool: num_threads - 1 pthreads plus the caller.
  *
- * A job is n_tasks independent tasks; threads take the next task index from a
- * shared atomic counter until none are left. Which thread runs which task
- * varies, but the tasks themselves (fixed-size chunks chosen by the ops,
- * independent of the thread count) and the order of arithmetic inside each do
- * not, so results are bit-identical for any thread count.
+ * A job is n_tasks independent tasks; threads take task indices from atomic
+ * counters until none are left (below). Which thread runs which task varies,
+ * but the order of arithmetic inside each output element does not (the ops'
+ * kernels fix it), so results are bit-identical for any thread count.
  *
  * Why not sleep between jobs: a network is dozens of nodes and each node
  * several jobs, many of them a few microseconds long. Waking a worker from a
@@ -17,7 +16,16 @@
  * the job word: generation << 17 | OPEN << 16 | workers inside the job. A
  * worker enters with a compare-and-swap that succeeds only while the job is
  * open (so it reads a complete job), takes tasks with an atomic fetch-add and
- * adds the number it finished to `done` when none are left. The caller works
+ * adds the number it finished to `done` when none are left.
+ *
+ * Which tasks: thread t first takes tasks from its own contiguous range
+ * [t*n/T, (t+1)*n/T), then steals what is left of the others' ranges (each
+ * range has its own counter on its own line, so a task is still claimed by
+ * exactly one fetch-add). Ops number tasks in output order, so a thread keeps
+ * the same slice of the activations from node to node and mostly reads what
+ * it wrote itself, from its own cache, instead of lines the other core holds;
+ * and the threads no longer bounce one shared counter line per task. A late
+ * or preempted worker costs nothing extra: the others steal its range. The caller works
  * too, then closes the job, then waits until `done` covers every task: it
  * waits only for tasks in flight, never for a worker that took none, and it
  * spins for that, blocking only after spin_us (a long task, or a worker
@@ -40,10 +48,14 @@
  * wakes parked workers at once (their wake-up overlaps the caller's first
  * node), inside the region idle workers keep spinning (yielding the CPU once
  * spin_us has passed, so an oversubscribed core still gets shared), and after
- * end they park as soon as they are idle instead of spinning spin_us: the
- * region says where the inference ends, and a 2-thread session on a 2-core
- * board must not keep the other core busy between inferences. Jobs outside
- * any region get the spin-then-park behaviour above.
+ * end they park once idle for XE_POOL_TAIL_US (or spin_us if shorter) instead
+ * of spinning spin_us: the region says where the inference ends, and a
+ * 2-thread session on a 2-core board must not keep the other core busy
+ * between inferences; but the short tail lets back-to-back inferences (a
+ * benchmark loop, a video stream) find the workers awake. (Parking at once
+ * made every inference start with a wake-up: the MNIST models, about 75 us a
+ * run, were slower at 2 threads than at 1.) Jobs outside any region get the
+ * spin-then-park behaviour above.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -55,6 +67,9 @@
 
 #ifndef XE_POOL_SPIN_US
 #define XE_POOL_SPIN_US 100u
+#endif
+#ifndef XE_POOL_TAIL_US
+#define XE_POOL_TAIL_US 100u
 #endif
 #ifndef XE_POOL_MIN_PARALLEL_NS
 #define XE_POOL_MIN_PARALLEL_NS 2000u
@@ -80,10 +95,7 @@ struct xe_pool {
         } v;
         char pad[XE_POOL_LINE];
     } job;
-    union {
-        size_t v; /* next task index */
-        char pad[XE_POOL_LINE];
-    } next;
+    struct range *ranges; /* per thread: its own tasks of the current job */
     union {
         size_t v; /* tasks finished by workers */
         char pad[XE_POOL_LINE];
@@ -102,6 +114,15 @@ struct xe_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake;     /* a new job, a region, or shutdown */
     pthread_cond_t finished; /* workers' tasks of the current job are done */
+};
+
+/* Thread t's tasks of the current job: [next, end), next bumped by whoever
+ * takes one (t itself, or a thief). One per line, written by the caller only
+ * while the job is closed. */
+struct range {
+    size_t next;
+    size_t end;
+    char pad[XE_POOL_LINE - 2 * sizeof(size_t)];
 };
 
 typedef struct worker_arg {
@@ -137,15 +158,21 @@ static void backoff(uint32_t *spins) {
 
 static uint64_t job_gen(uint64_t w) { return w >> JOB_GEN_SHIFT; }
 
-/* Runs tasks until none are left; returns how many this thread ran. */
-static size_t drain(xe_pool *p, xe_task_fn fn, void *ctx, size_t n_tasks, uint32_t thread) {
+/* Runs tasks until none are left, its own range first, then the others' in
+ * turn; returns how many this thread ran. */
+static size_t drain(xe_pool *p, xe_task_fn fn, void *ctx, uint32_t thread) {
     size_t ran = 0;
-    for (;;) {
-        const size_t t = __atomic_fetch_add(&p->next.v, 1, __ATOMIC_RELAXED);
-        if (t >= n_tasks) return ran;
-        fn(ctx, t, thread);
-        ran++;
+    for (uint32_t k = 0; k < p->threads; k++) {
+        struct range *r = &p->ranges[(thread + k) % p->threads];
+        const size_t end = r->end;
+        for (;;) {
+            const size_t t = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
+            if (t >= end) break;
+            fn(ctx, t, thread);
+            ran++;
+        }
     }
+    return ran;
 }
 
 static void wake_parked(xe_pool *p) {
@@ -174,7 +201,8 @@ static int park(xe_pool *p, uint64_t seen, uint32_t region) {
 
 /* Waits for a generation other than `seen`; returns its job word, or 0 at
  * shutdown (generation 0 is never published). *ended is the region count
- * this worker last parked in: a region that ended since, parks at once. */
+ * this worker last parked in: a region that ended since parks it after
+ * XE_POOL_TAIL_US idle. */
 static uint64_t wait_job(xe_pool *p, uint64_t seen, uint32_t *ended) {
     uint64_t t0 = now_ns();
     for (uint32_t spins = 1;; spins++) {
@@ -185,10 +213,11 @@ static uint64_t wait_job(xe_pool *p, uint64_t seen, uint32_t *ended) {
             const uint32_t region = __atomic_load_n(&p->region, __ATOMIC_RELAXED);
             const uint64_t budget =
                 (uint64_t)__atomic_load_n(&p->spin_us, __ATOMIC_RELAXED) * 1000u;
-            const int over = now_ns() - t0 >= budget;
+            const uint64_t idle = now_ns() - t0;
+            const int over = idle >= budget;
             if (region & 1) {
                 if (over) sched_yield();
-            } else if (region != *ended || over) {
+            } else if (over || (region != *ended && idle >= XE_POOL_TAIL_US * 1000u)) {
                 if (park(p, seen, region)) *ended = region;
                 t0 = now_ns();
             }
@@ -236,7 +265,7 @@ static void *worker_main(void *arg) {
             entered = __atomic_compare_exchange_n(&p->job.v.word, &w, w + 1, 1, __ATOMIC_ACQUIRE,
                                                   __ATOMIC_ACQUIRE);
         if (!entered) continue;
-        const size_t ran = drain(p, p->job.v.fn, p->job.v.ctx, p->job.v.n_tasks, index);
+        const size_t ran = drain(p, p->job.v.fn, p->job.v.ctx, index);
         if (ran) {
             __atomic_fetch_add(&p->done.v, ran, __ATOMIC_SEQ_CST);
             if (__atomic_load_n(&p->waiting, __ATOMIC_SEQ_CST)) {
@@ -268,18 +297,27 @@ xe_status xe_pool_create(uint32_t num_threads, xe_pool **out) {
     memset(p, 0, sizeof *p);
     p->threads = num_threads;
     p->spin_us = XE_POOL_SPIN_US;
+    if (posix_memalign(&mem, XE_POOL_LINE, num_threads * sizeof(struct range)) != 0) {
+        free(p);
+        return XE_ERR_OUT_OF_MEMORY;
+    }
+    p->ranges = mem;
+    memset(p->ranges, 0, num_threads * sizeof(struct range));
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        free(p->ranges);
         free(p);
         return XE_ERR_THREAD;
     }
     if (pthread_cond_init(&p->wake, NULL) != 0) {
         pthread_mutex_destroy(&p->mu);
+        free(p->ranges);
         free(p);
         return XE_ERR_THREAD;
     }
     if (pthread_cond_init(&p->finished, NULL) != 0) {
         pthread_cond_destroy(&p->wake);
         pthread_mutex_destroy(&p->mu);
+        free(p->ranges);
         free(p);
         return XE_ERR_THREAD;
     }
@@ -314,6 +352,7 @@ void xe_pool_destroy(xe_pool *pool) {
     pthread_cond_destroy(&pool->finished);
     pthread_cond_destroy(&pool->wake);
     pthread_mutex_destroy(&pool->mu);
+    free(pool->ranges);
     free(pool);
 }
 
@@ -335,12 +374,15 @@ void xe_pool_run(xe_pool *p, size_t n_tasks, xe_task_fn fn, void *ctx) {
     p->job.v.fn = fn;
     p->job.v.ctx = ctx;
     p->job.v.n_tasks = n_tasks;
-    __atomic_store_n(&p->next.v, 0, __ATOMIC_RELAXED);
+    for (uint32_t t = 0; t < p->threads; t++) {
+        p->ranges[t].end = n_tasks * (t + 1) / p->threads;
+        __atomic_store_n(&p->ranges[t].next, n_tasks * t / p->threads, __ATOMIC_RELAXED);
+    }
     __atomic_store_n(&p->done.v, 0, __ATOMIC_RELAXED);
     const uint64_t gen = job_gen(w) + 1;
     __atomic_store_n(&p->job.v.word, gen << JOB_GEN_SHIFT | JOB_OPEN, __ATOMIC_SEQ_CST);
     wake_parked(p);
-    const size_t mine = drain(p, fn, ctx, n_tasks, 0);
+    const size_t mine = drain(p, fn, ctx, 0);
     /* Every task is claimed: close the job so no late worker enters it. */
     __atomic_fetch_and(&p->job.v.word, ~(uint64_t)JOB_OPEN, __ATOMIC_RELAXED);
     wait_tasks(p, n_tasks - mine);

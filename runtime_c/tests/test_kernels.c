@@ -304,6 +304,42 @@ static int check_sgemm(const xe_kernels *kt, size_t m, size_t n, size_t k, size_
     return ok;
 }
 
+/* xe_sgemm_seg (segmented A rows: a convolution's window read in place)
+ * against sgemm_plain on the gathered rows; rows overlap when lda is small,
+ * as the windows of neighbouring output positions do. */
+static int check_sgemm_seg(const xe_kernels *kt, size_t m, size_t n, size_t segs, size_t seglen,
+                           size_t segstride, size_t lda) {
+    const size_t kk = segs * seglen, n0 = 32 * (rnd32() % 2), ntot = n0 + n + rnd32() % 3;
+    const size_t ldc = n + rnd32() % 4, grows = 1 + rnd32() % 7;
+    const size_t asz = m ? (m - 1) * lda + (segs - 1) * segstride + seglen : 0;
+    tight_buf ta = tight_alloc(1, asz, asz, 4), tb = tight_alloc(kk, ntot, ntot, 4);
+    float *a = ta.data, *b = tb.data, *rows = xmalloc((m * kk + 1) * 4);
+    float *gather = xmalloc((grows * kk + 1) * 4);
+    const size_t csz = m * ldc + 4;
+    float *want = xmalloc(csz * 4), *got = xmalloc(csz * 4);
+    void *pblock;
+    int ok = 1;
+    for (size_t i = 0; i < asz; i++) a[i] = rnd_float();
+    for (size_t i = 0; i < kk * ntot; i++) b[i] = rnd_float() * 3.0f;
+    for (size_t i = 0; i < m; i++)
+        for (size_t g = 0; g < segs; g++)
+            memcpy(rows + i * kk + g * seglen, a + i * lda + g * segstride, seglen * 4);
+    for (size_t i = 0; i < csz; i++) want[i] = got[i] = -12345.5f;
+    sgemm_plain(m, n, kk, rows, kk, b + n0, ntot, 1, want, ldc);
+    const float *packed = packed_s(kt, ntot, kk, b, ntot, 1, &pblock, &ok);
+    xe_sgemm_seg(kt, m, n0, n, segs, seglen, segstride, a, lda, packed, got, ldc, gather, grows);
+    ok = ok && compare_f32(kt, "segmented", want, got, csz, m, n0, n, kk, ldc);
+    free(ta.block);
+    free(tb.block);
+    free(pblock);
+    free(rows);
+    free(gather);
+    free(want);
+    free(got);
+    shapes_run++;
+    return ok;
+}
+
 static int check_pack(const xe_kernels *kt, size_t rows, size_t channels, size_t pad) {
     size_t words = (channels + 31) / 32;
     size_t ldx = channels + (pad ? 1 + rnd32() % 7 : 0), ldo = words + (pad ? 1 + rnd32() % 3 : 0);
@@ -348,10 +384,14 @@ static int check_geometry(const xe_kernels *kt, const char *name) {
     ok = ok && s->nr >= 1 && s->nr <= XE_MAX_NR && (s->nr & (s->nr - 1)) == 0;
     ok = ok && s->ukernel[0] && s->ukernel[s->mr - 1];
     for (size_t r = s->mr; r < XE_MAX_MR; r++) ok = ok && s->ukernel[r] == NULL;
+    ok = ok && (s->seg_ukernel[0] ? s->seg_ukernel[s->mr - 1] != NULL : 1);
+    for (size_t r = s->seg_ukernel[0] ? s->mr : 0; r < XE_MAX_MR; r++)
+        ok = ok && s->seg_ukernel[r] == NULL;
     if (!ok)
         fprintf(stderr,
                 "FAIL %s geometry: name, entry points, 1 <= mr <= %d, nr a power of two <= %d, "
-                "kr >= 1 (sgemm: 1), ukernel[0] and [mr-1] set and none past mr\n",
+                "kr >= 1 (sgemm: 1), ukernel[0] and [mr-1] set and none past mr (seg_ukernel: "
+                "the same, or none)\n",
                 name, XE_MAX_MR, XE_MAX_NR);
     return ok;
 }
@@ -433,6 +473,18 @@ static int battery(const xe_kernels *kt) {
     if (ok) ok = check_sgemm(kt, 3, 10, 4096, 1);  /* long sums */
     for (size_t m = 0; m <= 1 && ok; m++)
         ok = check_sgemm(kt, m, 1 - m, 5, 1) && check_sgemm(kt, 3, 4, 0, 1);
+    /* Segmented rows: every segment count x length at edge (m, n), then the
+     * stem (7x7x3 stride 2: 7 segments of 21, rows 6 floats apart) and a 3x3
+     * float conv over 5 channels; segments may overlap (segstride < seglen). */
+    for (size_t segs = 1; segs <= 7 && ok; segs++)
+        for (size_t len = 1; len <= 9 && ok; len += 2)
+            ok = check_sgemm_seg(kt, edge_sizes[(segs * 5 + len) % N_EDGE],
+                                 edge_sizes[(segs * 3 + len * 7) % N_EDGE], segs, len,
+                                 len + rnd32() % 6 - (len > 2 ? 2 : 0), 1 + rnd32() % 12);
+    if (ok) ok = check_sgemm_seg(kt, 48, 64, 7, 21, 102 * 3, 6);
+    if (ok) ok = check_sgemm_seg(kt, 112, 64, 7, 21, 230 * 3, 6);
+    if (ok) ok = check_sgemm_seg(kt, 13, 37, 3, 15, 11 * 5, 5);
+    if (ok) ok = check_sgemm_seg(kt, 0, 16, 3, 4, 8, 2);
 
     for (size_t ch = 1; ch <= 130 && ok; ch++) ok = check_pack(kt, 1 + ch % 7, ch, ch & 1);
     if (ok) ok = check_pack(kt, 3136, 64, 0);

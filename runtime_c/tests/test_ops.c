@@ -684,6 +684,33 @@ static float *rand_bounds(arena *a) {
     return b;
 }
 
+/* conv2d and bwn_conv2d over outputs at least 16 wide (the direct path of
+ * op_conv2d.c, windows read in place from a zero-padded input): stems like
+ * ResNet-18's 7x7/2, odd channel counts, pads past the kernel's half, every
+ * kernel set and 1-4 threads equal to each other and to the reference. */
+static void test_conv_direct(void) {
+    static const uint32_t cases[][7] = {
+        /* h, w, ic, k, s, p, oc */
+        {9, 38, 3, 7, 2, 3, 64}, {5, 16, 1, 5, 1, 2, 32}, {4, 21, 5, 3, 1, 1, 70},
+        {7, 40, 2, 3, 2, 0, 17}, {3, 18, 3, 3, 1, 2, 9},  {6, 35, 4, 5, 2, 4, 33},
+    };
+    char name[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int bwn = 0; bwn < 2; bwn++) {
+            const uint32_t *c = cases[i];
+            xtm t;
+            arena a = {{0}, 0};
+            xtm_init(&t, c[0], c[1], c[2]);
+            add_conv(&t, &a, bwn ? XE_OP_BWN_CONV2D : XE_OP_CONV2D, i & 1 ? XE_FLAG_RELU : 0, 0,
+                     c[3], c[4], c[5], c[6]);
+            snprintf(name, sizeof name, "%s direct in=%ux%ux%u k=%u s=%u p=%u oc=%u",
+                     bwn ? "bwn_conv2d" : "conv2d", c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
+            check_model(name, &t, 1);
+            xtm_free(&t);
+            arena_free(&a);
+        }
+}
+
 /* prelu, clip, sign_shift and concat: on their own over the channel list
  * (and spatial sizes that span several work blocks, whose starts fall
  * mid-channel), then chained with the other ops. */
@@ -823,6 +850,7 @@ int main(void) {
     battery(XE_OP_BCONV2D, bconv_flags, 7, 1);
     battery(XE_OP_CONV2D, conv_flags, 2, 0);
     battery(XE_OP_BWN_CONV2D, conv_flags, 2, 0);
+    test_conv_direct();
     test_mst(bconv_flags, 7);
     test_pools();
     test_misc();

@@ -194,7 +194,8 @@ static void pool_tests(void) {
         CHECK(other == 0, "%u threads: a cheap job left the caller", threads);
         CHECK(parks(p, threads - 1), "%u threads: %u of %u workers parked after spinning", threads,
               xe_pool_parked(p), threads - 1);
-        /* After a region, idle workers park at once, however long spin_us is. */
+        /* After a region, idle workers park soon (XE_POOL_TAIL_US), however
+         * long spin_us is. */
         xe_pool_set_spin_us(p, 100000000);
         xe_pool_begin(p);
         CHECK(run_counted(p, &j, 64, 0), "%u threads, region after parking", threads);

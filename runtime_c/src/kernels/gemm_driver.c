@@ -173,6 +173,43 @@ void xe_sgemm(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t kk, con
                    c + j, ldc);
 }
 
+/* As sgemm_rows, with the segmented micro-kernels. */
+static void sgemm_seg_rows(const xe_sgemm_config *g, size_t m, size_t nc, size_t segs,
+                           size_t seglen, size_t segstride, const float *a, size_t lda,
+                           const float *b, size_t kk, float *c, size_t ldc) {
+    size_t i = 0;
+    while (i < m) {
+        size_t r = m - i < g->mr ? m - i : g->mr;
+        while (g->seg_ukernel[r - 1] == NULL) r--;
+        g->seg_ukernel[r - 1](nc, segs, seglen, segstride, a + i * lda, lda, b, g->nr, g->nr * kk,
+                              c + i * ldc, ldc);
+        i += r;
+    }
+}
+
+void xe_sgemm_seg(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t segs, size_t seglen,
+                  size_t segstride, const float *a, size_t lda, const float *packed, float *c,
+                  size_t ldc, float *gather, size_t gather_rows) {
+    const xe_sgemm_config *g = &k->sgemm_cfg;
+    const size_t kk = segs * seglen;
+    if (g->seg_ukernel[0] == NULL) {
+        for (size_t i = 0; i < m; i += gather_rows) {
+            const size_t rows = m - i < gather_rows ? m - i : gather_rows;
+            for (size_t r = 0; r < rows; r++)
+                for (size_t s = 0; s < segs; s++)
+                    memcpy(gather + r * kk + s * seglen, a + (i + r) * lda + s * segstride,
+                           seglen * sizeof(float));
+            xe_sgemm(k, rows, n0, n, kk, gather, kk, packed, c + i * ldc, ldc);
+        }
+        return;
+    }
+    const size_t nb = col_block(g->nr, kk * 4);
+    packed += n0 * kk;
+    for (size_t j = 0; j < n; j += nb)
+        sgemm_seg_rows(g, m, n - j < nb ? n - j : nb, segs, seglen, segstride, a, lda,
+                       packed + j * kk, kk, c + j, ldc);
+}
+
 void xe_sgemm_unpacked(const xe_kernels *k, size_t m, size_t n, size_t kk, const float *a,
                        size_t lda, const float *b, size_t ldb, float *c, size_t ldc) {
     const xe_sgemm_config *g = &k->sgemm_cfg;

@@ -80,6 +80,17 @@ typedef void (*xe_bgemm_pack_fn)(size_t nr, size_t kr, size_t nc, size_t kw, con
 typedef void (*xe_sgemm_ukernel_fn)(size_t nc, size_t kk, const float *a, size_t lda,
                                     const float *b, size_t ldb, size_t bstep, float *c, size_t ldc);
 
+/* Segmented-A sgemm micro-kernel (direct convolution), optional: as the sgemm
+ * micro-kernel with kk = segs * seglen, but A's term t of row i is
+ *   a[i*lda + (t / seglen) * segstride + t % seglen]
+ * (fmaf, t ascending, the same order and results as sgemm on the gathered
+ * rows). For a convolution over a zero-padded HWC input, a segment is one
+ * kernel row (KW*IC contiguous floats), segstride the padded input row and
+ * lda stride_w*IC: the window is read in place instead of copied (im2col). */
+typedef void (*xe_sgemm_seg_ukernel_fn)(size_t nc, size_t segs, size_t seglen, size_t segstride,
+                                        const float *a, size_t lda, const float *b, size_t ldb,
+                                        size_t bstep, float *c, size_t ldc);
+
 /* Pack one sgemm panel: element (t, s) of B is b[t*rs + s*cs] ([k][n]: rs = ldb,
  * cs = 1; [n][k]: rs = 1, cs = ldb); columns s < nc, zero for s >= nc. */
 typedef void (*xe_sgemm_pack_fn)(size_t nr, size_t kr, size_t nc, size_t kk, const float *b,
@@ -108,6 +119,8 @@ typedef struct xe_sgemm_config {
     uint8_t mr, nr, kr;
     xe_sgemm_ukernel_fn ukernel[XE_MAX_MR];
     xe_sgemm_pack_fn pack;
+    /* Optional, same rules as ukernel (all NULL: xe_sgemm_seg gathers rows). */
+    xe_sgemm_seg_ukernel_fn seg_ukernel[XE_MAX_MR];
 } xe_sgemm_config;
 
 typedef struct xe_kernels {
@@ -137,6 +150,15 @@ void xe_sgemm_pack(const xe_kernels *k, size_t n, size_t kk, const float *b, siz
                    float *packed);
 void xe_sgemm(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t kk, const float *a,
               size_t lda, const float *packed, float *c, size_t ldc);
+
+/* Float GEMM with segmented A rows (kernels.h, xe_sgemm_seg_ukernel_fn), on
+ * packed B: the same results as xe_sgemm on the gathered rows
+ *   row i = [a + i*lda + g*segstride, + seglen) for g < segs.
+ * Sets without segmented micro-kernels gather up to gather_rows rows at a time
+ * into gather (gather_rows * segs * seglen floats, gather_rows >= 1). */
+void xe_sgemm_seg(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t segs, size_t seglen,
+                  size_t segstride, const float *a, size_t lda, const float *packed, float *c,
+                  size_t ldc, float *gather, size_t gather_rows);
 
 /* Unpacked B, for the kernel tests and the benchmark (the executor always
  * keeps packed weights, packed once per session):

@@ -213,22 +213,26 @@ static void pack_avx2(size_t rows, size_t channels, const float *x, size_t ldx, 
 }
 
 /* One MR x (8*NV) tile of C, MR <= 6, NV <= 2; with masked, the last vector
- * covers only the columns enabled in cmask (loads and stores are masked). */
-XE_INLINE void sgemm_tile_avx2(int mr, int nv, int masked, __m256i cmask, size_t k, const float *a,
-                               size_t lda, const float *b, size_t ldb, float *c, size_t ldc) {
+ * covers only the columns enabled in cmask (loads and stores are masked). A's
+ * terms come in segs segments of seglen, segstride apart (kernels.h; the plain
+ * sgemm is one segment of k), and B's rows follow t. */
+XE_INLINE void sgemm_tile_avx2(int mr, int nv, int masked, __m256i cmask, size_t segs,
+                               size_t seglen, size_t segstride, const float *a, size_t lda,
+                               const float *b, size_t ldb, float *c, size_t ldc) {
     __m256 acc[6][2];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) acc[r][v] = _mm256_setzero_ps();
-    for (size_t t = 0; t < k; t++) {
-        __m256 bv[2];
-        for (int v = 0; v < nv; v++)
-            bv[v] = (masked && v == nv - 1) ? _mm256_maskload_ps(b + t * ldb + v * 8, cmask)
-                                            : _mm256_loadu_ps(b + t * ldb + v * 8);
-        for (int r = 0; r < mr; r++) {
-            __m256 av = _mm256_broadcast_ss(a + r * lda + t);
-            for (int v = 0; v < nv; v++) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
+    for (size_t g = 0; g < segs; g++, a += segstride)
+        for (size_t t = 0; t < seglen; t++, b += ldb) {
+            __m256 bv[2];
+            for (int v = 0; v < nv; v++)
+                bv[v] = (masked && v == nv - 1) ? _mm256_maskload_ps(b + v * 8, cmask)
+                                                : _mm256_loadu_ps(b + v * 8);
+            for (int r = 0; r < mr; r++) {
+                __m256 av = _mm256_broadcast_ss(a + r * lda + t);
+                for (int v = 0; v < nv; v++) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
+            }
         }
-    }
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
             if (masked && v == nv - 1)
@@ -240,26 +244,33 @@ XE_INLINE void sgemm_tile_avx2(int mr, int nv, int masked, __m256i cmask, size_t
 
 /* MR rows against panels of 16 columns; the last (nc <= 16): two vectors,
  * one, or a masked rest. */
-XE_INLINE void sgemm_cols_avx2(int mr, size_t nc, size_t k, const float *a, size_t lda,
-                               const float *b, size_t ldb, size_t bstep, float *c, size_t ldc) {
+XE_INLINE void sgemm_cols_avx2(int mr, size_t nc, size_t segs, size_t seglen, size_t segstride,
+                               const float *a, size_t lda, const float *b, size_t ldb, size_t bstep,
+                               float *c, size_t ldc) {
     const __m256i none = _mm256_setzero_si256();
     for (; nc > 16; nc -= 16, b += bstep, c += 16)
-        sgemm_tile_avx2(mr, 2, 0, none, k, a, lda, b, ldb, c, ldc);
+        sgemm_tile_avx2(mr, 2, 0, none, segs, seglen, segstride, a, lda, b, ldb, c, ldc);
     if (nc == 16)
-        sgemm_tile_avx2(mr, 2, 0, none, k, a, lda, b, ldb, c, ldc);
+        sgemm_tile_avx2(mr, 2, 0, none, segs, seglen, segstride, a, lda, b, ldb, c, ldc);
     else if (nc > 8)
-        sgemm_tile_avx2(mr, 2, 1, tail_mask(nc - 8), k, a, lda, b, ldb, c, ldc);
+        sgemm_tile_avx2(mr, 2, 1, tail_mask(nc - 8), segs, seglen, segstride, a, lda, b, ldb, c,
+                        ldc);
     else if (nc == 8)
-        sgemm_tile_avx2(mr, 1, 0, none, k, a, lda, b, ldb, c, ldc);
+        sgemm_tile_avx2(mr, 1, 0, none, segs, seglen, segstride, a, lda, b, ldb, c, ldc);
     else
-        sgemm_tile_avx2(mr, 1, 1, tail_mask(nc), k, a, lda, b, ldb, c, ldc);
+        sgemm_tile_avx2(mr, 1, 1, tail_mask(nc), segs, seglen, segstride, a, lda, b, ldb, c, ldc);
 }
 
 #define XE_SGEMM_AVX2(MR)                                                                          \
     static void sgemm_##MR##x16_avx2(size_t nc, size_t k, const float *a, size_t lda,              \
                                      const float *b, size_t ldb, size_t bstep, float *c,           \
                                      size_t ldc) {                                                 \
-        sgemm_cols_avx2(MR, nc, k, a, lda, b, ldb, bstep, c, ldc);                                 \
+        sgemm_cols_avx2(MR, nc, 1, k, 0, a, lda, b, ldb, bstep, c, ldc);                           \
+    }                                                                                              \
+    static void sgemm_seg_##MR##x16_avx2(size_t nc, size_t segs, size_t seglen, size_t segstride,  \
+                                         const float *a, size_t lda, const float *b, size_t ldb,   \
+                                         size_t bstep, float *c, size_t ldc) {                     \
+        sgemm_cols_avx2(MR, nc, segs, seglen, segstride, a, lda, b, ldb, bstep, c, ldc);           \
     }
 XE_SGEMM_AVX2(1)
 XE_SGEMM_AVX2(2)
@@ -276,6 +287,8 @@ const xe_kernels xe_kernels_avx2 = {
      1,
      {sgemm_1x16_avx2, sgemm_2x16_avx2, sgemm_3x16_avx2, sgemm_4x16_avx2, sgemm_5x16_avx2,
       sgemm_6x16_avx2},
-     xe_sgemm_pack_panel},
+     xe_sgemm_pack_panel,
+     {sgemm_seg_1x16_avx2, sgemm_seg_2x16_avx2, sgemm_seg_3x16_avx2, sgemm_seg_4x16_avx2,
+      sgemm_seg_5x16_avx2, sgemm_seg_6x16_avx2}},
     pack_avx2,
 };

@@ -36,6 +36,19 @@ static void sgemm_1x1_ref(size_t nc, size_t kk, const float *a, size_t lda, cons
     }
 }
 
+static void sgemm_seg_1x1_ref(size_t nc, size_t segs, size_t seglen, size_t segstride,
+                              const float *a, size_t lda, const float *b, size_t ldb, size_t bstep,
+                              float *c, size_t ldc) {
+    (void)lda, (void)ldc;
+    for (size_t s = 0; s < nc; s++, b += bstep) {
+        float acc = 0.0f;
+        for (size_t g = 0, t = 0; g < segs; g++)
+            for (size_t u = 0; u < seglen; u++, t++)
+                acc = fmaf(a[g * segstride + u], b[t * ldb], acc);
+        c[s] = acc;
+    }
+}
+
 static void pack_ref(size_t rows, size_t channels, const float *x, size_t ldx, uint32_t *out,
                      size_t ldo) {
     size_t words = (channels + 31) / 32;
@@ -53,6 +66,6 @@ static void pack_ref(size_t rows, size_t channels, const float *x, size_t ldx, u
 const xe_kernels xe_kernels_ref = {
     "ref",
     {1, 1, 1, {bgemm_1x1_ref}, xe_bgemm_pack_panel},
-    {1, 1, 1, {sgemm_1x1_ref}, xe_sgemm_pack_panel},
+    {1, 1, 1, {sgemm_1x1_ref}, xe_sgemm_pack_panel, {sgemm_seg_1x1_ref}},
     pack_ref,
 };
