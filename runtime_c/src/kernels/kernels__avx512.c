@@ -180,24 +180,26 @@ static void pack_avx512(size_t rows, size_t channels, const float *x, size_t ldx
 }
 
 /* One MR x 32 tile of C; m0/m1 enable the columns of each 16-column half
- * (loads and stores are masked unless full). */
-XE_INLINE void sgemm_tile_avx512(int mr, int full, __mmask16 m0, __mmask16 m1, size_t k,
-                                 const float *a, size_t lda, const float *b, size_t ldb, float *c,
-                                 size_t ldc) {
+ * (loads and stores are masked unless full). A's terms come in segs segments
+ * of seglen, segstride apart (kernels.h; the plain sgemm is one segment of
+ * k), and B's rows follow t. */
+XE_INLINE void sgemm_tile_avx512(int mr, int full, __mmask16 m0, __mmask16 m1, size_t segs,
+                                 size_t seglen, size_t segstride, const float *a, size_t lda,
+                                 const float *b, size_t ldb, float *c, size_t ldc) {
     __m512 acc[XE_MR][2];
     XE_UNROLL_ROWS
     for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (size_t t = 0; t < k; t++) {
-        const float *bt = b + t * ldb;
-        const __m512 b0 = full ? _mm512_loadu_ps(bt) : _mm512_maskz_loadu_ps(m0, bt);
-        const __m512 b1 = full ? _mm512_loadu_ps(bt + 16) : _mm512_maskz_loadu_ps(m1, bt + 16);
-        XE_UNROLL_ROWS
-        for (int r = 0; r < mr; r++) {
-            const __m512 av = _mm512_set1_ps(a[r * lda + t]);
-            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+    for (size_t g = 0; g < segs; g++, a += segstride)
+        for (size_t t = 0; t < seglen; t++, b += ldb) {
+            const __m512 b0 = full ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(m0, b);
+            const __m512 b1 = full ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(m1, b + 16);
+            XE_UNROLL_ROWS
+            for (int r = 0; r < mr; r++) {
+                const __m512 av = _mm512_set1_ps(a[r * lda + t]);
+                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+            }
         }
-    }
     XE_UNROLL_ROWS
     for (int r = 0; r < mr; r++) {
         if (full) {
@@ -210,17 +212,29 @@ XE_INLINE void sgemm_tile_avx512(int mr, int full, __mmask16 m0, __mmask16 m1, s
     }
 }
 
+/* MR rows against panels of 32 columns (the last masked), A in segments. */
+XE_INLINE void sgemm_cols_avx512(int mr, size_t nc, size_t segs, size_t seglen, size_t segstride,
+                                 const float *a, size_t lda, const float *b, size_t ldb,
+                                 size_t bstep, float *c, size_t ldc) {
+    for (; nc > XE_NB; nc -= XE_NB, b += bstep, c += XE_NB)
+        sgemm_tile_avx512(mr, 1, 0xFFFF, 0xFFFF, segs, seglen, segstride, a, lda, b, ldb, c, ldc);
+    if (nc == XE_NB)
+        sgemm_tile_avx512(mr, 1, 0xFFFF, 0xFFFF, segs, seglen, segstride, a, lda, b, ldb, c, ldc);
+    else
+        sgemm_tile_avx512(mr, 0, lanes(nc), lanes(nc > 16 ? nc - 16 : 0), segs, seglen, segstride,
+                          a, lda, b, ldb, c, ldc);
+}
+
 #define XE_SGEMM_AVX512(MR)                                                                        \
     static void sgemm_##MR##x32_avx512(size_t nc, size_t k, const float *a, size_t lda,            \
                                        const float *b, size_t ldb, size_t bstep, float *c,         \
                                        size_t ldc) {                                               \
-        for (; nc > XE_NB; nc -= XE_NB, b += bstep, c += XE_NB)                                    \
-            sgemm_tile_avx512(MR, 1, 0xFFFF, 0xFFFF, k, a, lda, b, ldb, c, ldc);                   \
-        if (nc == XE_NB)                                                                           \
-            sgemm_tile_avx512(MR, 1, 0xFFFF, 0xFFFF, k, a, lda, b, ldb, c, ldc);                   \
-        else                                                                                       \
-            sgemm_tile_avx512(MR, 0, lanes(nc), lanes(nc > 16 ? nc - 16 : 0), k, a, lda, b, ldb,   \
-                              c, ldc);                                                             \
+        sgemm_cols_avx512(MR, nc, 1, k, 0, a, lda, b, ldb, bstep, c, ldc);                         \
+    }                                                                                              \
+    static void sgemm_seg_##MR##x32_avx512(                                                        \
+        size_t nc, size_t segs, size_t seglen, size_t segstride, const float *a, size_t lda,       \
+        const float *b, size_t ldb, size_t bstep, float *c, size_t ldc) {                          \
+        sgemm_cols_avx512(MR, nc, segs, seglen, segstride, a, lda, b, ldb, bstep, c, ldc);         \
     }
 XE_SGEMM_AVX512(1)
 XE_SGEMM_AVX512(2)
@@ -244,6 +258,8 @@ const xe_kernels xe_kernels_avx512 = {
      1,
      {sgemm_1x32_avx512, sgemm_2x32_avx512, sgemm_3x32_avx512, sgemm_4x32_avx512, sgemm_5x32_avx512,
       sgemm_6x32_avx512, sgemm_7x32_avx512, sgemm_8x32_avx512},
-     xe_sgemm_pack_panel},
+     xe_sgemm_pack_panel,
+     {sgemm_seg_1x32_avx512, sgemm_seg_2x32_avx512, sgemm_seg_3x32_avx512, sgemm_seg_4x32_avx512,
+      sgemm_seg_5x32_avx512, sgemm_seg_6x32_avx512, sgemm_seg_7x32_avx512, sgemm_seg_8x32_avx512}},
     pack_avx512,
 };
