@@ -241,6 +241,11 @@ XE_SGEMM_A32(4)
 const xe_kernels xe_kernels_neon_a32 = {
     "neon-a32",
     {2, 4, 4, {bgemm_1x4_a32, bgemm_2x4_a32}, xe_bgemm_pack_panel},
-    {4, 8, 1, {sgemm_1x8_a32, sgemm_2x8_a32, sgemm_3x8_a32, sgemm_4x8_a32}, xe_sgemm_pack_panel},
+    {4,
+     8,
+     1,
+     {sgemm_1x8_a32, sgemm_2x8_a32, sgemm_3x8_a32, sgemm_4x8_a32},
+     xe_sgemm_pack_panel,
+     {NULL}},
     pack_neon_a32,
 };

@@ -317,6 +317,7 @@ const xe_kernels xe_kernels_neon_a64 = {
      16,
      1,
      {sgemm_1x16_a64, sgemm_2x16_a64, sgemm_3x16_a64, sgemm_4x16_a64},
-     xe_sgemm_pack_panel},
+     xe_sgemm_pack_panel,
+     {NULL}},
     pack_neon_a64,
 };
