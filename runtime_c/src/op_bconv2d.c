@@ -16,6 +16,14 @@
  * |x|, the box over the same window with zero padding and divisor KH*KW. Bounds: a window holds at
  * most 64*64*65535 bits < 2^28, so int32 is exact; (float)dot is exact below 2^24 and deterministic
  * above.
+ *
+ * A is kept zero-padded ([IH+2PH][IW+2PW], pad 0), so K sums every tap of the
+ * window in row-major order, vectorisable across output columns: adding a
+ * padded 0.0f to a partial sum that is >= +0 or NaN leaves it unchanged, so K
+ * is bit-identical to summing the valid taps only. The input pass (sign-pack
+ * plus each pixel's mean |x|, optionally after a fused batchnorm) and the
+ * float epilogue (plus fused element-wise ops) are the kernel set's pack_abs
+ * and epilogue (kernels.h), which compute the reference's floats exactly.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,8 +41,10 @@ typedef struct bconv_plan {
     void *out;
     const uint32_t *pbuf; /* padded packed input [PH][PW][CW] */
     size_t pw_full;       /* PW: padded width */
-    float *amap;          /* [IH][IW] when USE_K */
+    float *amap;          /* [PH][PW], zero padded, when USE_K */
     float *kmap;          /* [OH][OW] when USE_K */
+    size_t oh_lo, oh_hi;  /* output rows [oh_lo, oh_hi) have no padded tap */
+    size_t ow_lo, ow_hi;  /* likewise output columns */
 } bconv_plan;
 
 static int needs_pbuf(const xe_node_info *f) {
@@ -51,7 +61,8 @@ void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *pe
         sh = xe_align_up(xe_mul(xe_mul(xe_mul(ph, pw, ovf), cw, ovf), 4, ovf));
     }
     if (f->flags & XE_FLAG_USE_K) {
-        sh = xe_add(sh, xe_align_up(xe_mul((size_t)f->in_h * f->in_w, 4, ovf)), ovf);
+        const size_t ph = (size_t)f->in_h + 2u * f->pad_h, pw = (size_t)f->in_w + 2u * f->pad_w;
+        sh = xe_add(sh, xe_align_up(xe_mul(ph * pw, 4, ovf)), ovf);
         sh = xe_add(sh, xe_align_up(xe_mul((size_t)f->out_h * f->out_w, 4, ovf)), ovf);
     }
     size_t pt = 0;
@@ -75,45 +86,47 @@ static void pack_row_task(void *ctx, size_t h, uint32_t thread) {
     memset(row + (pw + iw) * cw, 0, pw * cw * 4);
     if (f->in_dtype == XE_DTYPE_F32) {
         const float *x = (const float *)pl->in + h * iw * ic;
-        pl->ex->k->pack(iw, ic, x, ic, row + pw * cw, cw);
+        float *arow = NULL;
         if (pl->amap) {
-            const float inv = 1.0f / (float)ic;
-            for (size_t w = 0; w < iw; w++) {
-                float s = 0.0f;
-                for (size_t c = 0; c < ic; c++) s += fabsf(x[w * ic + c]);
-                pl->amap[h * iw + w] = s * inv;
-            }
+            arow = pl->amap + (h + f->pad_h) * pl->pw_full;
+            for (size_t w = 0; w < pw; w++) arow[w] = arow[pw + iw + w] = 0.0f;
+            arow += pw;
         }
+        xe_k_pack_abs(pl->ex->k)(iw, ic, x, ic, pl->ex->pre_scale, pl->ex->pre_shift, row + pw * cw,
+                                 cw, 1.0f / (float)ic, arow);
     } else {
         memcpy(row + pw * cw, (const uint32_t *)pl->in + h * iw * cw, iw * cw * 4);
     }
 }
 
-/* Pass 2 (USE_K), one task per output row: K = box(A). */
+/* Pass 2 (USE_K), one task per output row: K = box(A), every tap of the
+ * zero-padded A in row-major order (header), one column per lane. */
 static void kmap_row_task(void *ctx, size_t oh, uint32_t thread) {
     const bconv_plan *pl = ctx;
     const xe_node_info *f = &pl->n->info;
     const float inv = 1.0f / (float)(f->kernel_h * f->kernel_w);
-    const long h0 = (long)(oh * f->stride_h) - (long)f->pad_h;
-    long a0, a1;
-    xe_tap_range(h0, f->kernel_h, f->in_h, &a0, &a1);
-    for (size_t ow = 0; ow < f->out_w; ow++) {
-        const long w0 = (long)(ow * f->stride_w) - (long)f->pad_w;
-        long b0, b1;
-        xe_tap_range(w0, f->kernel_w, f->in_w, &b0, &b1);
-        float s = 0.0f;
-        for (long a = h0 + a0; a < h0 + a1; a++)
-            for (long b = w0 + b0; b < w0 + b1; b++) s += pl->amap[(size_t)a * f->in_w + (size_t)b];
-        pl->kmap[oh * f->out_w + ow] = s * inv;
+    const size_t ow_n = f->out_w, sw = f->stride_w;
+    float *k = pl->kmap + oh * ow_n;
+    for (size_t ow = 0; ow < ow_n; ow++) k[ow] = 0.0f;
+    for (size_t i = 0; i < f->kernel_h; i++) {
+        const float *arow = pl->amap + (oh * f->stride_h + i) * pl->pw_full;
+        for (size_t j = 0; j < f->kernel_w; j++) {
+            const float *a = arow + j;
+            if (sw == 1)
+                for (size_t ow = 0; ow < ow_n; ow++) k[ow] += a[ow];
+            else
+                for (size_t ow = 0; ow < ow_n; ow++) k[ow] += a[ow * sw];
+        }
     }
+    for (size_t ow = 0; ow < ow_n; ow++) k[ow] *= inv;
 }
 
 /* Zero padding: removes the pad taps of output position p from its popcounts
  * pr[0..ncols) and returns the number of real +-1 pairs of its window. */
-static int32_t zero_pad_correct(const xe_node *n, const int32_t *wpop, size_t p, size_t o0,
-                                size_t ncols, int32_t *pr, int32_t *corr) {
+static int32_t zero_pad_correct(const xe_node *n, const int32_t *wpop, size_t oh, size_t ow,
+                                size_t o0, size_t ncols, int32_t *pr, int32_t *corr) {
     const xe_node_info *f = &n->info;
-    const size_t oh = p / f->out_w, ow = p % f->out_w, oc = f->out_c;
+    const size_t oc = f->out_c;
     const long kh = (long)f->kernel_h, kw = (long)f->kernel_w;
     long a0, a1, b0, b1;
     xe_tap_range((long)(oh * f->stride_h) - (long)f->pad_h, f->kernel_h, f->in_h, &a0, &a1);
@@ -152,16 +165,19 @@ static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, co
         }
         return;
     }
-    float *y = (float *)pl->out + p * oc + o0;
-    if (pl->kmap) {
-        const float kp = pl->kmap[p];
-        for (size_t o = 0; o < ncols; o++)
-            y[o] = (float)(nreal - 2 * pr[o]) * scale[o] * kp + bias[o];
-    } else {
-        for (size_t o = 0; o < ncols; o++) y[o] = (float)(nreal - 2 * pr[o]) * scale[o] + bias[o];
+    /* Fused element-wise ops (fuse.c) at this position's columns. */
+    const xe_exec *ex = pl->ex;
+    xe_post_op post[XE_MAX_POST_OPS];
+    for (uint32_t i = 0; i < ex->npost; i++) {
+        post[i] = ex->post[i];
+        if (post[i].kind == XE_POST_AFFINE)
+            post[i].a += o0, post[i].b += o0;
+        else
+            post[i].a += p * oc + o0;
     }
-    if (f->flags & XE_FLAG_RELU)
-        for (size_t o = 0; o < ncols; o++) y[o] = y[o] < 0.0f ? 0.0f : y[o];
+    xe_k_epilogue(ex->k)(ncols, pr, nreal, scale, bias, pl->kmap ? &pl->kmap[p] : NULL,
+                         (f->flags & XE_FLAG_RELU) != 0, post, ex->npost,
+                         (float *)pl->out + p * oc + o0);
 }
 
 /* Channel tasks: split at multiples of `step` when there are few rows. */
@@ -210,18 +226,36 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
 
     const int zero_pad = !(f->flags & XE_FLAG_PAD_ONE);
     const int32_t full_n = (int32_t)(f->in_c * kh * kw);
+    size_t oh = p0 / f->out_w, ow = p0 % f->out_w;
     for (size_t r = 0; r < rows; r++) {
         int32_t *pr = pc + r * ncols;
-        const int32_t nreal =
-            zero_pad ? zero_pad_correct(n, pl->ops->wpop, p0 + r, o0, ncols, pr, corr) : full_n;
+        const int border = oh < pl->oh_lo || oh >= pl->oh_hi || ow < pl->ow_lo || ow >= pl->ow_hi;
+        const int32_t nreal = zero_pad && border
+                                  ? zero_pad_correct(n, pl->ops->wpop, oh, ow, o0, ncols, pr, corr)
+                                  : full_n;
         epilogue(pl, p0 + r, o0, ncols, pr, nreal);
+        if (++ow == f->out_w) ow = 0, oh++;
     }
+}
+
+/* Output indices [*lo, *hi) whose window has no padded tap along one axis. */
+static void interior(uint32_t pad, uint32_t k, uint32_t stride, uint32_t in, uint32_t out,
+                     size_t *lo, size_t *hi) {
+    *lo = ((size_t)pad + stride - 1) / stride;
+    *hi = (size_t)in + pad >= k ? ((size_t)in + pad - k) / stride + 1 : 0;
+    if (*hi > out) *hi = out;
+    if (*hi < *lo) *hi = *lo;
 }
 
 void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out,
                   const xe_bconv_ops *ops) {
     const xe_node_info *f = &n->info;
-    bconv_plan pl = {n, ex, ops, in, out, NULL, (size_t)f->in_w + 2u * f->pad_w, NULL, NULL};
+    bconv_plan pl = {.n = n,
+                     .ex = ex,
+                     .ops = ops,
+                     .in = in,
+                     .out = out,
+                     .pw_full = (size_t)f->in_w + 2u * f->pad_w};
     uint8_t *sh = ex->shared;
     if (needs_pbuf(f)) {
         const size_t cw = n->cw, rowwords = pl.pw_full * cw;
@@ -233,10 +267,15 @@ void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out
     } else {
         pl.pbuf = in;
     }
+    interior(f->pad_h, f->kernel_h, f->stride_h, f->in_h, f->out_h, &pl.oh_lo, &pl.oh_hi);
+    interior(f->pad_w, f->kernel_w, f->stride_w, f->in_w, f->out_w, &pl.ow_lo, &pl.ow_hi);
     if (f->flags & XE_FLAG_USE_K) {
+        const size_t arows = (size_t)f->in_h + 2u * f->pad_h, pad_floats = f->pad_h * pl.pw_full;
         pl.amap = (float *)(void *)sh;
-        sh += xe_align_up((size_t)f->in_h * f->in_w * 4);
+        sh += xe_align_up(arows * pl.pw_full * 4);
         pl.kmap = (float *)(void *)sh;
+        for (size_t i = 0; i < pad_floats; i++)
+            pl.amap[i] = pl.amap[(arows - f->pad_h) * pl.pw_full + i] = 0.0f;
     }
     if (needs_pbuf(f)) xe_pool_run(ex->pool, f->in_h, pack_row_task, &pl);
     if (pl.kmap) xe_pool_run(ex->pool, f->out_h, kmap_row_task, &pl);

@@ -271,7 +271,8 @@ xe_status xe_session_run_batch(xe_session *s, size_t n, const float *input, size
     const size_t in_total = xe_mul(in_n, n, &ovf), out_total = xe_mul(out_n, n, &ovf);
     if (ovf || input_count != in_total || output_count != out_total) return XE_ERR_INVALID_ARGUMENT;
     if (overlaps(input, in_total * 4, output, out_total * 4)) return XE_ERR_INVALID_ARGUMENT;
-    xe_exec ex = {s->k, s->pool, s->shared, s->thread_scratch, NULL};
+    xe_exec ex = {
+        .k = s->k, .pool = s->pool, .shared = s->shared, .thread_scratch = s->thread_scratch};
     /* One parallel region per call: workers stay awake between the nodes of
      * the run and park after it (threadpool.c). */
     xe_pool_begin(s->pool);
