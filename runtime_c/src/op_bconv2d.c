@@ -385,4 +385,6 @@ const xe_op_def xe_op_bconv2d = {
     .session_bytes = bconv_session_bytes,
     .session_prepare = bconv_session_prepare,
     .run = bconv_run,
+    .fuse_post = 1,
+    .fuse_pre = 1,
 };

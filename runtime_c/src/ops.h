@@ -78,7 +78,33 @@ struct xe_op_def {
     void (*session_prepare)(const xe_node *n, const xe_kernels *k, void *dst);
     /* Runs the node: reads in0 (and in1), writes out. Never fails. */
     void (*run)(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1, void *out);
+
+    /* Fusion at session creation (fuse.c, docs/executor.md). fuse_post: run
+     * applies ex->post after its epilogue when its output is float32;
+     * fuse_pre: run applies ex->pre_scale/pre_shift to a float32 input0. */
+    uint8_t fuse_post, fuse_pre;
+    /* This node as an op after its producer's epilogue, `from` the value the
+     * producer writes: fills *op (kind 0: a ReLU alone) and, for an add, *other
+     * (the value it adds); returns 0 where it cannot be. */
+    int (*post_op)(const xe_node *n, uint32_t from, xe_post_op *op, uint32_t *other);
+    /* This node as y = x * scale[c] + shift[c] that its consumer may apply to
+     * its own input; returns 0 where it cannot be. */
+    int (*pre_affine)(const xe_node *n, const float **scale, const float **shift);
 };
+
+/* fuse.c: the fused plan of a model for one session (docs/executor.md). */
+typedef struct xe_fused {
+    uint8_t skip; /* folded into another node's step: not run */
+    uint32_t in0; /* the value read as input0 (a fused batchnorm's input) */
+    uint32_t out; /* the value written (the last fused node's) */
+    const float *pre_scale, *pre_shift;
+    uint32_t npost;
+    xe_post_op post[XE_MAX_POST_OPS]; /* an add's a is resolved per run */
+    uint32_t other[XE_MAX_POST_OPS];  /* an add's other value */
+} xe_fused;
+/* One entry per node; with fusion off (XE_FUSE=0 in the environment) every
+ * node is its own step. NULL when out of memory. */
+xe_fused *xe_fuse_plan(const xe_model *m);
 
 /* The record of op id `op`, or NULL (api.c, from ops.inc). */
 const xe_op_def *xe_op_find(uint32_t op);
