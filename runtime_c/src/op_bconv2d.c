@@ -69,7 +69,6 @@ void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *pe
     if (!xe_is_pointwise(f))
         pt = xe_align_up(xe_mul(xe_mul(taps * cw, XE_CHUNK_ROWS, ovf), 4, ovf));
     pt = xe_add(pt, xe_align_up(xe_mul(oc, XE_CHUNK_ROWS * 4, ovf)), ovf); /* popcounts */
-    pt = xe_add(pt, xe_align_up(xe_mul(oc, 4, ovf)), ovf);                 /* corrections */
     pt = xe_add(pt, xe_align_up(extra), ovf);                              /* the op's own */
     *shared = sh;
     *per_thread = pt;
@@ -124,7 +123,7 @@ static void kmap_row_task(void *ctx, size_t oh, uint32_t thread) {
 /* Zero padding: removes the pad taps of output position p from its popcounts
  * pr[0..ncols) and returns the number of real +-1 pairs of its window. */
 static int32_t zero_pad_correct(const xe_node *n, const int32_t *wpop, size_t oh, size_t ow,
-                                size_t o0, size_t ncols, int32_t *pr, int32_t *corr) {
+                                size_t o0, size_t ncols, int32_t *pr) {
     const xe_node_info *f = &n->info;
     const size_t oc = f->out_c;
     const long kh = (long)f->kernel_h, kw = (long)f->kernel_w;
@@ -133,14 +132,12 @@ static int32_t zero_pad_correct(const xe_node *n, const int32_t *wpop, size_t oh
     xe_tap_range((long)(ow * f->stride_w) - (long)f->pad_w, f->kernel_w, f->in_w, &b0, &b1);
     const long valid = (a1 - a0) * (b1 - b0);
     if (valid == kh * kw) return (int32_t)(f->in_c * (size_t)valid);
-    memset(corr, 0, ncols * 4);
     for (long i = 0; i < kh; i++)
         for (long jj = 0; jj < kw; jj++) {
             if (i >= a0 && i < a1 && jj >= b0 && jj < b1) continue;
             const int32_t *wp = wpop + ((size_t)i * (size_t)kw + (size_t)jj) * oc + o0;
-            for (size_t o = 0; o < ncols; o++) corr[o] += wp[o];
+            for (size_t o = 0; o < ncols; o++) pr[o] -= wp[o]; /* exact: integers */
         }
-    for (size_t o = 0; o < ncols; o++) pr[o] -= corr[o];
     return (int32_t)(f->in_c * (size_t)valid);
 }
 
@@ -180,6 +177,29 @@ static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, co
                          (float *)pl->out + p * oc + o0);
 }
 
+/* One kernel row of a window: constant-size copies for the common 3-wide rows
+ * of 1-8 words per pixel, which the compiler inlines (a memcpy call cost more
+ * than the copy at 64 channels). */
+static inline void copy_words(uint32_t *dst, const uint32_t *src, size_t n) {
+    switch (n) {
+    case 3:
+        memcpy(dst, src, 12);
+        break;
+    case 6:
+        memcpy(dst, src, 24);
+        break;
+    case 12:
+        memcpy(dst, src, 48);
+        break;
+    case 24:
+        memcpy(dst, src, 96);
+        break;
+    default:
+        memcpy(dst, src, n * 4);
+        break;
+    }
+}
+
 /* Channel tasks: split at multiples of `step` when there are few rows. */
 static size_t oc_split(size_t m, size_t oc, size_t step) {
     const size_t mchunks = (m + XE_CHUNK_ROWS - 1) / XE_CHUNK_ROWS;
@@ -213,15 +233,13 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
             const uint32_t *src =
                 pl->pbuf + ((oh * f->stride_h) * pl->pw_full + ow * f->stride_w) * cw;
             for (size_t i = 0; i < kh; i++)
-                memcpy(col + r * kwords + i * kw * cw, src + i * pl->pw_full * cw, kw * cw * 4);
+                copy_words(col + r * kwords + i * kw * cw, src + i * pl->pw_full * cw, kw * cw);
         }
         a = col;
         lda = kwords;
     }
     int32_t *pc = (int32_t *)(void *)scratch;
     scratch += xe_align_up(oc * XE_CHUNK_ROWS * 4);
-    int32_t *corr = (int32_t *)(void *)scratch;
-    scratch += xe_align_up(oc * 4);
     pl->ops->popcounts(n, pl->ex, rows, o0, ncols, a, lda, pc, scratch);
 
     const int zero_pad = !(f->flags & XE_FLAG_PAD_ONE);
@@ -230,9 +248,8 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
     for (size_t r = 0; r < rows; r++) {
         int32_t *pr = pc + r * ncols;
         const int border = oh < pl->oh_lo || oh >= pl->oh_hi || ow < pl->ow_lo || ow >= pl->ow_hi;
-        const int32_t nreal = zero_pad && border
-                                  ? zero_pad_correct(n, pl->ops->wpop, oh, ow, o0, ncols, pr, corr)
-                                  : full_n;
+        const int32_t nreal =
+            zero_pad && border ? zero_pad_correct(n, pl->ops->wpop, oh, ow, o0, ncols, pr) : full_n;
         epilogue(pl, p0 + r, o0, ncols, pr, nreal);
         if (++ow == f->out_w) ow = 0, oh++;
     }
