@@ -45,6 +45,7 @@ typedef struct bconv_plan {
     float *kmap;          /* [OH][OW] when USE_K */
     size_t oh_lo, oh_hi;  /* output rows [oh_lo, oh_hi) have no padded tap */
     size_t ow_lo, ow_hi;  /* likewise output columns */
+    size_t ncc;           /* column border classes (axis_class) */
 } bconv_plan;
 
 static int needs_pbuf(const xe_node_info *f) {
@@ -120,18 +121,90 @@ static void kmap_row_task(void *ctx, size_t oh, uint32_t thread) {
     for (size_t ow = 0; ow < ow_n; ow++) k[ow] *= inv;
 }
 
+/* Output indices [*lo, *hi) whose window has no padded tap along one axis. */
+static void interior(uint32_t pad, uint32_t k, uint32_t stride, uint32_t in, uint32_t out,
+                     size_t *lo, size_t *hi) {
+    *lo = ((size_t)pad + stride - 1) / stride;
+    *hi = (size_t)in + pad >= k ? ((size_t)in + pad - k) / stride + 1 : 0;
+    if (*hi > out) *hi = out;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Border classes of zero padding: along one axis, the lo positions before the
+ * interior [lo, hi) are classes 0..lo-1, the interior is class lo, the
+ * positions from hi on follow; positions of one class have the same valid taps. */
+static size_t axis_class(size_t i, size_t lo, size_t hi) {
+    return i < lo ? i : i < hi ? lo : lo + 1 + (i - hi);
+}
+
+/* Classes per axis, and the int32 count of the class table (0: no table,
+ * for +1 padding or when it would exceed XE_MAX_CORR_WORDS). */
+#define XE_MAX_CORR_WORDS (1u << 20)
+static size_t corr_words(const xe_node *n, size_t *nrc, size_t *ncc) {
+    const xe_node_info *f = &n->info;
+    size_t lo, hi;
+    interior(f->pad_h, f->kernel_h, f->stride_h, f->in_h, f->out_h, &lo, &hi);
+    *nrc = lo + 1 + (f->out_h - hi);
+    interior(f->pad_w, f->kernel_w, f->stride_w, f->in_w, f->out_w, &lo, &hi);
+    *ncc = lo + 1 + (f->out_w - hi);
+    if (f->flags & XE_FLAG_PAD_ONE) return 0;
+    const double words = (double)*nrc * (double)*ncc * (double)f->out_c;
+    return words > XE_MAX_CORR_WORDS ? 0 : *nrc * *ncc * f->out_c;
+}
+
+size_t xe_bconv_corr_bytes(const xe_node *n) {
+    size_t nrc, ncc;
+    return corr_words(n, &nrc, &ncc) * 4;
+}
+
+/* table[(rc*ncc + cc)*OC + o] = sum over the pad taps of class (rc, cc) of
+ * wpop[tap][o] (one position of each class stands for it). */
+void xe_bconv_corr_fill(const xe_node *n, const int32_t *wpop, int32_t *table) {
+    const xe_node_info *f = &n->info;
+    size_t nrc, ncc, oc = f->out_c;
+    if (!corr_words(n, &nrc, &ncc)) return;
+    size_t hlo, hhi, wlo, whi;
+    interior(f->pad_h, f->kernel_h, f->stride_h, f->in_h, f->out_h, &hlo, &hhi);
+    interior(f->pad_w, f->kernel_w, f->stride_w, f->in_w, f->out_w, &wlo, &whi);
+    memset(table, 0, nrc * ncc * oc * 4);
+    for (size_t rc = 0; rc < nrc; rc++)
+        for (size_t cc = 0; cc < ncc; cc++) {
+            const size_t oh = rc <= hlo ? rc : hhi + (rc - hlo - 1);
+            const size_t ow = cc <= wlo ? cc : whi + (cc - wlo - 1);
+            long a0, a1, b0, b1;
+            xe_tap_range((long)(oh * f->stride_h) - (long)f->pad_h, f->kernel_h, f->in_h, &a0, &a1);
+            xe_tap_range((long)(ow * f->stride_w) - (long)f->pad_w, f->kernel_w, f->in_w, &b0, &b1);
+            int32_t *t = table + (rc * ncc + cc) * oc;
+            for (long i = 0; i < (long)f->kernel_h; i++)
+                for (long j = 0; j < (long)f->kernel_w; j++) {
+                    if (i >= a0 && i < a1 && j >= b0 && j < b1) continue;
+                    const int32_t *wp = wpop + ((size_t)i * f->kernel_w + (size_t)j) * oc;
+                    for (size_t o = 0; o < oc; o++) t[o] += wp[o];
+                }
+        }
+}
+
 /* Zero padding: removes the pad taps of output position p from its popcounts
  * pr[0..ncols) and returns the number of real +-1 pairs of its window. */
-static int32_t zero_pad_correct(const xe_node *n, const int32_t *wpop, size_t oh, size_t ow,
-                                size_t o0, size_t ncols, int32_t *pr) {
+static int32_t zero_pad_correct(const bconv_plan *pl, size_t oh, size_t ow, size_t o0, size_t ncols,
+                                int32_t *pr) {
+    const xe_node *n = pl->n;
     const xe_node_info *f = &n->info;
     const size_t oc = f->out_c;
+    const int32_t *wpop = pl->ops->wpop;
     const long kh = (long)f->kernel_h, kw = (long)f->kernel_w;
     long a0, a1, b0, b1;
     xe_tap_range((long)(oh * f->stride_h) - (long)f->pad_h, f->kernel_h, f->in_h, &a0, &a1);
     xe_tap_range((long)(ow * f->stride_w) - (long)f->pad_w, f->kernel_w, f->in_w, &b0, &b1);
     const long valid = (a1 - a0) * (b1 - b0);
     if (valid == kh * kw) return (int32_t)(f->in_c * (size_t)valid);
+    if (pl->ops->pad_corr) {
+        const size_t rc = axis_class(oh, pl->oh_lo, pl->oh_hi);
+        const size_t cc = axis_class(ow, pl->ow_lo, pl->ow_hi);
+        const int32_t *cv = pl->ops->pad_corr + (rc * pl->ncc + cc) * oc + o0;
+        for (size_t o = 0; o < ncols; o++) pr[o] -= cv[o];
+        return (int32_t)(f->in_c * (size_t)valid);
+    }
     for (long i = 0; i < kh; i++)
         for (long jj = 0; jj < kw; jj++) {
             if (i >= a0 && i < a1 && jj >= b0 && jj < b1) continue;
@@ -249,19 +322,10 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
         int32_t *pr = pc + r * ncols;
         const int border = oh < pl->oh_lo || oh >= pl->oh_hi || ow < pl->ow_lo || ow >= pl->ow_hi;
         const int32_t nreal =
-            zero_pad && border ? zero_pad_correct(n, pl->ops->wpop, oh, ow, o0, ncols, pr) : full_n;
+            zero_pad && border ? zero_pad_correct(pl, oh, ow, o0, ncols, pr) : full_n;
         epilogue(pl, p0 + r, o0, ncols, pr, nreal);
         if (++ow == f->out_w) ow = 0, oh++;
     }
-}
-
-/* Output indices [*lo, *hi) whose window has no padded tap along one axis. */
-static void interior(uint32_t pad, uint32_t k, uint32_t stride, uint32_t in, uint32_t out,
-                     size_t *lo, size_t *hi) {
-    *lo = ((size_t)pad + stride - 1) / stride;
-    *hi = (size_t)in + pad >= k ? ((size_t)in + pad - k) / stride + 1 : 0;
-    if (*hi > out) *hi = out;
-    if (*hi < *lo) *hi = *lo;
 }
 
 void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out,
@@ -286,6 +350,7 @@ void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out
     }
     interior(f->pad_h, f->kernel_h, f->stride_h, f->in_h, f->out_h, &pl.oh_lo, &pl.oh_hi);
     interior(f->pad_w, f->kernel_w, f->stride_w, f->in_w, f->out_w, &pl.ow_lo, &pl.ow_hi);
+    pl.ncc = pl.ow_lo + 1 + (f->out_w - pl.ow_hi);
     if (f->flags & XE_FLAG_USE_K) {
         const size_t arows = (size_t)f->in_h + 2u * f->pad_h, pad_floats = f->pad_h * pl.pw_full;
         pl.amap = (float *)(void *)sh;
@@ -315,10 +380,21 @@ static void bconv_scratch(const xe_node *n, size_t *shared, size_t *per_thread, 
     xe_bconv_scratch(n, 0, shared, per_thread, ovf);
 }
 
+/* The session block: the packed filters, then at this byte offset the border
+ * classes' pad-tap popcounts (xe_bconv_corr_fill), when the node has them. */
+static size_t bconv_corr_offset(const xe_node *n, const xe_kernels *k) {
+    const size_t kw = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
+    return xe_align_up(xe_bgemm_packed_words(k, n->info.out_c, kw) * 4);
+}
+
 static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const void *in1,
                       void *out) {
-    const xe_bconv_ops ops = {n->pre, n->params[SCALE], n->params[BIAS], XE_CHUNK_OC,
-                              bconv_popcounts};
+    const uint8_t *block = ex->prepared;
+    const int32_t *corr = xe_bconv_corr_bytes(n)
+                              ? (const int32_t *)(const void *)(block + bconv_corr_offset(n, ex->k))
+                              : NULL;
+    const xe_bconv_ops ops = {n->pre,      n->params[SCALE], n->params[BIAS],
+                              XE_CHUNK_OC, bconv_popcounts,  corr};
     xe_bconv_run(n, ex, in, out, &ops);
 }
 
@@ -370,18 +446,20 @@ static xe_status bconv_precompute(xe_loader *ld, xe_node *n) {
 
 /* The session keeps the filters packed for its kernel set (kernels.h):
  * OC rows of KH*KW*CW words, packed once at session creation. */
+
 static size_t bconv_session_bytes(const xe_node *n, const xe_kernels *k) {
     const xe_node_info *f = &n->info;
     int ovf = 0;
     const size_t kw = xe_mul((size_t)f->kernel_h * f->kernel_w, n->cw, &ovf);
     const size_t bytes = xe_mul(xe_bgemm_packed_words(k, f->out_c, kw), 4, &ovf);
-    return ovf ? SIZE_MAX : bytes;
+    return ovf ? SIZE_MAX : xe_add(xe_align_up(bytes), xe_bconv_corr_bytes(n), &ovf);
 }
 
 static void bconv_session_prepare(const xe_node *n, const xe_kernels *k, void *dst) {
     const xe_node_info *f = &n->info;
     const size_t kw = (size_t)f->kernel_h * f->kernel_w * n->cw;
     xe_bgemm_pack(k, f->out_c, kw, n->params[W], kw, dst);
+    xe_bconv_corr_fill(n, n->pre, (int32_t *)(void *)((uint8_t *)dst + bconv_corr_offset(n, k)));
 }
 
 const xe_op_def xe_op_bconv2d = {

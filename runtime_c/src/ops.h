@@ -164,6 +164,9 @@ typedef struct xe_bconv_ops {
      * a: rows of lda words; scratch: the op's per-thread bytes (xe_bconv_scratch). */
     void (*popcounts)(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0, size_t ncols,
                       const uint32_t *a, size_t lda, int32_t *pc, uint8_t *scratch);
+    /* Zero padding: the summed pad-tap popcounts of each border class
+     * (xe_bconv_corr_fill), or NULL: summed per position from wpop. */
+    const int32_t *pad_corr;
 } xe_bconv_ops;
 /* Scratch of the driver plus `extra` per-thread bytes for the op. */
 void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *per_thread, int *ovf);
@@ -172,6 +175,10 @@ void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out
 /* bconv2d's flag and input rules, and its output shape and dtype. */
 xe_status xe_bconv_check(xe_loader *ld, const xe_node *n);
 void xe_bconv_infer(const xe_node *n, uint32_t rec_c, xe_out_shape *o);
+/* The zero-padding correction per border class (op_bconv2d.c): bytes of the
+ * table (0: none, +1 padding or too many classes), and filling it from wpop. */
+size_t xe_bconv_corr_bytes(const xe_node *n);
+void xe_bconv_corr_fill(const xe_node *n, const int32_t *wpop, int32_t *table);
 /* wpop[t*OC + o] = popcount of tap t of filter o of bits [OC][KH*KW][CW]. */
 void xe_bconv_wpop(const xe_node *n, const uint32_t *bits, int32_t *wpop);
 
