@@ -336,7 +336,8 @@ XE_INLINE void pack_abs_group8(const float *x, size_t ldx, const size_t rj[8], c
         if (s) v = _mm256_add_ps(_mm256_mul_ps(v, sv), bv);
         const uint32_t bits = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
         word[j] |= (bits & keep) << shift;
-        t[j] = _mm256_and_ps(_mm256_andnot_ps(sign, v), _mm256_castsi256_ps(m));
+        t[j] = _mm256_andnot_ps(sign, v);
+        if (nc < 8) t[j] = _mm256_and_ps(t[j], _mm256_castsi256_ps(m));
     }
     transpose8_ps(t);
 }
@@ -358,6 +359,15 @@ static void pack_abs_rows16(size_t rows, size_t channels, const float *x, size_t
         for (unsigned g = 0; g < 4 && w * 32 + g * 8 < channels; g++) {
             const size_t c0 = w * 32 + g * 8, nc = channels - c0 < 8 ? channels - c0 : 8;
             __m256 ta[8], tb[8];
+            if (nc == 8) { /* constant nc: no masks, the additions unrolled */
+                pack_abs_group8(x, ldx, ra, s, b, c0, 8, g * 8, wa, ta);
+                pack_abs_group8(x, ldx, rb, s, b, c0, 8, g * 8, wb, tb);
+                for (size_t c = 0; c < 8; c++) {
+                    acc0 = _mm256_add_ps(acc0, ta[c]);
+                    acc1 = _mm256_add_ps(acc1, tb[c]);
+                }
+                continue;
+            }
             pack_abs_group8(x, ldx, ra, s, b, c0, nc, g * 8, wa, ta);
             pack_abs_group8(x, ldx, rb, s, b, c0, nc, g * 8, wb, tb);
             for (size_t c = 0; c < nc; c++) {
