@@ -214,6 +214,46 @@ static int32_t zero_pad_correct(const bconv_plan *pl, size_t oh, size_t ow, size
     return (int32_t)(f->in_c * (size_t)valid);
 }
 
+/* OUT_BITS's float formula, the one the thresholds must reproduce. */
+static int out_bit(int32_t dot, float scale, float bias) {
+    const float v = (float)dot * scale + bias;
+    return v < 0.0f;
+}
+
+/* The smallest d in [lo, hi] with out_bit(d) == want, given that out_bit is
+ * monotone there and out_bit(hi + 1) is taken as want; hi + 1 if none. */
+static int32_t first_bit(int32_t lo, int32_t hi, float s, float b, int want) {
+    int32_t a = lo, z = hi + 1; /* answer in [a, z] */
+    while (a < z) {
+        const int32_t mid = a + (z - a) / 2;
+        if (out_bit(mid, s, b) == want)
+            z = mid;
+        else
+            a = mid + 1;
+    }
+    return a;
+}
+
+int xe_bconv_thresholds(const float *scale, const float *bias, size_t oc, int32_t n, int32_t *st,
+                        int32_t *m) {
+    for (size_t o = 0; o < oc; o++)
+        if (!isfinite(scale[o]) || !isfinite(bias[o])) return 0;
+    for (size_t o = 0; o < oc; o++) {
+        const float s = scale[o], b = bias[o];
+        if (s > 0.0f) { /* bit is 1 then 0 as dot grows: dot < first 0 */
+            m[o] = 0;
+            st[o] = first_bit(-n, n, s, b, 0);
+        } else if (s < 0.0f) { /* 0 then 1: -dot < -(first 1) + 1 */
+            m[o] = -1;
+            st[o] = 1 - first_bit(-n, n, s, b, 1);
+        } else { /* +-0: the bit does not depend on dot */
+            m[o] = 0;
+            st[o] = out_bit(0, s, b) ? INT32_MAX : INT32_MIN;
+        }
+    }
+    return 1;
+}
+
 /* The epilogue of output position p, channels [o0, o0 + ncols). */
 static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, const int32_t *pr,
                      int32_t nreal) {
@@ -224,6 +264,17 @@ static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, co
     const float *bias = pl->ops->bias + o0;
     if (f->flags & XE_FLAG_OUT_BITS) {
         uint32_t *yw = (uint32_t *)pl->out + p * ((oc + 31) / 32) + o0 / 32;
+        if (pl->ops->thr) {
+            const int32_t *st = pl->ops->thr + o0, *m = pl->ops->thr + oc + o0;
+            for (size_t o = 0; o < ncols; o += 32) {
+                uint32_t word = 0;
+                const size_t lim = ncols - o < 32 ? ncols - o : 32;
+                for (size_t b = 0; b < lim; b++)
+                    word |= (uint32_t)xe_thr_bit(nreal - 2 * pr[o + b], st[o + b], m[o + b]) << b;
+                yw[o / 32] = word;
+            }
+            return;
+        }
         for (size_t o = 0; o < ncols; o += 32) {
             uint32_t word = 0;
             const size_t lim = ncols - o < 32 ? ncols - o : 32;
@@ -381,10 +432,28 @@ static void bconv_scratch(const xe_node *n, size_t *shared, size_t *per_thread, 
 }
 
 /* The session block: the packed filters, then at this byte offset the border
- * classes' pad-tap popcounts (xe_bconv_corr_fill), when the node has them. */
+ * classes' pad-tap popcounts (xe_bconv_corr_fill), when the node has them,
+ * then (aligned) OUT_BITS thresholds st[OC], m[OC] when all params are finite. */
 static size_t bconv_corr_offset(const xe_node *n, const xe_kernels *k) {
     const size_t kw = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
     return xe_align_up(xe_bgemm_packed_words(k, n->info.out_c, kw) * 4);
+}
+
+static size_t bconv_thr_offset(const xe_node *n, const xe_kernels *k) {
+    return bconv_corr_offset(n, k) + xe_align_up(xe_bconv_corr_bytes(n));
+}
+
+static int bconv_has_thr(const xe_node *n) {
+    if (!(n->info.flags & XE_FLAG_OUT_BITS)) return 0;
+    const float *s = n->params[SCALE], *b = n->params[BIAS];
+    for (size_t o = 0; o < n->info.out_c; o++)
+        if (!isfinite(s[o]) || !isfinite(b[o])) return 0;
+    return 1;
+}
+
+/* Largest |dot| of the node: every window tap real. */
+static int32_t bconv_max_n(const xe_node *n) {
+    return (int32_t)((size_t)n->info.in_c * n->info.kernel_h * n->info.kernel_w);
 }
 
 static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const void *in1,
@@ -393,8 +462,11 @@ static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const
     const int32_t *corr = xe_bconv_corr_bytes(n)
                               ? (const int32_t *)(const void *)(block + bconv_corr_offset(n, ex->k))
                               : NULL;
-    const xe_bconv_ops ops = {n->pre,      n->params[SCALE], n->params[BIAS],
-                              XE_CHUNK_OC, bconv_popcounts,  corr};
+    const int32_t *thr = bconv_has_thr(n)
+                             ? (const int32_t *)(const void *)(block + bconv_thr_offset(n, ex->k))
+                             : NULL;
+    const xe_bconv_ops ops = {
+        n->pre, n->params[SCALE], n->params[BIAS], XE_CHUNK_OC, bconv_popcounts, corr, thr};
     xe_bconv_run(n, ex, in, out, &ops);
 }
 
@@ -451,8 +523,10 @@ static size_t bconv_session_bytes(const xe_node *n, const xe_kernels *k) {
     const xe_node_info *f = &n->info;
     int ovf = 0;
     const size_t kw = xe_mul((size_t)f->kernel_h * f->kernel_w, n->cw, &ovf);
-    const size_t bytes = xe_mul(xe_bgemm_packed_words(k, f->out_c, kw), 4, &ovf);
-    return ovf ? SIZE_MAX : xe_add(xe_align_up(bytes), xe_bconv_corr_bytes(n), &ovf);
+    size_t bytes = xe_align_up(xe_mul(xe_bgemm_packed_words(k, f->out_c, kw), 4, &ovf));
+    bytes = xe_add(bytes, xe_align_up(xe_bconv_corr_bytes(n)), &ovf);
+    if (bconv_has_thr(n)) bytes = xe_add(bytes, xe_mul(f->out_c, 8, &ovf), &ovf);
+    return ovf ? SIZE_MAX : bytes;
 }
 
 static void bconv_session_prepare(const xe_node *n, const xe_kernels *k, void *dst) {
@@ -460,6 +534,11 @@ static void bconv_session_prepare(const xe_node *n, const xe_kernels *k, void *d
     const size_t kw = (size_t)f->kernel_h * f->kernel_w * n->cw;
     xe_bgemm_pack(k, f->out_c, kw, n->params[W], kw, dst);
     xe_bconv_corr_fill(n, n->pre, (int32_t *)(void *)((uint8_t *)dst + bconv_corr_offset(n, k)));
+    if (bconv_has_thr(n)) {
+        int32_t *thr = (int32_t *)(void *)((uint8_t *)dst + bconv_thr_offset(n, k));
+        xe_bconv_thresholds(n->params[SCALE], n->params[BIAS], f->out_c, bconv_max_n(n), thr,
+                            thr + f->out_c);
+    }
 }
 
 const xe_op_def xe_op_bconv2d = {

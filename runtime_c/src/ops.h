@@ -167,6 +167,9 @@ typedef struct xe_bconv_ops {
     /* Zero padding: the summed pad-tap popcounts of each border class
      * (xe_bconv_corr_fill), or NULL: summed per position from wpop. */
     const int32_t *pad_corr;
+    /* OUT_BITS: per-channel integer thresholds (xe_bconv_thresholds), st[OC]
+     * then m[OC], or NULL: the float formula per output. */
+    const int32_t *thr;
 } xe_bconv_ops;
 /* Scratch of the driver plus `extra` per-thread bytes for the op. */
 void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *per_thread, int *ovf);
@@ -179,6 +182,14 @@ void xe_bconv_infer(const xe_node *n, uint32_t rec_c, xe_out_shape *o);
  * table (0: none, +1 padding or too many classes), and filling it from wpop. */
 size_t xe_bconv_corr_bytes(const xe_node *n);
 void xe_bconv_corr_fill(const xe_node *n, const int32_t *wpop, int32_t *table);
+/* OUT_BITS as integer compares: for finite scale and bias, v(dot) = (float)dot
+ * * scale + bias (two roundings) is monotone in dot, so bit = (v < 0) equals
+ * xe_thr_bit(dot, st[o], m[o]) for every |dot| <= n: with m = 0, dot < st;
+ * with m = -1, -dot < st. Returns 0 (nothing written) when a scale or bias
+ * is not finite. */
+int xe_bconv_thresholds(const float *scale, const float *bias, size_t oc, int32_t n, int32_t *st,
+                        int32_t *m);
+static inline int xe_thr_bit(int32_t dot, int32_t st, int32_t m) { return ((dot ^ m) - m) < st; }
 /* wpop[t*OC + o] = popcount of tap t of filter o of bits [OC][KH*KW][CW]. */
 void xe_bconv_wpop(const xe_node *n, const uint32_t *bits, int32_t *wpop);
 
