@@ -6,7 +6,8 @@ outputs must be equal bit for bit. The graphs cover every rule: batchnorm, add (
 convolution as left or right operand) and relu after a bconv2d, chains longer than
 XE_MAX_POST_OPS, a value with two readers, the model output inside a chain, an add whose
 other operand is computed after the convolution, x + x, a batchnorm run in its consumer's
-input pass, and bit outputs (never fused). The per-node clock shows which nodes were folded.
+input pass, bit outputs (never fused) and a sign ending a chain (the bconv then writes
+bits). The per-node clock shows which nodes were folded.
 """
 
 from __future__ import annotations
@@ -84,11 +85,26 @@ def bits_between(c=64, hw=8):
     return g, 2  # the first bn (input pass) and the last bn (post-op)
 
 
+def packed_between(c=48, hw=7):
+    """A sign after a bconv's chain: the bconv writes packed bits (channel tails, channel split)."""
+    g = GraphBuilder(input_shape=(hw, hw, c))
+    a = _bconv(g, g.input, c, oc=96, use_k=False)
+    a = _bn(g, a, 96)
+    b = g.sign(a)  # folded: the bconv writes bits, 96 channels split in 64 + 32 (7x7 positions)
+    y = _bconv(g, b, 96, oc=c, use_k=False)
+    y = g.add(y, g.input)
+    s = g.sign(y)  # folded after the add
+    z = _bconv(g, s, c, oc=40, use_k=False)
+    _bn(g, z, 40)
+    return g, 5
+
+
 GRAPHS = {
     "resnet_block": resnet_block,
     "long_chain": long_chain,
     "awkward": awkward,
     "bits_between": bits_between,
+    "packed_between": packed_between,
 }
 
 

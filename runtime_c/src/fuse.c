@@ -8,9 +8,11 @@
  * exactly one reader and is not the model output, the chain has at most
  * XE_MAX_POST_OPS ops, and an add's other operand is computed before the
  * node runs. The node then writes the chain's last value and the absorbed
- * nodes are skipped. Prologue: a batchnorm without ReLU whose output has one
- * reader, input0 of an op with fuse_pre (bconv2d, float32 input), runs inside
- * that op's input pass (pre_affine hook); the op reads the batchnorm's input.
+ * nodes are skipped. A sign may end the chain (its post_op answers
+ * XE_POST_SIGN): the node then writes the sign-packed bits of its result, so
+ * activations stay packed between binary layers. Prologue: a batchnorm without ReLU whose output
+ * has one reader, input0 of an op with fuse_pre (bconv2d, float32 input), runs inside that op's
+ * input pass (pre_affine hook); the op reads the batchnorm's input.
  *
  * Exactness: the fused code performs the same float operations in the same
  * order, each rounded (the kernel-set epilogue and pack_abs, kernels.h), so
@@ -55,6 +57,12 @@ static void fuse_post(const xe_model *m, const uint32_t *readers, xe_fused *fu, 
         xe_post_op op = {0, 0, NULL, NULL};
         uint32_t other = XE_INPUT_NONE;
         if (!c->def->post_op || !c->def->post_op(c, v, &op, &other)) return;
+        if (op.kind == XE_POST_SIGN) { /* the bits of the result: the end of the chain */
+            h->pack_out = 1;
+            fu[j].skip = 1;
+            h->out = j + 1;
+            return;
+        }
         if (op.kind == 0) { /* a ReLU alone: the last op's ReLU (applying it twice is once) */
             if (h->npost == 0) return;
             h->post[h->npost - 1].relu = 1;

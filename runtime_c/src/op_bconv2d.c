@@ -70,7 +70,8 @@ void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *pe
     if (!xe_is_pointwise(f))
         pt = xe_align_up(xe_mul(xe_mul(taps * cw, XE_CHUNK_ROWS, ovf), 4, ovf));
     pt = xe_add(pt, xe_align_up(xe_mul(oc, XE_CHUNK_ROWS * 4, ovf)), ovf); /* popcounts */
-    pt = xe_add(pt, xe_align_up(extra), ovf);                              /* the op's own */
+    pt = xe_add(pt, xe_align_up(xe_mul(oc, 4, ovf)), ovf); /* one row of floats (pack_out) */
+    pt = xe_add(pt, xe_align_up(extra), ovf);              /* the op's own */
     *shared = sh;
     *per_thread = pt;
 }
@@ -256,7 +257,7 @@ int xe_bconv_thresholds(const float *scale, const float *bias, size_t oc, int32_
 
 /* The epilogue of output position p, channels [o0, o0 + ncols). */
 static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, const int32_t *pr,
-                     int32_t nreal) {
+                     int32_t nreal, float *row) {
     const xe_node *n = pl->n;
     const xe_node_info *f = &n->info;
     const size_t oc = f->out_c;
@@ -296,9 +297,13 @@ static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, co
         else
             post[i].a += p * oc + o0;
     }
+    float *y = ex->pack_out ? row : (float *)pl->out + p * oc + o0;
     xe_k_epilogue(ex->k)(ncols, pr, nreal, scale, bias, pl->kmap ? &pl->kmap[p] : NULL,
-                         (f->flags & XE_FLAG_RELU) != 0, post, ex->npost,
-                         (float *)pl->out + p * oc + o0);
+                         (f->flags & XE_FLAG_RELU) != 0, post, ex->npost, y);
+    if (ex->pack_out) { /* a fused sign (o0 is a multiple of 32) */
+        const size_t ocw = (oc + 31) / 32;
+        ex->k->pack(1, ncols, row, ncols, (uint32_t *)pl->out + p * ocw + o0 / 32, ocw);
+    }
 }
 
 /* One kernel row of a window: constant-size copies for the common 3-wide rows
@@ -364,6 +369,8 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
     }
     int32_t *pc = (int32_t *)(void *)scratch;
     scratch += xe_align_up(oc * XE_CHUNK_ROWS * 4);
+    float *row = (float *)(void *)scratch;
+    scratch += xe_align_up(oc * 4);
     pl->ops->popcounts(n, pl->ex, rows, o0, ncols, a, lda, pc, scratch);
 
     const int zero_pad = !(f->flags & XE_FLAG_PAD_ONE);
@@ -374,7 +381,7 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
         const int border = oh < pl->oh_lo || oh >= pl->oh_hi || ow < pl->ow_lo || ow >= pl->ow_hi;
         const int32_t nreal =
             zero_pad && border ? zero_pad_correct(pl, oh, ow, o0, ncols, pr) : full_n;
-        epilogue(pl, p0 + r, o0, ncols, pr, nreal);
+        epilogue(pl, p0 + r, o0, ncols, pr, nreal, row);
         if (++ow == f->out_w) ow = 0, oh++;
     }
 }

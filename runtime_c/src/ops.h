@@ -80,17 +80,23 @@ struct xe_op_def {
     void (*run)(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1, void *out);
 
     /* Fusion at session creation (fuse.c, docs/executor.md). fuse_post: run
-     * applies ex->post after its epilogue when its output is float32;
+     * applies ex->post after its epilogue when its output is float32, and
+     * with ex->pack_out writes the sign-packed bits of the result instead;
      * fuse_pre: run applies ex->pre_scale/pre_shift to a float32 input0. */
     uint8_t fuse_post, fuse_pre;
     /* This node as an op after its producer's epilogue, `from` the value the
-     * producer writes: fills *op (kind 0: a ReLU alone) and, for an add, *other
+     * producer writes: fills *op (kind 0: a ReLU alone; XE_POST_SIGN: a sign,
+     * which ends the chain) and, for an add, *other
      * (the value it adds); returns 0 where it cannot be. */
     int (*post_op)(const xe_node *n, uint32_t from, xe_post_op *op, uint32_t *other);
     /* This node as y = x * scale[c] + shift[c] that its consumer may apply to
      * its own input; returns 0 where it cannot be. */
     int (*pre_affine)(const xe_node *n, const float **scale, const float **shift);
 };
+
+/* post_op's answer for a sign: the producer packs its result (never reaches
+ * a kernel's epilogue). */
+#define XE_POST_SIGN 16u
 
 /* fuse.c: the fused plan of a model for one session (docs/executor.md). */
 typedef struct xe_fused {
@@ -99,6 +105,7 @@ typedef struct xe_fused {
     uint32_t out; /* the value written (the last fused node's) */
     const float *pre_scale, *pre_shift;
     uint32_t npost;
+    uint8_t pack_out;                 /* the chain ends in a sign: the node writes packed bits */
     xe_post_op post[XE_MAX_POST_OPS]; /* an add's a is resolved per run */
     uint32_t other[XE_MAX_POST_OPS];  /* an add's other value */
 } xe_fused;

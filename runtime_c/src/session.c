@@ -293,6 +293,7 @@ static void run_one(xe_session *s, xe_exec *ex, const float *input, float *outpu
         ex->pre_shift = fu->pre_shift;
         ex->post = post;
         ex->npost = fu->npost;
+        ex->pack_out = fu->pack_out;
         const uint64_t t0 = now_ns();
         n->def->run(n, ex, in0, in1, out);
         s->times[i] = now_ns() - t0;

@@ -108,6 +108,7 @@ typedef struct xe_exec {
     const float *pre_scale, *pre_shift;
     const xe_post_op *post;
     uint32_t npost;
+    uint32_t pack_out; /* a fused sign: write the packed bits of the floats */
 } xe_exec;
 
 /* Checked size arithmetic: sets *overflow and returns 0 when a product or sum
