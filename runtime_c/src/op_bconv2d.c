@@ -307,7 +307,7 @@ static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, co
 }
 
 /* One kernel row of a window: constant-size copies for the common 3-wide rows
- * of 1-8 words per pixel, which the compiler inlines (a memcpy call cost more
+ * of 1-16 words per pixel, which the compiler inlines (a memcpy call cost more
  * than the copy at 64 channels). */
 static inline void copy_words(uint32_t *dst, const uint32_t *src, size_t n) {
     switch (n) {
@@ -322,6 +322,9 @@ static inline void copy_words(uint32_t *dst, const uint32_t *src, size_t n) {
         break;
     case 24:
         memcpy(dst, src, 96);
+        break;
+    case 48:
+        memcpy(dst, src, 192);
         break;
     default:
         memcpy(dst, src, n * 4);
