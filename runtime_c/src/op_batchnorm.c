@@ -1,6 +1,7 @@
 /*
  * op_batchnorm.c - per-channel y = x*scale[c] + shift[c], then optional ReLU;
- * element-wise in fixed blocks.
+ * element-wise in fixed blocks. Fusable into a convolution before it or
+ * after it (fuse.c).
  */
 #include "ops.h"
 
@@ -42,6 +43,23 @@ static xe_status bn_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_O
     return XE_OK;
 }
 
+/* Fusion (fuse.c): after a convolution's epilogue, or (without ReLU) in its
+ * consumer's input pass; the same multiply then add either way. */
+static int bn_post_op(const xe_node *n, uint32_t from, xe_post_op *op, uint32_t *other) {
+    op->kind = XE_POST_AFFINE;
+    op->relu = (n->info.flags & XE_FLAG_RELU) != 0;
+    op->a = n->params[SCALE];
+    op->b = n->params[SHIFT];
+    return 1;
+}
+
+static int bn_pre_affine(const xe_node *n, const float **scale, const float **shift) {
+    if (n->info.flags & XE_FLAG_RELU) return 0;
+    *scale = n->params[SCALE];
+    *shift = n->params[SHIFT];
+    return 1;
+}
+
 static void bn_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
                    void *out) {
     bn_job j = {n, in0, out, (size_t)n->info.in_h * n->info.in_w * n->info.in_c};
@@ -57,4 +75,6 @@ const xe_op_def xe_op_batchnorm = {
     .param_sizes = bn_params,
     .bind = bn_bind,
     .run = bn_run,
+    .post_op = bn_post_op,
+    .pre_affine = bn_pre_affine,
 };

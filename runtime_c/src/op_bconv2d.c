@@ -16,6 +16,14 @@
  * |x|, the box over the same window with zero padding and divisor KH*KW. Bounds: a window holds at
  * most 64*64*65535 bits < 2^28, so int32 is exact; (float)dot is exact below 2^24 and deterministic
  * above.
+ *
+ * A is kept zero-padded ([IH+2PH][IW+2PW], pad 0), so K sums every tap of the
+ * window in row-major order, vectorisable across output columns: adding a
+ * padded 0.0f to a partial sum that is >= +0 or NaN leaves it unchanged, so K
+ * is bit-identical to summing the valid taps only. The input pass (sign-pack
+ * plus each pixel's mean |x|, optionally after a fused batchnorm) and the
+ * float epilogue (plus fused element-wise ops) are the kernel set's pack_abs
+ * and epilogue (kernels.h), which compute the reference's floats exactly.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,8 +41,11 @@ typedef struct bconv_plan {
     void *out;
     const uint32_t *pbuf; /* padded packed input [PH][PW][CW] */
     size_t pw_full;       /* PW: padded width */
-    float *amap;          /* [IH][IW] when USE_K */
+    float *amap;          /* [PH][PW], zero padded, when USE_K */
     float *kmap;          /* [OH][OW] when USE_K */
+    size_t oh_lo, oh_hi;  /* output rows [oh_lo, oh_hi) have no padded tap */
+    size_t ow_lo, ow_hi;  /* likewise output columns */
+    size_t ncc;           /* column border classes (axis_class) */
 } bconv_plan;
 
 static int needs_pbuf(const xe_node_info *f) {
@@ -51,15 +62,16 @@ void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *pe
         sh = xe_align_up(xe_mul(xe_mul(xe_mul(ph, pw, ovf), cw, ovf), 4, ovf));
     }
     if (f->flags & XE_FLAG_USE_K) {
-        sh = xe_add(sh, xe_align_up(xe_mul((size_t)f->in_h * f->in_w, 4, ovf)), ovf);
+        const size_t ph = (size_t)f->in_h + 2u * f->pad_h, pw = (size_t)f->in_w + 2u * f->pad_w;
+        sh = xe_add(sh, xe_align_up(xe_mul(ph * pw, 4, ovf)), ovf);
         sh = xe_add(sh, xe_align_up(xe_mul((size_t)f->out_h * f->out_w, 4, ovf)), ovf);
     }
     size_t pt = 0;
     if (!xe_is_pointwise(f))
         pt = xe_align_up(xe_mul(xe_mul(taps * cw, XE_CHUNK_ROWS, ovf), 4, ovf));
     pt = xe_add(pt, xe_align_up(xe_mul(oc, XE_CHUNK_ROWS * 4, ovf)), ovf); /* popcounts */
-    pt = xe_add(pt, xe_align_up(xe_mul(oc, 4, ovf)), ovf);                 /* corrections */
-    pt = xe_add(pt, xe_align_up(extra), ovf);                              /* the op's own */
+    pt = xe_add(pt, xe_align_up(xe_mul(oc, 4, ovf)), ovf); /* one row of floats (pack_out) */
+    pt = xe_add(pt, xe_align_up(extra), ovf);              /* the op's own */
     *shared = sh;
     *per_thread = pt;
 }
@@ -75,65 +87,177 @@ static void pack_row_task(void *ctx, size_t h, uint32_t thread) {
     memset(row + (pw + iw) * cw, 0, pw * cw * 4);
     if (f->in_dtype == XE_DTYPE_F32) {
         const float *x = (const float *)pl->in + h * iw * ic;
-        pl->ex->k->pack(iw, ic, x, ic, row + pw * cw, cw);
+        float *arow = NULL;
         if (pl->amap) {
-            const float inv = 1.0f / (float)ic;
-            for (size_t w = 0; w < iw; w++) {
-                float s = 0.0f;
-                for (size_t c = 0; c < ic; c++) s += fabsf(x[w * ic + c]);
-                pl->amap[h * iw + w] = s * inv;
-            }
+            arow = pl->amap + (h + f->pad_h) * pl->pw_full;
+            for (size_t w = 0; w < pw; w++) arow[w] = arow[pw + iw + w] = 0.0f;
+            arow += pw;
         }
+        xe_k_pack_abs(pl->ex->k)(iw, ic, x, ic, pl->ex->pre_scale, pl->ex->pre_shift, row + pw * cw,
+                                 cw, 1.0f / (float)ic, arow);
     } else {
         memcpy(row + pw * cw, (const uint32_t *)pl->in + h * iw * cw, iw * cw * 4);
     }
 }
 
-/* Pass 2 (USE_K), one task per output row: K = box(A). */
+/* Pass 2 (USE_K), one task per output row: K = box(A), every tap of the
+ * zero-padded A in row-major order (header), one column per lane. */
 static void kmap_row_task(void *ctx, size_t oh, uint32_t thread) {
     const bconv_plan *pl = ctx;
     const xe_node_info *f = &pl->n->info;
     const float inv = 1.0f / (float)(f->kernel_h * f->kernel_w);
-    const long h0 = (long)(oh * f->stride_h) - (long)f->pad_h;
-    long a0, a1;
-    xe_tap_range(h0, f->kernel_h, f->in_h, &a0, &a1);
-    for (size_t ow = 0; ow < f->out_w; ow++) {
-        const long w0 = (long)(ow * f->stride_w) - (long)f->pad_w;
-        long b0, b1;
-        xe_tap_range(w0, f->kernel_w, f->in_w, &b0, &b1);
-        float s = 0.0f;
-        for (long a = h0 + a0; a < h0 + a1; a++)
-            for (long b = w0 + b0; b < w0 + b1; b++) s += pl->amap[(size_t)a * f->in_w + (size_t)b];
-        pl->kmap[oh * f->out_w + ow] = s * inv;
+    const size_t ow_n = f->out_w, sw = f->stride_w;
+    float *k = pl->kmap + oh * ow_n;
+    for (size_t ow = 0; ow < ow_n; ow++) k[ow] = 0.0f;
+    for (size_t i = 0; i < f->kernel_h; i++) {
+        const float *arow = pl->amap + (oh * f->stride_h + i) * pl->pw_full;
+        for (size_t j = 0; j < f->kernel_w; j++) {
+            const float *a = arow + j;
+            if (sw == 1)
+                for (size_t ow = 0; ow < ow_n; ow++) k[ow] += a[ow];
+            else
+                for (size_t ow = 0; ow < ow_n; ow++) k[ow] += a[ow * sw];
+        }
     }
+    for (size_t ow = 0; ow < ow_n; ow++) k[ow] *= inv;
+}
+
+/* Output indices [*lo, *hi) whose window has no padded tap along one axis. */
+static void interior(uint32_t pad, uint32_t k, uint32_t stride, uint32_t in, uint32_t out,
+                     size_t *lo, size_t *hi) {
+    *lo = ((size_t)pad + stride - 1) / stride;
+    *hi = (size_t)in + pad >= k ? ((size_t)in + pad - k) / stride + 1 : 0;
+    if (*hi > out) *hi = out;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Border classes of zero padding: along one axis, the lo positions before the
+ * interior [lo, hi) are classes 0..lo-1, the interior is class lo, the
+ * positions from hi on follow; positions of one class have the same valid taps. */
+static size_t axis_class(size_t i, size_t lo, size_t hi) {
+    return i < lo ? i : i < hi ? lo : lo + 1 + (i - hi);
+}
+
+/* Classes per axis, and the int32 count of the class table (0: no table,
+ * for +1 padding or when it would exceed XE_MAX_CORR_WORDS). */
+#define XE_MAX_CORR_WORDS (1u << 20)
+static size_t corr_words(const xe_node *n, size_t *nrc, size_t *ncc) {
+    const xe_node_info *f = &n->info;
+    size_t lo, hi;
+    interior(f->pad_h, f->kernel_h, f->stride_h, f->in_h, f->out_h, &lo, &hi);
+    *nrc = lo + 1 + (f->out_h - hi);
+    interior(f->pad_w, f->kernel_w, f->stride_w, f->in_w, f->out_w, &lo, &hi);
+    *ncc = lo + 1 + (f->out_w - hi);
+    if (f->flags & XE_FLAG_PAD_ONE) return 0;
+    const double words = (double)*nrc * (double)*ncc * (double)f->out_c;
+    return words > XE_MAX_CORR_WORDS ? 0 : *nrc * *ncc * f->out_c;
+}
+
+size_t xe_bconv_corr_bytes(const xe_node *n) {
+    size_t nrc, ncc;
+    return corr_words(n, &nrc, &ncc) * 4;
+}
+
+/* table[(rc*ncc + cc)*OC + o] = sum over the pad taps of class (rc, cc) of
+ * wpop[tap][o] (one position of each class stands for it). */
+void xe_bconv_corr_fill(const xe_node *n, const int32_t *wpop, int32_t *table) {
+    const xe_node_info *f = &n->info;
+    size_t nrc, ncc, oc = f->out_c;
+    if (!corr_words(n, &nrc, &ncc)) return;
+    size_t hlo, hhi, wlo, whi;
+    interior(f->pad_h, f->kernel_h, f->stride_h, f->in_h, f->out_h, &hlo, &hhi);
+    interior(f->pad_w, f->kernel_w, f->stride_w, f->in_w, f->out_w, &wlo, &whi);
+    memset(table, 0, nrc * ncc * oc * 4);
+    for (size_t rc = 0; rc < nrc; rc++)
+        for (size_t cc = 0; cc < ncc; cc++) {
+            const size_t oh = rc <= hlo ? rc : hhi + (rc - hlo - 1);
+            const size_t ow = cc <= wlo ? cc : whi + (cc - wlo - 1);
+            long a0, a1, b0, b1;
+            xe_tap_range((long)(oh * f->stride_h) - (long)f->pad_h, f->kernel_h, f->in_h, &a0, &a1);
+            xe_tap_range((long)(ow * f->stride_w) - (long)f->pad_w, f->kernel_w, f->in_w, &b0, &b1);
+            int32_t *t = table + (rc * ncc + cc) * oc;
+            for (long i = 0; i < (long)f->kernel_h; i++)
+                for (long j = 0; j < (long)f->kernel_w; j++) {
+                    if (i >= a0 && i < a1 && j >= b0 && j < b1) continue;
+                    const int32_t *wp = wpop + ((size_t)i * f->kernel_w + (size_t)j) * oc;
+                    for (size_t o = 0; o < oc; o++) t[o] += wp[o];
+                }
+        }
 }
 
 /* Zero padding: removes the pad taps of output position p from its popcounts
  * pr[0..ncols) and returns the number of real +-1 pairs of its window. */
-static int32_t zero_pad_correct(const xe_node *n, const int32_t *wpop, size_t p, size_t o0,
-                                size_t ncols, int32_t *pr, int32_t *corr) {
+static int32_t zero_pad_correct(const bconv_plan *pl, size_t oh, size_t ow, size_t o0, size_t ncols,
+                                int32_t *pr) {
+    const xe_node *n = pl->n;
     const xe_node_info *f = &n->info;
-    const size_t oh = p / f->out_w, ow = p % f->out_w, oc = f->out_c;
+    const size_t oc = f->out_c;
+    const int32_t *wpop = pl->ops->wpop;
     const long kh = (long)f->kernel_h, kw = (long)f->kernel_w;
     long a0, a1, b0, b1;
     xe_tap_range((long)(oh * f->stride_h) - (long)f->pad_h, f->kernel_h, f->in_h, &a0, &a1);
     xe_tap_range((long)(ow * f->stride_w) - (long)f->pad_w, f->kernel_w, f->in_w, &b0, &b1);
     const long valid = (a1 - a0) * (b1 - b0);
     if (valid == kh * kw) return (int32_t)(f->in_c * (size_t)valid);
-    memset(corr, 0, ncols * 4);
+    if (pl->ops->pad_corr) {
+        const size_t rc = axis_class(oh, pl->oh_lo, pl->oh_hi);
+        const size_t cc = axis_class(ow, pl->ow_lo, pl->ow_hi);
+        const int32_t *cv = pl->ops->pad_corr + (rc * pl->ncc + cc) * oc + o0;
+        for (size_t o = 0; o < ncols; o++) pr[o] -= cv[o];
+        return (int32_t)(f->in_c * (size_t)valid);
+    }
     for (long i = 0; i < kh; i++)
         for (long jj = 0; jj < kw; jj++) {
             if (i >= a0 && i < a1 && jj >= b0 && jj < b1) continue;
             const int32_t *wp = wpop + ((size_t)i * (size_t)kw + (size_t)jj) * oc + o0;
-            for (size_t o = 0; o < ncols; o++) corr[o] += wp[o];
+            for (size_t o = 0; o < ncols; o++) pr[o] -= wp[o]; /* exact: integers */
         }
-    for (size_t o = 0; o < ncols; o++) pr[o] -= corr[o];
     return (int32_t)(f->in_c * (size_t)valid);
+}
+
+/* OUT_BITS's float formula, the one the thresholds must reproduce. */
+static int out_bit(int32_t dot, float scale, float bias) {
+    const float v = (float)dot * scale + bias;
+    return v < 0.0f;
+}
+
+/* The smallest d in [lo, hi] with out_bit(d) == want, given that out_bit is
+ * monotone there and out_bit(hi + 1) is taken as want; hi + 1 if none. */
+static int32_t first_bit(int32_t lo, int32_t hi, float s, float b, int want) {
+    int32_t a = lo, z = hi + 1; /* answer in [a, z] */
+    while (a < z) {
+        const int32_t mid = a + (z - a) / 2;
+        if (out_bit(mid, s, b) == want)
+            z = mid;
+        else
+            a = mid + 1;
+    }
+    return a;
+}
+
+int xe_bconv_thresholds(const float *scale, const float *bias, size_t oc, int32_t n, int32_t *st,
+                        int32_t *m) {
+    for (size_t o = 0; o < oc; o++)
+        if (!isfinite(scale[o]) || !isfinite(bias[o])) return 0;
+    for (size_t o = 0; o < oc; o++) {
+        const float s = scale[o], b = bias[o];
+        if (s > 0.0f) { /* bit is 1 then 0 as dot grows: dot < first 0 */
+            m[o] = 0;
+            st[o] = first_bit(-n, n, s, b, 0);
+        } else if (s < 0.0f) { /* 0 then 1: -dot < -(first 1) + 1 */
+            m[o] = -1;
+            st[o] = 1 - first_bit(-n, n, s, b, 1);
+        } else { /* +-0: the bit does not depend on dot */
+            m[o] = 0;
+            st[o] = out_bit(0, s, b) ? INT32_MAX : INT32_MIN;
+        }
+    }
+    return 1;
 }
 
 /* The epilogue of output position p, channels [o0, o0 + ncols). */
 static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, const int32_t *pr,
-                     int32_t nreal) {
+                     int32_t nreal, float *row) {
     const xe_node *n = pl->n;
     const xe_node_info *f = &n->info;
     const size_t oc = f->out_c;
@@ -141,6 +265,17 @@ static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, co
     const float *bias = pl->ops->bias + o0;
     if (f->flags & XE_FLAG_OUT_BITS) {
         uint32_t *yw = (uint32_t *)pl->out + p * ((oc + 31) / 32) + o0 / 32;
+        if (pl->ops->thr) {
+            const int32_t *st = pl->ops->thr + o0, *m = pl->ops->thr + oc + o0;
+            for (size_t o = 0; o < ncols; o += 32) {
+                uint32_t word = 0;
+                const size_t lim = ncols - o < 32 ? ncols - o : 32;
+                for (size_t b = 0; b < lim; b++)
+                    word |= (uint32_t)xe_thr_bit(nreal - 2 * pr[o + b], st[o + b], m[o + b]) << b;
+                yw[o / 32] = word;
+            }
+            return;
+        }
         for (size_t o = 0; o < ncols; o += 32) {
             uint32_t word = 0;
             const size_t lim = ncols - o < 32 ? ncols - o : 32;
@@ -152,16 +287,49 @@ static void epilogue(const bconv_plan *pl, size_t p, size_t o0, size_t ncols, co
         }
         return;
     }
-    float *y = (float *)pl->out + p * oc + o0;
-    if (pl->kmap) {
-        const float kp = pl->kmap[p];
-        for (size_t o = 0; o < ncols; o++)
-            y[o] = (float)(nreal - 2 * pr[o]) * scale[o] * kp + bias[o];
-    } else {
-        for (size_t o = 0; o < ncols; o++) y[o] = (float)(nreal - 2 * pr[o]) * scale[o] + bias[o];
+    /* Fused element-wise ops (fuse.c) at this position's columns. */
+    const xe_exec *ex = pl->ex;
+    xe_post_op post[XE_MAX_POST_OPS];
+    for (uint32_t i = 0; i < ex->npost; i++) {
+        post[i] = ex->post[i];
+        if (post[i].kind == XE_POST_AFFINE)
+            post[i].a += o0, post[i].b += o0;
+        else
+            post[i].a += p * oc + o0;
     }
-    if (f->flags & XE_FLAG_RELU)
-        for (size_t o = 0; o < ncols; o++) y[o] = y[o] < 0.0f ? 0.0f : y[o];
+    float *y = ex->pack_out ? row : (float *)pl->out + p * oc + o0;
+    xe_k_epilogue(ex->k)(ncols, pr, nreal, scale, bias, pl->kmap ? &pl->kmap[p] : NULL,
+                         (f->flags & XE_FLAG_RELU) != 0, post, ex->npost, y);
+    if (ex->pack_out) { /* a fused sign (o0 is a multiple of 32) */
+        const size_t ocw = (oc + 31) / 32;
+        ex->k->pack(1, ncols, row, ncols, (uint32_t *)pl->out + p * ocw + o0 / 32, ocw);
+    }
+}
+
+/* One kernel row of a window: constant-size copies for the common 3-wide rows
+ * of 1-16 words per pixel, which the compiler inlines (a memcpy call cost more
+ * than the copy at 64 channels). */
+static inline void copy_words(uint32_t *dst, const uint32_t *src, size_t n) {
+    switch (n) {
+    case 3:
+        memcpy(dst, src, 12);
+        break;
+    case 6:
+        memcpy(dst, src, 24);
+        break;
+    case 12:
+        memcpy(dst, src, 48);
+        break;
+    case 24:
+        memcpy(dst, src, 96);
+        break;
+    case 48:
+        memcpy(dst, src, 192);
+        break;
+    default:
+        memcpy(dst, src, n * 4);
+        break;
+    }
 }
 
 /* Row chunks: XE_CHUNK_ROWS at one thread; with more, a multiple of the
@@ -211,31 +379,39 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
             const uint32_t *src =
                 pl->pbuf + ((oh * f->stride_h) * pl->pw_full + ow * f->stride_w) * cw;
             for (size_t i = 0; i < kh; i++)
-                memcpy(col + r * kwords + i * kw * cw, src + i * pl->pw_full * cw, kw * cw * 4);
+                copy_words(col + r * kwords + i * kw * cw, src + i * pl->pw_full * cw, kw * cw);
         }
         a = col;
         lda = kwords;
     }
     int32_t *pc = (int32_t *)(void *)scratch;
     scratch += xe_align_up(oc * XE_CHUNK_ROWS * 4);
-    int32_t *corr = (int32_t *)(void *)scratch;
+    float *row = (float *)(void *)scratch;
     scratch += xe_align_up(oc * 4);
     pl->ops->popcounts(n, pl->ex, rows, o0, ncols, a, lda, pc, scratch);
 
     const int zero_pad = !(f->flags & XE_FLAG_PAD_ONE);
     const int32_t full_n = (int32_t)(f->in_c * kh * kw);
+    size_t oh = p0 / f->out_w, ow = p0 % f->out_w;
     for (size_t r = 0; r < rows; r++) {
         int32_t *pr = pc + r * ncols;
+        const int border = oh < pl->oh_lo || oh >= pl->oh_hi || ow < pl->ow_lo || ow >= pl->ow_hi;
         const int32_t nreal =
-            zero_pad ? zero_pad_correct(n, pl->ops->wpop, p0 + r, o0, ncols, pr, corr) : full_n;
-        epilogue(pl, p0 + r, o0, ncols, pr, nreal);
+            zero_pad && border ? zero_pad_correct(pl, oh, ow, o0, ncols, pr) : full_n;
+        epilogue(pl, p0 + r, o0, ncols, pr, nreal, row);
+        if (++ow == f->out_w) ow = 0, oh++;
     }
 }
 
 void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out,
                   const xe_bconv_ops *ops) {
     const xe_node_info *f = &n->info;
-    bconv_plan pl = {n, ex, ops, in, out, NULL, (size_t)f->in_w + 2u * f->pad_w, NULL, NULL};
+    bconv_plan pl = {.n = n,
+                     .ex = ex,
+                     .ops = ops,
+                     .in = in,
+                     .out = out,
+                     .pw_full = (size_t)f->in_w + 2u * f->pad_w};
     uint8_t *sh = ex->shared;
     if (needs_pbuf(f)) {
         const size_t cw = n->cw, rowwords = pl.pw_full * cw;
@@ -247,10 +423,16 @@ void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out
     } else {
         pl.pbuf = in;
     }
+    interior(f->pad_h, f->kernel_h, f->stride_h, f->in_h, f->out_h, &pl.oh_lo, &pl.oh_hi);
+    interior(f->pad_w, f->kernel_w, f->stride_w, f->in_w, f->out_w, &pl.ow_lo, &pl.ow_hi);
+    pl.ncc = pl.ow_lo + 1 + (f->out_w - pl.ow_hi);
     if (f->flags & XE_FLAG_USE_K) {
+        const size_t arows = (size_t)f->in_h + 2u * f->pad_h, pad_floats = f->pad_h * pl.pw_full;
         pl.amap = (float *)(void *)sh;
-        sh += xe_align_up((size_t)f->in_h * f->in_w * 4);
+        sh += xe_align_up(arows * pl.pw_full * 4);
         pl.kmap = (float *)(void *)sh;
+        for (size_t i = 0; i < pad_floats; i++)
+            pl.amap[i] = pl.amap[(arows - f->pad_h) * pl.pw_full + i] = 0.0f;
     }
     /* Cost hints (ns, one thread, rough): the float pack with its |x| sums
      * about 1 ns per value, a bit copy 8 bytes/ns, K one add per tap; passes
@@ -280,10 +462,42 @@ static void bconv_scratch(const xe_node *n, size_t *shared, size_t *per_thread, 
     xe_bconv_scratch(n, 0, shared, per_thread, ovf);
 }
 
+/* The session block: the packed filters, then at this byte offset the border
+ * classes' pad-tap popcounts (xe_bconv_corr_fill), when the node has them,
+ * then (aligned) OUT_BITS thresholds st[OC], m[OC] when all params are finite. */
+static size_t bconv_corr_offset(const xe_node *n, const xe_kernels *k) {
+    const size_t kw = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
+    return xe_align_up(xe_bgemm_packed_words(k, n->info.out_c, kw) * 4);
+}
+
+static size_t bconv_thr_offset(const xe_node *n, const xe_kernels *k) {
+    return bconv_corr_offset(n, k) + xe_align_up(xe_bconv_corr_bytes(n));
+}
+
+static int bconv_has_thr(const xe_node *n) {
+    if (!(n->info.flags & XE_FLAG_OUT_BITS)) return 0;
+    const float *s = n->params[SCALE], *b = n->params[BIAS];
+    for (size_t o = 0; o < n->info.out_c; o++)
+        if (!isfinite(s[o]) || !isfinite(b[o])) return 0;
+    return 1;
+}
+
+/* Largest |dot| of the node: every window tap real. */
+static int32_t bconv_max_n(const xe_node *n) {
+    return (int32_t)((size_t)n->info.in_c * n->info.kernel_h * n->info.kernel_w);
+}
+
 static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const void *in1,
                       void *out) {
-    const xe_bconv_ops ops = {n->pre, n->params[SCALE], n->params[BIAS], XE_CHUNK_OC,
-                              bconv_popcounts};
+    const uint8_t *block = ex->prepared;
+    const int32_t *corr = xe_bconv_corr_bytes(n)
+                              ? (const int32_t *)(const void *)(block + bconv_corr_offset(n, ex->k))
+                              : NULL;
+    const int32_t *thr = bconv_has_thr(n)
+                             ? (const int32_t *)(const void *)(block + bconv_thr_offset(n, ex->k))
+                             : NULL;
+    const xe_bconv_ops ops = {
+        n->pre, n->params[SCALE], n->params[BIAS], XE_CHUNK_OC, bconv_popcounts, corr, thr};
     xe_bconv_run(n, ex, in, out, &ops);
 }
 
@@ -335,11 +549,14 @@ static xe_status bconv_precompute(xe_loader *ld, xe_node *n) {
 
 /* The session keeps the filters packed for its kernel set (kernels.h):
  * OC rows of KH*KW*CW words, packed once at session creation. */
+
 static size_t bconv_session_bytes(const xe_node *n, const xe_kernels *k) {
     const xe_node_info *f = &n->info;
     int ovf = 0;
     const size_t kw = xe_mul((size_t)f->kernel_h * f->kernel_w, n->cw, &ovf);
-    const size_t bytes = xe_mul(xe_bgemm_packed_words(k, f->out_c, kw), 4, &ovf);
+    size_t bytes = xe_align_up(xe_mul(xe_bgemm_packed_words(k, f->out_c, kw), 4, &ovf));
+    bytes = xe_add(bytes, xe_align_up(xe_bconv_corr_bytes(n)), &ovf);
+    if (bconv_has_thr(n)) bytes = xe_add(bytes, xe_mul(f->out_c, 8, &ovf), &ovf);
     return ovf ? SIZE_MAX : bytes;
 }
 
@@ -347,6 +564,12 @@ static void bconv_session_prepare(const xe_node *n, const xe_kernels *k, void *d
     const xe_node_info *f = &n->info;
     const size_t kw = (size_t)f->kernel_h * f->kernel_w * n->cw;
     xe_bgemm_pack(k, f->out_c, kw, n->params[W], kw, dst);
+    xe_bconv_corr_fill(n, n->pre, (int32_t *)(void *)((uint8_t *)dst + bconv_corr_offset(n, k)));
+    if (bconv_has_thr(n)) {
+        int32_t *thr = (int32_t *)(void *)((uint8_t *)dst + bconv_thr_offset(n, k));
+        xe_bconv_thresholds(n->params[SCALE], n->params[BIAS], f->out_c, bconv_max_n(n), thr,
+                            thr + f->out_c);
+    }
 }
 
 const xe_op_def xe_op_bconv2d = {
@@ -367,4 +590,6 @@ const xe_op_def xe_op_bconv2d = {
     .session_bytes = bconv_session_bytes,
     .session_prepare = bconv_session_prepare,
     .run = bconv_run,
+    .fuse_post = 1,
+    .fuse_pre = 1,
 };

@@ -371,7 +371,8 @@ static void mst_scratch(const xe_node *n, size_t *shared, size_t *per_thread, in
 static void mst_run(const xe_node *n, const xe_exec *ex, const void *in, const void *in1,
                     void *out) {
     const mst_pre *p = n->pre;
-    const xe_bconv_ops ops = {p->wpop, n->params[SCALE], n->params[BIAS], p->step, mst_popcounts};
+    const xe_bconv_ops ops = {
+        p->wpop, n->params[SCALE], n->params[BIAS], p->step, mst_popcounts, NULL, NULL};
     xe_bconv_run(n, ex, in, out, &ops);
 }
 

@@ -16,6 +16,13 @@ static void relu_task(void *ctx, size_t task, uint32_t thread) {
     for (size_t i = s; i < e; i++) j->y[i] = j->x[i] < 0.0f ? 0.0f : j->x[i];
 }
 
+/* Fusion (fuse.c): the ReLU of the op fused before it. */
+static int relu_post_op(const xe_node *n, uint32_t from, xe_post_op *op, uint32_t *other) {
+    op->kind = 0;
+    op->relu = 1;
+    return 1;
+}
+
 static void relu_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
                      void *out) {
     relu_job j = {in0, out, (size_t)n->info.in_h * n->info.in_w * n->info.in_c};
@@ -26,4 +33,5 @@ const xe_op_def xe_op_relu = {
     .op = XE_OP_RELU,
     .name = "relu",
     .run = relu_run,
+    .post_op = relu_post_op,
 };

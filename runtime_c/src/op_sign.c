@@ -22,6 +22,13 @@ static void sign_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) {
     o->dtype = XE_DTYPE_BITS;
 }
 
+/* Fusion (fuse.c): the packing of the convolution's result before it. */
+static int sign_post_op(const xe_node *n, uint32_t from, xe_post_op *op, uint32_t *other) {
+    op->kind = XE_POST_SIGN;
+    op->relu = 0;
+    return 1;
+}
+
 static void sign_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
                      void *out) {
     sign_job j = {n, ex, in0, out};
@@ -33,4 +40,5 @@ const xe_op_def xe_op_sign = {
     .name = "sign",
     .infer = sign_out,
     .run = sign_run,
+    .post_op = sign_post_op,
 };

@@ -78,7 +78,40 @@ struct xe_op_def {
     void (*session_prepare)(const xe_node *n, const xe_kernels *k, void *dst);
     /* Runs the node: reads in0 (and in1), writes out. Never fails. */
     void (*run)(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1, void *out);
+
+    /* Fusion at session creation (fuse.c, docs/executor.md). fuse_post: run
+     * applies ex->post after its epilogue when its output is float32, and
+     * with ex->pack_out writes the sign-packed bits of the result instead;
+     * fuse_pre: run applies ex->pre_scale/pre_shift to a float32 input0. */
+    uint8_t fuse_post, fuse_pre;
+    /* This node as an op after its producer's epilogue, `from` the value the
+     * producer writes: fills *op (kind 0: a ReLU alone; XE_POST_SIGN: a sign,
+     * which ends the chain) and, for an add, *other
+     * (the value it adds); returns 0 where it cannot be. */
+    int (*post_op)(const xe_node *n, uint32_t from, xe_post_op *op, uint32_t *other);
+    /* This node as y = x * scale[c] + shift[c] that its consumer may apply to
+     * its own input; returns 0 where it cannot be. */
+    int (*pre_affine)(const xe_node *n, const float **scale, const float **shift);
 };
+
+/* post_op's answer for a sign: the producer packs its result (never reaches
+ * a kernel's epilogue). */
+#define XE_POST_SIGN 16u
+
+/* fuse.c: the fused plan of a model for one session (docs/executor.md). */
+typedef struct xe_fused {
+    uint8_t skip; /* folded into another node's step: not run */
+    uint32_t in0; /* the value read as input0 (a fused batchnorm's input) */
+    uint32_t out; /* the value written (the last fused node's) */
+    const float *pre_scale, *pre_shift;
+    uint32_t npost;
+    uint8_t pack_out;                 /* the chain ends in a sign: the node writes packed bits */
+    xe_post_op post[XE_MAX_POST_OPS]; /* an add's a is resolved per run */
+    uint32_t other[XE_MAX_POST_OPS];  /* an add's other value */
+} xe_fused;
+/* One entry per node; with fusion off (XE_FUSE=0 in the environment) every
+ * node is its own step. NULL when out of memory. */
+xe_fused *xe_fuse_plan(const xe_model *m);
 
 /* The record of op id `op`, or NULL (api.c, from ops.inc). */
 const xe_op_def *xe_op_find(uint32_t op);
@@ -142,6 +175,12 @@ typedef struct xe_bconv_ops {
      * a: rows of lda words; scratch: the op's per-thread bytes (xe_bconv_scratch). */
     void (*popcounts)(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0, size_t ncols,
                       const uint32_t *a, size_t lda, int32_t *pc, uint8_t *scratch);
+    /* Zero padding: the summed pad-tap popcounts of each border class
+     * (xe_bconv_corr_fill), or NULL: summed per position from wpop. */
+    const int32_t *pad_corr;
+    /* OUT_BITS: per-channel integer thresholds (xe_bconv_thresholds), st[OC]
+     * then m[OC], or NULL: the float formula per output. */
+    const int32_t *thr;
 } xe_bconv_ops;
 /* Scratch of the driver plus `extra` per-thread bytes for the op. */
 void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *per_thread, int *ovf);
@@ -150,6 +189,18 @@ void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out
 /* bconv2d's flag and input rules, and its output shape and dtype. */
 xe_status xe_bconv_check(xe_loader *ld, const xe_node *n);
 void xe_bconv_infer(const xe_node *n, uint32_t rec_c, xe_out_shape *o);
+/* The zero-padding correction per border class (op_bconv2d.c): bytes of the
+ * table (0: none, +1 padding or too many classes), and filling it from wpop. */
+size_t xe_bconv_corr_bytes(const xe_node *n);
+void xe_bconv_corr_fill(const xe_node *n, const int32_t *wpop, int32_t *table);
+/* OUT_BITS as integer compares: for finite scale and bias, v(dot) = (float)dot
+ * * scale + bias (two roundings) is monotone in dot, so bit = (v < 0) equals
+ * xe_thr_bit(dot, st[o], m[o]) for every |dot| <= n: with m = 0, dot < st;
+ * with m = -1, -dot < st. Returns 0 (nothing written) when a scale or bias
+ * is not finite. */
+int xe_bconv_thresholds(const float *scale, const float *bias, size_t oc, int32_t n, int32_t *st,
+                        int32_t *m);
+static inline int xe_thr_bit(int32_t dot, int32_t st, int32_t m) { return ((dot ^ m) - m) < st; }
 /* wpop[t*OC + o] = popcount of tap t of filter o of bits [OC][KH*KW][CW]. */
 void xe_bconv_wpop(const xe_node *n, const uint32_t *bits, int32_t *wpop);
 

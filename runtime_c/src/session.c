@@ -8,6 +8,11 @@
  * straight into the caller's output, so a run copies nothing and allocates
  * nothing. Scratch (packed input, im2col rows, K/A maps) is sized to the
  * largest node: one node-wide block plus one block per thread.
+ *
+ * Fusion (fuse.c) runs first: a node folded into another is not run and its
+ * value gets no buffer; the node it joined reads and writes the values of the
+ * whole chain in one step, and the buffer plan counts those reads at that
+ * step. Its time is the fused step's; folded nodes report 0 ns.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,7 @@ struct xe_session {
     uint8_t **thread_scratch;
     void **prepared; /* per node: its session_prepare block, or NULL */
     uint64_t *times;
+    xe_fused *fused; /* per node (fuse.c) */
 };
 
 static void *alloc_aligned(size_t bytes) {
@@ -54,52 +60,60 @@ void xe_session_destroy(xe_session *s) {
         for (uint32_t i = 0; i < s->m->num_nodes; i++) free(s->prepared[i]);
     free(s->prepared);
     free(s->times);
+    free(s->fused);
     free(s);
 }
 
-/* Liveness-based assignment of values 1..N-1 to buffers; fills s->slot and
- * sizes[] (bytes per buffer), returns the buffer count or (size_t)-1 on OOM. */
+/* Value v is read at step i (the fused node that reads it). */
+static void note_read(size_t *last, uint32_t v, uint32_t i) {
+    if (v != XE_INPUT_NONE && last[v] < i) last[v] = i;
+}
+
+/* Last step reading each value (a value lives at least while written). */
+static void last_reads(const xe_session *s, size_t *last) {
+    const xe_model *m = s->m;
+    const xe_fused *fu = s->fused;
+    for (uint32_t v = 0; v <= m->num_nodes; v++) last[v] = v ? v - 1 : 0;
+    for (uint32_t i = 0; i < m->num_nodes; i++) {
+        if (fu[i].skip) continue;
+        note_read(last, fu[i].in0, i);
+        note_read(last, m->nodes[i].info.input1, i);
+        for (uint32_t k = 0; k < fu[i].npost; k++)
+            if (fu[i].post[k].kind != XE_POST_AFFINE) note_read(last, fu[i].other[k], i);
+    }
+}
+
+/* Liveness-based assignment of the values the steps write to buffers; fills
+ * s->slot and sizes[] (bytes per buffer), returns the buffer count or
+ * (size_t)-1 on OOM. */
 static size_t plan_buffers(xe_session *s, size_t **sizes_out) {
     const xe_model *m = s->m;
     const uint32_t nn = m->num_nodes;
     size_t *last = calloc((size_t)nn + 1, sizeof *last);
     size_t *sizes = calloc(nn, sizeof *sizes);
-    unsigned char *busy = calloc(nn, 1);
-    s->slot = calloc((size_t)nn + 1, sizeof *s->slot);
-    if (!last || !sizes || !busy || !s->slot) {
-        free(last);
-        free(sizes);
-        free(busy);
-        return (size_t)-1;
-    }
-    for (uint32_t v = 0; v <= nn; v++)
-        last[v] = v ? v - 1 : 0; /* a value lives at least while written */
-    for (uint32_t i = 0; i < nn; i++) {
-        const xe_node_info *f = &m->nodes[i].info;
-        last[f->input0] = i;
-        if (f->input1 != XE_INPUT_NONE) last[f->input1] = i;
-    }
-    /* Values freed at node i form a list: head[i], then next[v]. */
+    unsigned char *busy = calloc(nn, 1), *held = calloc((size_t)nn + 1, 1);
     size_t *head = malloc(((size_t)nn + 1) * sizeof *head);
     size_t *next = malloc(((size_t)nn + 1) * sizeof *next);
-    if (!head || !next) {
-        free(head);
-        free(next);
-        free(last);
-        free(sizes);
-        free(busy);
-        return (size_t)-1;
-    }
+    s->slot = calloc((size_t)nn + 1, sizeof *s->slot);
+    size_t nb = (size_t)-1;
+    if (!last || !sizes || !busy || !held || !head || !next || !s->slot) goto done;
+    last_reads(s, last);
+    /* Values whose last reader is step k - 1 form a list: head[k], then next[v]. */
     for (uint32_t i = 0; i <= nn; i++) head[i] = (size_t)-1;
     for (uint32_t v = 1; v < nn; v++) {
         next[v] = head[last[v] + 1];
         head[last[v] + 1] = v;
     }
-    size_t nb = 0;
-    for (uint32_t i = 0; i + 1 < nn; i++) {
-        /* Free the buffers of values whose last reader was node i-1. */
-        for (size_t v = head[i]; v != (size_t)-1; v = next[v]) busy[s->slot[v]] = 0;
-        const size_t need = m->values[i + 1].units * 4;
+    nb = 0;
+    for (uint32_t i = 0, freed = 0; i < nn; i++) {
+        if (s->fused[i].skip) continue;
+        /* Free the buffers of values whose last reader came before step i. */
+        for (; freed <= i; freed++)
+            for (size_t v = head[freed]; v != (size_t)-1; v = next[v])
+                if (held[v]) busy[s->slot[v]] = 0, held[v] = 0;
+        const uint32_t w = s->fused[i].out;
+        if (w == nn) continue; /* the caller's output */
+        const size_t need = m->values[w].units * 4;
         size_t best = (size_t)-1, largest = (size_t)-1;
         for (size_t b = 0; b < nb; b++) {
             if (busy[b]) continue;
@@ -110,13 +124,17 @@ static size_t plan_buffers(xe_session *s, size_t **sizes_out) {
         if (best == (size_t)-1) best = nb++;
         if (sizes[best] < need) sizes[best] = need;
         busy[best] = 1;
-        s->slot[i + 1] = best;
+        held[w] = 1;
+        s->slot[w] = best;
     }
+done:
     free(head);
     free(next);
     free(last);
     free(busy);
-    *sizes_out = sizes;
+    free(held);
+    if (nb == (size_t)-1) free(sizes);
+    *sizes_out = nb == (size_t)-1 ? NULL : sizes;
     return nb;
 }
 
@@ -210,7 +228,8 @@ xe_status xe_session_create(const xe_model *model, const xe_session_options *opt
     s->m = model;
     s->k = k;
     s->threads = threads;
-    st = alloc_values(s);
+    s->fused = xe_fuse_plan(model);
+    st = s->fused ? alloc_values(s) : XE_ERR_OUT_OF_MEMORY;
     if (st == XE_OK) st = alloc_scratch(s);
     if (st == XE_OK) st = prepare_nodes(s);
     if (st == XE_OK) {
@@ -245,18 +264,36 @@ static int overlaps(const void *a, size_t an, const void *b, size_t bn) {
     return x < y + bn && y < x + an;
 }
 
+/* The buffer of value v during a run (value 0: the caller's input). */
+static const void *value_ptr(const xe_session *s, const float *input, uint32_t v) {
+    return v == 0 ? (const void *)input : s->bufs[s->slot[v]];
+}
+
 static void run_one(xe_session *s, xe_exec *ex, const float *input, float *output) {
     const xe_model *m = s->m;
     const uint32_t nn = m->num_nodes;
+    xe_post_op post[XE_MAX_POST_OPS];
     for (uint32_t i = 0; i < nn; i++) {
+        const xe_fused *fu = &s->fused[i];
+        if (fu->skip) {
+            s->times[i] = 0;
+            continue;
+        }
         const xe_node_info *f = &m->nodes[i].info;
-        const void *in0 = f->input0 == 0 ? (const void *)input : s->bufs[s->slot[f->input0]];
-        const void *in1 = NULL;
-        if (f->input1 != XE_INPUT_NONE)
-            in1 = f->input1 == 0 ? (const void *)input : s->bufs[s->slot[f->input1]];
-        void *out = i + 1 == nn ? (void *)output : s->bufs[s->slot[i + 1]];
+        const void *in0 = value_ptr(s, input, fu->in0);
+        const void *in1 = f->input1 == XE_INPUT_NONE ? NULL : value_ptr(s, input, f->input1);
+        void *out = fu->out == nn ? (void *)output : s->bufs[s->slot[fu->out]];
         const xe_node *n = &m->nodes[i];
+        for (uint32_t k = 0; k < fu->npost; k++) {
+            post[k] = fu->post[k];
+            if (post[k].kind != XE_POST_AFFINE) post[k].a = value_ptr(s, input, fu->other[k]);
+        }
         ex->prepared = s->prepared[i];
+        ex->pre_scale = fu->pre_scale;
+        ex->pre_shift = fu->pre_shift;
+        ex->post = post;
+        ex->npost = fu->npost;
+        ex->pack_out = fu->pack_out;
         const uint64_t t0 = now_ns();
         n->def->run(n, ex, in0, in1, out);
         s->times[i] = now_ns() - t0;
@@ -271,7 +308,8 @@ xe_status xe_session_run_batch(xe_session *s, size_t n, const float *input, size
     const size_t in_total = xe_mul(in_n, n, &ovf), out_total = xe_mul(out_n, n, &ovf);
     if (ovf || input_count != in_total || output_count != out_total) return XE_ERR_INVALID_ARGUMENT;
     if (overlaps(input, in_total * 4, output, out_total * 4)) return XE_ERR_INVALID_ARGUMENT;
-    xe_exec ex = {s->k, s->pool, s->shared, s->thread_scratch, NULL};
+    xe_exec ex = {
+        .k = s->k, .pool = s->pool, .shared = s->shared, .thread_scratch = s->thread_scratch};
     /* One parallel region per call: workers stay awake between the nodes of
      * the run and park after it (threadpool.c). */
     xe_pool_begin(s->pool);

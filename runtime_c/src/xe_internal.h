@@ -102,6 +102,13 @@ typedef struct xe_exec {
     uint8_t *shared;          /* node-wide scratch, shared_bytes */
     uint8_t **thread_scratch; /* one per thread, thread_bytes each */
     const void *prepared;     /* this node's session-prepared block, or NULL */
+    /* Fusion (fuse.c, docs/executor.md): a per-channel affine applied to
+     * input0 before the op (pre_scale NULL: none), and element-wise ops after
+     * its epilogue, in order (an XE_POST_ADD's a is the other value's base). */
+    const float *pre_scale, *pre_shift;
+    const xe_post_op *post;
+    uint32_t npost;
+    uint32_t pack_out; /* a fused sign: write the packed bits of the floats */
 } xe_exec;
 
 /* Checked size arithmetic: sets *overflow and returns 0 when a product or sum

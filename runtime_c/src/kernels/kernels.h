@@ -123,12 +123,61 @@ typedef struct xe_sgemm_config {
     xe_sgemm_seg_ukernel_fn seg_ukernel[XE_MAX_MR];
 } xe_sgemm_config;
 
+/* Sign-pack with the mean |t| of each row (a binary convolution's float input
+ * and its A map), where t = x, or with an affine prologue (s, b non-NULL: a
+ * batchnorm fused into its consumer) t = x[ch] * s[ch] + b[ch], one multiply
+ * then one add, each rounded. For r < rows:
+ *   bits of out[r*ldo ...] as xe_pack_fn, on t;
+ *   amean[r] = (sum over ch ascending of fabsf(t), from 0.0f, one float add
+ *              per term) * inv                         (amean may be NULL)
+ * Every set computes the same floats as the reference, whatever its lanes. */
+typedef void (*xe_pack_abs_fn)(size_t rows, size_t channels, const float *x, size_t ldx,
+                               const float *s, const float *b, uint32_t *out, size_t ldo, float inv,
+                               float *amean);
+
+/* An element-wise op fused after a convolution's epilogue (fuse.c): with y the
+ * value so far of output column o,
+ *   XE_POST_AFFINE: y = y * a[o] + b[o]    (a batchnorm: multiply, then add)
+ *   XE_POST_ADD:    y = y + a[o]           (a residual add, y its left operand)
+ *   XE_POST_RADD:   y = a[o] + y           (y its right operand)
+ * then, with relu, y = (y < 0 ? 0 : y). a and b point at the first column. */
+enum { XE_POST_AFFINE = 1, XE_POST_ADD = 2, XE_POST_RADD = 3 };
+#define XE_MAX_POST_OPS 4
+typedef struct xe_post_op {
+    uint32_t kind, relu;
+    const float *a, *b;
+} xe_post_op;
+
+/* A binary convolution's float epilogue over n columns: for o < n
+ *   y[o] = (float)(nreal - 2*pc[o]) * scale[o]; then y *= *k (k non-NULL: K[p]);
+ *   y += bias[o]; with relu y = (y < 0 ? 0 : y); then ops[0..nops) in order.
+ * Each step one rounded float operation, so every set gives the same bits. */
+typedef void (*xe_epilogue_fn)(size_t n, const int32_t *pc, int32_t nreal, const float *scale,
+                               const float *bias, const float *k, int relu, const xe_post_op *ops,
+                               size_t nops, float *y);
+
 typedef struct xe_kernels {
     const char *name; /* as listed in kernel_sets.inc */
     xe_bgemm_config bgemm_cfg;
     xe_sgemm_config sgemm_cfg;
     xe_pack_fn pack; /* sign-pack */
+    /* Optional (NULL: the reference's, through xe_k_pack_abs / xe_k_epilogue). */
+    xe_pack_abs_fn pack_abs;
+    xe_epilogue_fn epilogue;
 } xe_kernels;
+
+/* The reference versions (kernels__ref.c), and the set's own or those. */
+void xe_pack_abs_ref(size_t rows, size_t channels, const float *x, size_t ldx, const float *s,
+                     const float *b, uint32_t *out, size_t ldo, float inv, float *amean);
+void xe_epilogue_ref(size_t n, const int32_t *pc, int32_t nreal, const float *scale,
+                     const float *bias, const float *k, int relu, const xe_post_op *ops,
+                     size_t nops, float *y);
+static inline xe_pack_abs_fn xe_k_pack_abs(const xe_kernels *k) {
+    return k->pack_abs ? k->pack_abs : xe_pack_abs_ref;
+}
+static inline xe_epilogue_fn xe_k_epilogue(const xe_kernels *k) {
+    return k->epilogue ? k->epilogue : xe_epilogue_ref;
+}
 
 /* ---- The driver (gemm_driver.c), for every set ---- */
 

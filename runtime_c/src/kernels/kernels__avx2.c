@@ -44,6 +44,13 @@
 #define XE_INLINE static inline __attribute__((always_inline))
 #define XE_AVX2_BLOCK 31
 
+/* The binary-convolution passes of this set, defined after its table (end of file). */
+static void pack_abs_avx2(size_t rows, size_t channels, const float *x, size_t ldx, const float *s,
+                          const float *b, uint32_t *out, size_t ldo, float inv, float *amean);
+static void epilogue_avx2(size_t n, const int32_t *pc, int32_t nreal, const float *scale,
+                          const float *bias, const float *k, int relu, const xe_post_op *ops,
+                          size_t nops, float *y);
+
 XE_INLINE __m256i tail_mask(size_t words) {
     /* Lane i is enabled when i < words (words in 1..7). */
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -291,4 +298,163 @@ const xe_kernels xe_kernels_avx2 = {
      {sgemm_seg_1x16_avx2, sgemm_seg_2x16_avx2, sgemm_seg_3x16_avx2, sgemm_seg_4x16_avx2,
       sgemm_seg_5x16_avx2, sgemm_seg_6x16_avx2}},
     pack_avx2,
+    pack_abs_avx2,
+    epilogue_avx2,
 };
+
+/* ==== Binary-convolution input and output passes (not GEMM; kernels.h) ====
+ *
+ * pack_abs: the A map must be each pixel's channels summed in ascending order
+ * (the reference's float additions), so lanes run across 8 pixels, not across
+ * channels: each group of 8 channels of 8 pixels is loaded as rows, sign-packed
+ * (VCMPPS LT_OQ + VMOVMSKPS, as pack_avx2), made absolute (clear the sign bit:
+ * fabsf), transposed 8x8 and added channel by channel into one accumulator per
+ * 8 pixels. Two blocks of 8 pixels run interleaved so that the two chains of
+ * dependent additions overlap. Calls without an A map but with an affine
+ * prologue (not on any hot path) go to the reference. */
+
+XE_INLINE void transpose8_ps(__m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* Channels [c0, c0 + nc) (nc in 1..8) of 8 rows (row j at x + rj[j] * ldx):
+ * ORs their sign bits into word[j] at `shift`, and leaves |t| transposed in
+ * t[ch][pixel], lanes of channels past nc zero. */
+XE_INLINE void pack_abs_group8(const float *x, size_t ldx, const size_t rj[8], const float *s,
+                               const float *b, size_t c0, size_t nc, unsigned shift,
+                               uint32_t word[8], __m256 t[8]) {
+    const __m256i m = nc == 8 ? _mm256_set1_epi32(-1) : tail_mask(nc);
+    const __m256 zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
+    const uint32_t keep = (1u << nc) - 1u;
+    __m256 sv = zero, bv = zero;
+    if (s) sv = _mm256_maskload_ps(s + c0, m), bv = _mm256_maskload_ps(b + c0, m);
+    for (int j = 0; j < 8; j++) {
+        const float *xj = x + rj[j] * ldx + c0;
+        __m256 v = nc == 8 ? _mm256_loadu_ps(xj) : _mm256_maskload_ps(xj, m);
+        if (s) v = _mm256_add_ps(_mm256_mul_ps(v, sv), bv);
+        const uint32_t bits = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+        word[j] |= (bits & keep) << shift;
+        t[j] = _mm256_andnot_ps(sign, v);
+        if (nc < 8) t[j] = _mm256_and_ps(t[j], _mm256_castsi256_ps(m));
+    }
+    transpose8_ps(t);
+}
+
+/* rows (1..16) rows: two blocks of 8, their addition chains interleaved;
+ * rows past the last are computed again from the last and not stored. */
+static void pack_abs_rows16(size_t rows, size_t channels, const float *x, size_t ldx,
+                            const float *s, const float *b, uint32_t *out, size_t ldo, float inv,
+                            float *amean) {
+    const size_t words = (channels + 31) / 32;
+    size_t ra[8], rb[8];
+    for (size_t j = 0; j < 8; j++) {
+        ra[j] = j < rows ? j : rows - 1;
+        rb[j] = j + 8 < rows ? j + 8 : rows - 1;
+    }
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (size_t w = 0; w < words; w++) {
+        uint32_t wa[8] = {0}, wb[8] = {0};
+        for (unsigned g = 0; g < 4 && w * 32 + g * 8 < channels; g++) {
+            const size_t c0 = w * 32 + g * 8, nc = channels - c0 < 8 ? channels - c0 : 8;
+            __m256 ta[8], tb[8];
+            if (nc == 8) { /* constant nc: no masks, the additions unrolled */
+                pack_abs_group8(x, ldx, ra, s, b, c0, 8, g * 8, wa, ta);
+                pack_abs_group8(x, ldx, rb, s, b, c0, 8, g * 8, wb, tb);
+                for (size_t c = 0; c < 8; c++) {
+                    acc0 = _mm256_add_ps(acc0, ta[c]);
+                    acc1 = _mm256_add_ps(acc1, tb[c]);
+                }
+                continue;
+            }
+            pack_abs_group8(x, ldx, ra, s, b, c0, nc, g * 8, wa, ta);
+            pack_abs_group8(x, ldx, rb, s, b, c0, nc, g * 8, wb, tb);
+            for (size_t c = 0; c < nc; c++) {
+                acc0 = _mm256_add_ps(acc0, ta[c]);
+                acc1 = _mm256_add_ps(acc1, tb[c]);
+            }
+        }
+        for (size_t j = 0; j < rows && j < 8; j++) out[j * ldo + w] = wa[j];
+        for (size_t j = 8; j < rows; j++) out[j * ldo + w] = wb[j - 8];
+    }
+    const __m256 iv = _mm256_set1_ps(inv);
+    float a[16];
+    _mm256_storeu_ps(a, _mm256_mul_ps(acc0, iv));
+    _mm256_storeu_ps(a + 8, _mm256_mul_ps(acc1, iv));
+    for (size_t j = 0; j < rows; j++) amean[j] = a[j];
+}
+
+static void pack_abs_avx2(size_t rows, size_t channels, const float *x, size_t ldx, const float *s,
+                          const float *b, uint32_t *out, size_t ldo, float inv, float *amean) {
+    if (!amean && !s) {
+        pack_avx2(rows, channels, x, ldx, out, ldo);
+        return;
+    }
+    if (!amean) {
+        xe_pack_abs_ref(rows, channels, x, ldx, s, b, out, ldo, inv, NULL);
+        return;
+    }
+    for (size_t r = 0; r < rows; r += 16)
+        pack_abs_rows16(rows - r < 16 ? rows - r : 16, channels, x + r * ldx, ldx, s, b,
+                        out + r * ldo, ldo, inv, amean + r);
+}
+
+/* Epilogue: 8 columns per vector, each step the reference's rounded operation
+ * (VCVTDQ2PS rounds to nearest as the C conversion; ReLU clears the lanes
+ * where y < 0 with LT_OQ, so NaN and -0.0 pass as in `y < 0 ? 0 : y`; the
+ * file is compiled with -ffp-contract=off, so multiply-then-add stays two
+ * roundings). The column tail goes to the reference. */
+XE_INLINE __m256 relu_ps(__m256 v) {
+    return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ), v);
+}
+
+static void epilogue_avx2(size_t n, const int32_t *pc, int32_t nreal, const float *scale,
+                          const float *bias, const float *k, int relu, const xe_post_op *ops,
+                          size_t nops, float *y) {
+    const __m256i nr = _mm256_set1_epi32(nreal);
+    const __m256 kv = _mm256_set1_ps(k ? *k : 1.0f);
+    size_t o = 0;
+    for (; o + 8 <= n; o += 8) {
+        const __m256i p = _mm256_loadu_si256((const __m256i *)(pc + o));
+        __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(nr, _mm256_add_epi32(p, p)));
+        v = _mm256_mul_ps(v, _mm256_loadu_ps(scale + o));
+        if (k) v = _mm256_mul_ps(v, kv);
+        v = _mm256_add_ps(v, _mm256_loadu_ps(bias + o));
+        if (relu) v = relu_ps(v);
+        for (size_t i = 0; i < nops; i++) {
+            const xe_post_op *op = &ops[i];
+            const __m256 a = _mm256_loadu_ps(op->a + o);
+            if (op->kind == XE_POST_AFFINE)
+                v = _mm256_add_ps(_mm256_mul_ps(v, a), _mm256_loadu_ps(op->b + o));
+            else if (op->kind == XE_POST_ADD)
+                v = _mm256_add_ps(v, a);
+            else
+                v = _mm256_add_ps(a, v);
+            if (op->relu) v = relu_ps(v);
+        }
+        _mm256_storeu_ps(y + o, v);
+    }
+    if (o < n) {
+        xe_post_op rest[XE_MAX_POST_OPS];
+        for (size_t i = 0; i < nops; i++) {
+            rest[i] = ops[i];
+            rest[i].a = ops[i].a + o;
+            rest[i].b = ops[i].b ? ops[i].b + o : NULL;
+        }
+        xe_epilogue_ref(n - o, pc + o, nreal, scale + o, bias + o, k, relu, rest, nops, y + o);
+    }
+}

@@ -63,9 +63,55 @@ static void pack_ref(size_t rows, size_t channels, const float *x, size_t ldx, u
     }
 }
 
+/* ---- Binary-convolution input and output passes (not GEMM) ---- */
+
+void xe_pack_abs_ref(size_t rows, size_t channels, const float *x, size_t ldx, const float *s,
+                     const float *b, uint32_t *out, size_t ldo, float inv, float *amean) {
+    const size_t words = (channels + 31) / 32;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        float sum = 0.0f;
+        for (size_t w = 0; w < words; w++) {
+            uint32_t word = 0;
+            for (size_t bit = 0; bit < 32 && w * 32 + bit < channels; bit++) {
+                const size_t ch = w * 32 + bit;
+                const float t = s ? xr[ch] * s[ch] + b[ch] : xr[ch];
+                word |= (uint32_t)(t < 0.0f) << bit;
+                sum += fabsf(t);
+            }
+            out[r * ldo + w] = word;
+        }
+        if (amean) amean[r] = sum * inv;
+    }
+}
+
+void xe_epilogue_ref(size_t n, const int32_t *pc, int32_t nreal, const float *scale,
+                     const float *bias, const float *k, int relu, const xe_post_op *ops,
+                     size_t nops, float *y) {
+    for (size_t o = 0; o < n; o++) {
+        float v = (float)(nreal - 2 * pc[o]) * scale[o];
+        if (k) v = v * *k;
+        v = v + bias[o];
+        if (relu) v = v < 0.0f ? 0.0f : v;
+        for (size_t i = 0; i < nops; i++) {
+            const xe_post_op *op = &ops[i];
+            if (op->kind == XE_POST_AFFINE)
+                v = v * op->a[o] + op->b[o];
+            else if (op->kind == XE_POST_ADD)
+                v = v + op->a[o];
+            else
+                v = op->a[o] + v;
+            if (op->relu) v = v < 0.0f ? 0.0f : v;
+        }
+        y[o] = v;
+    }
+}
+
 const xe_kernels xe_kernels_ref = {
     "ref",
     {1, 1, 1, {bgemm_1x1_ref}, xe_bgemm_pack_panel},
     {1, 1, 1, {sgemm_1x1_ref}, xe_sgemm_pack_panel, {sgemm_seg_1x1_ref}},
     pack_ref,
+    xe_pack_abs_ref,
+    xe_epilogue_ref,
 };
