@@ -245,6 +245,99 @@ XE_SGEMM_AVX512(6)
 XE_SGEMM_AVX512(7)
 XE_SGEMM_AVX512(8)
 
+/* ==== Binary-convolution input and output passes (not GEMM; kernels.h) ====
+ *
+ * pack_abs: the A map must be each pixel's channels summed in ascending order
+ * (the reference's float additions), so lanes run across 16 pixels: each
+ * group of 16 channels of 16 rows is loaded (masked past the channels),
+ * sign-packed (VCMPPS LT_OQ into an opmask), made absolute (fabsf: clear the
+ * sign bit), transposed 16x16 (transpose16) and added channel by channel into
+ * one accumulator per 16 pixels. With an affine prologue t = x * s + b is one
+ * multiply then one add (the file is compiled with -ffp-contract=off). Rows
+ * past the last of a block are computed again from the last and not stored. */
+static void pack_abs_rows16(size_t rows, size_t channels, const float *x, size_t ldx,
+                            const float *s, const float *b, uint32_t *out, size_t ldo, float inv,
+                            float *amean) {
+    const size_t words = (channels + 31) / 32;
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    __m512 acc = _mm512_setzero_ps();
+    for (size_t w = 0; w < words; w++) {
+        uint32_t word[16] = {0};
+        for (size_t g = 0; g < 2 && w * 32 + g * 16 < channels; g++) {
+            const size_t c0 = w * 32 + g * 16, nc = channels - c0 < 16 ? channels - c0 : 16;
+            const __mmask16 m = lanes(nc);
+            __m512 sv = _mm512_setzero_ps(), bv = _mm512_setzero_ps();
+            __m512i t[16];
+            if (s) sv = _mm512_maskz_loadu_ps(m, s + c0), bv = _mm512_maskz_loadu_ps(m, b + c0);
+            for (size_t j = 0; j < 16; j++) {
+                const float *xj = x + (j < rows ? j : rows - 1) * ldx + c0;
+                __m512 v = _mm512_maskz_loadu_ps(m, xj);
+                if (s) v = _mm512_add_ps(_mm512_mul_ps(v, sv), bv);
+                word[j] |= (uint32_t)_mm512_mask_cmp_ps_mask(m, v, _mm512_setzero_ps(), _CMP_LT_OQ)
+                           << (16 * g);
+                t[j] = _mm512_maskz_andnot_epi32(m, sign, _mm512_castps_si512(v));
+            }
+            transpose16(t);
+            for (size_t c = 0; c < nc; c++) acc = _mm512_add_ps(acc, _mm512_castsi512_ps(t[c]));
+        }
+        for (size_t j = 0; j < rows; j++) out[j * ldo + w] = word[j];
+    }
+    _mm512_mask_storeu_ps(amean, lanes(rows), _mm512_mul_ps(acc, _mm512_set1_ps(inv)));
+}
+
+static void pack_abs_avx512(size_t rows, size_t channels, const float *x, size_t ldx,
+                            const float *s, const float *b, uint32_t *out, size_t ldo, float inv,
+                            float *amean) {
+    if (!amean && !s) {
+        pack_avx512(rows, channels, x, ldx, out, ldo);
+        return;
+    }
+    if (!amean) { /* not on any hot path */
+        xe_pack_abs_ref(rows, channels, x, ldx, s, b, out, ldo, inv, NULL);
+        return;
+    }
+    for (size_t r = 0; r < rows; r += 16)
+        pack_abs_rows16(rows - r < 16 ? rows - r : 16, channels, x + r * ldx, ldx, s, b,
+                        out + r * ldo, ldo, inv, amean + r);
+}
+
+/* Epilogue: 16 columns per vector, the last masked; each step the reference's
+ * rounded operation (VCVTDQ2PS rounds to nearest as the C conversion; ReLU
+ * zeroes the lanes where y < 0 with LT_OQ, so NaN and -0.0 pass as in
+ * `y < 0 ? 0 : y`). */
+XE_INLINE __m512 relu512(__m512 v) {
+    return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ),
+                              _mm512_setzero_ps());
+}
+
+static void epilogue_avx512(size_t n, const int32_t *pc, int32_t nreal, const float *scale,
+                            const float *bias, const float *k, int relu, const xe_post_op *ops,
+                            size_t nops, float *y) {
+    const __m512i nr = _mm512_set1_epi32(nreal);
+    const __m512 kv = _mm512_set1_ps(k ? *k : 1.0f);
+    for (size_t o = 0; o < n; o += 16) {
+        const __mmask16 m = lanes(n - o);
+        const __m512i p = _mm512_maskz_loadu_epi32(m, pc + o);
+        __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(nr, _mm512_add_epi32(p, p)));
+        v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, scale + o));
+        if (k) v = _mm512_mul_ps(v, kv);
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + o));
+        if (relu) v = relu512(v);
+        for (size_t i = 0; i < nops; i++) {
+            const xe_post_op *op = &ops[i];
+            const __m512 a = _mm512_maskz_loadu_ps(m, op->a + o);
+            if (op->kind == XE_POST_AFFINE)
+                v = _mm512_add_ps(_mm512_mul_ps(v, a), _mm512_maskz_loadu_ps(m, op->b + o));
+            else if (op->kind == XE_POST_ADD)
+                v = _mm512_add_ps(v, a);
+            else
+                v = _mm512_add_ps(a, v);
+            if (op->relu) v = relu512(v);
+        }
+        _mm512_mask_storeu_ps(y + o, m, v);
+    }
+}
+
 const xe_kernels xe_kernels_avx512 = {
     "avx512",
     {XE_MR,
@@ -262,4 +355,6 @@ const xe_kernels xe_kernels_avx512 = {
      {sgemm_seg_1x32_avx512, sgemm_seg_2x32_avx512, sgemm_seg_3x32_avx512, sgemm_seg_4x32_avx512,
       sgemm_seg_5x32_avx512, sgemm_seg_6x32_avx512, sgemm_seg_7x32_avx512, sgemm_seg_8x32_avx512}},
     pack_avx512,
+    pack_abs_avx512,
+    epilogue_avx512,
 };
