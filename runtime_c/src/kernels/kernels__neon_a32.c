@@ -248,4 +248,6 @@ const xe_kernels xe_kernels_neon_a32 = {
      xe_sgemm_pack_panel,
      {NULL}},
     pack_neon_a32,
+    NULL, /* pack_abs: the reference's (no NEON version yet) */
+    NULL, /* epilogue: the reference's */
 };

@@ -320,4 +320,6 @@ const xe_kernels xe_kernels_neon_a64 = {
      xe_sgemm_pack_panel,
      {NULL}},
     pack_neon_a64,
+    NULL, /* pack_abs: the reference's (no NEON version yet) */
+    NULL, /* epilogue: the reference's */
 };
