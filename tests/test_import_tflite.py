@@ -1,0 +1,214 @@
+"""`xnor-edge import` of TFLite files from Larq Compute Engine (xnor_edge/importers/tflite_import.py).
+
+The fixtures in tests/data/import/tflite/ were built in Larq, converted by LCE's
+converter and their reference outputs computed by LCE's interpreter
+(tools/make_tflite_fixtures.py), so these tests need the `tflite` package only
+(no TensorFlow). Error cases edit a fixture's flatbuffer in place, at positions
+found through the `tflite` schema classes.
+"""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xnor_edge
+from xnor_edge.reference import ReferenceModel
+
+tflite = pytest.importorskip("tflite")
+
+from xnor_edge import cli  # noqa: E402
+from xnor_edge.importers.tflite_import import TfliteImportError, convert, import_tflite  # noqa: E402
+
+DATA = Path(__file__).parent / "data" / "import" / "tflite"
+FIXTURES = {
+    # name: expected layer counts of the import
+    "mixed_tiny": {"bconv2d": 3, "maxpool(bits)": 1, "prelu": 1, "batchnorm": 1, "dwconv2d": 1, "clip": 1},
+    "quicknet_tiny": {"bconv2d": 4, "relu": 4, "batchnorm": 4, "add": 4, "dwconv2d": 3, "maxpool": 2},
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_fixture_matches_lce_interpreter(name):
+    g, report = import_tflite(DATA / f"{name}.tflite")
+    for kind, n in FIXTURES[name].items():
+        assert report.layers.get(kind) == n, (kind, report.layers)
+    data = g.to_bytes()
+    x = np.load(DATA / f"{name}.inputs.npy")  # NHWC, like the runtime
+    want = np.load(DATA / f"{name}.outputs.npy")
+    with xnor_edge.load(data) as m:
+        got = np.concatenate([m.run(xi[None]).reshape(1, -1) for xi in x])
+    scale = max(1.0, float(np.abs(want).max()))
+    assert float(np.abs(got - want).max()) <= 1e-4 * scale
+    np.testing.assert_array_equal(got.argmax(axis=1), want.argmax(axis=1))
+    ref = ReferenceModel(data)  # the runtime against the float64 reference of the written file
+    for xi, gi in zip(x, got):
+        np.testing.assert_allclose(gi, ref.run(xi).reshape(-1), rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_mixed_tiny_binary_layers():
+    """Zero padding (pad_values 0), +1 padding (PAD_ONE), and a bit-packed output through
+    LCE's thresholds (OUT_BITS) feeding a binary max pool."""
+    g, _ = import_tflite(DATA / "mixed_tiny.tflite")
+    with xnor_edge.load(g.to_bytes()) as m:
+        layers = m.info()["layers"]
+    ops = [(n["op"], n["flags"]) for n in layers if n["op"] in ("bconv2d", "maxpool")]
+    assert ops[:4] == [
+        ("bconv2d", []),
+        ("bconv2d", ["pad_one", "out_bits"]),
+        ("maxpool", []),
+        ("bconv2d", ["pad_one"]),
+    ]
+
+
+# ---------------------------------------------------------- edited models
+
+
+def _model(data: bytes):
+    return tflite.Model.GetRootAsModel(data, 0)
+
+
+def _field_pos(table, vt_offset: int) -> int:
+    o = table._tab.Offset(vt_offset)
+    assert o, "the field is not stored in this fixture"
+    return table._tab.Pos + o
+
+
+def _write(tmp_path: Path, data: bytearray, name: str = "edited.tflite") -> Path:
+    p = tmp_path / name
+    p.write_bytes(bytes(data))
+    return p
+
+
+def _first_op(m, kind: int):
+    sg = m.Subgraphs(0)
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        code = m.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == kind:
+            return i, op, code
+    raise AssertionError(f"no operator {kind}")
+
+
+def test_unsupported_op_names_operator_and_list(tmp_path):
+    data = bytearray((DATA / "quicknet_tiny.tflite").read_bytes())
+    m = _model(bytes(data))
+    i, _, code = _first_op(m, tflite.BuiltinOperator.CONV_2D)
+    tanh = tflite.BuiltinOperator.TANH
+    data[_field_pos(code, 4)] = tanh  # deprecated_builtin_code (int8)
+    if code._tab.Offset(10):
+        data[_field_pos(code, 10) : _field_pos(code, 10) + 4] = int(tanh).to_bytes(4, "little")
+    with pytest.raises(
+        TfliteImportError,
+        match=rf"operator {i} \(TANH, output .*\): op type TANH is not "
+        r"supported; supported: LceQuantize",
+    ):
+        import_tflite(_write(tmp_path, data))
+
+
+def test_asymmetric_same_padding_is_named(tmp_path):
+    """29 -> 30 pixels: TFLite's SAME pads a stride-2 3x3 window 0 before and 1 after."""
+    data = bytearray((DATA / "quicknet_tiny.tflite").read_bytes())
+    m = _model(bytes(data))
+    sg = m.Subgraphs(0)
+    t = sg.Tensors(int(sg.Inputs(0)))
+    start = t._tab.Vector(t._tab.Offset(4))  # shape
+    for j in (1, 2):
+        data[start + 4 * j : start + 4 * j + 4] = (30).to_bytes(4, "little")
+    with pytest.raises(
+        TfliteImportError,
+        match=r"\(CONV_2D, .*SAME padding of height 30 with kernel 3 and "
+        r"stride 2 pads 0 before and 1 after",
+    ):
+        import_tflite(_write(tmp_path, data))
+
+
+def test_unsupported_fused_activation(tmp_path):
+    data = bytearray((DATA / "mixed_tiny.tflite").read_bytes())
+    m = _model(bytes(data))
+    i, op, _ = _first_op(m, tflite.BuiltinOperator.DEPTHWISE_CONV_2D)
+    opts = tflite.DepthwiseConv2DOptions()
+    t = op.BuiltinOptions()
+    opts.Init(t.Bytes, t.Pos)
+    assert opts.FusedActivationFunction() == tflite.ActivationFunctionType.RELU6
+    data[_field_pos(opts, 12)] = tflite.ActivationFunctionType.TANH
+    with pytest.raises(TfliteImportError, match=rf"operator {i} \(DEPTHWISE_CONV_2D.*fused activation TANH"):
+        import_tflite(_write(tmp_path, data))
+
+
+def test_not_a_tflite_file(tmp_path):
+    p = tmp_path / "x.tflite"
+    p.write_bytes(b"\x00" * 64)
+    with pytest.raises(TfliteImportError, match="not a TFLite flatbuffer"):
+        import_tflite(p)
+
+
+def test_missing_tflite_names_the_extra(monkeypatch):
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "tflite" or name.startswith("tflite."):
+            raise ImportError("No module named 'tflite'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(ImportError, match=r"'tflite' package .*\[import\] extra installs: pip install"):
+        import_tflite(DATA / "mixed_tiny.tflite")
+
+
+# -------------------------------------------------------------------- CLI
+
+
+def test_cli_import_dispatches_on_tflite(tmp_path, capsys):
+    out = tmp_path / "q.xnor"
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"class {i}" for i in range(10)) + "\n")
+    rc = cli.main(["import", str(DATA / "quicknet_tiny.tflite"), "-o", str(out), "--labels", str(labels)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "self-check" in text and "wrote" in text
+    with xnor_edge.load(out) as m:
+        meta = m.metadata
+        x = np.load(DATA / "quicknet_tiny.inputs.npy")[:1]
+        got = m.run(x).reshape(-1)
+    assert meta["source"]["format"] == "tflite" and meta["input_size"] == [29, 29]
+    assert meta["labels"][3] == "class 3"
+    want = np.load(DATA / "quicknet_tiny.outputs.npy")[0]
+    assert float(np.abs(got - want).max()) <= 1e-4 * max(1.0, float(np.abs(want).max()))
+
+
+def test_cli_failed_import_writes_nothing(tmp_path, capsys):
+    data = bytearray((DATA / "quicknet_tiny.tflite").read_bytes())
+    m = _model(bytes(data))
+    sg = m.Subgraphs(0)
+    t = sg.Tensors(int(sg.Inputs(0)))
+    start = t._tab.Vector(t._tab.Offset(4))
+    data[start + 4 : start + 8] = (30).to_bytes(4, "little")
+    src = _write(tmp_path, data)
+    out = tmp_path / "bad.xnor"
+    rc = cli.main(["import", str(src), "-o", str(out)])
+    assert rc == 1
+    assert "SAME padding of height 30" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_convert_logs_skip_without_lce(tmp_path, monkeypatch):
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.startswith("larq_compute_engine"):
+            raise ImportError("no LCE")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    lines: list[str] = []
+    convert(DATA / "mixed_tiny.tflite", tmp_path / "m.xnor", log=lines.append)
+    assert any("self-check skipped: larq-compute-engine is not installed" in s for s in lines)
+    with pytest.raises(ImportError, match="--check needs LCE's interpreter"):
+        convert(
+            DATA / "mixed_tiny.tflite", tmp_path / "m2.xnor", check=np.zeros((16, 16, 3)), log=lines.append
+        )
+    assert not (tmp_path / "m2.xnor").exists()
