@@ -28,6 +28,9 @@ FIXTURES = {
     # name: expected layer counts of the import
     "mixed_tiny": {"bconv2d": 3, "maxpool(bits)": 1, "prelu": 1, "batchnorm": 1, "dwconv2d": 1, "clip": 1},
     "quicknet_tiny": {"bconv2d": 4, "relu": 4, "batchnorm": 4, "add": 4, "dwconv2d": 3, "maxpool": 2},
+    # SAME padding one pixel longer after the input: pad nodes, and a zero-padded binary conv as
+    # two binary convs (+1 and -1 padding) whose halves add up
+    "strided_tiny": {"pad": 6, "bconv2d": 4, "maxpool(bits)": 2, "add": 1, "conv2d": 1},
 }
 
 
@@ -109,21 +112,31 @@ def test_unsupported_op_names_operator_and_list(tmp_path):
         import_tflite(_write(tmp_path, data))
 
 
-def test_asymmetric_same_padding_is_named(tmp_path):
-    """29 -> 30 pixels: TFLite's SAME pads a stride-2 3x3 window 0 before and 1 after."""
-    data = bytearray((DATA / "quicknet_tiny.tflite").read_bytes())
+def _avgpool_same_on_odd(tmp_path: Path) -> Path:
+    """mixed_tiny at 15 x 15 pixels with its 2x2 stride-2 average pool made SAME: TFLite pads the
+    odd pixel after the input and divides by the valid count there."""
+    data = bytearray((DATA / "mixed_tiny.tflite").read_bytes())
     m = _model(bytes(data))
     sg = m.Subgraphs(0)
     t = sg.Tensors(int(sg.Inputs(0)))
     start = t._tab.Vector(t._tab.Offset(4))  # shape
     for j in (1, 2):
-        data[start + 4 * j : start + 4 * j + 4] = (30).to_bytes(4, "little")
+        data[start + 4 * j : start + 4 * j + 4] = (15).to_bytes(4, "little")
+    _, op, _ = _first_op(m, tflite.BuiltinOperator.AVERAGE_POOL_2D)
+    opts = tflite.Pool2DOptions()
+    tab = op.BuiltinOptions()
+    opts.Init(tab.Bytes, tab.Pos)
+    assert opts.Padding() == tflite.Padding.VALID
+    data[_field_pos(opts, 4)] = tflite.Padding.SAME
+    return _write(tmp_path, data)
+
+
+def test_same_average_pool_with_padding_is_named(tmp_path):
     with pytest.raises(
         TfliteImportError,
-        match=r"\(CONV_2D, .*SAME padding of height 30 with kernel 3 and "
-        r"stride 2 pads 0 before and 1 after",
+        match=r"operator 1 \(AVERAGE_POOL_2D, .*SAME average pooling with padding divides by the valid count",
     ):
-        import_tflite(_write(tmp_path, data))
+        import_tflite(_avgpool_same_on_odd(tmp_path))
 
 
 def test_unsupported_fused_activation(tmp_path):
@@ -181,17 +194,11 @@ def test_cli_import_dispatches_on_tflite(tmp_path, capsys):
 
 
 def test_cli_failed_import_writes_nothing(tmp_path, capsys):
-    data = bytearray((DATA / "quicknet_tiny.tflite").read_bytes())
-    m = _model(bytes(data))
-    sg = m.Subgraphs(0)
-    t = sg.Tensors(int(sg.Inputs(0)))
-    start = t._tab.Vector(t._tab.Offset(4))
-    data[start + 4 : start + 8] = (30).to_bytes(4, "little")
-    src = _write(tmp_path, data)
+    src = _avgpool_same_on_odd(tmp_path)
     out = tmp_path / "bad.xnor"
     rc = cli.main(["import", str(src), "-o", str(out)])
     assert rc == 1
-    assert "SAME padding of height 30" in capsys.readouterr().err
+    assert "SAME average pooling" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -212,3 +219,42 @@ def test_convert_logs_skip_without_lce(tmp_path, monkeypatch):
             DATA / "mixed_tiny.tflite", tmp_path / "m2.xnor", check=np.zeros((16, 16, 3)), log=lines.append
         )
     assert not (tmp_path / "m2.xnor").exists()
+
+
+# ------------------------------------------------------------ the pad op
+
+
+@pytest.mark.parametrize("bits", [False, True])
+def test_pad_op_matches_reference(bits):
+    """pad (op 19), asymmetric, on floats (any value) and bits (+1 / -1, seen through a 1x1
+    binary conv), against the float64 reference interpreter of the file."""
+    from xnor_edge.builder import GraphBuilder
+
+    rng = np.random.default_rng(5)
+    for value in [1.0, -1.0] if bits else [0.0, -3.4028234663852886e38, 2.5]:
+        g = GraphBuilder((5, 4, 35))
+        x = g.sign(g.input) if bits else g.input
+        y = g.pad(x, 0, 1, 2, 3, value)
+        assert y.shape == (6, 9, 35) and y.dtype == x.dtype
+        if bits:
+            g.bconv2d(y, rng.choice([-1.0, 1.0], size=(7, 35, 1, 1)), np.ones(7))
+        else:
+            g.maxpool(y, 2, 1) if value < -1e30 else g.relu(y)
+        data = g.to_bytes()
+        xi = rng.normal(size=(5, 4, 35)).astype(np.float32)
+        want = ReferenceModel(data).run(xi)
+        with xnor_edge.load(data) as m:
+            got = m.run(xi[None]).reshape(want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_pad_op_rejects_bad_arguments():
+    from xnor_edge.builder import GraphBuilder
+
+    g = GraphBuilder((4, 4, 3))
+    with pytest.raises(ValueError, match="on bits: must be \\+1 or -1"):
+        g.pad(g.sign(g.input), 1, 0, 0, 0, 0.0)
+    with pytest.raises(ValueError, match="non-negative integers"):
+        g.pad(g.input, -1, 0, 0, 0)
+    with pytest.raises(ValueError, match="bottom/right must be < size"):
+        g.pad(g.input, 0, 4, 0, 0)

@@ -139,6 +139,31 @@ def mixed_tiny():
     return tf.keras.Model(inp, x, name="mixed_tiny")
 
 
+def strided_tiny():
+    """TFLite's SAME padding one pixel longer after the input (stride 2 over even sizes), on
+    every window kind: float conv and max pool, a zero-padded binary conv (pad_values 0), a binary
+    max pool of bit-packed values and a +1-padded binary conv."""
+    import larq as lq
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    q = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
+    inp = L.Input((32, 32, 3))
+    x = L.Conv2D(16, 3, strides=2, padding="same")(inp)
+    x = L.BatchNormalization()(x)
+    x = L.MaxPool2D(3, strides=2, padding="same")(x)
+    x = lq.layers.QuantConv2D(32, 3, strides=2, padding="same", use_bias=False, **q)(x)
+    x = L.BatchNormalization()(x)
+    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, use_bias=False, **q)(x)
+    x = L.BatchNormalization()(x)
+    x = L.MaxPool2D(3, strides=2, padding="same")(x)
+    x = lq.layers.QuantConv2D(32, 3, strides=2, padding="same", pad_values=1.0, use_bias=False, **q)(x)
+    x = L.BatchNormalization()(x)
+    x = L.Flatten()(x)
+    x = L.Dense(10)(x)
+    return tf.keras.Model(inp, x, name="strided_tiny")
+
+
 def zoo(name: str, size: int):
     def build():
         import larq_zoo as lqz
@@ -161,27 +186,29 @@ def quicknet_tiny():
     ).build()
 
 
-COMMITTED = {"mixed_tiny": mixed_tiny, "quicknet_tiny": quicknet_tiny}
-# larq-zoo at small sizes: for 3x3 stride-2 SAME layers an odd size pads symmetrically.
+COMMITTED = {"mixed_tiny": mixed_tiny, "quicknet_tiny": quicknet_tiny, "strided_tiny": strided_tiny}
+# Even sizes exercise the pad op (TFLite's SAME padding one pixel longer after the input).
 REPORT = {
     "QuickNet-61": zoo("QuickNet", 61),
-    "QuickNetSmall-61": zoo("QuickNetSmall", 61),
-    "QuickNet-125": zoo("QuickNet", 125),
-    "BiRealNet-63": zoo("BiRealNet", 63),
-    "XNORNet-105": zoo("XNORNet", 105),
-    "BinaryAlexNet-105": zoo("BinaryAlexNet", 105),
+    "QuickNet-64": zoo("QuickNet", 64),
+    "QuickNetSmall-64": zoo("QuickNetSmall", 64),
+    "BiRealNet-64": zoo("BiRealNet", 64),
+    "XNORNet-227": zoo("XNORNet", 227),
+    "BinaryAlexNet-227": zoo("BinaryAlexNet", 227),
 }
 
 
-def convert(build, seed: int, path: Path) -> tuple[int, int, int]:
+def convert(build, seed: int, path: Path):
+    """Writes the LCE flatbuffer of the network's logits; returns (input shape, Keras logits model)."""
     import larq_compute_engine as lce
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
     model = build()
     randomise(model, seed + 1)
-    path.write_bytes(lce.convert_keras_model(logits_model(model)))
-    return tuple(int(d) for d in model.input_shape[1:])
+    logits = logits_model(model)
+    path.write_bytes(lce.convert_keras_model(logits))
+    return tuple(int(d) for d in model.input_shape[1:]), logits
 
 
 # ---------------------------------------------------------------- checking
@@ -194,7 +221,7 @@ def lce_outputs(path: Path, x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(it.predict(xi[None]), np.float32).reshape(1, -1) for xi in x])
 
 
-def check(path: Path, shape, n: int, seed: int) -> dict:
+def check(path: Path, shape, n: int, seed: int, keras=None) -> dict:
     import xnor_edge
     from xnor_edge.importers.tflite_import import import_tflite
 
@@ -206,7 +233,18 @@ def check(path: Path, shape, n: int, seed: int) -> dict:
         got = np.concatenate([np.asarray(m.run(xi[None]), np.float64).reshape(1, -1) for xi in x])
     diff = np.abs(got - want).max(axis=1)
     rel = diff / np.maximum(1.0, np.abs(want).max(axis=1))
+    extra = {}
+    if keras is not None:  # the float32 Keras model itself: which engine follows the source model
+        k = np.asarray(keras(x), np.float64).reshape(len(x), -1)
+        scale = np.maximum(1.0, np.abs(k).max(axis=1))
+        extra = {
+            "xe_vs_keras": float((np.abs(got - k).max(axis=1) / scale).max()),
+            "lce_vs_keras": float((np.abs(want - k).max(axis=1) / scale).max()),
+            "top1_xe_keras": float(np.mean(got.argmax(1) == k.argmax(1))),
+            "top1_lce_keras": float(np.mean(want.argmax(1) == k.argmax(1))),
+        }
     return {
+        **extra,
         "max_abs_diff": float(diff.max()),
         "rel_diff": float(rel.max()),
         "top1_agree": float(np.mean(got.argmax(1) == want.argmax(1))),
@@ -329,22 +367,23 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     for name, build in COMMITTED.items():
         path = args.out / f"{name}.tflite"
-        shape = convert(build, 0, path)
-        r = check(path, shape, args.inputs, 7)
+        shape, keras = convert(build, 0, path)
+        r = check(path, shape, args.inputs, 7, keras)
         np.save(args.out / f"{name}.inputs.npy", r["inputs"])
         np.save(args.out / f"{name}.outputs.npy", r["outputs"])
         print(
             f"{name}: {path.stat().st_size} B, max|diff| {r['max_abs_diff']:.3g}, rel {r['rel_diff']:.3g}, "
-            f"top-1 {r['top1_agree']:.2f}, {r['layers']}"
+            f"top-1 {r['top1_agree']:.2f}, rel diff vs Keras: xnor-edge {r['xe_vs_keras']:.3g}, "
+            f"LCE {r['lce_vs_keras']:.3g}; {r['layers']}"
         )
     if args.report:
         names = args.only.split(",") if args.only else list(REPORT)
         for name in names:
             path = work / f"{name}.tflite"
             t0 = time.time()
-            shape = convert(REPORT[name], 0, path)
+            shape, keras = convert(REPORT[name], 0, path)
             try:
-                r = check(path, shape, args.report, 11)
+                r = check(path, shape, args.report, 11, keras)
             except ValueError as e:
                 rows.append((name, None, str(e)))
                 print(f"{name}: not imported: {e}", flush=True)
@@ -355,7 +394,9 @@ def main() -> int:
             rows.append((name, r, None))
             print(
                 f"{name}: max|diff| {r['max_abs_diff']:.3g} rel {r['rel_diff']:.3g} top-1 "
-                f"{r['top1_agree']:.3f} ({time.time() - t0:.0f} s) {r['layers']}",
+                f"{r['top1_agree']:.3f}, vs Keras: xnor-edge {r['xe_vs_keras']:.3g} "
+                f"LCE {r['lce_vs_keras']:.3g} "
+                f"({time.time() - t0:.0f} s) {r['layers']}",
                 flush=True,
             )
         speed = bench(cases, args.rounds, args.iters) if cases else {}
@@ -366,16 +407,22 @@ def main() -> int:
             "in its own process"
         )
         print()
-        print("| network | max abs diff | rel diff | top-1 agree | xnor-edge ms | LCE ms | LCE / xnor-edge |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "| network | vs LCE: max abs diff | rel diff | top-1 agree | "
+            "rel diff vs Keras: xnor-edge / LCE | "
+            "top-1 vs Keras: xnor-edge / LCE | xnor-edge ms | LCE ms | LCE / xnor-edge |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
         for name, r, err in rows:
             if r is None:
-                print(f"| {name} | not imported: {err} | | | | | |")
+                print(f"| {name} | not imported: {err} | | | | | | | |")
                 continue
             s = speed.get(name, {})
             xe, lc = s.get("xnor-edge"), s.get("lce")
             print(
                 f"| {name} | {r['max_abs_diff']:.3g} | {r['rel_diff']:.3g} | {r['top1_agree']:.3f} | "
+                f"{r['xe_vs_keras']:.3g} / {r['lce_vs_keras']:.3g} | "
+                f"{r['top1_xe_keras']:.3f} / {r['top1_lce_keras']:.3f} | "
                 f"{xe:.3f} | {lc:.3f} | {lc / xe:.2f}x |"
             )
     return 0

@@ -289,6 +289,14 @@ class _Importer:
         self.report.count("clip")
         return self.g.clip(v, b[0], b[1])
 
+    def same_pads(self, op: _Op, x: Value, k, s, padding: int) -> list[tuple[int, int]] | None:
+        """TFLite's (before, after) padding of H and W, None for VALID."""
+        if padding == _VALID:
+            return None
+        if padding != _SAME:
+            raise self.fail(op, f"padding {padding} is not SAME or VALID")
+        return [_same_pad(size, kk, ss)[1:] for size, kk, ss in zip(x.shape[:2], k, s)]
+
     def window_pad(
         self,
         op: _Op,
@@ -297,27 +305,21 @@ class _Importer:
         s: tuple[int, int],
         padding: int,
         extra: tuple[int, int] = (0, 0),
-    ) -> tuple[int, int]:
-        """Symmetric (top, left) padding of a SAME / VALID window, or an error."""
-        if padding == _VALID:
-            return extra
-        if padding != _SAME:
-            raise self.fail(op, f"padding {padding} is not SAME or VALID")
+        fill: float | None = 0.0,
+    ) -> tuple[Value, tuple[int, int]]:
+        """The window's input and symmetric (top, left) padding. TFLite's SAME padding puts an odd
+        pixel after the input; then a ``pad`` node (value ``fill``) precedes a VALID window."""
+        pads = self.same_pads(op, x, k, s, padding)
+        if pads is None:
+            return x, extra
         if extra != (0, 0):
             raise self.fail(op, "a PAD node in front of a SAME window is not supported")
-        pads = []
-        for axis, (size, kk, ss) in enumerate(zip(x.shape[:2], k, s)):
-            _, before, after = _same_pad(size, kk, ss)
-            if before != after:
-                raise self.fail(
-                    op,
-                    f"SAME padding of {'height' if axis == 0 else 'width'} {size} with kernel {kk} and "
-                    f"stride {ss} pads {before} before and {after} after; xnor-edge windows pad both "
-                    "sides equally (choose an input size for which the padding is even, e.g. odd sizes "
-                    "for stride 2 and kernel 3)",
-                )
-            pads.append(before)
-        return pads[0], pads[1]
+        if all(b == a for b, a in pads):
+            return x, (pads[0][0], pads[1][0])
+        if fill is None:
+            raise self.fail(op, f"SAME padding {pads} (before, after) is asymmetric and not supported here")
+        self.report.count("pad")
+        return self.g.pad(x, pads[0][0], pads[0][1], pads[1][0], pads[1][1], fill), (0, 0)
 
     def padded_input(self, op: _Op, i: int) -> tuple[Value, tuple[int, int]]:
         t = self.env_of(op, i)
@@ -403,7 +405,7 @@ class _Importer:
             self.report.count("sign")
         k = (int(o["filter_height"]), int(o["filter_width"]))
         s = (int(o["stride_height"]), int(o["stride_width"]))
-        p = self.window_pad(op, bits, k, s, int(o["padding"]))
+        bits, p = self.window_pad(op, bits, k, s, int(o["padding"]), fill=-1.0)
         self.report.count("maxpool(bits)")
         self.env[op.outputs[0]] = _Bits(self.g.maxpool(bits, k, s, p), op.name)
 
@@ -443,11 +445,19 @@ class _Importer:
         pad_values = int(o.get("pad_values", 0))
         if pad_values not in (0, 1):
             raise self.fail(op, f"pad_values {pad_values}: only 0 and 1")
-        p = self.window_pad(op, x, k, s, int(o["padding"]))
-        mode = "one" if pad_values == 1 and p != (0, 0) else "zero"
         act = int(o.get("fused_activation_function", 0))
         out_t = self.tensor(op.outputs[0])
         g = self.g
+        pads = self.same_pads(op, x, k, s, int(o["padding"]))
+        p = (pads[0][0], pads[1][0]) if pads is not None else (0, 0)
+        if pads is not None and any(b != a for b, a in pads):  # SAME, one more pixel after
+            if pad_values == 0:
+                self.zero_padded_bconv(op, x, w, s, pads, act, out_t)
+                return
+            self.report.count("pad")  # +1 padding: pad the bits, then a VALID window
+            bits = x if x.dtype == "bits" else g.sign(x)
+            x, p = g.pad(bits, pads[0][0], pads[0][1], pads[1][0], pads[1][1], 1.0), (0, 0)
+        mode = "one" if pad_values == 1 and p != (0, 0) else "zero"
         self.report.count("bconv2d")
         if out_t.Type() == _I32:  # bit-packed output through thresholds
             thr = self.need_const(op, op.inputs[4], "output_threshold").astype(np.int64).reshape(-1)
@@ -476,6 +486,34 @@ class _Importer:
             v = g.batchnorm(v, mul, bias)
         self.env[op.outputs[0]] = _T(v)
 
+    def zero_padded_bconv(self, op: _Op, x: Value, w, s, pads, act: int, out_t) -> None:
+        """LceBconv2d with pad_values 0 (padded taps add 0) and TFLite's SAME padding one pixel longer
+        after the input: dot = (dot with +1 padding + dot with -1 padding) / 2, two binary
+        convolutions on the binarised input padded by ``pad`` nodes (VALID windows), whose halves
+        add exactly (integers / 2); then the clamp and the multiplier / bias, or the threshold."""
+        g = self.g
+        oc, kk = w.shape[0], w.shape[1] * w.shape[2] * w.shape[3]
+        if out_t.Type() not in (_I32, _F32):
+            raise self.fail(op, f"output TensorType {out_t.Type()} (int8?) is not supported; only float32")
+        bits = x if x.dtype == "bits" else g.sign(x)
+        (t, b), (lf, r) = pads
+        half, zero = np.full(oc, 0.5), np.zeros(oc)
+        dots = [g.bconv2d(g.pad(bits, t, b, lf, r, fill), w, half, zero, s, 0) for fill in (1.0, -1.0)]
+        self.report.layers["pad"] = self.report.layers.get("pad", 0) + 2
+        self.report.layers["bconv2d"] = self.report.layers.get("bconv2d", 0) + 2
+        self.report.count("add")
+        dot = g.add(*dots)
+        if out_t.Type() == _I32:  # bit = popcount > t = dot < K - 2t
+            thr = self.need_const(op, op.inputs[4], "output_threshold").astype(np.int64).reshape(-1)
+            self.report.count("sign_shift")
+            shift = 2.0 * np.clip(thr, -(1 << 24), 1 << 24) - kk
+            self.env[op.outputs[0]] = _Bits(g.sign_shift(dot, shift), op.name)
+            return
+        mul = self.need_const(op, op.inputs[2], "post_activation_multiplier").astype(np.float64).reshape(-1)
+        bias = self.need_const(op, op.inputs[3], "post_activation_bias").astype(np.float64).reshape(-1)
+        self.report.count("batchnorm")
+        self.env[op.outputs[0]] = _T(g.batchnorm(self.activation(op, act, dot), mul, bias))
+
     # --------------------------------------------------------- float layers
 
     def op_CONV_2D(self, op: _Op) -> None:
@@ -497,7 +535,7 @@ class _Importer:
         if b is None:
             raise self.fail(op, "the bias must be a constant")
         s = (o.StrideH(), o.StrideW())
-        p = self.window_pad(op, x, (kh, kw), s, o.Padding(), extra)
+        x, p = self.window_pad(op, x, (kh, kw), s, o.Padding(), extra)
         act = o.FusedActivationFunction()
         self.report.count("conv2d")
         v = self.g.conv2d(x, fw.transpose(0, 3, 1, 2), b, s, p, relu=act == 1)
@@ -516,7 +554,7 @@ class _Importer:
         if b is None:
             raise self.fail(op, "the bias must be a constant")
         s = (o.StrideH(), o.StrideW())
-        p = self.window_pad(op, x, (kh, kw), s, o.Padding(), extra)
+        x, p = self.window_pad(op, x, (kh, kw), s, o.Padding(), extra)
         act = o.FusedActivationFunction()
         self.report.count("dwconv2d")
         v = self.g.dwconv2d(x, fw[0].transpose(2, 0, 1)[:, None], b, s, p, relu=act == 1)
@@ -679,7 +717,8 @@ class _Importer:
                     )
         if kind == "avgpool" and extra != (0, 0):
             raise self.fail(op, "a PAD in front of an average pool is not supported")
-        p = self.window_pad(op, x, k, s, o.Padding(), extra)
+        fill = -3.4028234663852886e38 if kind == "maxpool" else None  # padding never wins a max
+        x, p = self.window_pad(op, x, k, s, o.Padding(), extra, fill)
         self.report.count(kind)
         fn = self.g.maxpool if kind == "maxpool" else self.g.avgpool
         v = fn(x, k, s, p)
