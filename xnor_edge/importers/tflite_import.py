@@ -36,8 +36,11 @@ padding), ``MEAN`` over H and W (``global_avgpool``), ``RESHAPE`` to [1, N],
 fused activations; ``DEQUANTIZE`` of a float16 constant folds.
 
 TFLite's SAME padding puts the odd pixel at the bottom/right (stride 2 over
-an even size); xnor-edge's windows pad symmetrically, so such a layer is an
-error that names the node. Anything else is an error that names the node
+an even size); xnor-edge's windows pad symmetrically, so such a window is a
+``pad`` node (op 19) + a VALID window, and a zero-padded ``LceBconv2d`` two
+binary convolutions (+1 and -1 padding, halved and added: the padded taps
+cancel). SAME average pooling with padding (divided by the valid count) is an
+error. Anything else is an error that names the node
 (operator index and output tensor), its op type and what is supported;
 :func:`convert` writes the file only after a self-check against LCE's
 interpreter when ``larq-compute-engine`` is installed.
