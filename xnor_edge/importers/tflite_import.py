@@ -225,6 +225,20 @@ class _Importer:
             raise self.fail(op, f"the {what} must be a constant tensor")
         return a
 
+    def float_const(self, op: _Op, i: int, what: str) -> np.ndarray:
+        """A float32 constant as float64 (quantised int8 weights are not supported)."""
+        a = self.need_const(op, i, what)
+        if a.dtype != np.float32:
+            raise self.fail(
+                op, f"the {what} is {a.dtype}; only float32 (or float16 through DEQUANTIZE) is supported"
+            )
+        return a.astype(np.float64)
+
+    def bias_const(self, op: _Op, n: int) -> np.ndarray:
+        if len(op.inputs) < 3 or op.inputs[2] < 0:
+            return np.zeros(n)
+        return self.float_const(op, op.inputs[2], "bias")
+
     def builtin_options(self, op: _Op, cls_name: str) -> Any:
         cls = getattr(self.tfl, cls_name)
         table = op.op.BuiltinOptions()
@@ -467,7 +481,7 @@ class _Importer:
             if thr.size != oc:
                 raise self.fail(op, f"{thr.size} thresholds for {oc} output channels")
             kk = kh * kw * cin
-            bias = 2.0 * np.clip(thr, -(1 << 24), 1 << 24) - kk  # |dot| <= K: clipping keeps every bit
+            bias = 2.0 * np.clip(thr, -1, kk) - kk  # popcount in 0..K: clipping keeps every bit
             v = g.bconv2d(x, w, np.ones(oc), bias, s, p, mode, out_bits=True)
             self.env[op.outputs[0]] = _Bits(v, op.name)
             return
@@ -509,7 +523,7 @@ class _Importer:
         if out_t.Type() == _I32:  # bit = popcount > t = dot < K - 2t
             thr = self.need_const(op, op.inputs[4], "output_threshold").astype(np.int64).reshape(-1)
             self.report.count("sign_shift")
-            shift = 2.0 * np.clip(thr, -(1 << 24), 1 << 24) - kk
+            shift = 2.0 * np.clip(thr, -1, kk) - kk
             self.env[op.outputs[0]] = _Bits(g.sign_shift(dot, shift), op.name)
             return
         mul = self.need_const(op, op.inputs[2], "post_activation_multiplier").astype(np.float64).reshape(-1)
@@ -522,7 +536,7 @@ class _Importer:
     def op_CONV_2D(self, op: _Op) -> None:
         o = self.builtin_options(op, "Conv2DOptions")
         x, extra = self.padded_input(op, op.inputs[0])
-        fw = self.need_const(op, op.inputs[1], "filter").astype(np.float64)
+        fw = self.float_const(op, op.inputs[1], "filter")
         if fw.ndim != 4:
             raise self.fail(op, f"filter has shape {list(fw.shape)}; expected [OC, KH, KW, IC]")
         if o.DilationHFactor() != 1 or o.DilationWFactor() != 1:
@@ -534,9 +548,7 @@ class _Importer:
                 f"filter reads {ic} channels of a {x.shape[2]}-channel input: grouped "
                 "convolutions are not supported",
             )
-        b = self.const(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else np.zeros(oc)
-        if b is None:
-            raise self.fail(op, "the bias must be a constant")
+        b = self.bias_const(op, oc)
         s = (o.StrideH(), o.StrideW())
         x, p = self.window_pad(op, x, (kh, kw), s, o.Padding(), extra)
         act = o.FusedActivationFunction()
@@ -547,15 +559,13 @@ class _Importer:
     def op_DEPTHWISE_CONV_2D(self, op: _Op) -> None:
         o = self.builtin_options(op, "DepthwiseConv2DOptions")
         x, extra = self.padded_input(op, op.inputs[0])
-        fw = self.need_const(op, op.inputs[1], "filter").astype(np.float64)
+        fw = self.float_const(op, op.inputs[1], "filter")
         if fw.ndim != 4 or fw.shape[0] != 1:
             raise self.fail(op, f"filter has shape {list(fw.shape)}; expected [1, KH, KW, OC]")
         if o.DilationHFactor() != 1 or o.DilationWFactor() != 1:
             raise self.fail(op, "dilation is not supported (only 1)")
         _, kh, kw, oc = fw.shape
-        b = self.const(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else np.zeros(oc)
-        if b is None:
-            raise self.fail(op, "the bias must be a constant")
+        b = self.bias_const(op, oc)
         s = (o.StrideH(), o.StrideW())
         x, p = self.window_pad(op, x, (kh, kw), s, o.Padding(), extra)
         act = o.FusedActivationFunction()
@@ -566,13 +576,11 @@ class _Importer:
     def op_FULLY_CONNECTED(self, op: _Op) -> None:
         o = self.builtin_options(op, "FullyConnectedOptions")
         x = self.value(op, op.inputs[0])
-        w = self.need_const(op, op.inputs[1], "weight").astype(np.float64)
+        w = self.float_const(op, op.inputs[1], "weight")
         n = int(np.prod(x.shape))
         if w.ndim != 2 or w.shape[1] != n:
             raise self.fail(op, f"weight has shape {list(w.shape)}; expected [OUT, {n}]")
-        b = self.const(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else np.zeros(w.shape[0])
-        if b is None:
-            raise self.fail(op, "the bias must be a constant")
+        b = self.bias_const(op, w.shape[0])
         act = o.FusedActivationFunction() if o is not None else 0
         self.report.count("dense")
         v = self.g.dense(x, w, b, relu=act == 1, input_order="hwc")
@@ -785,17 +793,24 @@ class _Importer:
         self.env[op.outputs[0]] = _T(self.activation(op, o.FusedActivationFunction(), v))
 
     def op_PAD(self, op: _Op) -> None:
+        """Symmetric zero padding merges into the next window; any other constant padding of H and W
+        is a ``pad`` node."""
         x = self.value(op, op.inputs[0])
         pads = self.need_const(op, op.inputs[1], "paddings").astype(np.int64)
+        value = 0.0
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
-            val = self.need_const(op, op.inputs[2], "constant value")
-            if np.any(val != 0):
-                raise self.fail(op, "only zero padding is supported")
-        if pads.shape != (4, 2) or pads[0].any() or pads[3].any():
+            val = self.float_const(op, op.inputs[2], "constant value").reshape(-1)
+            if val.size != 1:
+                raise self.fail(op, "the constant value must be a scalar")
+            value = float(val[0])
+        if pads.shape != (4, 2) or pads[0].any() or pads[3].any() or np.any(pads < 0):
             raise self.fail(op, f"paddings {pads.tolist()}: only padding of H and W is supported")
-        if pads[1, 0] != pads[1, 1] or pads[2, 0] != pads[2, 1]:
-            raise self.fail(op, f"paddings {pads.tolist()}: top/bottom and left/right must be equal")
-        self.env[op.outputs[0]] = _Padded(_T(x), (int(pads[1, 0]), int(pads[2, 0])), op.name)
+        (t, b), (lf, r) = pads[1].tolist(), pads[2].tolist()
+        if value == 0.0 and t == b and lf == r:
+            self.env[op.outputs[0]] = _Padded(_T(x), (t, lf), op.name)
+            return
+        self.report.count("pad")
+        self.env[op.outputs[0]] = _T(self.g.pad(x, t, b, lf, r, value))
 
     op_PADV2 = op_PAD
 
