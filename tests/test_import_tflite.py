@@ -258,3 +258,17 @@ def test_pad_op_rejects_bad_arguments():
         g.pad(g.input, -1, 0, 0, 0)
     with pytest.raises(ValueError, match="bottom/right must be < size"):
         g.pad(g.input, 0, 4, 0, 0)
+
+
+def test_custom_op_named_like_a_builtin_is_not_mapped(tmp_path):
+    """A custom op is mapped only when it is one of LCE's: one called "RELU" is an error."""
+    data = bytearray((DATA / "mixed_tiny.tflite").read_bytes())
+    m = _model(bytes(data))
+    for j in range(m.OperatorCodesLength()):
+        code = m.OperatorCodes(j)
+        if code.CustomCode() == b"LceQuantize":
+            start = code._tab.Vector(code._tab.Offset(6))  # custom_code: length, then bytes
+            data[start - 4 : start] = (4).to_bytes(4, "little")
+            data[start : start + 5] = b"RELU\x00"
+    with pytest.raises(TfliteImportError, match=r"\(RELU, output .*op type RELU is not supported"):
+        import_tflite(_write(tmp_path, data))

@@ -214,7 +214,10 @@ class _Importer:
             return None
         dt = _NP.get(t.Type())
         if dt is None:
-            raise TfliteImportError(f"tensor {t.Name()!r} has TensorType {t.Type()}, which is not supported")
+            raise TfliteImportError(
+                f"tensor {(t.Name() or b'').decode('utf-8', 'replace')!r} has TensorType {t.Type()}, "
+                "which is not supported"
+            )
         a = np.frombuffer(raw, dtype=dt).reshape(self.shape(i))
         self.consts[i] = a
         return a
@@ -358,13 +361,14 @@ class _Importer:
             raise TfliteImportError(f"the model has {len(outs)} outputs; xnor-edge models have one")
         t = self.tensor(ins[0])
         shape = self.shape(ins[0])
+        name = (t.Name() or b"").decode("utf-8", "replace")
         if t.Type() != _F32:
             raise TfliteImportError(
-                f"input {t.Name()!r} has TensorType {t.Type()}; only float32 inputs are supported "
+                f"input {name!r} has TensorType {t.Type()}; only float32 inputs are supported "
                 "(convert with inference_input_type=tf.float32, the default)"
             )
         if len(shape) != 4 or shape[0] != 1:
-            raise TfliteImportError(f"input {t.Name()!r} has shape {shape}; expected [1, H, W, C]")
+            raise TfliteImportError(f"input {name!r} has shape {shape}; expected [1, H, W, C]")
         h, w, c = shape[1:]
         self.g = GraphBuilder((h, w, c), {"input_size": [h, w], **metadata})
         self.env[ins[0]] = _T(self.g.input)
@@ -373,10 +377,12 @@ class _Importer:
             code = self.model.OperatorCodes(raw.OpcodeIndex())
             builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
             kind = self.names.get(builtin, str(builtin))
-            if kind == "CUSTOM":
+            custom = kind == "CUSTOM"
+            if custom:
                 kind = (code.CustomCode() or b"").decode("utf-8", "replace")
             op = _Op(idx, kind, raw, self.tensor)
-            handler = getattr(self, "op_" + kind, None)
+            # custom ops are LCE's (op_Lce*); builtin names are upper case
+            handler = getattr(self, "op_" + kind, None) if custom == kind.startswith("Lce") else None
             if handler is None:
                 raise self.fail(op, f"op type {kind} is not supported; supported: {SUPPORTED}")
             try:
@@ -386,13 +392,14 @@ class _Importer:
                     raise
                 raise self.fail(op, str(e)) from None  # the builder's checks
         out_t = self.tensor(outs[0])
+        out_name = (out_t.Name() or b"").decode("utf-8", "replace")
         if out_t.Type() != _F32:
-            raise TfliteImportError(f"output {out_t.Name()!r} has TensorType {out_t.Type()}; only float32")
+            raise TfliteImportError(f"output {out_name!r} has TensorType {out_t.Type()}; only float32")
         last = _Op(sg.OperatorsLength() - 1, "output", sg.Operators(sg.OperatorsLength() - 1), self.tensor)
         v = self.value(last, outs[0])
         if v.id != self.g.output.id:
             raise TfliteImportError(
-                f"output {out_t.Name()!r} is not the last value computed (unused branches after it?)"
+                f"output {out_name!r} is not the last value computed (unused branches after it?)"
             )
         return self.g
 
