@@ -770,7 +770,10 @@ class _Importer:
             self.env[op.outputs[0]] = _T(x, 2)
         elif shape == [1, *x.shape]:
             self.env[op.outputs[0]] = _T(x, 4)
-        elif len(shape) == 4 and shape[:3] == [1, 1, 1] and shape[3] == n and x.shape[:2] == (1, 1):
+        elif len(shape) == 4 and shape[:3] == [1, 1, 1] and shape[3] == n:
+            if x.shape[:2] != (1, 1):  # (h, w, c) -> (1, 1, h*w*c), the same HWC order
+                self.report.count("flatten")
+                x = self.g.flatten(x)
             self.env[op.outputs[0]] = _T(x, 4)
         else:
             raise self.fail(
