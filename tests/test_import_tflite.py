@@ -272,3 +272,173 @@ def test_custom_op_named_like_a_builtin_is_not_mapped(tmp_path):
             data[start : start + 5] = b"RELU\x00"
     with pytest.raises(TfliteImportError, match=r"\(RELU, output .*op type RELU is not supported"):
         import_tflite(_write(tmp_path, data))
+
+
+# ------------------------------------- a flatbuffer written with the schema
+
+
+def _flatbuffer(tensors, ops, inputs, outputs) -> bytes:
+    """A TFLite model from (shape, type, data or None) tensors and (code, inputs, outputs, options)
+    operators, code a BuiltinOperator or a custom op's name; options (type, builder fn) or None."""
+    import importlib
+
+    import flatbuffers
+
+    # the generated modules (the package's names are the classes)
+    mod = {n: importlib.import_module(f"tflite.{n}") for n in ("Buffer", "Model", "Operator", "OperatorCode")}
+    Buffer, Model, Operator, OperatorCode = (mod[n] for n in ("Buffer", "Model", "Operator", "OperatorCode"))
+    SubGraph, Tensor = importlib.import_module("tflite.SubGraph"), importlib.import_module("tflite.Tensor")
+
+    b = flatbuffers.Builder(1024)
+
+    def ivec(start, vals):
+        start(b, len(vals))
+        for v in reversed(vals):
+            b.PrependInt32(int(v))
+        return b.EndVector()
+
+    bufs, tens = [], []
+    datas = [None] + [t[2] for t in tensors if t[2] is not None]
+    for d in datas:
+        off = b.CreateByteVector(np.ascontiguousarray(d).tobytes()) if d is not None else None
+        Buffer.Start(b)
+        if off is not None:
+            Buffer.AddData(b, off)
+        bufs.append(Buffer.End(b))
+    k = 0
+    for i, (shape, ttype, data) in enumerate(tensors):
+        name = b.CreateString(f"t{i}")
+        sh = ivec(Tensor.StartShapeVector, shape)
+        Tensor.Start(b)
+        Tensor.AddShape(b, sh)
+        Tensor.AddType(b, ttype)
+        if data is not None:
+            k += 1
+        Tensor.AddBuffer(b, k if data is not None else 0)
+        Tensor.AddName(b, name)
+        tens.append(Tensor.End(b))
+    codes, code_ix, opoffs = [], {}, []
+    for code, _, _, _ in ops:
+        if code in code_ix:
+            continue
+        cc = b.CreateString(code) if isinstance(code, str) else None
+        OperatorCode.Start(b)
+        builtin = tflite.BuiltinOperator.CUSTOM if cc is not None else code
+        OperatorCode.AddDeprecatedBuiltinCode(b, builtin)
+        OperatorCode.AddBuiltinCode(b, builtin)
+        if cc is not None:
+            OperatorCode.AddCustomCode(b, cc)
+        code_ix[code] = len(codes)
+        codes.append(OperatorCode.End(b))
+    for code, ins, outs, options in ops:
+        iv, ov = ivec(Operator.StartInputsVector, ins), ivec(Operator.StartOutputsVector, outs)
+        opt = options[1](b) if options else None
+        Operator.Start(b)
+        Operator.AddOpcodeIndex(b, code_ix[code])
+        Operator.AddInputs(b, iv)
+        Operator.AddOutputs(b, ov)
+        if opt is not None:
+            Operator.AddBuiltinOptionsType(b, options[0])
+            Operator.AddBuiltinOptions(b, opt)
+        opoffs.append(Operator.End(b))
+
+    def tvec(start, offs):
+        start(b, len(offs))
+        for o in reversed(offs):
+            b.PrependUOffsetTRelative(o)
+        return b.EndVector()
+
+    tv, ov = tvec(SubGraph.StartTensorsVector, tens), tvec(SubGraph.StartOperatorsVector, opoffs)
+    iv, outv = ivec(SubGraph.StartInputsVector, inputs), ivec(SubGraph.StartOutputsVector, outputs)
+    SubGraph.Start(b)
+    SubGraph.AddTensors(b, tv)
+    SubGraph.AddInputs(b, iv)
+    SubGraph.AddOutputs(b, outv)
+    SubGraph.AddOperators(b, ov)
+    sg = SubGraph.End(b)
+    sgv = tvec(Model.StartSubgraphsVector, [sg])
+    cv = tvec(Model.StartOperatorCodesVector, codes)
+    bv = tvec(Model.StartBuffersVector, bufs)
+    Model.Start(b)
+    Model.AddVersion(b, 3)
+    Model.AddOperatorCodes(b, cv)
+    Model.AddSubgraphs(b, sgv)
+    Model.AddBuffers(b, bv)
+    b.Finish(Model.End(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_xnor_net_weight_quantiser_folds_into_a_binary_conv(tmp_path):
+    """XNOR-Net's alpha * sign(W) left in the graph (LCE does so for large layers): ABS, MEAN,
+    LceQuantize/LceDequantize of the constant W fold to +-alpha filters, and a CONV_2D reading
+    LceDequantize'd activations becomes a bconv2d with scale alpha."""
+    import importlib
+
+    Conv2DOptions = importlib.import_module("tflite.Conv2DOptions")
+    ReducerOptions = importlib.import_module("tflite.ReducerOptions")
+
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(5, 3, 3, 40)).astype(np.float32)
+    bias = rng.normal(size=5).astype(np.float32)
+    f32, i32 = tflite.TensorType.FLOAT32, tflite.TensorType.INT32
+    tensors = [
+        ([1, 4, 4, 40], f32, None),  # 0 input
+        ([1, 4, 4, 2], i32, None),  # 1 bits
+        ([1, 4, 4, 40], f32, None),  # 2 +-1
+        ([5, 3, 3, 40], f32, w),  # 3 W
+        ([5, 3, 3, 40], f32, None),  # 4 |W|
+        ([5, 1, 1, 1], f32, None),  # 5 alpha
+        ([3], i32, np.array([1, 2, 3], np.int32)),  # 6 axes
+        ([5, 3, 3, 2], i32, None),  # 7 sign bits of W
+        ([5, 3, 3, 40], f32, None),  # 8 sign(W)
+        ([5, 3, 3, 40], f32, None),  # 9 alpha * sign(W)
+        ([5], f32, bias),  # 10
+        ([1, 2, 2, 5], f32, None),  # 11 output
+    ]
+
+    def reducer(b):
+        ReducerOptions.Start(b)
+        ReducerOptions.AddKeepDims(b, True)
+        return ReducerOptions.End(b)
+
+    def conv(b):
+        Conv2DOptions.Start(b)
+        Conv2DOptions.AddPadding(b, tflite.Padding.VALID)
+        Conv2DOptions.AddStrideW(b, 1)
+        Conv2DOptions.AddStrideH(b, 1)
+        return Conv2DOptions.End(b)
+
+    op = tflite.BuiltinOperator
+    ops = [
+        ("LceQuantize", [0], [1], None),
+        ("LceDequantize", [1], [2], None),
+        (op.ABS, [3], [4], None),
+        (op.MEAN, [4, 6], [5], (tflite.BuiltinOptions.ReducerOptions, reducer)),
+        ("LceQuantize", [3], [7], None),
+        ("LceDequantize", [7], [8], None),
+        (op.MUL, [5, 8], [9], None),
+        (op.CONV_2D, [2, 9, 10], [11], (tflite.BuiltinOptions.Conv2DOptions, conv)),
+    ]
+    p = tmp_path / "xnor_tail.tflite"
+    p.write_bytes(_flatbuffer(tensors, ops, [0], [11]))
+    g, report = import_tflite(p)
+    assert report.layers == {"bconv2d": 1}
+    x = rng.normal(size=(4, 4, 40)).astype(np.float32)
+    s = np.where(x < 0, -1.0, 1.0)
+    alpha = np.abs(w.astype(np.float64)).mean(axis=(1, 2, 3))
+    wq = alpha[:, None, None, None] * np.where(w < 0, -1.0, 1.0)
+    want = np.array(
+        [
+            [[(s[i : i + 3, j : j + 3] * wq[o]).sum() + bias[o] for o in range(5)] for j in range(2)]
+            for i in range(2)
+        ]
+    )
+    with xnor_edge.load(g.to_bytes()) as m:
+        got = m.run(x[None]).reshape(want.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    # filters that are not +-alpha on a binary input: no op computes that
+    tensors[3] = ([5, 3, 3, 40], f32, w)
+    ops[6] = (op.MUL, [3, 8], [9], None)  # W * sign(W) = |W|: not +-alpha
+    p.write_bytes(_flatbuffer(tensors, ops, [0], [11]))
+    with pytest.raises(TfliteImportError, match=r"\(CONV_2D, .*filters are not exactly \+-alpha per filter"):
+        import_tflite(p)

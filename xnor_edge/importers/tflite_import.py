@@ -123,6 +123,14 @@ class _Bits:
 
 
 @dataclass(frozen=True)
+class _Dequantized:
+    """LceDequantize's +-1 floats of a bit-packed value, for a CONV_2D with +-alpha filters."""
+
+    bits: _Bits
+    node: str
+
+
+@dataclass(frozen=True)
 class _Padded:
     """A PAD node's output not yet written: zero padding (top, left) for the next window op."""
 
@@ -383,6 +391,8 @@ class _Importer:
             op = _Op(idx, kind, raw, self.tensor)
             # custom ops are LCE's (op_Lce*); builtin names are upper case
             handler = getattr(self, "op_" + kind, None) if custom == kind.startswith("Lce") else None
+            if self.fold(op):
+                continue
             if handler is None:
                 raise self.fail(op, f"op type {kind} is not supported; supported: {SUPPORTED}")
             try:
@@ -403,6 +413,25 @@ class _Importer:
             )
         return self.g
 
+    def fold(self, op: _Op) -> bool:
+        """Evaluates an operator whose inputs are all constants (a weight quantiser the converter
+        left in the graph, e.g. XNOR-Net's alpha * sign(W)); False when it is not one of these."""
+        ins = [i for i in op.inputs if i >= 0]
+        fn = _FOLD.get(op.kind)
+        if fn is None or not ins or any(self.const(i) is None for i in ins):
+            return False
+        if op.kind in ("ADD", "MUL", "SUB") and self.fused(op, op.kind.title() + "Options"):
+            return False  # a fused activation: not a plain constant expression
+        args = [np.asarray(self.const(i)) for i in ins]
+        if any(a.dtype not in (np.float32, np.int32, np.int64) for a in args[:1]):
+            return False
+        try:
+            out = fn(self, op, *args)
+        except (ValueError, TypeError, IndexError) as e:
+            raise self.fail(op, f"cannot evaluate this constant expression ({e})") from None
+        self.consts[op.outputs[0]] = np.asarray(out, dtype=np.float32)
+        return True
+
     # -------------------------------------------------------- LCE custom ops
 
     def op_LceQuantize(self, op: _Op) -> None:
@@ -413,11 +442,12 @@ class _Importer:
         self.env[op.outputs[0]] = _Bits(self.value(op, op.inputs[0]), op.name)
 
     def op_LceDequantize(self, op: _Op) -> None:
-        raise self.fail(
-            op,
-            "a binary value read by a float op (LceDequantize) has no xnor-edge equivalent yet; "
-            "binary values may feed LceBconv2d and LceBMaxPool2d only",
-        )
+        """+-1 floats of a bit-packed value: only a CONV_2D with +-alpha filters may read them
+        (a binary convolution with scale alpha)."""
+        src = self.env_of(op, op.inputs[0])
+        if not isinstance(src, _Bits):
+            raise self.fail(op, "its input is not a bit-packed value")
+        self.env[op.outputs[0]] = _Dequantized(src, op.name)
 
     def op_LceBMaxPool2d(self, op: _Op) -> None:
         o = self.custom_options(op)
@@ -542,6 +572,9 @@ class _Importer:
 
     def op_CONV_2D(self, op: _Op) -> None:
         o = self.builtin_options(op, "Conv2DOptions")
+        if isinstance(self.env.get(op.inputs[0]), _Dequantized):
+            self.dequantized_conv(op, o)
+            return
         x, extra = self.padded_input(op, op.inputs[0])
         fw = self.float_const(op, op.inputs[1], "filter")
         if fw.ndim != 4:
@@ -561,6 +594,37 @@ class _Importer:
         act = o.FusedActivationFunction()
         self.report.count("conv2d")
         v = self.g.conv2d(x, fw.transpose(0, 3, 1, 2), b, s, p, relu=act == 1)
+        self.env[op.outputs[0]] = _T(v if act == 1 else self.activation(op, act, v))
+
+    def dequantized_conv(self, op: _Op, o: Any) -> None:
+        """CONV_2D of LceDequantize's +-1 values with filters exactly +-alpha per filter: bconv2d with
+        scale alpha (zero padding: a padded 0 adds 0, as in bconv2d's default)."""
+        src = self.env[op.inputs[0]].bits.src
+        fw = self.float_const(op, op.inputs[1], "filter")
+        if fw.ndim != 4 or fw.shape[3] != src.shape[2]:
+            raise self.fail(op, f"filter has shape {list(fw.shape)}; expected [OC, KH, KW, {src.shape[2]}]")
+        if o.DilationHFactor() != 1 or o.DilationWFactor() != 1:
+            raise self.fail(op, "dilation is not supported (only 1)")
+        oc, kh, kw, _ = fw.shape
+        a = np.abs(fw.reshape(oc, -1))
+        alpha = a.max(axis=1)
+        if not (np.all(a == alpha[:, None]) and np.all(alpha > 0)):
+            raise self.fail(
+                op,
+                "its input is binary (LceDequantize) but its filters are not exactly +-alpha per filter; "
+                "no xnor-edge op computes a binary input with float weights",
+            )
+        b = self.bias_const(op, oc)
+        s = (o.StrideH(), o.StrideW())
+        pads = self.same_pads(op, src, (kh, kw), s, o.Padding())
+        if pads is not None and any(bb != aa for bb, aa in pads):
+            raise self.fail(
+                op, f"SAME padding {pads} (before, after) of a binary input is not supported here"
+            )
+        p = (pads[0][0], pads[1][0]) if pads is not None else (0, 0)
+        act = o.FusedActivationFunction()
+        self.report.count("bconv2d")
+        v = self.g.bconv2d(src, np.sign(fw).transpose(0, 3, 1, 2), alpha, b, s, p, relu=act == 1)
         self.env[op.outputs[0]] = _T(v if act == 1 else self.activation(op, act, v))
 
     def op_DEPTHWISE_CONV_2D(self, op: _Op) -> None:
@@ -823,6 +887,32 @@ class _Importer:
         self.env[op.outputs[0]] = _T(self.g.pad(x, t, b, lf, r, value))
 
     op_PADV2 = op_PAD
+
+
+def _fold_mean(imp: _Importer, op: _Op, x: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    o = imp.builtin_options(op, "ReducerOptions")
+    return x.mean(axis=tuple(int(a) for a in np.asarray(axes).reshape(-1)), keepdims=bool(o and o.KeepDims()))
+
+
+def _fold_reshape(imp: _Importer, op: _Op, x: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+    return x.reshape(imp.shape(op.outputs[0]))
+
+
+# Operators evaluated when every input is a constant (weight quantisers left in the graph).
+# LceQuantize/LceDequantize of a constant fold to its +-1 values (sign(0) = +1).
+_FOLD: dict[str, Callable[..., np.ndarray]] = {
+    "ABS": lambda imp, op, x: np.abs(x),
+    "RELU_N1_TO_1": lambda imp, op, x: np.clip(x, -1, 1),
+    "RELU": lambda imp, op, x: np.maximum(x, 0),
+    "MUL": lambda imp, op, a, b: a * b,
+    "ADD": lambda imp, op, a, b: a + b,
+    "SUB": lambda imp, op, a, b: a - b,
+    "MEAN": _fold_mean,
+    "TRANSPOSE": lambda imp, op, x, perm: np.transpose(x, [int(i) for i in np.asarray(perm).reshape(-1)]),
+    "RESHAPE": _fold_reshape,
+    "LceQuantize": lambda imp, op, x: np.where(x < 0, -1.0, 1.0),
+    "LceDequantize": lambda imp, op, x: x,
+}
 
 
 # ------------------------------------------------------------------- API
