@@ -22,8 +22,11 @@ LCE custom ops (their maths: LCE's ``core/bconv2d``):
   ``output_threshold`` t: bit = ``popcount > t`` = ``dot < K - 2t``, a
   ``bconv2d`` with OUT_BITS, scale 1, bias ``2t - K`` (integers, exact).
 * ``LceBMaxPool2d``: ``maxpool`` of bits (AND of the valid positions' bits).
-* ``LceDequantize``: none of the float ops reads ±1 values; an error naming
-  the node (it is written only when a binary value feeds a float op).
+* ``LceDequantize``: read by a ``CONV_2D`` whose filters are exactly +-alpha
+  per filter (XNOR-Net's ``alpha * sign(W)``, which LCE leaves unfolded for
+  large layers): ``bconv2d`` with scale alpha; read by anything else, an error.
+  Operators whose inputs are all constants (such a weight quantiser) are
+  evaluated at import.
 
 TFLite builtins: ``CONV_2D`` (``conv2d``), ``DEPTHWISE_CONV_2D``
 (``dwconv2d``), ``FULLY_CONNECTED`` (``dense``), ``ADD`` of two tensors
@@ -97,9 +100,11 @@ _ACT_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5:
 _SAME, _VALID = 0, 1
 
 SUPPORTED = (
-    "LceQuantize, LceBconv2d, LceBMaxPool2d, ADD, AVERAGE_POOL_2D, CONCATENATION, CONV_2D, "
+    "LceQuantize, LceBconv2d, LceBMaxPool2d, LceDequantize (into a CONV_2D with +-alpha filters), "
+    "ADD, AVERAGE_POOL_2D, CONCATENATION, CONV_2D, "
     "DEPTHWISE_CONV_2D, DEQUANTIZE (of a constant), FULLY_CONNECTED, LEAKY_RELU, MAX_POOL_2D, MEAN, MUL, "
-    "PAD, PRELU, RELU, RELU6, RELU_N1_TO_1, RESHAPE, SOFTMAX, SUB"
+    "PAD, PRELU, RELU, RELU6, RELU_N1_TO_1, RESHAPE, SOFTMAX, SUB (and constant expressions of ABS, ADD, "
+    "MEAN, MUL, RELU, RELU_N1_TO_1, RESHAPE, SUB, TRANSPOSE, LceQuantize, LceDequantize)"
 )
 
 
