@@ -51,6 +51,7 @@ OP_SIGN_SHIFT = 15
 OP_CONCAT = 16
 OP_FLATTEN = 17
 OP_DWCONV2D = 18
+OP_PAD = 19
 OP_BCONV2D_MST = 32  # ids 32+: compressed forms of binary ops
 
 FLAG_RELU = 1
@@ -423,6 +424,32 @@ class GraphBuilder:
         out = (1, 1, x.shape[0] * x.shape[1] * x.shape[2])
         self._check_shape("flatten", out)
         return self._add(OP_FLATTEN, 0, x, None, None, out, [])
+
+    def pad(self, x: Value, top: int, bottom: int, left: int, right: int, value: float = 0.0) -> Value:
+        """Constant padding, possibly asymmetric (TFLite's SAME); on bits ``value`` is +1 or -1.
+
+        Written as a window (docs/format.md, op 19): pad (top, left), kernel
+        (1 + top + bottom, 1 + left + right), stride 1.
+        """
+        op = "pad"
+        self._check_value(op, x)
+        amounts = (top, bottom, left, right)
+        if any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) or a < 0 for a in amounts):
+            raise ValueError(f"{op}: amounts must be non-negative integers, got {amounts}")
+        kh, kw = 1 + top + bottom, 1 + left + right
+        if kh > MAX_KERNEL or kw > MAX_KERNEL:
+            raise ValueError(f"{op}: top + bottom and left + right must be at most {MAX_KERNEL - 1}")
+        if x.shape[0] + top < 1 + bottom or x.shape[1] + left < 1 + right:
+            raise ValueError(
+                f"{op}: {amounts} on value {x.id} {x.shape}: bottom/right must be < size + top/left"
+            )
+        v = self._floats(op, "value", [value])
+        if x.dtype == BITS and float(v[0]) not in (1.0, -1.0):
+            raise ValueError(f"{op}: value {value} on bits: must be +1 or -1")
+        out = (x.shape[0] + top + bottom, x.shape[1] + left + right, x.shape[2])
+        self._check_shape(op, out)
+        win = ((kh, kw), (1, 1), (int(top), int(left)))
+        return self._add(OP_PAD, 0, x, None, win, out, [(DTYPE_F32, v)], x.dtype == BITS)
 
     def add(self, a: Value, b: Value, relu: bool = False) -> Value:
         self._need("add", a, F32)

@@ -166,12 +166,12 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-upload-mb", type=float, default=10.0, help="POST /api/classify size limit")
     _add_mqtt_args(s)
 
-    # import: ONNX -> xnor-edge (xnor_edge/importers/onnx_import.py; the [import] extra)
-    from .importers import onnx_import
+    # import: ONNX or TFLite -> xnor-edge (xnor_edge/importers/; the [import] extra)
+    from .importers import onnx_import, run_import
 
-    im = sub.add_parser("import", help="convert an ONNX binary network (the [import] extra)")
+    im = sub.add_parser("import", help="convert an ONNX or TFLite (LCE) binary network (the [import] extra)")
     onnx_import.add_arguments(im)
-    im.set_defaults(handler=onnx_import.run_cli)
+    im.set_defaults(handler=run_import)
     return p
 
 

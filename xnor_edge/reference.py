@@ -45,10 +45,11 @@ _OPS = {
     16: ("concat", 0, 0),
     17: ("flatten", 0, 0),
     18: ("dwconv2d", 2, 1),
+    19: ("pad", 1, 0),
     32: ("bconv2d_mst", 7, 1 | 2 | 4 | 8),  # ids 32+: compressed forms of binary ops
 }
 _TWO_INPUTS = {10, 16}
-_WINDOWED = {1, 2, 3, 6, 7, 18, 32}
+_WINDOWED = {1, 2, 3, 6, 7, 18, 19, 32}
 _RELU, _PAD_ONE, _USE_K, _OUT_BITS = 1, 2, 4, 8
 
 
@@ -206,6 +207,10 @@ class ReferenceModel:
                 ec, out_bits = c, bits
             elif op == 8:
                 eh, ew, ec = 1, 1, c
+            elif op == 19:  # pad: (top, left) = pad, bottom/right = kernel - 1 - pad, stride 1
+                if sh != 1 or sw != 1:
+                    raise ReferenceError(f"{where}: stride {sh}x{sw}, must be 1x1")
+                eh, ew, ec, out_bits = h + kh - 1, w + kw - 1, c, bits
             elif op == 9:
                 eh, ew, ec = 1, 1, oc
             elif op in (12, 15):
@@ -223,7 +228,7 @@ class ReferenceModel:
                 ec = c + c1
             else:
                 ec = c
-            if bits and op not in (3, 6, 32):
+            if bits and op not in (3, 6, 19, 32):
                 raise ReferenceError(f"{where}: input must be float32")
             if op == 10:
                 if shapes[in1] != shapes[in0]:
@@ -241,6 +246,7 @@ class ReferenceModel:
                 14: [(0, 2)],
                 15: [(0, c)],
                 18: [(0, kh * kw * oc), (0, oc)],
+                19: [(0, 1)],
                 32: [(1, None)] * 5 + [(0, oc), (0, oc)],  # MST counts: from the tree
             }.get(op, [])
             ps = []
@@ -255,6 +261,8 @@ class ReferenceModel:
                         f"{where}: param {j} has dtype {dt} count {arr.size}, expected {wdt} {wcount}"
                     )
                 ps.append(arr)
+            if op == 19 and bits and float(ps[0][0]) not in (1.0, -1.0):
+                raise ReferenceError(f"{where}: value {ps[0][0]} on a bits input: must be +1 or -1")
             if op == 14 and not ps[0][0] <= ps[0][1]:
                 raise ReferenceError(f"{where}: clip bounds {list(ps[0])}: min > max")
             if op == 32:  # decode (every rule of the format) to bconv2d's weights
@@ -365,6 +373,10 @@ class ReferenceModel:
             y = np.einsum("hwoij,ijo->hwo", win, wt) + n.params[1]
         elif n.op == 17:
             return x.reshape(1, 1, -1)
+        elif n.op == 19:
+            (kh, kw), (top, left) = n.kernel, n.pad
+            widths = ((top, kh - 1 - top), (left, kw - 1 - left), (0, 0))
+            return np.pad(x, widths, constant_values=float(n.params[0][0]))
         elif n.op == 16:
             return np.concatenate([x, values[n.input1]], axis=2)
         else:  # pragma: no cover - _parse rejects unknown ops

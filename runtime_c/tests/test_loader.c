@@ -225,6 +225,26 @@ static void expect_bad(xtm *t, const char *what, const char *msg) {
     xtm_free(t);
 }
 
+/* Rejections specific to pad (op 19): stride, bits value, output shape. */
+static void test_pad_rejections(void) {
+    static const float half = 0.5f;
+    xtm t;
+    xtm_init(&t, 4, 4, 3);
+    uint32_t p0 = xtm_param(&t, XTM_F32, g_f, 1);
+    xtm_node(&t, XTM_OP_PAD, 0, 0, XTM_NONE, 2, 2, 2, 1, 0, 0, 0, p0, 1);
+    expect_bad(&t, "pad stride", "node 0 (pad): stride 2x1, must be 1x1");
+    xtm_init(&t, 4, 4, 3);
+    xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    p0 = xtm_param(&t, XTM_F32, &half, 1);
+    xtm_node(&t, XTM_OP_PAD, 0, 1, XTM_NONE, 2, 2, 1, 1, 0, 1, 0, p0, 1);
+    expect_bad(&t, "pad bits value", "node 1 (pad): value 0.5 on a bits input: must be +1 or -1");
+    xtm_init(&t, 4, 4, 3);
+    p0 = xtm_param(&t, XTM_F32, g_f, 1);
+    xtm_node(&t, XTM_OP_PAD, 0, 0, XTM_NONE, 2, 3, 1, 1, 1, 0, 0, p0, 1);
+    t.nodes[0].oh = 4;
+    expect_bad(&t, "pad out_h", "node 0 (pad): output shape is 5x6x3");
+}
+
 /* Rejections specific to prelu, clip, sign_shift, concat, flatten and dwconv2d. */
 static void test_new_op_rejections(void) {
     static const float inverted[2] = {1.0f, -1.0f};
@@ -284,6 +304,7 @@ static void test_new_op_rejections(void) {
     xtm_node(&t, XTM_OP_DWCONV2D, 0, 1, XTM_NONE, 3, 3, 1, 1, 1, 1, 4, p0, 2);
     xtm_node(&t, XE_OP_RELU, 0, 2, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     expect_bad(&t, "dwconv2d bits input", "node 1 (dwconv2d): input value 1 is bits");
+    test_pad_rejections();
 }
 
 static void test_structural(void) {

@@ -292,6 +292,16 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
         case XTM_OP_FLATTEN:
             for (size_t i = 0; i < (size_t)x.h * x.w * x.c; i++) y.d[i] = x.d[i];
             break;
+        case XTM_OP_PAD: /* y = x shifted by (top, left) = pad, value elsewhere */
+            for (uint32_t oh = 0; oh < y.h; oh++)
+                for (uint32_t ow = 0; ow < y.w; ow++)
+                    for (uint32_t c = 0; c < y.c; c++) {
+                        const long ih = (long)oh - n->ph, iw = (long)ow - n->pw;
+                        const int in = ih >= 0 && iw >= 0 && ih < (long)x.h && iw < (long)x.w;
+                        y.d[((size_t)oh * y.w + ow) * y.c + c] =
+                            in ? x.d[((size_t)ih * x.w + iw) * x.c + c] : ((const float *)P[0])[0];
+                    }
+            break;
         case XTM_OP_CONCAT: {
             const rv b = vals[n->in1];
             for (size_t p = 0; p < (size_t)x.h * x.w; p++) {
@@ -829,6 +839,51 @@ static void test_dwconv2d(void) {
             }
 }
 
+/* pad (op 19): float with 0, -FLT_MAX and another value, bits with +1 and -1
+ * (decoded, so the last word's padding bits are checked), asymmetric amounts,
+ * alone and in front of the VALID windows it serves (conv2d, maxpool of bits,
+ * bconv2d of bits padded with +1). */
+static void test_pad(void) {
+    static const uint32_t amounts[][4] = {{0, 1, 0, 1}, {1, 0, 2, 0}, {2, 3, 1, 1}, {0, 0, 0, 0}};
+    static const float values[] = {0.0f, -3.4028235e38f, 1.25f, 1.0f, -1.0f};
+    char name[160];
+    for (size_t ai = 0; ai < 4; ai++)
+        for (size_t vi = 0; vi < 5; vi++)
+            for (size_t ci = 0; ci < 10; ci += 2) {
+                const uint32_t *am = amounts[ai], c = k_chan[ci];
+                const uint32_t h = k_spatial[1 + rnd() % 8], w = k_spatial[1 + rnd() % 8];
+                const int bits = vi >= 3;
+                for (int chain = 0; chain < 2; chain++) {
+                    xtm t;
+                    arena a = {{0}, 0};
+                    xtm_init(&t, h, w, c);
+                    float *val = arena_alloc(&a, 4);
+                    *val = values[vi];
+                    uint32_t v = 0;
+                    if (bits)
+                        v = xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    const uint32_t p0 = xtm_param(&t, XTM_F32, val, 1);
+                    v = xtm_node(&t, XTM_OP_PAD, 0, v, XTM_NONE, 1 + am[0] + am[1],
+                                 1 + am[2] + am[3], 1, 1, am[0], am[2], 0, p0, 1);
+                    if (chain && !bits)
+                        v = vi == 1 ? xtm_node(&t, XE_OP_MAXPOOL, 0, v, XTM_NONE, 2, 2, 2, 2, 0, 0,
+                                               0, 0, 0)
+                                    : add_conv(&t, &a, XE_OP_CONV2D, 0, v, 2, 2, 0, 5);
+                    else if (chain)
+                        v = vi == 4 ? xtm_node(&t, XE_OP_MAXPOOL, 0, v, XTM_NONE, 2, 2, 2, 2, 0, 0,
+                                               0, 0, 0)
+                                    : add_conv(&t, &a, XE_OP_BCONV2D, 0, v, 2, 2, 0, 33);
+                    if (t.values[v].dtype == XTM_BITS) v = add_decode(&t, &a, v);
+                    snprintf(name, sizeof name, "pad%s value=%g in=%ux%ux%u t=%u b=%u l=%u r=%u%s",
+                             bits ? "(bits)" : "", (double)values[vi], h, w, c, am[0], am[1], am[2],
+                             am[3], chain ? " + window" : "");
+                    check_model(name, &t, 1);
+                    xtm_free(&t);
+                    arena_free(&a);
+                }
+            }
+}
+
 int main(void) {
     g_nisas = xe_available_isas(g_isas, 8);
     if (g_nisas > 8) g_nisas = 8;
@@ -856,6 +911,7 @@ int main(void) {
     test_misc();
     test_new_elementwise();
     test_dwconv2d();
+    test_pad();
     if (g_fail) {
         printf("test_ops: %d failure(s)\n", g_fail);
         return 1;

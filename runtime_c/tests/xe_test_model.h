@@ -48,6 +48,7 @@ static int g_fail __attribute__((unused)) = 0; /* make_seeds.c includes this too
 #define XTM_OP_CONCAT 16u
 #define XTM_OP_FLATTEN 17u
 #define XTM_OP_DWCONV2D 18u
+#define XTM_OP_PAD 19u
 
 typedef struct xtm_param_rec {
     uint32_t dtype;
@@ -150,6 +151,10 @@ static inline uint32_t xtm_node(xtm *t, uint32_t op, uint32_t flags, uint32_t in
         break;
     case XTM_OP_CONCAT:
         o.c = in.c + t->values[in1 <= t->nn ? in1 : 0].c;
+        break;
+    case XTM_OP_PAD: /* window (1 + top + bottom, 1 + left + right), pad (top, left) */
+        o.h = in.h + kh - 1;
+        o.w = in.w + kw - 1;
         break;
     default:
         break;

@@ -1003,14 +1003,22 @@ def convert(
 
 
 def add_arguments(p: Any) -> None:
-    p.add_argument("model", metavar="MODEL.onnx", help="ONNX file exported from PyTorch (batch 1, NCHW)")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="ONNX file exported from PyTorch (batch 1, NCHW), or .tflite from Larq Compute Engine (NHWC)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT.xnor", help="model file to write")
     p.add_argument("--labels", metavar="FILE", help="class names, one per line")
     p.add_argument("--mean", help="per-channel mean on 0..1 pixels, comma-separated")
     p.add_argument("--std", help="per-channel std on 0..1 pixels, comma-separated")
     p.add_argument("--color-order", choices=["RGB", "BGR", "GRAY"], dest="color_order")
     p.add_argument("--name", help="model name (default: the file name)")
-    p.add_argument("--check", metavar="INPUT.npy", help="NCHW input(s): print max |difference| per output")
+    p.add_argument(
+        "--check",
+        metavar="INPUT.npy",
+        help="input(s) (ONNX: NCHW, TFLite: NHWC): print max |difference| per output",
+    )
     p.add_argument("--tolerance", type=float, default=1e-4, help="self-check limit (relative)")
 
 
