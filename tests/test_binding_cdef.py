@@ -30,7 +30,7 @@ def test_generated_module_matches_a_fresh_parse(tmp_path):
     _cdef.write_ffi_module(header, out)
     gen = _load_module(out)
     cdef = _cdef.cdef_from_header(_header_text())
-    assert gen.CDEF_SHA256 == _cdef.cdef_hash(cdef)
+    assert gen.CDEF == cdef
     parsed = cffi.FFI()
     parsed.cdef(cdef)
     assert gen.ffi.list_types() == parsed.list_types()
@@ -54,12 +54,12 @@ def test_generated_module_matches_a_fresh_parse(tmp_path):
 
 
 def test_a_stale_module_is_not_used(tmp_path, monkeypatch):
-    """A pre-parsed module whose hash does not match the header is ignored."""
+    """A pre-parsed module whose cdef text is not the header's is ignored."""
     import sys
     import types
 
     fake = types.ModuleType("xnor_edge._ffi")
-    fake.CDEF_SHA256 = "0" * 64
+    fake.CDEF = "int stale;"
     fake.ffi = object()
     monkeypatch.setitem(sys.modules, "xnor_edge._ffi", fake)
     monkeypatch.setattr(xnor_edge, "_ffi", fake, raising=False)

@@ -8,9 +8,10 @@ process (importing pycparser, then parsing), which made the first
 ``xnor_edge.load`` cost far more than the C loader itself. So the package
 build (CMakeLists.txt) runs this file as a script to write cffi's out-of-line
 ABI module ``_ffi.py`` from the header: the parsed types as data, plus the
-SHA-256 of the cdef text it came from. ``_native.py`` imports that module when
-its hash matches the header it finds, and parses the header itself otherwise
-(a checkout run against ``XE_LIBRARY``, or a build without cffi).
+cdef text it came from. ``_native.py`` imports that module when that text is
+the header's cdef, and parses the header itself otherwise (a checkout run
+against ``XE_LIBRARY``, or a build without cffi). The texts are compared
+whole: hashing them would import hashlib (OpenSSL), itself ~8 ms.
 
 This module imports nothing outside the standard library at module level: the
 build runs it by path, before the package exists.
@@ -18,7 +19,6 @@ build runs it by path, before the package exists.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 from pathlib import Path
@@ -38,10 +38,6 @@ def cdef_from_header(text: str) -> str:
     return re.sub(r"\bXE_API\b", "", body)
 
 
-def cdef_hash(cdef: str) -> str:
-    return hashlib.sha256(cdef.encode("utf-8")).hexdigest()
-
-
 def write_ffi_module(header: Path, out: Path) -> None:
     """Write cffi's out-of-line ABI module for the header's cdef to ``out``."""
     import cffi  # the build's dependency, not this module's
@@ -55,10 +51,7 @@ def write_ffi_module(header: Path, out: Path) -> None:
     builder.emit_python_code(str(tmp))
     text = tmp.read_text(encoding="utf-8")
     tmp.unlink()
-    stamp = (
-        "\n# The SHA-256 of the cdef text this module was generated from (_cdef.py).\n"
-        f"CDEF_SHA256 = {cdef_hash(cdef)!r}\n"
-    )
+    stamp = f"\n# The cdef text this module was generated from (_cdef.py).\nCDEF = {cdef!r}\n"
     out.write_text(text + stamp, encoding="utf-8")
 
 

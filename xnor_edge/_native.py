@@ -3,7 +3,7 @@
 The cdef is the block between ``/* XE_CDEF_BEGIN */`` and ``/* XE_CDEF_END */``
 of the installed public header (``xnor_edge/include/xnor_edge.h``), so the
 declarations cannot drift from the C library; the build pre-parses it into
-``_ffi.py`` (see ``_cdef.py``), which is used when its hash matches the header.
+``_ffi.py`` (see ``_cdef.py``), which is used when its cdef text is the header's.
 The library is opened in ABI mode (``ffi.dlopen``): it never links against
 Python, so one build serves every Python version.
 
@@ -80,7 +80,7 @@ def _make_ffi(cdef: str) -> tuple[Any, str]:
     try:
         from . import _ffi
 
-        if getattr(_ffi, "CDEF_SHA256", None) == _cdef.cdef_hash(cdef):
+        if getattr(_ffi, "CDEF", None) == cdef:
             return _ffi.ffi, "pre-parsed"
     except ImportError:
         pass
