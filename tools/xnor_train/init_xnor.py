@@ -13,7 +13,8 @@ module group it is matched with; a node of another op is a named ``XnorInitError
   conv's weight and bias).
 * ``bconv2d`` [+BN] [+ReLU]: latent weights = sign * |scale| per filter, so that
   alpha = mean |W| = |scale| (eq. 6) and every latent weight sits at the same
-  distance from zero; the bias goes to the conv, or, with a following BN (scale
+  distance from zero (with alpha_mode "learned": alpha = |scale| and optionally
+  latent weights sign * a small constant, ``latent``); the bias goes to the conv, or, with a following BN (scale
   folded with alpha at export), the BN takes sign(scale) and the bias.
 * ``batchnorm``: the folded per-channel scale s and shift t.
 * ``dense`` (the float classifier after Flatten): weight columns back from the
@@ -61,9 +62,10 @@ def _set_bn(bn: nn.BatchNorm2d, s: np.ndarray, t: np.ndarray) -> None:
 
 
 class _Walker:
-    def __init__(self, ref):
+    def __init__(self, ref, latent: float | None = None):
         self.ref = ref
         self.i = 0
+        self.latent = latent
 
     def take(self, op: str, what: str):
         if self.i >= len(self.ref.nodes):
@@ -153,9 +155,14 @@ class _Walker:
                 raise XnorInitError(f"node {n.index}: a zero scale cannot be an alpha = mean |W|")
             if bn is None and np.any(scale < 0):
                 raise XnorInitError(f"node {n.index}: a negative scale needs a following BatchNorm2d")
-            if getattr(m, "alpha_mode", "mean") != "mean":
+            lat = mag
+            if m.alpha_mode == "learned":
                 m.alpha.copy_(_t(mag))
-            m.weight.copy_(_t(signs * mag[:, None, None, None]))
+                if self.latent is not None:
+                    lat = np.full_like(mag, self.latent)
+            elif self.latent is not None:
+                raise XnorInitError("a latent magnitude other than alpha needs --alpha-mode learned")
+            m.weight.copy_(_t(signs * lat[:, None, None, None]))
             if bn is None:
                 if m.bias is None:
                     raise XnorInitError(f"{what}: a conv without bias or BN cannot take the file's bias")
@@ -216,9 +223,14 @@ def calibrate(model: nn.Module, x: torch.Tensor, batch: int = 250) -> int:
     return len(bns)
 
 
-def init_from_xnor(model: nn.Module, path: str | Path, calib: torch.Tensor | None = None) -> dict:
+def init_from_xnor(
+    model: nn.Module, path: str | Path, calib: torch.Tensor | None = None, latent: float | None = None
+) -> dict:
     """Loads the .xnor file's weights into ``model`` (an XnorNet of the same shape) and,
     given normalised NCHW calibration images, re-expresses the BNs (``calibrate``).
+    ``latent``: with alpha_mode "learned", the latent weights are sign * latent (alpha
+    is the learned parameter, set to the file's scale), so signs can move in few steps;
+    default (and the only choice with alpha "mean", where alpha = mean |W|): sign * alpha.
     Returns what the checkpoint and card record of the file."""
     from xnor_edge.reference import ReferenceError, ReferenceModel
 
@@ -238,7 +250,9 @@ def init_from_xnor(model: nn.Module, path: str | Path, calib: torch.Tensor | Non
             f"--init-xnor {path}: input {ref.input_shape}, the model takes "
             f"{(cfg['input_size'], cfg['input_size'], cfg['in_ch'])}"
         )
-    w = _Walker(ref)
+    if latent is not None and not latent > 0:
+        raise XnorInitError(f"the latent magnitude must be positive, not {latent}")
+    w = _Walker(ref, latent)
     w.run(list(model.features))
     if w.i != len(ref.nodes):
         raise XnorInitError(f"--init-xnor {path}: {len(ref.nodes) - w.i} file nodes left over")
@@ -256,4 +270,5 @@ def init_from_xnor(model: nn.Module, path: str | Path, calib: torch.Tensor | Non
         calibrated_bns=n_bn,
         init=None,
         calibration_images=0 if calib is None else int(len(calib)),
+        latent=latent,
     )

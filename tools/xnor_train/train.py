@@ -304,6 +304,14 @@ def parse_args(argv=None):
         metavar="N",
         help="--init-xnor: training images for the BN statistics (default 1024)",
     )
+    p.add_argument(
+        "--init-latent",
+        type=float,
+        default=None,
+        metavar="V",
+        help="--init-xnor with --alpha-mode learned: latent weights sign * V instead of sign * alpha "
+        "(alpha is then the learned parameter, set from the file), so signs move in few steps",
+    )
     mst_options(p)
     args = p.parse_args(argv)
     if args.mst_variant not in VARIANTS_MST:
@@ -601,7 +609,7 @@ def init_xnor_state(args, model, ds: Dataset, device, state: dict, log: Logger) 
     xb = augment_batch(torch.from_numpy(ds.x_train)[idx], ds, gen).to(device)
     calib = normalise(xb, ds.mean, ds.std)
     try:
-        state["init"] = init_from_xnor(model, args.init_xnor, calib if n else None)
+        state["init"] = init_from_xnor(model, args.init_xnor, calib if n else None, args.init_latent)
     except XnorInitError as e:
         raise InitError(str(e)) from None
     log(f"initialised from {args.init_xnor} ({state['init']['calibrated_bns']} BNs calibrated on {n} images)")
