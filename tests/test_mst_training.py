@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from xnor_train import mst_reg, train  # noqa: E402
+from xnor_train import card, export, mst_reg, train  # noqa: E402
 from xnor_train.export import export_model  # noqa: E402
 from xnor_train.init_xnor import XnorInitError, init_from_xnor  # noqa: E402
 from xnor_train.models import build_model  # noqa: E402
@@ -106,6 +106,17 @@ def test_train_init_xnor_records_the_file(tmp_path, capsys):
     assert (
         ck["init"]["kind"] == "xnor" and ck["init"]["epochs"] == 1 and ck["init"]["calibration_images"] == 64
     )
+    bx, md = tmp_path / "b.xnor", tmp_path / "b.md"
+    assert export.main([str(b / "last.pt"), str(bx)]) == 0
+    assert (
+        card.main(
+            [str(b / "last.pt"), str(bx), "--data", "mnist", "--data-path", str(data), "--out", str(md)]
+        )
+        == 0
+    )
+    text = md.read_text()
+    assert "`a.xnor` (`--init-xnor`; 64 training images" in text
+    assert "MST regulariser (docs/mst.md): lambda 0.5, variant bit" in text
     capsys.readouterr()
     assert train.main(_digits_args(data, b, "xnor") + extra + ["--resume"]) == 2
     assert "give one of them" in capsys.readouterr().out
