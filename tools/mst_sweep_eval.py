@@ -149,6 +149,30 @@ def measure(src: Path, dst: Path, x: np.ndarray, y: np.ndarray, rounds: int, pau
     return res
 
 
+def table(path: str) -> str:
+    """The markdown results table of a --json file (docs/mst.md section 9)."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    out = [
+        "| lambda | variant | fine-tune | time | top-1 (C, 10k) | bit-identical | mean D/K | "
+        "size vs packing | ops ratio | layers 1 thr | model 1 thr | layers 2 thr | model 2 thr |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = r.get("mst")
+        lam, var = (m["lambda"], m["variant"]) if m else ("shipped", "-")
+        tune = f"{r['epochs']} x {r['images']} img" if m else "-"
+        t = f"{r['wall_s'] / 60:.1f} min" if m else "-"
+        sp = r["speed"]
+        out.append(
+            f"| {lam} | {var} | {tune} | {t} | {r['top1'] * 100:.2f}% | "
+            f"{'yes' if r['bit_identical'] else 'NO'} | "
+            f"{r['mean_d_k']:.4f} | {r['size_ratio']:.2f}x | {r['ops_ratio']:.3f} | "
+            f"{sp['t1']['layers_speedup']:.2f}x | {sp['t1']['model_speedup']:.2f}x | "
+            f"{sp['t2']['layers_speedup']:.2f}x | {sp['t2']['model_speedup']:.2f}x |"
+        )
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="*", help="run directories (their last.pt)")
@@ -158,7 +182,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--pause", type=int, default=None, help="SIGSTOP this pid while timing")
     p.add_argument("--json", default=None, help="append one JSON line per run here")
+    p.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a --json file")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return 0
     from xnor_train.evaluate import load_test_inputs
     from xnor_train.export import export_model, load_checkpoint, metadata_for
 
