@@ -32,10 +32,18 @@ void xe_mst_children_avx2(size_t rows, size_t nchild, const xe_mst_child *child,
                           const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
                           size_t ldc, size_t out0, size_t pbase);
 #endif
+#if XE_ARCH_AARCH64
+void xe_mst_children_neon_a64(size_t rows, size_t nchild, const xe_mst_child *child,
+                              const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
+                              size_t ldc, size_t out0, size_t pbase);
+#endif
 
 xe_mst_children_fn xe_mst_children_for(const xe_kernels *k) {
 #if XE_ARCH_X86
     if (k && strcmp(k->name, "avx2") == 0) return xe_mst_children_avx2;
+#endif
+#if XE_ARCH_AARCH64
+    if (k && strcmp(k->name, "neon-a64") == 0) return xe_mst_children_neon_a64;
 #endif
     (void)k;
     return xe_mst_children_ref;
