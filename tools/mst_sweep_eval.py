@@ -153,18 +153,20 @@ def table(path: str) -> str:
     """The markdown results table of a --json file (docs/mst.md section 9)."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     out = [
-        "| lambda | variant | fine-tune | time | top-1 (C, 10k) | bit-identical | mean D/K | "
+        "| lambda | variant | latent | fine-tune | time | top-1 (C, 10k) | bit-identical | mean D/K | "
         "size vs packing | ops ratio | layers 1 thr | model 1 thr | layers 2 thr | model 2 thr |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r.get("mst")
         lam, var = (m["lambda"], m["variant"]) if m else ("shipped", "-")
         tune = f"{r['epochs']} x {r['images']} img" if m else "-"
+        cmd = (r.get("command") or "").split()
+        latent = cmd[cmd.index("--init-latent") + 1] if "--init-latent" in cmd else "-"
         t = f"{r['wall_s'] / 60:.1f} min" if m else "-"
         sp = r["speed"]
         out.append(
-            f"| {lam} | {var} | {tune} | {t} | {r['top1'] * 100:.2f}% | "
+            f"| {lam} | {var} | {latent} | {tune} | {t} | {r['top1'] * 100:.2f}% | "
             f"{'yes' if r['bit_identical'] else 'NO'} | "
             f"{r['mean_d_k']:.4f} | {r['size_ratio']:.2f}x | {r['ops_ratio']:.3f} | "
             f"{sp['t1']['layers_speedup']:.2f}x | {sp['t1']['model_speedup']:.2f}x | "

@@ -14,8 +14,9 @@ module group it is matched with; a node of another op is a named ``XnorInitError
 * ``bconv2d`` [+BN] [+ReLU]: latent weights = sign * |scale| per filter, so that
   alpha = mean |W| = |scale| (eq. 6) and every latent weight sits at the same
   distance from zero (with alpha_mode "learned": alpha = |scale| and optionally
-  latent weights sign * a small constant, ``latent``); the bias goes to the conv, or, with a following BN (scale
-  folded with alpha at export), the BN takes sign(scale) and the bias.
+  latent weights sign * a small constant, ``latent``); the bias goes to the conv,
+  or, with a following BN (scale folded with alpha at export), the BN takes
+  sign(scale) and the bias.
 * ``batchnorm``: the folded per-channel scale s and shift t.
 * ``dense`` (the float classifier after Flatten): weight columns back from the
   runtime's HWC order to PyTorch's CHW flatten.
