@@ -14,7 +14,7 @@ bytes, plain bit-packing over the coded form; the counted binary ops ratio of th
 model (roots K, children D, kept layers K per channel; work-weighted); and speed:
 whole model and the binary layers' node times, uncompressed vs compressed, at 1 and 2
 threads, one image per run, in interleaved rounds (each round times every
-(file, threads) session on the same image), medians over rounds.
+(file, threads) session on the same image, in a shuffled order), medians over rounds.
 
 --pause PID sends SIGSTOP to that process (a training run) for the timing and SIGCONT
 after, so the timing does not compete with it.
@@ -97,8 +97,10 @@ def timing(paths: list[Path], x: np.ndarray, rounds: int, reps: int = 20) -> dic
         for s in sess.values():
             for _ in range(5):
                 s.run(x)
+        order = np.random.default_rng(13)
         for _ in range(rounds):
-            for key in keys:
+            for key in order.permutation(len(keys)):
+                key = keys[key]
                 s = sess[key]
                 ts, ls = [], []
                 for _ in range(reps):
@@ -139,14 +141,21 @@ def measure(src: Path, dst: Path, x: np.ndarray, y: np.ndarray, rounds: int, pau
         "bit_identical": bool(a.tobytes() == b.tobytes()),
         **tree_figures(data, coded, report),
     }
-    if pause:
-        os.kill(pause, signal.SIGSTOP)
+    _signal(pause, signal.SIGSTOP)
     try:
         res["speed"] = timing([src, dst], x[0], rounds)
     finally:
-        if pause:
-            os.kill(pause, signal.SIGCONT)
+        _signal(pause, signal.SIGCONT)
     return res
+
+
+def _signal(pid: int | None, sig: int) -> None:
+    """--pause: a training run that has ended in the meantime is no error."""
+    if pid:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def table(path: str) -> str:
