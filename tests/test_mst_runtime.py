@@ -147,3 +147,55 @@ def test_cli_compress_refuses_on_a_difference(tmp_path, monkeypatch, capsys):
     assert cli.main(argv) == 1
     assert "self-check failed" in capsys.readouterr().err and not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def _special_trees_model(encoding: str, chunk: int | None, pad_mode: str, stride: int) -> tuple[bytes, bytes]:
+    """The child kernel's battery (kernels.h xe_mst_children_fn): a chain (each filter
+    one bit from the previous, so with one tree per layer the plain MST holds a path of
+    depth 44), exact duplicates (D = 0), complement pairs (D = K), random filters; channels
+    not multiples of 32; odd output sizes so the row blocks have tails; K on and off,
+    bit outputs, both paddings and strides 1 and 2. Returns (plain, coded)."""
+    rng = np.random.default_rng(34 + stride)
+
+    def build(coded: bool) -> bytes:
+        g = GraphBuilder((9, 7, 5), {"name": "mst-battery"})
+        kw = dict(encoding=encoding, forest=False, chunk=chunk) if coded else {}
+        conv = g.bconv2d_mst if coded else g.bconv2d
+        r = np.random.default_rng(7)
+        # 21 copies of f0, then f_i = f0 with its first i weights (a fixed order) flipped:
+        # the copies make f0 the medoid root, and f1..f44 hang below it as a path.
+        chain = np.repeat(r.standard_normal((1, 45)), 65, axis=0)
+        order = r.permutation(45)
+        for i in range(1, 45):
+            chain[20 + i, order[:i]] *= -1
+        chain = chain.reshape(65, 5, 3, 3)
+        x = conv(g.input, chain, r.random(65) + 0.1, stride=stride, padding=1, pad_mode=pad_mode,
+                 use_k=True, **kw)  # fmt: skip
+        dup = np.repeat(r.standard_normal((3, 65, 3, 3)), 11, axis=0)  # D = 0 children
+        x = conv(x, dup, r.random(33) + 0.1, padding=1, pad_mode=pad_mode, relu=True, **kw)
+        f = r.standard_normal((1, 33, 2, 2))
+        x = conv(x, np.concatenate([f, -f]), r.random(2) + 0.1, padding=1, **kw)  # D = K
+        x = conv(x, r.standard_normal((37, 2, 3, 3)), r.random(37) - 0.5, padding=1, pad_mode=pad_mode,
+                 out_bits=True, **kw)  # fmt: skip
+        x = conv(x, r.standard_normal((70, 37, 3, 3)), r.random(70) + 0.1, stride=stride, padding=1, **kw)
+        g.dense(g.global_avgpool(x), r.standard_normal((4, 70)))
+        return g.to_bytes()
+
+    del rng
+    return build(False), build(True)
+
+
+@pytest.mark.parametrize("encoding", ["words", "bits"])
+@pytest.mark.parametrize("chunk", [None, 16])
+@pytest.mark.parametrize("pad_mode,stride", [("zero", 1), ("one", 2), ("zero", 2)])
+def test_child_kernel_battery_is_bit_identical(encoding, chunk, pad_mode, stride):
+    plain, coded = _special_trees_model(encoding, chunk, pad_mode, stride)
+    layers = mst.coded_layers(coded)
+    assert len(layers) == 5
+    if chunk is None:
+        assert layers[0]["depth"] >= 32  # a deep path below the root (44 on bit costs)
+    assert layers[2]["mean_d"] == 1.0  # the complement pair: D = K
+    assert layers[1]["mean_d"] < 0.1  # duplicates: D = 0 but for the edges between the families
+    _assert_same_logits(plain, coded)
+    x = np.random.default_rng(2).standard_normal((9, 7, 5))
+    assert np.array_equal(ReferenceModel(coded).run(x), ReferenceModel(plain).run(x))

@@ -33,15 +33,10 @@ enum { TREE, ROOTS, OFFSETS, INDEX, MASK, SCALE, BIAS };
 enum { ENC_WORDS = 1, ENC_BITS = 2, HDR = 8 };
 #define NO_PARENT 0xFFFFFFFFu
 
-typedef struct mst_entry {
-    uint32_t j, m, v; /* word index, mask of m there, parent's bits under the mask */
-} mst_entry;
-
-typedef struct mst_child {
-    uint32_t ppos;   /* parent's runtime position (NO_PARENT: a root) */
-    int32_t d;       /* D = popcount(m) */
-    uint32_t e0, e1; /* entries [e0, e1) */
-} mst_child;
+/* word index, mask of m there, parent's bits under the mask (kernels.h) */
+typedef xe_mst_entry mst_entry;
+/* parent's runtime position (NO_PARENT: a root), D = popcount(m), entries [e0, e1) */
+typedef xe_mst_child mst_child;
 
 typedef struct mst_pre {
     int32_t *wpop;        /* [KH*KW][OC] of the decoded filters */
@@ -341,24 +336,14 @@ static void mst_popcounts(const xe_node *n, const xe_exec *ex, size_t rows, size
     for (size_t j = 0; j < o0 / chunk; j++)
         packed += xe_bgemm_packed_words(ex->k, p->root_first[j + 1] - p->root_first[j], L);
     int32_t *pp = (int32_t *)(void *)scratch; /* [rows][ncols] by runtime position */
+    const xe_mst_children_fn children = xe_mst_children_for(ex->k);
     for (size_t c0 = o0; c0 < o0 + ncols; c0 += chunk) {
         const size_t j = c0 / chunk, r0 = p->root_first[j], nr = p->root_first[j + 1] - r0;
         const size_t c1 = o0 + ncols - c0 < chunk ? o0 + ncols : c0 + chunk;
         xe_bgemm(ex->k, rows, 0, nr, L, a, lda, packed, pp + (c0 - o0), ncols);
         packed += xe_bgemm_packed_words(ex->k, nr, L);
-        for (size_t r = 0; r < rows; r++) {
-            const uint32_t *ar = a + r * lda;
-            int32_t *pr = pp + r * ncols;
-            for (size_t q = c0 + nr; q < c1; q++) {
-                const mst_child *ch = &p->pos[q];
-                int32_t x = 0;
-                for (uint32_t e = ch->e0; e < ch->e1; e++) {
-                    const mst_entry *en = &p->ent[e];
-                    x += __builtin_popcount((ar[en->j] & en->m) ^ en->v);
-                }
-                pr[q - o0] = pr[ch->ppos - o0] + ch->d - 2 * x;
-            }
-        }
+        children(rows, c1 - (c0 + nr), &p->pos[c0 + nr], p->ent, a, lda, pp, ncols, c0 + nr - o0,
+                 o0);
     }
     for (size_t r = 0; r < rows; r++)
         for (size_t q = 0; q < ncols; q++) pc[r * ncols + p->perm[o0 + q] - o0] = pp[r * ncols + q];

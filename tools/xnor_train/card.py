@@ -78,6 +78,36 @@ def init_chain(ck: dict) -> list[dict]:
     return chain
 
 
+def mst_lines(ck: dict) -> list[str]:
+    """The MST regulariser's options and per-epoch tree distances (issue 13), if the run had
+    it on; an --init-xnor start is named too."""
+    out = []
+    init = ck.get("init") or {}
+    if init.get("kind") == "xnor":
+        out += [
+            f"Fine-tuned from the shipped file `{Path(str(init['path'])).name}` (`--init-xnor`; "
+            f"{init.get('calibration_images')} training images re-estimated its batch-norm "
+            f"statistics; latent weights {'sign * alpha' if init.get('latent') is None else 'sign * ' + str(init['latent'])}).",  # noqa: E501
+            "",
+        ]
+    m = ck.get("mst")
+    if not m or not m.get("lambda"):
+        return out
+    dist = ", ".join(
+        f"{h['epoch']}: {h['mst']['mean_edge_k']:.4f} / {h['mst']['words_ratio']:.3f}"
+        for h in ck.get("history", [])
+        if h.get("mst") and h["mst"].get("mean_edge_k") is not None
+    )
+    return out + [
+        f"MST regulariser (docs/mst.md): lambda {m['lambda']}, variant {m['variant']}, ramp "
+        f"{m['ramp_epochs']} epochs, trees rebuilt every epoch"
+        + (f" and every {m['rebuild_steps']} steps" if m.get("rebuild_steps") else "")
+        + f", frozen for the last {m['freeze_epochs']} epoch(s); chunk {m['chunk']}, depth bound "
+        f"{m['max_depth']}. Plain-MST mean D/K / words differing (layer means) per epoch: {dist}.",
+        "",
+    ]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m xnor_train.card", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint")
@@ -226,6 +256,7 @@ def main(argv=None) -> int:
             if (t := ck.get("teacher"))
             else []
         ),
+        *mst_lines(ck),
         "Test top-1 (PyTorch) per epoch: "
         + ", ".join(f"{h['epoch']}: {h['test_acc'] * 100:.2f}" for h in hist if h["test_acc"] is not None)
         + ". "

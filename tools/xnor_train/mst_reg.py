@@ -22,11 +22,15 @@ loss = lambda * sum over layers of R_l. Only the latent weights receive gradient
 (the tree is built on detached signs). ``update_trees`` rebuilds the trees (call
 it once per epoch, as the paper does); ``freeze`` keeps the current trees for a
 final phase, so the tree the model converges to is the tree that is exported.
-``lambda_ramp`` is a linear warm-up. Not wired into train.py yet.
+``lambda_ramp`` is a linear warm-up. train.py wires it in (``mst_options``:
+--mst-lambda, --mst-variant, --mst-ramp-epochs, --mst-freeze-epochs, --mst-chunk,
+--mst-max-depth, --mst-rebuild-steps); the options and the current trees go into
+every checkpoint, so a --resume continues with the same trees (frozen or not).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 from typing import Iterator
 
@@ -149,6 +153,82 @@ class MstRegularizer:
             "max_depth": self.max_depth,
             "frozen": self.frozen,
         }
+
+    def tree_state(self) -> dict:
+        """The current trees (child, parent index lists per layer) and the frozen flag,
+        for a checkpoint; ``load_tree_state`` restores them."""
+        trees = {n: (c.cpu().tolist(), p.cpu().tolist()) for n, (c, p) in self.trees.items()}
+        return {"frozen": self.frozen, "trees": trees}
+
+    def load_tree_state(self, st: dict) -> None:
+        names = {n for n, _ in self.layers}
+        if set(st["trees"]) != names:
+            raise ValueError(
+                f"checkpoint trees are for layers {sorted(st['trees'])}, model has {sorted(names)}"
+            )
+        for name, m in self.layers:
+            c, p = st["trees"][name]
+            oc = m.weight.shape[0]
+            if any(not 0 <= v < oc for v in list(c) + list(p)) or len(c) != len(p):
+                raise ValueError(f"checkpoint tree of {name} has indices outside 0..{oc - 1}")
+            dev = m.weight.device
+            self.trees[name] = (
+                torch.as_tensor(c, dtype=torch.long, device=dev),
+                torch.as_tensor(p, dtype=torch.long, device=dev),
+            )
+        self.frozen = bool(st["frozen"])
+
+
+def mst_options(p: argparse.ArgumentParser) -> None:
+    """train.py's regulariser options (recorded in the checkpoint by ``mst_record``)."""
+    g = p.add_argument_group("MST regulariser (issue 13, docs/mst.md section 8)")
+    g.add_argument("--mst-lambda", type=float, default=0.0, help="lambda (0: off; trees still measured)")
+    g.add_argument("--mst-variant", default="bit", help="bit (L1 per weight) or word (group lasso per word)")
+    g.add_argument(
+        "--mst-ramp-epochs", type=float, default=0.0, help="linear lambda warm-up over N epochs (default 0)"
+    )
+    g.add_argument(
+        "--mst-freeze-epochs",
+        type=int,
+        default=0,
+        help="the last N epochs keep the trees built at their start (default 0)",
+    )
+    g.add_argument(
+        "--mst-chunk",
+        type=int,
+        default=64,
+        help="output-channel chunk of the trees, as the exporter (xnor-edge compress) builds them; 0: "
+        "one tree per layer (default 64)",
+    )
+    g.add_argument("--mst-max-depth", type=int, default=None, help="tree depth bound (default none)")
+    g.add_argument(
+        "--mst-rebuild-steps",
+        type=int,
+        default=0,
+        help="also rebuild the trees every N steps within an epoch (default 0: once per epoch)",
+    )
+
+
+def mst_record(args: argparse.Namespace) -> dict:
+    """The regulariser options of a run (checkpoint key ``mst``; a resume must match)."""
+    return {
+        "lambda": float(args.mst_lambda),
+        "variant": args.mst_variant,
+        "ramp_epochs": float(args.mst_ramp_epochs),
+        "freeze_epochs": int(args.mst_freeze_epochs),
+        "chunk": int(args.mst_chunk),
+        "max_depth": args.mst_max_depth,
+        "rebuild_steps": int(args.mst_rebuild_steps),
+    }
+
+
+def summarise(dist: dict) -> dict:
+    """Layer means of ``tree_distances`` (what the epoch log and metrics record)."""
+    if not dist:
+        return {"mean_edge_k": None, "ops_ratio": None, "words_ratio": None}
+    return {
+        k: float(np.mean([v[k] for v in dist.values()])) for k in ("mean_edge_k", "ops_ratio", "words_ratio")
+    }
 
 
 def tree_distances(model: nn.Module, chunk: int | None = 64, max_depth: int | None = None) -> dict:

@@ -32,6 +32,8 @@ import torch.nn as nn
 
 from .data import DataError, Dataset, augment_batch, load_dataset, normalise, subset_indices
 from .models import ARCHS, VARIANTS, build_model
+from .mst_reg import VARIANTS as VARIANTS_MST
+from .mst_reg import MstRegularizer, lambda_ramp, mst_options, mst_record, summarise, tree_distances
 
 DEFAULT_ARCH = {
     "mnist": "digits",
@@ -288,7 +290,34 @@ def parse_args(argv=None):
         help="start from this checkpoint's weights (same architecture and width; the variant may "
         "differ, e.g. a bwn or float run to start an xnor run); optimiser and schedule start afresh",
     )
+    p.add_argument(
+        "--init-xnor",
+        default=None,
+        metavar="MODEL.xnor",
+        help="start from a shipped model file's weights (latent weights sign * alpha, float and BN "
+        "layers from the file, BNs re-expressed with measured statistics; init_xnor.py)",
+    )
+    p.add_argument(
+        "--init-calib",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="--init-xnor: training images for the BN statistics (default 1024)",
+    )
+    p.add_argument(
+        "--init-latent",
+        type=float,
+        default=None,
+        metavar="V",
+        help="--init-xnor with --alpha-mode learned: latent weights sign * V instead of sign * alpha "
+        "(alpha is then the learned parameter, set from the file), so signs move in few steps",
+    )
+    mst_options(p)
     args = p.parse_args(argv)
+    if args.mst_variant not in VARIANTS_MST:
+        p.error(f"--mst-variant must be one of {VARIANTS_MST}")
+    if args.mst_lambda < 0 or args.mst_ramp_epochs < 0 or args.mst_freeze_epochs < 0:
+        p.error("--mst-lambda, --mst-ramp-epochs and --mst-freeze-epochs must not be negative")
     if not 0.0 <= args.distill_weight <= 1.0:
         p.error(f"--distill-weight must be within [0, 1], not {args.distill_weight}")
     if args.distill_temp <= 0:
@@ -434,6 +463,7 @@ class Loop:
     state: dict  # start_state's: commands, init, best, wall, history
     teacher_info: dict | None
     out: Path
+    mst: MstRegularizer | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -455,6 +485,7 @@ def train_one_epoch(epoch: int, lp: Loop) -> tuple[float, float]:
     perm = torch.randperm(len(xtr), generator=gen)
     bar = _progress(steps, f"epoch {epoch + 1}/{args.epochs}", lp.dist.main)
     tot_loss, tot_correct, seen = 0.0, 0, 0
+    mst_epoch_start(epoch, lp)
     for i in range(steps):
         for g in lp.opt.param_groups:
             g["lr"] = args.lr * lr_factor(args, epoch * steps + i, total_steps, steps)
@@ -482,6 +513,11 @@ def train_one_epoch(epoch: int, lp: Loop) -> tuple[float, float]:
         if lp.teacher is not None:
             w = args.distill_weight
             loss = (1.0 - w) * loss + w * distill_loss(logits, t_logits, args.distill_temp)
+        if lp.mst is not None:
+            if args.mst_rebuild_steps and i and i % args.mst_rebuild_steps == 0:
+                lp.mst.update_trees()  # a no-op once frozen
+            lam = lambda_ramp(epoch + i / steps, args.mst_lambda, args.mst_ramp_epochs)
+            loss = loss + lp.mst.loss(lam)
         lp.opt.zero_grad(set_to_none=True)
         loss.backward()
         lp.opt.step()
@@ -493,6 +529,19 @@ def train_one_epoch(epoch: int, lp: Loop) -> tuple[float, float]:
     bar.close()
     tot_loss, tot_correct, seen = _all_sum(lp.dist, tot_loss, tot_correct, seen)
     return tot_loss / max(1, seen), tot_correct / max(1, seen)
+
+
+def mst_epoch_start(epoch: int, lp: Loop) -> None:
+    """Rebuilds the MST regulariser's trees (once per epoch), and freezes them at the start
+    of the last --mst-freeze-epochs epochs (the trees a resume restores stay frozen)."""
+    if lp.mst is None:
+        return
+    freeze = epoch >= lp.args.epochs - lp.args.mst_freeze_epochs
+    if not lp.mst.frozen:
+        lp.mst.update_trees()
+        if freeze:
+            lp.mst.freeze()
+            lp.log(f"epoch {epoch + 1}: MST trees frozen for the last {lp.args.mst_freeze_epochs} epoch(s)")
 
 
 def load_data(args) -> Dataset:
@@ -519,8 +568,8 @@ def start_state(args, model, opt, cfg: dict, last: Path, device, command: str, l
     """Where the run starts: afresh, from another run's weights (--init) or from its own
     last checkpoint (--resume)."""
     state = dict(start_epoch=0, best=0.0, wall=0.0, history=[], commands=[command], init=None)
-    if args.init and args.resume:
-        raise RunError("--init starts a run and --resume continues one; give one of them")
+    if sum(map(bool, (args.init, args.init_xnor, args.resume))) > 1:
+        raise RunError("--init / --init-xnor start a run and --resume continues one; give one of them")
     if args.init:
         state["init"] = init = init_from(model, args.init, cfg)
         log(f"initialised from {args.init} ({init['variant']}, {init['epochs']} epochs)")
@@ -541,8 +590,29 @@ def start_state(args, model, opt, cfg: dict, last: Path, device, command: str, l
             init=ck.get("init"),
             commands=ck.get("commands", [ck["command"]]) + [command],
         )
+        if ck.get("mst", mst_record(args)) != mst_record(args):
+            raise RunError(
+                f"checkpoint MST options {ck.get('mst')} differ from the arguments' {mst_record(args)}"
+            )
+        state["mst_trees"] = ck.get("mst_trees")
         log(f"resumed from {last} at epoch {state['start_epoch']}")
     return state
+
+
+def init_xnor_state(args, model, ds: Dataset, device, state: dict, log: Logger) -> None:
+    """--init-xnor: the shipped file's weights, BNs calibrated on --init-calib training images."""
+    from .init_xnor import XnorInitError, init_from_xnor
+
+    n = min(args.init_calib, len(ds.x_train))
+    gen = torch.Generator().manual_seed(args.seed)
+    idx = torch.randperm(len(ds.x_train), generator=gen)[:n]
+    xb = augment_batch(torch.from_numpy(ds.x_train)[idx], ds, gen).to(device)
+    calib = normalise(xb, ds.mean, ds.std)
+    try:
+        state["init"] = init_from_xnor(model, args.init_xnor, calib if n else None, args.init_latent)
+    except XnorInitError as e:
+        raise InitError(str(e)) from None
+    log(f"initialised from {args.init_xnor} ({state['init']['calibrated_bns']} BNs calibrated on {n} images)")
 
 
 def _command(argv: list[str], dist: Dist) -> str:
@@ -563,6 +633,16 @@ def prepare(args, command: str, dist: Dist, device: torch.device, out: Path, log
     model = build_model(cfg).to(device)
     opt = make_optimizer(args, model)
     state = start_state(args, model, opt, cfg, out / "last.pt", device, command, log)
+    if args.init_xnor:
+        init_xnor_state(args, model, ds, device, state, log)
+    mst = None
+    if args.mst_lambda > 0:
+        mst = MstRegularizer(
+            model, args.mst_lambda, args.mst_variant, args.mst_chunk or None, args.mst_max_depth
+        )
+        if state.get("mst_trees"):
+            mst.load_tree_state(state["mst_trees"])
+        log(f"MST regulariser {mst_record(args)} on {len(mst.layers)} binary convolutions")
     teacher, teacher_info = None, None
     if args.distill:
         teacher, teacher_info = load_teacher(args.distill, cfg, ds, device)
@@ -599,6 +679,7 @@ def prepare(args, command: str, dist: Dist, device: torch.device, out: Path, log
         state=state,
         teacher_info=teacher_info,
         out=out,
+        mst=mst,
     )
 
 
@@ -626,6 +707,8 @@ def save_checkpoint(lp: Loop, rec: dict, wall: float, best_acc: float, best_too:
         world_size=lp.dist.world,
         torch_version=torch.__version__,
         date=time.strftime("%Y-%m-%d"),
+        mst=mst_record(lp.args),
+        mst_trees=lp.mst.tree_state() if lp.mst is not None else None,
     )
     with open(lp.out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(rec) + "\n")
@@ -661,11 +744,14 @@ def main(argv=None) -> int:
             rec = dict(epoch=epoch + 1, loss=loss, train_acc=train_acc, test_acc=acc,
                        lr=lp.opt.param_groups[0]["lr"], epoch_s=round(time.time() - t0, 1),
                        train_s=round(train_s, 1), wall_s=round(wall, 1))  # fmt: skip
+            chunk = args.mst_chunk or None
+            rec["mst"] = summarise(tree_distances(lp.model, chunk, args.mst_max_depth))
             history.append(rec)
             test_msg = f"test top-1 {acc:.4f}" if evaluated else "test skipped (--eval-every)"
             log(
                 f"epoch {epoch + 1}/{args.epochs} loss {loss:.4f} train {train_acc:.4f} "
-                f"{test_msg} ({rec['epoch_s']}s, total {wall / 60:.1f} min)"
+                f"{test_msg} ({rec['epoch_s']}s, total {wall / 60:.1f} min); MST mean D/K "
+                f"{rec['mst']['mean_edge_k'] or 0:.4f}, words differing {rec['mst']['words_ratio'] or 0:.3f}"
             )
             improved = evaluated and acc >= best
             save_checkpoint(lp, rec, wall, max(best, acc) if evaluated else best, improved)

@@ -1,0 +1,209 @@
+"""The MST regulariser wired into train.py (issue 13) and --init-xnor, on tiny synthetic
+data: the loss acts (lambda > 0 shortens the trees against lambda = 0), the options and
+trees are recorded in the checkpoint and kept by --resume, and a model initialised from
+an .xnor file computes the file's logits (C runtime)."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from xnor_train import card, export, mst_reg, train  # noqa: E402
+from xnor_train.export import export_model  # noqa: E402
+from xnor_train.init_xnor import XnorInitError, init_from_xnor  # noqa: E402
+from xnor_train.models import build_model  # noqa: E402
+
+
+def _write_idx(path, arr: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 8, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def _fake_mnist(root, n_train: int, n_test: int) -> None:
+    """Ten classes, each a bright bar at a class-specific row (as test_training_pipeline)."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 40, (n, 28, 28))
+        for i, c in enumerate(y):
+            x[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 255
+        _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", x)
+        _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", y)
+
+
+def _digits_args(data, run, variant: str, width: int = 16) -> list[str]:
+    return [
+        "--data", "mnist", "--data-path", str(data), "--arch", "digits", "--variant", variant,
+        "--width", str(width), "--batch-size", "32", "--threads", "1", "--device", "cpu",
+        "--out", str(run),
+    ]  # fmt: skip
+
+
+MST = ["--mst-chunk", "16", "--optimizer", "adam", "--lr", "1e-2", "--seed", "1"]
+
+
+def _last(run):
+    return torch.load(run / "last.pt", weights_only=False)
+
+
+def test_lambda_shortens_the_trees_and_is_recorded(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 256, 32)
+    dist = {}
+    for lam in (0.0, 3.0):
+        run = tmp_path / f"lam{lam}"
+        args = _digits_args(data, run, "xnor") + MST + ["--epochs", "3", "--mst-lambda", str(lam)]
+        assert train.main(args + ["--mst-variant", "word"]) == 0
+        ck = _last(run)
+        dist[lam] = ck["history"][-1]["mst"]["mean_edge_k"]
+        assert ck["mst"]["lambda"] == lam and ck["mst"]["variant"] == "word" and ck["mst"]["chunk"] == 16
+        # What the log reports is what the checkpoint's weights give.
+        model = build_model(ck["config"])
+        model.load_state_dict(ck["model"])
+        assert mst_reg.summarise(mst_reg.tree_distances(model, 16))["mean_edge_k"] == pytest.approx(dist[lam])
+    assert dist[3.0] < 0.6 * dist[0.0], dist
+
+
+def test_resume_keeps_options_and_frozen_trees(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 128, 32)
+    run = tmp_path / "run"
+    args = _digits_args(data, run, "xnor") + MST + ["--mst-lambda", "1", "--mst-freeze-epochs", "2"]
+    assert train.main(args + ["--epochs", "2"]) == 0  # epochs 1-2 of 2: frozen from epoch 1
+    ck = _last(run)
+    assert ck["mst"]["freeze_epochs"] == 2 and ck["mst_trees"]["frozen"]
+    trees = ck["mst_trees"]["trees"]
+    assert trees and all(len(c) == len(p) > 0 for c, p in trees.values())
+    assert train.main(args + ["--epochs", "3", "--resume"]) == 0
+    ck2 = _last(run)
+    assert ck2["epoch"] == 3 and ck2["mst"] == ck["mst"]
+    assert ck2["mst_trees"] == ck["mst_trees"]  # frozen trees survive the resume unchanged
+    capsys.readouterr()
+    bad = [a if a != "1" else "2" for a in args]  # another lambda
+    assert train.main(bad + ["--epochs", "4", "--resume"]) == 2
+    assert "MST options" in capsys.readouterr().out
+
+
+def test_train_init_xnor_records_the_file(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 128, 32)
+    a = tmp_path / "a"
+    assert train.main(_digits_args(data, a, "xnor") + ["--epochs", "1"]) == 0
+    model = build_model(_last(a)["config"])
+    model.load_state_dict(_last(a)["model"])
+    export_model(model, (28, 28, 1), {"name": "a", "training": {"epochs": 1}}).save(tmp_path / "a.xnor")
+    b = tmp_path / "b"
+    extra = ["--epochs", "1", "--init-xnor", str(tmp_path / "a.xnor"), "--init-calib", "64"]
+    assert train.main(_digits_args(data, b, "xnor") + extra + ["--mst-lambda", "0.5"]) == 0
+    ck = _last(b)
+    assert (
+        ck["init"]["kind"] == "xnor" and ck["init"]["epochs"] == 1 and ck["init"]["calibration_images"] == 64
+    )
+    bx, md = tmp_path / "b.xnor", tmp_path / "b.md"
+    assert export.main([str(b / "last.pt"), str(bx)]) == 0
+    assert (
+        card.main(
+            [str(b / "last.pt"), str(bx), "--data", "mnist", "--data-path", str(data), "--out", str(md)]
+        )
+        == 0
+    )
+    text = md.read_text()
+    assert "`a.xnor` (`--init-xnor`; 64 training images" in text
+    assert "MST regulariser (docs/mst.md): lambda 0.5, variant bit" in text
+    capsys.readouterr()
+    assert train.main(_digits_args(data, b, "xnor") + extra + ["--resume"]) == 2
+    assert "give one of them" in capsys.readouterr().out
+
+
+def test_bad_mst_options_are_refused(tmp_path):
+    data = tmp_path / "mnist"
+    _fake_mnist(data, 64, 16)
+    base = _digits_args(data, tmp_path / "r", "xnor") + ["--epochs", "1"]
+    for extra in (["--mst-variant", "nope"], ["--mst-lambda", "-1"]):
+        with pytest.raises(SystemExit):
+            train.parse_args(base + extra)
+
+
+def _roundtrip(cfg: dict, tmp_path, seed: int = 0):
+    """A random model exported to .xnor, a fresh model initialised from the file; both
+    C-runtime and PyTorch logits on random inputs."""
+    import xnor_edge
+
+    torch.manual_seed(seed)
+    src = build_model(cfg)
+    for m in src.modules():  # non-trivial BN statistics, so folding and calibration matter
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    s = cfg["input_size"]
+    path = tmp_path / "m.xnor"
+    export_model(src, (s, s, cfg["in_ch"]), {"name": "t"}).save(path)
+    rng = np.random.default_rng(seed)
+    calib = torch.from_numpy(rng.standard_normal((64, cfg["in_ch"], s, s)).astype(np.float32))
+    dst = build_model(cfg)
+    rec = init_from_xnor(dst, path, calib)
+    x = rng.standard_normal((32, s, s, cfg["in_ch"])).astype(np.float32)
+    rt = xnor_edge.load(str(path), num_threads=1)
+    c = np.stack([np.asarray(rt.run(xi), dtype=np.float64).reshape(-1) for xi in x])
+    with torch.no_grad():
+        t = dst.eval()(torch.from_numpy(x).permute(0, 3, 1, 2)).double().numpy()
+    return rec, c, t, dst
+
+
+@pytest.mark.parametrize(
+    "arch,size,width",
+    [("vgg-small", 16, 8), ("resnet18", 32, 4), ("digits", 28, 8)],
+)
+def test_init_xnor_reproduces_the_file(tmp_path, arch, size, width):
+    cfg = dict(arch=arch, variant="xnor", width=width, order="bacp", alpha_mode="mean", pad_mode="zero",
+               in_ch=3 if arch != "digits" else 1, num_classes=10, input_size=size)  # fmt: skip
+    rec, c, t, dst = _roundtrip(cfg, tmp_path)
+    assert rec["calibrated_bns"] > 0 and rec["init"] is None
+    assert (c.argmax(1) == t.argmax(1)).mean() >= 0.95
+    assert np.median(np.abs(c - t)) <= 1e-3 * max(1.0, np.abs(c).max())
+    # Every BN now carries its input's measured statistics, not the placeholders.
+    bns = [m for m in dst.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert any(not torch.allclose(b.running_var, torch.full_like(b.running_var, 1 - b.eps)) for b in bns)
+
+
+def test_init_xnor_reproduces_the_shipped_cifar_model(tmp_path):
+    from pathlib import Path
+
+    import xnor_edge
+
+    path = Path(__file__).resolve().parents[1] / "models" / "cifar10-vggsmall-xnor.xnor"
+    cfg = dict(arch="vgg-small", variant="xnor", width=64, order="bacp", alpha_mode="mean", pad_mode="zero",
+               in_ch=3, num_classes=10, input_size=32)  # fmt: skip
+    m = build_model(cfg)
+    rng = np.random.default_rng(3)
+    init_from_xnor(m, path, torch.from_numpy(rng.standard_normal((128, 3, 32, 32)).astype(np.float32)))
+    x = rng.standard_normal((40, 32, 32, 3)).astype(np.float32)
+    rt = xnor_edge.load(str(path), num_threads=1)
+    c = np.stack([np.asarray(rt.run(xi), dtype=np.float64).reshape(-1) for xi in x])
+    with torch.no_grad():
+        t = m.eval()(torch.from_numpy(x).permute(0, 3, 1, 2)).double().numpy()
+    assert (c.argmax(1) == t.argmax(1)).mean() >= 0.95
+    assert np.median(np.abs(c - t)) < 1e-3
+
+
+def test_init_xnor_refuses_a_file_that_does_not_fit(tmp_path):
+    cfg = dict(arch="vgg-small", variant="xnor", width=8, order="bacp", alpha_mode="mean", pad_mode="zero",
+               in_ch=3, num_classes=10, input_size=16)  # fmt: skip
+    _roundtrip(cfg, tmp_path)
+    wider = build_model(dict(cfg, width=16))
+    with pytest.raises(XnorInitError, match="channels"):
+        init_from_xnor(wider, tmp_path / "m.xnor")
+    with pytest.raises(XnorInitError, match="no such file"):
+        init_from_xnor(wider, tmp_path / "absent.xnor")
+    (tmp_path / "junk.xnor").write_bytes(b"not a model")
+    with pytest.raises(XnorInitError, match="junk.xnor"):
+        init_from_xnor(wider, tmp_path / "junk.xnor")

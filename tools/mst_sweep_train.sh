@@ -1,0 +1,23 @@
+#!/bin/sh
+# The MST lambda sweep's training runs (issue 13; results in docs/mst.md section 9).
+# Each run fine-tunes the shipped CIFAR-10 VGG-small XNOR model (--init-xnor) for two
+# short epochs of a seeded SUBSET-image subset (default 6400, i.e. 50 steps of 128 per
+# epoch): the first with the trees rebuilt every 10 steps, the second with them frozen.
+# One thread, niced (a shared 2-core machine).
+# Usage: [SUBSET=N] [LATENT=V] [TAG=suffix] tools/mst_sweep_train.sh DATA_ARCHIVE RUNS_DIR "variant:lambda ..."
+set -eu
+data=$1
+runs=$2
+shift 2
+for spec in $1; do
+    variant=${spec%%:*}
+    lam=${spec##*:}
+    out="$runs/$variant-$lam${TAG:-}"
+    [ -f "$out/last.pt" ] && continue
+    nice -n 10 python -m xnor_train.train --data cifar10 --data-path "$data" --arch vgg-small \
+        --width 64 --variant xnor --alpha-mode learned --init-xnor models/cifar10-vggsmall-xnor.xnor \
+        --init-latent "${LATENT:-0.002}" --epochs 2 --subset "${SUBSET:-6400}" --test-subset 1000 --batch-size 128 \
+        --optimizer adam --lr 2e-4 --schedule cosine --seed 0 --threads 1 --device cpu \
+        --mst-lambda "$lam" --mst-variant "$variant" --mst-rebuild-steps 10 --mst-freeze-epochs 1 \
+        --out "$out" > "$out.log" 2>&1 || echo "run $out failed" >&2
+done
