@@ -40,7 +40,9 @@ void xe_mst_children_neon_a64(size_t rows, size_t nchild, const xe_mst_child *ch
 
 xe_mst_children_fn xe_mst_children_for(const xe_kernels *k) {
 #if XE_ARCH_X86
-    if (k && strcmp(k->name, "avx2") == 0) return xe_mst_children_avx2;
+    /* avx512 CPUs run the avx2 child kernel (AVX2 + POPCNT are a subset). */
+    if (k && (strcmp(k->name, "avx2") == 0 || strcmp(k->name, "avx512") == 0))
+        return xe_mst_children_avx2;
 #endif
 #if XE_ARCH_AARCH64
     if (k && strcmp(k->name, "neon-a64") == 0) return xe_mst_children_neon_a64;
