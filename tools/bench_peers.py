@@ -312,13 +312,15 @@ class Worker:
 
 
 def cpu_report() -> dict:
-    model, flags = None, set()
+    model, flags, ident = None, set(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, val = line.partition(":")
             key = key.strip()
             if key == "model name" and model is None:
                 model = val.strip()
+            elif key in ("cpu family", "model") and key not in ident:
+                ident[key] = val.strip()  # a VM's model name may say only "AMD EPYC"
             elif key in ("flags", "Features") and not flags:
                 flags = set(val.split())
     except OSError:
@@ -328,6 +330,8 @@ def cpu_report() -> dict:
         load = Path("/proc/loadavg").read_text().split()[:3]
     except OSError:
         load = []
+    if model and len(ident) == 2:
+        model += f" (family {ident['cpu family']} model {ident['model']})"
     return {
         "model": model or platform.processor() or platform.machine(),
         "simd_flags": simd,
