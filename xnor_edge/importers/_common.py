@@ -97,6 +97,20 @@ def check_metadata(
 # ---------------------------------------------------------------- self-check
 
 
+def encode(g: GraphBuilder, report: ImportReport, log: Callable[[str], None]) -> bytes:
+    """The model file's bytes; logs the import's notes."""
+    data = g.to_bytes()
+    for note in report.notes:
+        log(f"note: {note}")
+    return data
+
+
+def random_inputs(samples: int, shape: tuple[int, int, int]) -> np.ndarray:
+    """The self-check's inputs: `samples` normal draws of the source's input `shape` (seed 0)."""
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(samples, *shape)).astype(np.float32)
+
+
 def compare_outputs(
     xnor_bytes: bytes,
     inputs: np.ndarray,

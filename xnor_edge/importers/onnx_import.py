@@ -910,13 +910,9 @@ def convert(
 ) -> ImportReport:
     """Imports ``src`` and writes ``out`` after the self-check (see the module doc)."""
     g, report = import_onnx(src, **meta)
-    data = g.to_bytes()
-    for note in report.notes:
-        log(f"note: {note}")
+    data = _common.encode(g, report, log)
     h, w, c = g.input.shape
-    rng = np.random.default_rng(0)
-    inputs = rng.normal(size=(samples, c, h, w)).astype(np.float32)
-    who, rows = compare(src, data, inputs)
+    who, rows = compare(src, data, _common.random_inputs(samples, (c, h, w)))
     _common.self_check(rows, who, tolerance, samples, log, OnnxImportError)
     if check is not None:
         x = _common.check_inputs(check, (c, h, w), OnnxImportError)

@@ -960,12 +960,9 @@ def convert(
 ) -> ImportReport:
     """Imports ``src`` and writes ``out`` after the self-check against LCE when installed."""
     g, report = import_tflite(src, **meta)
-    data = g.to_bytes()
-    for note in report.notes:
-        log(f"note: {note}")
+    data = _common.encode(g, report, log)
     h, w, c = g.input.shape
-    rng = np.random.default_rng(0)
-    rows = compare(src, data, rng.normal(size=(samples, h, w, c)).astype(np.float32))
+    rows = compare(src, data, _common.random_inputs(samples, (h, w, c)))
     if rows is None:
         log(
             "self-check skipped: larq-compute-engine is not installed (pip install larq-compute-engine); "
