@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,20 @@ def tiny_model_path(tmp_path):
     p = tmp_path / "tiny.xnor"
     p.write_bytes(tiny_classifier())
     return p
+
+
+@pytest.fixture
+def block_import(monkeypatch):
+    """``block_import("onnx", ...)``: importing those packages (or their modules) raises
+    ImportError for the rest of the test, as when they are not installed."""
+    real = builtins.__import__
+
+    def block(*packages: str) -> None:
+        def fake(name, *a, **k):
+            if any(name == p or name.startswith(p + ".") for p in packages):
+                raise ImportError(f"No module named {name!r}")
+            return real(name, *a, **k)
+
+        monkeypatch.setattr(builtins, "__import__", fake)
+
+    return block
