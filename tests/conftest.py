@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
+import gzip
+import struct
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -69,3 +74,40 @@ def tiny_model_path(tmp_path):
     p = tmp_path / "tiny.xnor"
     p.write_bytes(tiny_classifier())
     return p
+
+
+@pytest.fixture
+def block_import(monkeypatch):
+    """``block_import("onnx", ...)``: importing those packages (or their modules) raises
+    ImportError for the rest of the test, as when they are not installed."""
+    real = builtins.__import__
+
+    def block(*packages: str) -> None:
+        def fake(name, *a, **k):
+            if any(name == p or name.startswith(p + ".") for p in packages):
+                raise ImportError(f"No module named {name!r}")
+            return real(name, *a, **k)
+
+        monkeypatch.setattr(builtins, "__import__", fake)
+
+    return block
+
+
+def write_idx(path: Path, arr: np.ndarray) -> None:
+    """A gzipped IDX file (MNIST's format) of uint8 `arr`."""
+    header = struct.pack(">HBB", 0, 8, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def fake_mnist(root: Path, n_train: int = 256, n_test: int = 64) -> None:
+    """Ten classes, each a bright bar at a class-specific row: learnable in one epoch."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 40, (n, 28, 28))
+        for i, c in enumerate(y):
+            x[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 255
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", x)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", y)

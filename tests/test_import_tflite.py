@@ -9,7 +9,6 @@ found through the `tflite` schema classes.
 
 from __future__ import annotations
 
-import builtins
 from pathlib import Path
 
 import numpy as np
@@ -159,15 +158,8 @@ def test_not_a_tflite_file(tmp_path):
         import_tflite(p)
 
 
-def test_missing_tflite_names_the_extra(monkeypatch):
-    real = builtins.__import__
-
-    def fake(name, *a, **k):
-        if name == "tflite" or name.startswith("tflite."):
-            raise ImportError("No module named 'tflite'")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
+def test_missing_tflite_names_the_extra(block_import):
+    block_import("tflite")
     with pytest.raises(ImportError, match=r"'tflite' package .*\[import\] extra installs: pip install"):
         import_tflite(DATA / "mixed_tiny.tflite")
 
@@ -202,15 +194,8 @@ def test_cli_failed_import_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_convert_logs_skip_without_lce(tmp_path, monkeypatch):
-    real = builtins.__import__
-
-    def fake(name, *a, **k):
-        if name.startswith("larq_compute_engine"):
-            raise ImportError("no LCE")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
+def test_convert_logs_skip_without_lce(tmp_path, block_import):
+    block_import("larq_compute_engine")
     lines: list[str] = []
     convert(DATA / "mixed_tiny.tflite", tmp_path / "m.xnor", log=lines.append)
     assert any("self-check skipped: larq-compute-engine is not installed" in s for s in lines)

@@ -5,11 +5,9 @@ an .xnor file computes the file's logits (C runtime)."""
 
 from __future__ import annotations
 
-import gzip
-import struct
-
 import numpy as np
 import pytest
+from conftest import fake_mnist
 
 torch = pytest.importorskip("torch")
 
@@ -17,25 +15,6 @@ from xnor_train import card, export, mst_reg, train  # noqa: E402
 from xnor_train.export import export_model  # noqa: E402
 from xnor_train.init_xnor import XnorInitError, init_from_xnor  # noqa: E402
 from xnor_train.models import build_model  # noqa: E402
-
-
-def _write_idx(path, arr: np.ndarray) -> None:
-    header = struct.pack(">HBB", 0, 8, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + arr.astype(np.uint8).tobytes())
-
-
-def _fake_mnist(root, n_train: int, n_test: int) -> None:
-    """Ten classes, each a bright bar at a class-specific row (as test_training_pipeline)."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        y = rng.integers(0, 10, n)
-        x = rng.integers(0, 40, (n, 28, 28))
-        for i, c in enumerate(y):
-            x[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 255
-        _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", x)
-        _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", y)
 
 
 def _digits_args(data, run, variant: str, width: int = 16) -> list[str]:
@@ -55,7 +34,7 @@ def _last(run):
 
 def test_lambda_shortens_the_trees_and_is_recorded(tmp_path, capsys):
     data = tmp_path / "mnist"
-    _fake_mnist(data, 256, 32)
+    fake_mnist(data, 256, 32)
     dist = {}
     for lam in (0.0, 3.0):
         run = tmp_path / f"lam{lam}"
@@ -73,7 +52,7 @@ def test_lambda_shortens_the_trees_and_is_recorded(tmp_path, capsys):
 
 def test_resume_keeps_options_and_frozen_trees(tmp_path, capsys):
     data = tmp_path / "mnist"
-    _fake_mnist(data, 128, 32)
+    fake_mnist(data, 128, 32)
     run = tmp_path / "run"
     args = _digits_args(data, run, "xnor") + MST + ["--mst-lambda", "1", "--mst-freeze-epochs", "2"]
     assert train.main(args + ["--epochs", "2"]) == 0  # epochs 1-2 of 2: frozen from epoch 1
@@ -93,7 +72,7 @@ def test_resume_keeps_options_and_frozen_trees(tmp_path, capsys):
 
 def test_train_init_xnor_records_the_file(tmp_path, capsys):
     data = tmp_path / "mnist"
-    _fake_mnist(data, 128, 32)
+    fake_mnist(data, 128, 32)
     a = tmp_path / "a"
     assert train.main(_digits_args(data, a, "xnor") + ["--epochs", "1"]) == 0
     model = build_model(_last(a)["config"])
@@ -124,7 +103,7 @@ def test_train_init_xnor_records_the_file(tmp_path, capsys):
 
 def test_bad_mst_options_are_refused(tmp_path):
     data = tmp_path / "mnist"
-    _fake_mnist(data, 64, 16)
+    fake_mnist(data, 64, 16)
     base = _digits_args(data, tmp_path / "r", "xnor") + ["--epochs", "1"]
     for extra in (["--mst-variant", "nope"], ["--mst-lambda", "-1"]):
         with pytest.raises(SystemExit):

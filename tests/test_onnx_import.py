@@ -7,7 +7,6 @@ these tests need the `onnx` package only.
 
 from __future__ import annotations
 
-import builtins
 import json
 from pathlib import Path
 
@@ -293,15 +292,8 @@ def test_depthwise_and_grouped_conv(tmp_path, rng):
         import_onnx(p)
 
 
-def test_missing_onnx_names_the_extra(monkeypatch, tmp_path):
-    real = builtins.__import__
-
-    def fake(name, *a, **k):
-        if name == "onnx" or name.startswith("onnx."):
-            raise ImportError("No module named 'onnx'")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
+def test_missing_onnx_names_the_extra(block_import, tmp_path):
+    block_import("onnx")
     with pytest.raises(ImportError, match=r"\[import\] extra installs: pip install 'xnor-edge\[import\]'"):
         import_onnx(tmp_path / "x.onnx")
 
@@ -370,15 +362,8 @@ def test_metadata_is_json(tmp_path):
         import_onnx(DATA / "digits_xnor.onnx", mean=[0.1, 0.2, 0.3])
 
 
-def test_self_check_without_onnxruntime(monkeypatch, tmp_path):
-    real = builtins.__import__
-
-    def fake(name, *a, **k):
-        if name == "onnxruntime":
-            raise ImportError("No module named 'onnxruntime'")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
+def test_self_check_without_onnxruntime(block_import, tmp_path):
+    block_import("onnxruntime")
     lines: list[str] = []
     convert(DATA / "digits_xnor.onnx", tmp_path / "d.xnor", log=lines.append)
     assert any(line.startswith("self-check against onnx.reference") for line in lines), lines

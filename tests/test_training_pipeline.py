@@ -3,17 +3,16 @@ train -> checkpoint -> resume -> export -> evaluate, and clear errors for bad in
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shlex
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fake_mnist, write_idx
 
 torch = pytest.importorskip("torch")
 
@@ -21,28 +20,9 @@ from xnor_train import card, evaluate, export, train  # noqa: E402
 from xnor_train import data as xdata  # noqa: E402
 
 
-def _write_idx(path: Path, arr: np.ndarray) -> None:
-    header = struct.pack(">HBB", 0, 8, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + arr.astype(np.uint8).tobytes())
-
-
-def _fake_mnist(root: Path, n_train: int = 256, n_test: int = 64) -> None:
-    """Ten classes, each a bright bar at a class-specific row: learnable in one epoch."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        y = rng.integers(0, 10, n)
-        x = rng.integers(0, 40, (n, 28, 28))
-        for i, c in enumerate(y):
-            x[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 255
-        _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", x)
-        _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", y)
-
-
 def test_idx_reader_and_errors(tmp_path):
     arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    _write_idx(tmp_path / "a.gz", arr)
+    write_idx(tmp_path / "a.gz", arr)
     np.testing.assert_array_equal(xdata.read_idx(tmp_path / "a.gz"), arr)
     (tmp_path / "bad").write_bytes(b"\x00\x00\x0d\x01" + b"\x00" * 8)
     with pytest.raises(xdata.DataError, match="unsigned-byte"):
@@ -151,7 +131,7 @@ def test_evaluate_from_files_matches_decoded_set(tmp_path, monkeypatch, capsys):
 
 def test_train_resume_export_evaluate(tmp_path, capsys):
     data = tmp_path / "mnist"
-    _fake_mnist(data)
+    fake_mnist(data)
     run = tmp_path / "run"
     common = [
         "--data",
@@ -211,7 +191,7 @@ def _digits_args(data: Path, run: Path, variant: str, width: int = 16) -> list[s
 
 def test_init_starts_an_xnor_run_from_a_bwn_run(tmp_path, capsys):
     data = tmp_path / "mnist"
-    _fake_mnist(data, 128, 32)
+    fake_mnist(data, 128, 32)
     bwn, xnor = tmp_path / "bwn", tmp_path / "xnor"
     assert train.main(_digits_args(data, bwn, "bwn") + ["--epochs", "1"]) == 0
     src = torch.load(bwn / "last.pt", weights_only=False)
@@ -258,7 +238,7 @@ def test_init_chain_reaches_the_card(tmp_path, capsys):
     """bwn -> bwn (continued) -> xnor: each checkpoint records the whole chain and the
     card prints every stage's commands, also for a checkpoint that recorded only one level."""
     data = tmp_path / "mnist"
-    _fake_mnist(data, 128, 32)
+    fake_mnist(data, 128, 32)
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     assert train.main(_digits_args(data, a, "bwn") + ["--epochs", "1"]) == 0
     assert train.main(_digits_args(data, b, "bwn") + ["--epochs", "1", "--init", str(a / "last.pt")]) == 0
@@ -281,7 +261,7 @@ def test_init_chain_reaches_the_card(tmp_path, capsys):
 
 def test_eval_every_skips_test_passes_and_always_tests_the_last_epoch(tmp_path, monkeypatch, capsys):
     data = tmp_path / "mnist"
-    _fake_mnist(data, 64, 16)
+    fake_mnist(data, 64, 16)
     calls = []
     real = train.evaluate_torch
     monkeypatch.setattr(train, "evaluate_torch", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -332,7 +312,7 @@ def test_distill_loss_is_the_tempered_kl():
 
 def test_distill_trains_against_a_teacher_and_the_card_names_it(tmp_path, capsys):
     data = tmp_path / "mnist"
-    _fake_mnist(data, 64, 16)
+    fake_mnist(data, 64, 16)
     teacher = tmp_path / "teacher"
     assert train.main(_digits_args(data, teacher, "float") + ["--epochs", "1"]) == 0
     args = ["--epochs", "1", "--seed", "5"]
@@ -389,7 +369,7 @@ def test_compile_trains_the_plain_model(tmp_path):
     computes (same loss with lr 0), the updates land in the plain model's parameters and
     the checkpoint holds plain keys that export packs."""
     data = tmp_path / "mnist"
-    _fake_mnist(data, 64, 16)
+    fake_mnist(data, 64, 16)
     args = ["--epochs", "1", "--seed", "3"]
     plain, comp = tmp_path / "plain", tmp_path / "comp"
     assert train.main(_digits_args(data, plain, "xnor") + args + ["--lr", "0"]) == 0
@@ -421,7 +401,7 @@ def test_compile_failure_is_named(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     data = tmp_path / "mnist"
-    _fake_mnist(data, 64, 16)
+    fake_mnist(data, 64, 16)
     rc = train.main(_digits_args(data, tmp_path / "run", "xnor") + ["--epochs", "1", "--compile"])
     out = capsys.readouterr().out
     assert rc == 2 and "--compile failed on the first step (RuntimeError: Compiler: cc is not found.)" in out
@@ -435,7 +415,7 @@ def test_amp_bf16_trains_in_bfloat16_and_keeps_float32_weights(tmp_path, monkeyp
     from xnor_train import layers
 
     data = tmp_path / "mnist"
-    _fake_mnist(data, 64, 16)
+    fake_mnist(data, 64, 16)
     args = ["--epochs", "1", "--seed", "3"]
     seen: dict[str, set] = {"nn.Conv2d": set(), "F.conv2d": set()}
 
@@ -492,7 +472,7 @@ def test_train_reports_missing_data(tmp_path, capsys):
 
 def test_resume_without_checkpoint_is_an_error(tmp_path, capsys):
     data = tmp_path / "mnist"
-    _fake_mnist(data, 64, 16)
+    fake_mnist(data, 64, 16)
     rc = train.main(
         [
             "--data",
@@ -514,7 +494,7 @@ def test_resume_without_checkpoint_is_an_error(tmp_path, capsys):
 def test_onnx_export_of_float_counterpart(tmp_path):
     onnx = pytest.importorskip("onnx")
     data = tmp_path / "mnist"
-    _fake_mnist(data, 64, 16)
+    fake_mnist(data, 64, 16)
     run = tmp_path / "run"
     assert (
         train.main(
@@ -594,7 +574,7 @@ def test_torchrun_two_processes_train_like_one(tmp_path):
     batch statistics, so the runs are close, not equal; with batch-independent batch norm
     the two processes compute the single process's steps (same loss to float rounding)."""
     data = tmp_path / "mnist"
-    _fake_mnist(data, 256, 64)
+    fake_mnist(data, 256, 64)
     args = ["--epochs", "6", "--lr", "3e-3", "--seed", "7"]
     one, two = tmp_path / "one", tmp_path / "two"
     assert train.main(_digits_args(data, one, "xnor") + args) == 0

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -42,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_peers import cpu_report
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "import" / "tflite"
@@ -331,16 +331,6 @@ def bench(cases: dict[str, tuple[Path, Path]], rounds: int, iters: int) -> dict:
     return res
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 # -------------------------------------------------------------------- main
 
 
@@ -402,7 +392,7 @@ def main() -> int:
         speed = bench(cases, args.rounds, args.iters) if cases else {}
         print()
         print(
-            f"CPU: {cpu_model()}; 1 thread; {args.report} random inputs per network; "
+            f"CPU: {cpu_report()['model']}; 1 thread; {args.report} random inputs per network; "
             f"speed: medians of {args.rounds} interleaved rounds x {args.iters} iterations, each engine "
             "in its own process"
         )

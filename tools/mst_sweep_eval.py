@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import sys
 import tempfile
@@ -33,20 +32,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_peers import cpu_report
 
 import xnor_edge
 from xnor_edge import mst
 from xnor_edge.reference import ReferenceModel
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def logits(path: Path, x: np.ndarray) -> np.ndarray:
@@ -218,7 +208,7 @@ def main(argv=None) -> int:
             _, _, x, y = load_test_inputs(str(path), args.data, args.data_path, None)
         dst = path.with_name(path.stem + "-mst.xnor") if ck is not None else Path(tmp) / "baseline-mst.xnor"
         res = measure(path, dst, x, y, args.rounds, args.pause)
-        res["cpu"] = cpu_model()
+        res["cpu"] = cpu_report()["model"]
         if ck is not None:
             res.update(mst=ck.get("mst"), epochs=ck.get("epoch"), wall_s=ck.get("wall_s"),
                        images=ck["data"]["n_train"], command=ck.get("command"))  # fmt: skip

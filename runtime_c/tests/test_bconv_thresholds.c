@@ -17,14 +17,8 @@
 
 #include "ops.h"
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd32(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-static float rnd_unit(void) { return (float)(rnd32() >> 8) / 16777216.0f * 2.0f - 1.0f; }
+#define XE_TEST_RNG_SEED 0x9E3779B97F4A7C15ull
+#include "xe_test_rng.h"
 
 static int float_bit(int32_t dot, float s, float b) {
     float v = (float)dot;

@@ -21,13 +21,8 @@
 
 #include "kernels.h"
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd32(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
+#define XE_TEST_RNG_SEED 0x2545F4914F6CDD1Dull
+#include "xe_test_rng.h"
 
 /* Mostly ordinary floats of mixed scale, sometimes a special value. */
 static float rnd_value(void) {

@@ -25,15 +25,8 @@
 #include "kernels.h"
 #include "xnor_edge.h"
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd32(void) {
-    /* xorshift64*: deterministic, so a failure reproduces. */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-static float rnd_float(void) { return ((float)(rnd32() >> 8) / 16777216.0f) * 2.0f - 1.0f; }
+#define XE_TEST_RNG_SEED 0x9E3779B97F4A7C15ull
+#include "xe_test_rng.h"
 
 static void *xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
@@ -283,8 +276,8 @@ static int check_sgemm(const xe_kernels *kt, size_t m, size_t n, size_t k, size_
     const float *packed;
     void *pblock;
     int ok = 1;
-    for (size_t i = 0; i < (m ? (m - 1) * lda + k : 0); i++) a[i] = rnd_float();
-    for (size_t i = 0; i < bsz; i++) b[i] = rnd_float() * 3.0f;
+    for (size_t i = 0; i < (m ? (m - 1) * lda + k : 0); i++) a[i] = rnd_unit();
+    for (size_t i = 0; i < bsz; i++) b[i] = rnd_unit() * 3.0f;
     for (size_t i = 0; i < csz; i++) want[i] = got[i] = -12345.5f;
     sgemm_plain(m, n, k, a, lda, b + n0 * cs, rs, cs, want, ldc);
     packed = packed_s(kt, ntot, k, b, rs, cs, &pblock, &ok);
@@ -319,8 +312,8 @@ static int check_sgemm_seg(const xe_kernels *kt, size_t m, size_t n, size_t segs
     float *want = xmalloc(csz * 4), *got = xmalloc(csz * 4);
     void *pblock;
     int ok = 1;
-    for (size_t i = 0; i < asz; i++) a[i] = rnd_float();
-    for (size_t i = 0; i < kk * ntot; i++) b[i] = rnd_float() * 3.0f;
+    for (size_t i = 0; i < asz; i++) a[i] = rnd_unit();
+    for (size_t i = 0; i < kk * ntot; i++) b[i] = rnd_unit() * 3.0f;
     for (size_t i = 0; i < m; i++)
         for (size_t g = 0; g < segs; g++)
             memcpy(rows + i * kk + g * seglen, a + i * lda + g * segstride, seglen * 4);
@@ -350,7 +343,7 @@ static int check_pack(const xe_kernels *kt, size_t rows, size_t channels, size_t
     int ok = 1;
     for (size_t i = 0; i < (rows ? (rows - 1) * ldx + channels : 0); i++) {
         uint32_t r = rnd32() % 16;
-        x[i] = r == 0 ? 0.0f : r == 1 ? -0.0f : r == 2 ? NAN : r == 3 ? -NAN : rnd_float();
+        x[i] = r == 0 ? 0.0f : r == 1 ? -0.0f : r == 2 ? NAN : r == 3 ? -NAN : rnd_unit();
     }
     for (size_t i = 0; i < osz; i++) want[i] = got[i] = CANARY_U;
     pack_plain(rows, channels, x, ldx, want, ldo);

@@ -38,19 +38,17 @@ package's reference evaluator.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..builder import MAX_DIM, MAX_KERNEL, GraphBuilder, Value, fold_batchnorm
+from . import _common
+from ._common import EXTRA_HINT, Affine, ImportReport, Tensor, write_affine
 
 __all__ = ["OnnxImportError", "import_onnx", "convert", "add_arguments", "run_cli"]
-
-EXTRA_HINT = "pip install 'xnor-edge[import]'"
 
 
 class OnnxImportError(ValueError):
@@ -70,12 +68,8 @@ def _onnx():
 # ------------------------------------------------------------- graph values
 
 
-@dataclass(frozen=True)
-class _T:
-    """A float tensor: rank 4 is NCHW of value v; rank 2 is [1, N], v flattened in CHW order."""
-
-    v: Value
-    rank: int = 4
+_T = Tensor  # rank 4: NCHW of value v; rank 2: [1, N], v flattened in CHW order
+_Affine = Affine
 
 
 @dataclass(frozen=True)
@@ -87,17 +81,6 @@ class _Sign:
     pad: tuple[int, int] = (0, 0)
     pad_one: bool = False
     node: str = ""
-
-
-@dataclass(frozen=True, eq=False)
-class _Affine:
-    """v * scale[c] + shift[c], written (as batchnorm) only when a float consumer reads
-    it; a binariser reading it with scale 1 becomes sign_shift (RSign)."""
-
-    v: Value
-    scale: np.ndarray
-    shift: np.ndarray
-    rank: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,15 +138,6 @@ class _Pending:
     k_src: Any = None  # the value a K map must be computed from, when not x (flatten)
 
 
-@dataclass
-class ImportReport:
-    notes: list[str] = field(default_factory=list)
-    layers: dict[str, int] = field(default_factory=dict)
-
-    def count(self, kind: str) -> None:
-        self.layers[kind] = self.layers.get(kind, 0) + 1
-
-
 SUPPORTED = (
     "Abs (XNOR-Net's K map), Add, AveragePool, BatchNormalization, Clip, Concat, Constant, Conv, Dropout, "
     "Flatten, Gemm, GlobalAveragePool, Identity, LeakyRelu, Less, MatMul, MaxPool, Mul, Pad, PRelu, "
@@ -217,8 +191,7 @@ class _Importer:
             t = self.emit(t)
             self.env[name] = t
         if isinstance(t, _Affine):
-            self.report.count("batchnorm")
-            t = _T(self.g.batchnorm(t.v, t.scale, t.shift), t.rank)
+            t = write_affine(self.g, self.report, t)
             self.env[name] = t
         if isinstance(t, _Opaque):
             raise t.error
@@ -886,25 +859,11 @@ def import_onnx(
         model = onnx.load(str(path))
     except Exception as e:  # protobuf decode errors have no common base
         raise OnnxImportError(f"{path}: not a readable ONNX file ({e})") from None
-    meta: dict[str, Any] = {"name": name or Path(path).stem, "task": "classification"}
-    if labels is not None:
-        meta["labels"] = list(labels)
-    if mean is not None:
-        meta["mean"] = [float(m) for m in mean]
-    if std is not None:
-        meta["std"] = [float(s) for s in std]
-    if color_order is not None:
-        meta["color_order"] = color_order
+    meta = _common.metadata(path, labels, mean, std, color_order, name)
     meta["source"] = {"format": "onnx", "file": Path(path).name, "producer": model.producer_name}
     report = ImportReport()
     g = _Importer(model, report).run(meta)
-    if labels is not None and g.output.shape[2] != len(labels):
-        raise OnnxImportError(f"{len(labels)} labels for {g.output.shape[2]} outputs")
-    for key in ("mean", "std"):
-        if key in meta and len(meta[key]) not in (1, g.input.shape[2]):
-            raise OnnxImportError(
-                f"--{key} has {len(meta[key])} values for {g.input.shape[2]} input channels"
-            )
+    _common.check_metadata(g, meta, labels, OnnxImportError)
     return g, report
 
 
@@ -924,28 +883,19 @@ def source_runner(path: str | Path) -> tuple[str, Callable[[np.ndarray], np.ndar
         return "onnx.reference", lambda x: np.asarray(ev.run(None, {name: x})[0])
 
 
+def _nchw_to_hwc(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64)
+    return y.transpose(0, 2, 3, 1) if y.ndim == 4 else y
+
+
 def compare(
     onnx_path: str | Path, xnor_bytes: bytes, inputs: np.ndarray
 ) -> tuple[str, list[dict[str, float]]]:
     """Per input (NCHW): max |difference| between the source runtime and xnor-edge, and top-1 agreement."""
-    import xnor_edge
-
     who, run_src = source_runner(onnx_path)
-    rows = []
-    with xnor_edge.load(xnor_bytes) as m:
-        for x in inputs:
-            want = np.asarray(run_src(x[None].astype(np.float32)), dtype=np.float64)
-            want = (want.transpose(0, 2, 3, 1) if want.ndim == 4 else want).reshape(-1)  # NCHW -> HWC
-            got = m.run(np.ascontiguousarray(x.transpose(1, 2, 0))[None].astype(np.float32))
-            got = np.asarray(got, dtype=np.float64).reshape(-1)
-            diff = float(np.abs(got - want).max())
-            rows.append(
-                {
-                    "max_abs_diff": diff,
-                    "rel_diff": diff / max(1.0, float(np.abs(want).max())),
-                    "top1_agree": float(np.argmax(got) == np.argmax(want)),
-                }
-            )
+    rows = _common.compare_outputs(
+        xnor_bytes, inputs, lambda x: _nchw_to_hwc(run_src(x)), lambda x: x.transpose(1, 2, 0)
+    )
     return who, rows
 
 
@@ -960,42 +910,15 @@ def convert(
 ) -> ImportReport:
     """Imports ``src`` and writes ``out`` after the self-check (see the module doc)."""
     g, report = import_onnx(src, **meta)
-    data = g.to_bytes()
-    for note in report.notes:
-        log(f"note: {note}")
+    data = _common.encode(g, report, log)
     h, w, c = g.input.shape
-    rng = np.random.default_rng(0)
-    inputs = rng.normal(size=(samples, c, h, w)).astype(np.float32)
-    who, rows = compare(src, data, inputs)
-    worst = max(r["rel_diff"] for r in rows)
-    if worst > tolerance:
-        raise OnnxImportError(
-            f"self-check failed: on random inputs xnor-edge differs from {who} by up to {worst:.3g} "
-            f"(relative to max(1, |output|); tolerance {tolerance:g}); nothing written"
-        )
-    log(f"self-check against {who}: max relative difference {worst:.3g} on {samples} random inputs")
+    who, rows = compare(src, data, _common.random_inputs(samples, (c, h, w)))
+    _common.self_check(rows, who, tolerance, samples, log, OnnxImportError)
     if check is not None:
-        x = np.asarray(check, dtype=np.float32)
-        x = x[None] if x.ndim == 3 else x
-        if x.ndim != 4 or x.shape[1:] != (c, h, w):
-            raise OnnxImportError(
-                f"--check input has shape {x.shape}; expected (N, {c}, {h}, {w}) or ({c}, {h}, {w})"
-            )
+        x = _common.check_inputs(check, (c, h, w), OnnxImportError)
         _, crows = compare(src, data, x)
-        for i, r in enumerate(crows):
-            agree = bool(r["top1_agree"])
-            log(f"check input {i}: output max |difference| {r['max_abs_diff']:.6g} (top-1 agrees: {agree})")
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=str(out.parent or "."))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    layers = ", ".join(f"{k} x{v}" for k, v in sorted(report.layers.items()))
-    log(f"wrote {out} ({len(data)} bytes): {layers}")
+        _common.log_check_rows(crows, log)
+    _common.write_model(out, data, report, log)
     return report
 
 
@@ -1023,24 +946,4 @@ def add_arguments(p: Any) -> None:
 
 
 def run_cli(args: Any) -> int:
-    def floats(s: str | None) -> list[float] | None:
-        return None if s is None else [float(v) for v in s.split(",")]
-
-    labels = None
-    if args.labels:
-        labels = [
-            ln.strip() for ln in Path(args.labels).read_text(encoding="utf-8").splitlines() if ln.strip()
-        ]
-    check = np.load(args.check) if args.check else None
-    convert(
-        args.model,
-        args.output,
-        check=check,
-        tolerance=args.tolerance,
-        labels=labels,
-        mean=floats(args.mean),
-        std=floats(args.std),
-        color_order=args.color_order,
-        name=args.name,
-    )
-    return 0
+    return _common.run_cli(args, convert)

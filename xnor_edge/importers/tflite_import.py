@@ -51,19 +51,17 @@ interpreter when ``larq-compute-engine`` is installed.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..builder import GraphBuilder, Value
+from . import _common
+from ._common import EXTRA_HINT, Affine, ImportReport, Tensor, write_affine
 
 __all__ = ["TfliteImportError", "import_tflite", "convert", "is_tflite", "run_cli"]
-
-EXTRA_HINT = "pip install 'xnor-edge[import]'"
 
 
 class TfliteImportError(ValueError):
@@ -111,12 +109,8 @@ SUPPORTED = (
 # ------------------------------------------------------------- graph values
 
 
-@dataclass(frozen=True)
-class _T:
-    """A float tensor: rank 4 is NHWC of value v; rank 2 is [1, N], v flattened in HWC order."""
-
-    v: Value
-    rank: int = 4
+_T = Tensor  # rank 4: NHWC of value v; rank 2: [1, N], v flattened in HWC order
+_Affine = Affine  # written as one batchnorm when something reads it
 
 
 @dataclass(frozen=True)
@@ -142,25 +136,6 @@ class _Padded:
     src: Any  # _T
     pad: tuple[int, int]
     node: str
-
-
-@dataclass(frozen=True, eq=False)
-class _Affine:
-    """v * scale[c] + shift[c], written as one batchnorm when something reads it."""
-
-    v: Value
-    scale: np.ndarray
-    shift: np.ndarray
-    rank: int
-
-
-@dataclass
-class ImportReport:
-    notes: list[str] = field(default_factory=list)
-    layers: dict[str, int] = field(default_factory=dict)
-
-    def count(self, kind: str) -> None:
-        self.layers[kind] = self.layers.get(kind, 0) + 1
 
 
 def _same_pad(size: int, k: int, s: int) -> tuple[int, int, int]:
@@ -286,8 +261,7 @@ class _Importer:
         """The float Value of tensor i, writing a pending batchnorm."""
         t = self.env_of(op, i)
         if isinstance(t, _Affine):
-            self.report.count("batchnorm")
-            t = _T(self.g.batchnorm(t.v, t.scale, t.shift), t.rank)
+            t = write_affine(self.g, self.report, t)
             self.env[i] = t
         if isinstance(t, _T):
             return t.v
@@ -941,15 +915,7 @@ def import_tflite(
         model.SubgraphsLength()
     except Exception as e:  # flatbuffers raises struct/index errors on damaged files
         raise TfliteImportError(f"{path}: not a readable TFLite file ({e})") from None
-    meta: dict[str, Any] = {"name": name or Path(path).stem, "task": "classification"}
-    if labels is not None:
-        meta["labels"] = list(labels)
-    if mean is not None:
-        meta["mean"] = [float(m) for m in mean]
-    if std is not None:
-        meta["std"] = [float(s) for s in std]
-    if color_order is not None:
-        meta["color_order"] = color_order
+    meta = _common.metadata(path, labels, mean, std, color_order, name)
     desc = model.Description()
     meta["source"] = {
         "format": "tflite",
@@ -961,13 +927,7 @@ def import_tflite(
         g = _Importer(model, data, report).run(meta)
     except (IndexError, AttributeError, TypeError) as e:  # a damaged flatbuffer
         raise TfliteImportError(f"{path}: malformed TFLite file ({type(e).__name__}: {e})") from None
-    if labels is not None and g.output.shape[2] != len(labels):
-        raise TfliteImportError(f"{len(labels)} labels for {g.output.shape[2]} outputs")
-    for key in ("mean", "std"):
-        if key in meta and len(meta[key]) not in (1, g.input.shape[2]):
-            raise TfliteImportError(
-                f"--{key} has {len(meta[key])} values for {g.input.shape[2]} input channels"
-            )
+    _common.check_metadata(g, meta, labels, TfliteImportError)
     return g, report
 
 
@@ -983,25 +943,10 @@ def lce_runner(path: str | Path, num_threads: int = 1) -> Callable[[np.ndarray],
 
 def compare(tflite_path: str | Path, xnor_bytes: bytes, inputs: np.ndarray) -> list[dict[str, float]] | None:
     """Per input (NHWC): max |difference| between LCE and xnor-edge and top-1 agreement (None: no LCE)."""
-    import xnor_edge
-
     run_src = lce_runner(tflite_path)
     if run_src is None:
         return None
-    rows = []
-    with xnor_edge.load(xnor_bytes) as m:
-        for x in inputs:
-            want = run_src(x[None].astype(np.float32)).reshape(-1)
-            got = np.asarray(m.run(x[None].astype(np.float32)), dtype=np.float64).reshape(-1)
-            diff = float(np.abs(got - want).max())
-            rows.append(
-                {
-                    "max_abs_diff": diff,
-                    "rel_diff": diff / max(1.0, float(np.abs(want).max())),
-                    "top1_agree": float(np.argmax(got) == np.argmax(want)),
-                }
-            )
-    return rows
+    return _common.compare_outputs(xnor_bytes, inputs, run_src)
 
 
 def convert(
@@ -1015,74 +960,25 @@ def convert(
 ) -> ImportReport:
     """Imports ``src`` and writes ``out`` after the self-check against LCE when installed."""
     g, report = import_tflite(src, **meta)
-    data = g.to_bytes()
-    for note in report.notes:
-        log(f"note: {note}")
+    data = _common.encode(g, report, log)
     h, w, c = g.input.shape
-    rng = np.random.default_rng(0)
-    rows = compare(src, data, rng.normal(size=(samples, h, w, c)).astype(np.float32))
+    rows = compare(src, data, _common.random_inputs(samples, (h, w, c)))
     if rows is None:
         log(
             "self-check skipped: larq-compute-engine is not installed (pip install larq-compute-engine); "
             "the file was mapped op by op only"
         )
     else:
-        worst = max(r["rel_diff"] for r in rows)
-        if worst > tolerance:
-            raise TfliteImportError(
-                f"self-check failed: on random inputs xnor-edge differs from LCE's interpreter by up to "
-                f"{worst:.3g} (relative to max(1, |output|); tolerance {tolerance:g}); nothing written"
-            )
-        log(
-            f"self-check against LCE's interpreter: max relative difference {worst:.3g} on {samples} "
-            "random inputs"
-        )
+        _common.self_check(rows, "LCE's interpreter", tolerance, samples, log, TfliteImportError)
     if check is not None:
-        x = np.asarray(check, dtype=np.float32)
-        x = x[None] if x.ndim == 3 else x
-        if x.ndim != 4 or x.shape[1:] != (h, w, c):
-            raise TfliteImportError(
-                f"--check input has shape {x.shape}; expected (N, {h}, {w}, {c}) or ({h}, {w}, {c}) (NHWC)"
-            )
+        x = _common.check_inputs(check, (h, w, c), TfliteImportError, " (NHWC)")
         crows = compare(src, data, x)
         if crows is None:
             raise ImportError("--check needs LCE's interpreter: pip install larq-compute-engine")
-        for i, r in enumerate(crows):
-            agree = bool(r["top1_agree"])
-            log(f"check input {i}: output max |difference| {r['max_abs_diff']:.6g} (top-1 agrees: {agree})")
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=str(out.parent or "."))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    layers = ", ".join(f"{k} x{v}" for k, v in sorted(report.layers.items()))
-    log(f"wrote {out} ({len(data)} bytes): {layers}")
+        _common.log_check_rows(crows, log)
+    _common.write_model(out, data, report, log)
     return report
 
 
 def run_cli(args: Any) -> int:
-    def floats(s: str | None) -> list[float] | None:
-        return None if s is None else [float(v) for v in s.split(",")]
-
-    labels = None
-    if args.labels:
-        labels = [
-            ln.strip() for ln in Path(args.labels).read_text(encoding="utf-8").splitlines() if ln.strip()
-        ]
-    check = np.load(args.check) if args.check else None
-    convert(
-        args.model,
-        args.output,
-        check=check,
-        tolerance=args.tolerance,
-        labels=labels,
-        mean=floats(args.mean),
-        std=floats(args.std),
-        color_order=args.color_order,
-        name=args.name,
-    )
-    return 0
+    return _common.run_cli(args, convert)
