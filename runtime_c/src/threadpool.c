@@ -36,9 +36,13 @@
  * instructions) before it overwrites the job.
  *
  * Idle workers spin on the job word (pause on x86, yield on ARM) for spin_us
- * (XE_POOL_SPIN_US, 100 us by default), then park on a condition variable, so
- * a pool between inferences costs no CPU. The caller broadcasts only when
- * some worker is parked (a seq_cst store of the job word, then a seq_cst load
+ * (XE_POOL_SPIN_US, 1000 us by default), then park on a condition variable, so
+ * a pool between inferences costs at most that much CPU per worker. (At 100 us,
+ * on the 2-vCPU development VM, a 2-thread ResNet-18 at 96 px ran no faster
+ * than 1 thread whenever inferences came in short bursts after idle, as in
+ * tools/bench_peers.py: 1.18x vs 1.70x at 1000 us, --gap-ms 100, one run; a
+ * parked worker's wake-up on a halted vCPU costs far more than on bare metal.) The caller
+ * broadcasts only when some worker is parked (a seq_cst store of the job word, then a seq_cst load
  * of the sleeper count; the worker increments the count, then re-checks the
  * job word under the mutex: one of the two always sees the other). Jobs of
  * one task run inline without touching shared state, as do jobs whose
@@ -66,10 +70,10 @@
 #include "xe_internal.h"
 
 #ifndef XE_POOL_SPIN_US
-#define XE_POOL_SPIN_US 100u
+#define XE_POOL_SPIN_US 1000u
 #endif
 #ifndef XE_POOL_TAIL_US
-#define XE_POOL_TAIL_US 100u
+#define XE_POOL_TAIL_US 1000u
 #endif
 #ifndef XE_POOL_MIN_PARALLEL_NS
 #define XE_POOL_MIN_PARALLEL_NS 2000u
