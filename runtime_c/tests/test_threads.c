@@ -127,8 +127,14 @@ static void sleep_ms(long ms) {
 
 /* Waits up to 5 s for `want` workers to be parked. */
 static int parks(xe_pool *p, uint32_t want) {
-    for (int i = 0; i < 5000 && xe_pool_parked(p) != want; i++) sleep_ms(1);
-    return xe_pool_parked(p) == want;
+    /* One read per step: a worker that wakes for a job it then finds taken
+     * counts itself a sleeper for an instant on its way through park(), so a
+     * second read could see one fewer (seen under qemu-arm: "1 of 2"). */
+    for (int i = 0; i < 5000; i++) {
+        if (xe_pool_parked(p) == want) return 1;
+        sleep_ms(1);
+    }
+    return 0;
 }
 
 static void inline_task(void *ctx, size_t task, uint32_t thread) {
