@@ -522,13 +522,7 @@ void xe_bconv_wpop(const xe_node *n, const uint32_t *bits, int32_t *wpop) {
         for (size_t t = 0; t < taps; t++) {
             const uint32_t *w = bits + (o * taps + t) * n->cw;
             int32_t pc = 0;
-            for (size_t c = 0; c < n->cw; c++) {
-                uint32_t v = w[c]; /* SWAR popcount (portable; no per-bit loop at load) */
-                v = v - ((v >> 1) & 0x55555555u);
-                v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
-                v = (v + (v >> 4)) & 0x0F0F0F0Fu;
-                pc += (int32_t)((v * 0x01010101u) >> 24);
-            }
+            for (size_t c = 0; c < n->cw; c++) pc += xe_popcount32(w[c]);
             wpop[t * oc + o] = pc;
         }
 }

@@ -204,7 +204,7 @@ static xe_status walk(xe_loader *ld, const xe_node *n, mst_pre *p, mst_tmp *tmp)
         int32_t d = 0;
         for (uint32_t e = nent; e < nent + k; e++) {
             p->ent[e].v = dec[(size_t)pa * L + p->ent[e].j] & p->ent[e].m;
-            d += __builtin_popcount(p->ent[e].m);
+            d += xe_popcount32(p->ent[e].m);
         }
         for (size_t j = 0; j < L; j++) dec[(size_t)c * L + j] = dec[(size_t)pa * L + j] ^ tmp->m[j];
         tmp->byc[c] = (mst_child){pa, d, nent, nent + k};

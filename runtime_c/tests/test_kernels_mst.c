@@ -13,35 +13,30 @@
 
 #include "kernels.h"
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 11);
-}
+#define XE_TEST_RNG_SEED 0x9E3779B97F4A7C15ull
+#include "xe_test_rng.h"
 
 /* One random problem on set fn; returns 0 when it equals the reference. */
 static int one_case(xe_mst_children_fn fn, size_t rows, size_t L, size_t nroot, size_t nchild,
                     size_t max_ent, int full) {
-    const size_t pbase = rnd() % 100, lead = rnd() % 3, ncols = lead + nroot + nchild;
-    const size_t lda = L + rnd() % 4, ldc = ncols + rnd() % 4, out0 = lead + nroot;
+    const size_t pbase = rnd32() % 100, lead = rnd32() % 3, ncols = lead + nroot + nchild;
+    const size_t lda = L + rnd32() % 4, ldc = ncols + rnd32() % 4, out0 = lead + nroot;
     xe_mst_child *child = malloc(nchild * sizeof *child);
     xe_mst_entry *ent = malloc((nchild * max_ent + 1) * sizeof *ent);
     uint32_t *a = malloc(rows * lda * sizeof *a);
     int32_t *want = malloc(rows * ldc * sizeof *want), *got = malloc(rows * ldc * sizeof *got);
     size_t ne = 0;
-    for (size_t i = 0; i < rows * lda; i++) a[i] = full ? 0xFFFFFFFFu : rnd();
-    for (size_t i = 0; i < rows * ldc; i++) want[i] = got[i] = (int32_t)(rnd() % 5000);
+    for (size_t i = 0; i < rows * lda; i++) a[i] = full ? 0xFFFFFFFFu : rnd32();
+    for (size_t i = 0; i < rows * ldc; i++) want[i] = got[i] = (int32_t)(rnd32() % 5000);
     for (size_t q = 0; q < nchild; q++) {
-        const size_t k = full ? max_ent : max_ent ? rnd() % (max_ent + 1) : 0;
-        const size_t par = lead + rnd() % (nroot + q); /* a root or an earlier child */
+        const size_t k = full ? max_ent : max_ent ? rnd32() % (max_ent + 1) : 0;
+        const size_t par = lead + rnd32() % (nroot + q); /* a root or an earlier child */
         child[q].ppos = (uint32_t)(par + pbase);
-        child[q].d = (int32_t)(rnd() % 3000);
+        child[q].d = (int32_t)(rnd32() % 3000);
         child[q].e0 = (uint32_t)ne;
         for (size_t e = 0; e < k; e++, ne++) {
-            const uint32_t m = full ? 0xFFFFFFFFu : rnd() | 1u << (rnd() % 32);
-            ent[ne] = (xe_mst_entry){(uint32_t)(rnd() % L), m, full ? 0 : rnd() & m};
+            const uint32_t m = full ? 0xFFFFFFFFu : rnd32() | 1u << (rnd32() % 32);
+            ent[ne] = (xe_mst_entry){(uint32_t)(rnd32() % L), m, full ? 0 : rnd32() & m};
         }
         child[q].e1 = (uint32_t)ne;
     }
@@ -73,7 +68,7 @@ int main(void) {
         for (size_t li = 0; li < sizeof Ls / sizeof Ls[0]; li++)
             for (size_t ki = 0; ki < sizeof kids / sizeof kids[0]; ki++)
                 for (size_t rows = 1; rows <= 37; rows += 3) {
-                    const size_t nroot = 1 + rnd() % 4, max_ent = (rnd() % 2) ? 3 : 40;
+                    const size_t nroot = 1 + rnd32() % 4, max_ent = (rnd32() % 2) ? 3 : 40;
                     if (one_case(fn, rows, Ls[li], nroot, kids[ki], max_ent, 0)) {
                         fprintf(stderr, "FAIL %s: rows %zu L %zu children %zu entries <= %zu\n",
                                 sets[s], rows, Ls[li], kids[ki], max_ent);

@@ -57,6 +57,15 @@
 #define XE_MAX_MR 8
 #define XE_MAX_NR 32
 
+/* Portable SWAR popcount (no compiler builtin): the reference kernels' and the
+ * loader's (per-tap weight popcounts). */
+static inline int32_t xe_popcount32(uint32_t v) {
+    v = v - ((v >> 1) & 0x55555555u);
+    v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+    v = (v + (v >> 4)) & 0x0F0F0F0Fu;
+    return (int32_t)((v * 0x01010101u) >> 24);
+}
+
 /* bgemm micro-kernel for a fixed number of rows r (its index in ukernel[] + 1),
  * over ceil(nc / nr) consecutive packed panels (nc >= 1): for i < r, s < nc
  *   c[i*ldc + s] = sum_{t < kw} popcount(a[i*lda + t] ^ packed word (t, s))

@@ -8,20 +8,12 @@
 
 #include "kernels.h"
 
-static int32_t popcount32_ref(uint32_t v) {
-    /* SWAR popcount, so the reference needs no compiler builtin. */
-    v = v - ((v >> 1) & 0x55555555u);
-    v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
-    v = (v + (v >> 4)) & 0x0F0F0F0Fu;
-    return (int32_t)((v * 0x01010101u) >> 24);
-}
-
 static void bgemm_1x1_ref(size_t nc, size_t kw, const uint32_t *a, size_t lda,
                           const uint32_t *panel, int32_t *c, size_t ldc) {
     (void)lda, (void)ldc;
     for (size_t s = 0; s < nc; s++, panel += kw) {
         int32_t acc = 0;
-        for (size_t t = 0; t < kw; t++) acc += popcount32_ref(a[t] ^ panel[t]);
+        for (size_t t = 0; t < kw; t++) acc += xe_popcount32(a[t] ^ panel[t]);
         c[s] = acc;
     }
 }

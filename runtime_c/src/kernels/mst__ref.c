@@ -21,7 +21,7 @@ void xe_mst_children_ref(size_t rows, size_t nchild, const xe_mst_child *child,
             const xe_mst_child *ch = &child[i];
             int32_t x = 0;
             for (uint32_t e = ch->e0; e < ch->e1; e++)
-                x += __builtin_popcount((ar[ent[e].j] & ent[e].m) ^ ent[e].v);
+                x += xe_popcount32((ar[ent[e].j] & ent[e].m) ^ ent[e].v);
             pr[out0 + i] = pr[ch->ppos - pbase] + ch->d - 2 * x;
         }
     }
