@@ -165,6 +165,30 @@ typedef void (*xe_epilogue_fn)(size_t n, const int32_t *pc, int32_t nreal, const
                                const float *bias, const float *k, int relu, const xe_post_op *ops,
                                size_t nops, float *y);
 
+/* ---- MST child kernel (op bconv2d_mst, docs/mst.md section 5) ----
+ * A child's difference from its parent as entries (j, m, v): word j of the
+ * window, m = w_child[j] XOR w_parent[j] (non-zero), v = w_parent[j] AND m.
+ * For each row r < rows and child i < nchild, in order (a child's parent is a
+ * root or an earlier child):
+ *   pc[r*ldc + out0 + i] = pc[r*ldc + child[i].ppos - pbase] + child[i].d
+ *                          - 2 * sum_{e0 <= e < e1} popcount((a[r*lda + j_e] AND m_e) XOR v_e)
+ * (d = popcount of the whole difference). Exact integers: every set's kernel
+ * gives the reference's values. A set names its own in its table
+ * (xe_kernels.mst_children; NULL: the reference twin). */
+typedef struct xe_mst_entry {
+    uint32_t j, m, v;
+} xe_mst_entry;
+typedef struct xe_mst_child {
+    uint32_t ppos;   /* parent's runtime position (0xFFFFFFFF: a root, never passed) */
+    int32_t d;       /* popcount of the difference */
+    uint32_t e0, e1; /* its entries [e0, e1) */
+} xe_mst_child;
+typedef void (*xe_mst_children_fn)(size_t rows, size_t nchild, const xe_mst_child *child,
+                                   const xe_mst_entry *ent, const uint32_t *a, size_t lda,
+                                   int32_t *pc, size_t ldc, size_t out0, size_t pbase);
+void xe_mst_children_ref(size_t rows, size_t nchild, const xe_mst_child *child,
+                         const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
+                         size_t ldc, size_t out0, size_t pbase);
 typedef struct xe_kernels {
     const char *name; /* as listed in kernel_sets.inc */
     xe_bgemm_config bgemm_cfg;
@@ -173,6 +197,7 @@ typedef struct xe_kernels {
     /* Optional (NULL: the reference's, through xe_k_pack_abs / xe_k_epilogue). */
     xe_pack_abs_fn pack_abs;
     xe_epilogue_fn epilogue;
+    xe_mst_children_fn mst_children; /* optional: NULL = xe_mst_children_ref */
 } xe_kernels;
 
 /* The reference versions (kernels__ref.c), and the set's own or those. */
@@ -263,6 +288,18 @@ void xe_sgemm_pack_panel(size_t nr, size_t kr, size_t nc, size_t kk, const float
 #define XE_ARCH_ARM 0
 #endif
 
+/* The sets' own MST child kernels (mst__avx2.c, mst__neon_a64.c), named in their tables. */
+#if XE_ARCH_X86
+void xe_mst_children_avx2(size_t rows, size_t nchild, const xe_mst_child *child,
+                          const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
+                          size_t ldc, size_t out0, size_t pbase);
+#endif
+#if XE_ARCH_AARCH64
+void xe_mst_children_neon_a64(size_t rows, size_t nchild, const xe_mst_child *child,
+                              const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
+                              size_t ldc, size_t out0, size_t pbase);
+#endif
+
 /* 1 where the build compiled kernels__avx512.c: x86 and a compiler that takes
  * its flags (runtime_c/CMakeLists.txt then defines XE_HAVE_AVX512). */
 #if XE_ARCH_X86 && defined(XE_HAVE_AVX512)
@@ -301,30 +338,6 @@ const xe_kernels *xe_kernels_active(void);
 /* The set of that name if this build has it and this CPU can run it, else NULL. */
 const xe_kernels *xe_kernels_find(const char *name);
 
-/* ---- MST child kernel (op bconv2d_mst, docs/mst.md section 5) ----
- * A child's difference from its parent as entries (j, m, v): word j of the
- * window, m = w_child[j] XOR w_parent[j] (non-zero), v = w_parent[j] AND m.
- * For each row r < rows and child i < nchild, in order (a child's parent is a
- * root or an earlier child):
- *   pc[r*ldc + out0 + i] = pc[r*ldc + child[i].ppos - pbase] + child[i].d
- *                          - 2 * sum_{e0 <= e < e1} popcount((a[r*lda + j_e] AND m_e) XOR v_e)
- * (d = popcount of the whole difference). Exact integers: every set's kernel
- * gives the reference's values. Kept beside the xe_kernels tables (not a
- * field of them) and chosen by set name in mst__dispatch.c. */
-typedef struct xe_mst_entry {
-    uint32_t j, m, v;
-} xe_mst_entry;
-typedef struct xe_mst_child {
-    uint32_t ppos;   /* parent's runtime position (0xFFFFFFFF: a root, never passed) */
-    int32_t d;       /* popcount of the difference */
-    uint32_t e0, e1; /* its entries [e0, e1) */
-} xe_mst_child;
-typedef void (*xe_mst_children_fn)(size_t rows, size_t nchild, const xe_mst_child *child,
-                                   const xe_mst_entry *ent, const uint32_t *a, size_t lda,
-                                   int32_t *pc, size_t ldc, size_t out0, size_t pbase);
-void xe_mst_children_ref(size_t rows, size_t nchild, const xe_mst_child *child,
-                         const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
-                         size_t ldc, size_t out0, size_t pbase);
 /* The child kernel of set k (the reference twin where k has none of its own). */
 xe_mst_children_fn xe_mst_children_for(const xe_kernels *k);
 

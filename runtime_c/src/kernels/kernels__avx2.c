@@ -300,6 +300,7 @@ const xe_kernels xe_kernels_avx2 = {
     pack_avx2,
     pack_abs_avx2,
     epilogue_avx2,
+    xe_mst_children_avx2,
 };
 
 /* ==== Binary-convolution input and output passes (not GEMM; kernels.h) ====

@@ -357,4 +357,5 @@ const xe_kernels xe_kernels_avx512 = {
     pack_avx512,
     pack_abs_avx512,
     epilogue_avx512,
+    xe_mst_children_avx2, /* AVX2 + POPCNT: a subset of this set's CPUs */
 };

@@ -105,4 +105,5 @@ const xe_kernels xe_kernels_popcnt = {
     pack_popcnt,
     NULL, /* pack_abs: the reference's */
     NULL, /* epilogue: the reference's */
+    NULL, /* mst_children: the reference twin */
 };

@@ -106,4 +106,5 @@ const xe_kernels xe_kernels_ref = {
     pack_ref,
     xe_pack_abs_ref,
     xe_epilogue_ref,
+    NULL, /* mst_children: the reference twin */
 };

@@ -158,4 +158,5 @@ const xe_kernels xe_kernels_ssse3 = {
     pack_ssse3,
     NULL, /* pack_abs: the reference's */
     NULL, /* epilogue: the reference's */
+    NULL, /* mst_children: the reference twin */
 };

@@ -7,8 +7,6 @@
  * then d_child = d_parent + D - 2x. Plain C, one row and one entry at a time;
  * every other child kernel must give exactly these integers.
  */
-#include <string.h>
-
 #include "kernels.h"
 
 void xe_mst_children_ref(size_t rows, size_t nchild, const xe_mst_child *child,
@@ -27,26 +25,6 @@ void xe_mst_children_ref(size_t rows, size_t nchild, const xe_mst_child *child,
     }
 }
 
-#if XE_ARCH_X86
-void xe_mst_children_avx2(size_t rows, size_t nchild, const xe_mst_child *child,
-                          const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
-                          size_t ldc, size_t out0, size_t pbase);
-#endif
-#if XE_ARCH_AARCH64
-void xe_mst_children_neon_a64(size_t rows, size_t nchild, const xe_mst_child *child,
-                              const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
-                              size_t ldc, size_t out0, size_t pbase);
-#endif
-
 xe_mst_children_fn xe_mst_children_for(const xe_kernels *k) {
-#if XE_ARCH_X86
-    /* avx512 CPUs run the avx2 child kernel (AVX2 + POPCNT are a subset). */
-    if (k && (strcmp(k->name, "avx2") == 0 || strcmp(k->name, "avx512") == 0))
-        return xe_mst_children_avx2;
-#endif
-#if XE_ARCH_AARCH64
-    if (k && strcmp(k->name, "neon-a64") == 0) return xe_mst_children_neon_a64;
-#endif
-    (void)k;
-    return xe_mst_children_ref;
+    return k && k->mst_children ? k->mst_children : xe_mst_children_ref;
 }
