@@ -46,7 +46,12 @@ typedef struct bconv_plan {
     size_t oh_lo, oh_hi;  /* output rows [oh_lo, oh_hi) have no padded tap */
     size_t ow_lo, ow_hi;  /* likewise output columns */
     size_t ncc;           /* column border classes (axis_class) */
+    int seg;              /* windows read in place (window_popcounts_seg) */
 } bconv_plan;
+
+/* Output rows narrower than this gather their windows (im2col) instead: a
+ * stretch of fewer positions than a micro-kernel's rows wastes its tile. */
+#define XE_SEG_MIN_OUT_W 8u
 
 static int needs_pbuf(const xe_node_info *f) {
     return f->in_dtype == XE_DTYPE_F32 || f->pad_h || f->pad_w;
@@ -351,6 +356,24 @@ static size_t oc_split(size_t m, size_t oc, size_t step, size_t rows) {
     return (mchunks < 8 && oc > step) ? (oc + step - 1) / step : 1;
 }
 
+/* The window popcounts of positions [p0, p0 + rows) read in place from the
+ * padded buffer (no im2col): one segmented GEMM per stretch of positions
+ * within an output row, whose windows lie stride_w pixels apart. */
+static void window_popcounts_seg(const bconv_plan *pl, size_t p0, size_t rows, size_t o0,
+                                 size_t ncols, int32_t *pc) {
+    const xe_node_info *f = &pl->n->info;
+    const size_t cw = pl->n->cw, rowwords = pl->pw_full * cw;
+    size_t oh = p0 / f->out_w, ow = p0 % f->out_w;
+    for (size_t r = 0; r < rows;) {
+        const size_t run = rows - r < f->out_w - ow ? rows - r : f->out_w - ow;
+        const uint32_t *src = pl->pbuf + oh * f->stride_h * rowwords + ow * f->stride_w * cw;
+        pl->ops->popcounts_seg(pl->n, pl->ex, run, o0, ncols, f->kernel_w * cw, rowwords, src,
+                               f->stride_w * cw, pc + r * ncols, ncols);
+        r += run;
+        ow = 0, oh++;
+    }
+}
+
 /* Pass 3, one task per chunk of output rows (x channel chunk): im2col of
  * packed words, the op's popcounts, epilogue. */
 static void gemm_task(void *ctx, size_t task, uint32_t thread) {
@@ -366,14 +389,18 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
     const size_t ncols = split == 1 ? oc : (oc - o0 < step ? oc - o0 : step);
 
     uint8_t *scratch = pl->ex->thread_scratch[thread];
-    const uint32_t *a;
-    size_t lda;
+    uint8_t *const col_at = scratch;
+    if (!xe_is_pointwise(f)) scratch += xe_align_up(kwords * XE_CHUNK_ROWS * 4);
+    int32_t *pc = (int32_t *)(void *)scratch;
+    scratch += xe_align_up(oc * XE_CHUNK_ROWS * 4);
+    float *row = (float *)(void *)scratch;
+    scratch += xe_align_up(oc * 4);
     if (xe_is_pointwise(f)) {
-        a = pl->pbuf + p0 * cw;
-        lda = cw;
+        pl->ops->popcounts(n, pl->ex, rows, o0, ncols, pl->pbuf + p0 * cw, cw, pc, scratch);
+    } else if (pl->seg) {
+        window_popcounts_seg(pl, p0, rows, o0, ncols, pc);
     } else {
-        uint32_t *col = (uint32_t *)(void *)scratch;
-        scratch += xe_align_up(kwords * XE_CHUNK_ROWS * 4);
+        uint32_t *col = (uint32_t *)(void *)col_at;
         for (size_t r = 0; r < rows; r++) {
             const size_t p = p0 + r, oh = p / f->out_w, ow = p % f->out_w;
             const uint32_t *src =
@@ -381,14 +408,8 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
             for (size_t i = 0; i < kh; i++)
                 copy_words(col + r * kwords + i * kw * cw, src + i * pl->pw_full * cw, kw * cw);
         }
-        a = col;
-        lda = kwords;
+        pl->ops->popcounts(n, pl->ex, rows, o0, ncols, col, kwords, pc, scratch);
     }
-    int32_t *pc = (int32_t *)(void *)scratch;
-    scratch += xe_align_up(oc * XE_CHUNK_ROWS * 4);
-    float *row = (float *)(void *)scratch;
-    scratch += xe_align_up(oc * 4);
-    pl->ops->popcounts(n, pl->ex, rows, o0, ncols, a, lda, pc, scratch);
 
     const int zero_pad = !(f->flags & XE_FLAG_PAD_ONE);
     const int32_t full_n = (int32_t)(f->in_c * kh * kw);
@@ -423,6 +444,8 @@ void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out
     } else {
         pl.pbuf = in;
     }
+    pl.seg = !xe_is_pointwise(f) && ops->popcounts_seg && xe_bgemm_has_seg(ex->k) &&
+             f->out_w >= XE_SEG_MIN_OUT_W;
     interior(f->pad_h, f->kernel_h, f->stride_h, f->in_h, f->out_h, &pl.oh_lo, &pl.oh_hi);
     interior(f->pad_w, f->kernel_w, f->stride_w, f->in_w, f->out_w, &pl.ow_lo, &pl.ow_hi);
     pl.ncc = pl.ow_lo + 1 + (f->out_w - pl.ow_hi);
@@ -451,6 +474,13 @@ void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out
 
 /* bconv2d's popcounts: the bgemm of the rows with the filters of the channels,
  * packed once for the session's kernel set (bconv_session_prepare). */
+static void bconv_popcounts_seg(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0,
+                                size_t ncols, size_t seglen, size_t segstride, const uint32_t *a,
+                                size_t lda, int32_t *pc, size_t ldc) {
+    xe_bgemm_seg(ex->k, rows, o0, ncols, n->info.kernel_h, seglen, segstride, a, lda, ex->prepared,
+                 pc, ldc);
+}
+
 static void bconv_popcounts(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0,
                             size_t ncols, const uint32_t *a, size_t lda, int32_t *pc,
                             uint8_t *scratch) {
@@ -497,7 +527,8 @@ static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const
                              ? (const int32_t *)(const void *)(block + bconv_thr_offset(n, ex->k))
                              : NULL;
     const xe_bconv_ops ops = {
-        n->pre, n->params[SCALE], n->params[BIAS], XE_CHUNK_OC, bconv_popcounts, corr, thr};
+        n->pre,         n->params[SCALE], n->params[BIAS], XE_CHUNK_OC, bconv_popcounts, corr, thr,
+        bconv_popcounts_seg};
     xe_bconv_run(n, ex, in, out, &ops);
 }
 

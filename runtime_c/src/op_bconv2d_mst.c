@@ -357,7 +357,7 @@ static void mst_run(const xe_node *n, const xe_exec *ex, const void *in, const v
                     void *out) {
     const mst_pre *p = n->pre;
     const xe_bconv_ops ops = {
-        p->wpop, n->params[SCALE], n->params[BIAS], p->step, mst_popcounts, NULL, NULL};
+        p->wpop, n->params[SCALE], n->params[BIAS], p->step, mst_popcounts, NULL, NULL, NULL};
     xe_bconv_run(n, ex, in, out, &ops);
 }
 

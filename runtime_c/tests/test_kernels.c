@@ -333,6 +333,44 @@ static int check_sgemm_seg(const xe_kernels *kt, size_t m, size_t n, size_t segs
     return ok;
 }
 
+/* xe_bgemm_seg (segmented A rows: a binary convolution's window read in
+ * place from the padded packed input) against bgemm_plain on the gathered
+ * rows, for sets that have segmented micro-kernels; rows overlap when lda is
+ * small, as the windows of neighbouring output positions do. */
+static int check_bgemm_seg(const xe_kernels *kt, size_t m, size_t n, size_t segs, size_t seglen,
+                           size_t segstride, size_t lda) {
+    if (!xe_bgemm_has_seg(kt)) return 1;
+    const size_t kw = segs * seglen, n0 = 32 * (rnd32() % 2), ntot = n0 + n + rnd32() % 3;
+    const size_t ldc = n + rnd32() % 4;
+    const size_t asz = m ? (m - 1) * lda + (segs - 1) * segstride + seglen : 0;
+    tight_buf ta = tight_alloc(1, asz, asz, 4), tb = tight_alloc(ntot, kw, kw, 4);
+    uint32_t *a = ta.data, *b = tb.data, *rows = xmalloc((m * kw + 1) * 4);
+    const size_t csz = m * ldc + 4;
+    int32_t *want = xmalloc(csz * 4), *got = xmalloc(csz * 4);
+    void *pblock;
+    int ok = 1;
+    for (size_t i = 0; i < asz; i++) a[i] = rnd32();
+    for (size_t i = 0; i < ntot * kw; i++) b[i] = rnd32();
+    if (rnd32() % 4 == 0) /* every bit differs somewhere: the largest counts */
+        for (size_t i = 0; i < asz; i++) a[i] = ~b[(n0 * kw + i) % (ntot * kw)];
+    for (size_t i = 0; i < m; i++)
+        for (size_t g = 0; g < segs; g++)
+            memcpy(rows + i * kw + g * seglen, a + i * lda + g * segstride, seglen * 4);
+    for (size_t i = 0; i < csz; i++) want[i] = got[i] = CANARY_I;
+    bgemm_plain(m, n, kw, rows, kw, b + n0 * kw, kw, want, ldc);
+    const uint32_t *packed = packed_b(kt, ntot, kw, b, kw, &pblock, &ok);
+    xe_bgemm_seg(kt, m, n0, n, segs, seglen, segstride, a, lda, packed, got, ldc);
+    ok = ok && compare_i32(kt, "segmented", want, got, csz, m, n0, n, kw, lda, kw, ldc);
+    free(ta.block);
+    free(tb.block);
+    free(pblock);
+    free(rows);
+    free(want);
+    free(got);
+    shapes_run++;
+    return ok;
+}
+
 static int check_pack(const xe_kernels *kt, size_t rows, size_t channels, size_t pad) {
     size_t words = (channels + 31) / 32;
     size_t ldx = channels + (pad ? 1 + rnd32() % 7 : 0), ldo = words + (pad ? 1 + rnd32() % 3 : 0);
@@ -478,6 +516,20 @@ static int battery(const xe_kernels *kt) {
     if (ok) ok = check_sgemm_seg(kt, 112, 64, 7, 21, 230 * 3, 6);
     if (ok) ok = check_sgemm_seg(kt, 13, 37, 3, 15, 11 * 5, 5);
     if (ok) ok = check_sgemm_seg(kt, 0, 16, 3, 4, 8, 2);
+
+    /* Segmented binary rows: every segment count x length at edge (m, n), then
+     * the ResNet-18 3x3 windows (3 kernel rows of 3 pixels x 2..16 words, rows
+     * one pixel apart, stride 2 two pixels) and a 1-word 5x5. */
+    for (size_t segs = 1; segs <= 7 && ok; segs++)
+        for (size_t len = 1; len <= 9 && ok; len += 2)
+            ok = check_bgemm_seg(kt, edge_sizes[(segs * 5 + len) % N_EDGE],
+                                 edge_sizes[(segs * 3 + len * 7) % N_EDGE], segs, len,
+                                 len + rnd32() % 6 - (len > 2 ? 2 : 0), 1 + rnd32() % 12);
+    for (size_t cw = 2; cw <= 16 && ok; cw *= 2)
+        ok = check_bgemm_seg(kt, 56, 32 * cw, 3, 3 * cw, 58 * cw, cw) &&
+             check_bgemm_seg(kt, 27, 32 * cw, 3, 3 * cw, 57 * cw, 2 * cw);
+    if (ok) ok = check_bgemm_seg(kt, 13, 37, 5, 5, 17, 1);
+    if (ok) ok = check_bgemm_seg(kt, 0, 16, 3, 4, 8, 2);
 
     for (size_t ch = 1; ch <= 130 && ok; ch++) ok = check_pack(kt, 1 + ch % 7, ch, ch & 1);
     if (ok) ok = check_pack(kt, 3136, 64, 0);

@@ -96,6 +96,24 @@ void xe_bgemm(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t kw, con
         bgemm_rows(g, m, n - j < nb ? n - j : nb, kw, a, lda, packed + j * kp, c + j, ldc);
 }
 
+void xe_bgemm_seg(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t segs, size_t seglen,
+                  size_t segstride, const uint32_t *a, size_t lda, const uint32_t *packed,
+                  int32_t *c, size_t ldc) {
+    const xe_bgemm_config *g = &k->bgemm_cfg;
+    const size_t kw = segs * seglen, nb = col_block(g->nr, kw * 4);
+    packed += n0 / g->nr * g->nr * kw; /* kr = 1: no padding of the panels */
+    for (size_t j = 0; j < n; j += nb) {
+        const size_t nc = n - j < nb ? n - j : nb;
+        for (size_t i = 0; i < m;) {
+            size_t r = m - i < g->mr ? m - i : g->mr;
+            while (g->seg_ukernel[r - 1] == NULL) r--;
+            g->seg_ukernel[r - 1](nc, segs, seglen, segstride, a + i * lda, lda, packed + j * kw,
+                                  c + i * ldc + j, ldc);
+            i += r;
+        }
+    }
+}
+
 void xe_bgemm_unpacked(const xe_kernels *k, size_t m, size_t n, size_t kw, const uint32_t *a,
                        size_t lda, const uint32_t *b, size_t ldb, int32_t *c, size_t ldc) {
     const xe_bgemm_config *g = &k->bgemm_cfg;

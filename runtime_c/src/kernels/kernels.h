@@ -76,6 +76,18 @@ static inline int32_t xe_popcount32(uint32_t v) {
 typedef void (*xe_bgemm_ukernel_fn)(size_t nc, size_t kw, const uint32_t *a, size_t lda,
                                     const uint32_t *panel, int32_t *c, size_t ldc);
 
+/* Segmented-A bgemm micro-kernel (im2col-free binary convolution), optional,
+ * only in sets with kr = 1: as the bgemm micro-kernel with kw = segs * seglen,
+ * but A's word t of row i is
+ *   a[i*lda + (t / seglen) * segstride + t % seglen]
+ * (the same integers as bgemm on the gathered rows). For a convolution over
+ * the zero-padded packed input, a segment is one kernel row (KW * words per
+ * pixel, contiguous), segstride the padded input row and lda stride_w * words
+ * per pixel: the window is read in place instead of copied. */
+typedef void (*xe_bgemm_seg_ukernel_fn)(size_t nc, size_t segs, size_t seglen, size_t segstride,
+                                        const uint32_t *a, size_t lda, const uint32_t *panel,
+                                        int32_t *c, size_t ldc);
+
 /* Pack one bgemm panel: columns s < nc of b (row s = b[s*ldb], kw words) into
  * the layout above, zero for s >= nc and t >= kw. */
 typedef void (*xe_bgemm_pack_fn)(size_t nr, size_t kr, size_t nc, size_t kw, const uint32_t *b,
@@ -122,6 +134,9 @@ typedef struct xe_bgemm_config {
     uint8_t mr, nr, kr;
     xe_bgemm_ukernel_fn ukernel[XE_MAX_MR];
     xe_bgemm_pack_fn pack;
+    /* Optional, same rules as ukernel, kr = 1 only (all NULL: callers gather
+     * rows, see xe_bgemm_has_seg). */
+    xe_bgemm_seg_ukernel_fn seg_ukernel[XE_MAX_MR];
 } xe_bgemm_config;
 
 typedef struct xe_sgemm_config {
@@ -234,6 +249,13 @@ void xe_sgemm_pack(const xe_kernels *k, size_t n, size_t kk, const float *b, siz
 void xe_sgemm(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t kk, const float *a,
               size_t lda, const float *packed, float *c, size_t ldc);
 
+/* Binary GEMM with segmented A rows (xe_bgemm_seg_ukernel_fn), columns
+ * [n0, n0 + n) of the packed B as xe_bgemm; only for sets where
+ * xe_bgemm_has_seg(k). */
+static inline int xe_bgemm_has_seg(const xe_kernels *k) { return k->bgemm_cfg.seg_ukernel[0] != NULL; }
+void xe_bgemm_seg(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t segs, size_t seglen,
+                  size_t segstride, const uint32_t *a, size_t lda, const uint32_t *packed,
+                  int32_t *c, size_t ldc);
 /* Float GEMM with segmented A rows (kernels.h, xe_sgemm_seg_ukernel_fn), on
  * packed B: the same results as xe_sgemm on the gathered rows
  *   row i = [a + i*lda + g*segstride, + seglen) for g < segs.

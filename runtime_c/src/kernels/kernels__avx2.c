@@ -288,7 +288,7 @@ XE_SGEMM_AVX2(6)
 
 const xe_kernels xe_kernels_avx2 = {
     "avx2",
-    {XE_MR, XE_NB, 1, {bgemm_1x16_avx2, NULL, NULL, bgemm_4x16_avx2}, pack_panel_avx2},
+    {XE_MR, XE_NB, 1, {bgemm_1x16_avx2, NULL, NULL, bgemm_4x16_avx2}, pack_panel_avx2, {NULL}},
     {6,
      16,
      1,

@@ -56,22 +56,26 @@ XE_INLINE __mmask16 lanes(size_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
 }
 
-/* MR rows x one 32-column panel (ncols <= 32 of them stored), kw words. */
-XE_INLINE void bgemm_tile_avx512(int mr, size_t ncols, size_t kw, const uint32_t *a, size_t lda,
+/* MR rows x one 32-column panel (ncols <= 32 of them stored), segs segments
+ * of seglen words (A's word t of row r at a[r*lda + (t / seglen) * segstride
+ * + t % seglen]; the plain GEMM is one segment). */
+XE_INLINE void bgemm_tile_avx512(int mr, size_t ncols, size_t segs, size_t seglen,
+                                 size_t segstride, const uint32_t *a, size_t lda,
                                  const uint32_t *panel, int32_t *c, size_t ldc) {
     __m512i acc[XE_MR][2];
     XE_UNROLL_ROWS
     for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-    for (size_t t = 0; t < kw; t++) {
-        const __m512i b0 = _mm512_loadu_si512((const void *)(panel + t * XE_NB));
-        const __m512i b1 = _mm512_loadu_si512((const void *)(panel + t * XE_NB + 16));
-        XE_UNROLL_ROWS
-        for (int r = 0; r < mr; r++) {
-            const __m512i av = _mm512_set1_epi32((int)a[r * lda + t]);
-            acc[r][0] = _mm512_add_epi32(acc[r][0], _mm512_popcnt_epi32(_mm512_xor_si512(av, b0)));
-            acc[r][1] = _mm512_add_epi32(acc[r][1], _mm512_popcnt_epi32(_mm512_xor_si512(av, b1)));
+    for (size_t g = 0; g < segs; g++, a += segstride, panel += seglen * XE_NB)
+        for (size_t t = 0; t < seglen; t++) {
+            const __m512i b0 = _mm512_loadu_si512((const void *)(panel + t * XE_NB));
+            const __m512i b1 = _mm512_loadu_si512((const void *)(panel + t * XE_NB + 16));
+            XE_UNROLL_ROWS
+            for (int r = 0; r < mr; r++) {
+                const __m512i av = _mm512_set1_epi32((int)a[r * lda + t]);
+                acc[r][0] = _mm512_add_epi32(acc[r][0], _mm512_popcnt_epi32(_mm512_xor_si512(av, b0)));
+                acc[r][1] = _mm512_add_epi32(acc[r][1], _mm512_popcnt_epi32(_mm512_xor_si512(av, b1)));
+            }
         }
-    }
     if (ncols == XE_NB) {
         XE_UNROLL_ROWS
         for (int r = 0; r < mr; r++) {
@@ -92,8 +96,16 @@ XE_INLINE void bgemm_tile_avx512(int mr, size_t ncols, size_t kw, const uint32_t
     static void bgemm_##MR##x32_avx512(size_t nc, size_t kw, const uint32_t *a, size_t lda,        \
                                        const uint32_t *w, int32_t *c, size_t ldc) {                \
         for (; nc > XE_NB; nc -= XE_NB, w += kw * XE_NB, c += XE_NB)                               \
-            bgemm_tile_avx512(MR, XE_NB, kw, a, lda, w, c, ldc);                                   \
-        bgemm_tile_avx512(MR, nc, kw, a, lda, w, c, ldc);                                          \
+            bgemm_tile_avx512(MR, XE_NB, 1, kw, 0, a, lda, w, c, ldc);                             \
+        bgemm_tile_avx512(MR, nc, 1, kw, 0, a, lda, w, c, ldc);                                    \
+    }                                                                                              \
+    static void bgemm_seg_##MR##x32_avx512(size_t nc, size_t segs, size_t seglen,                  \
+                                           size_t segstride, const uint32_t *a, size_t lda,        \
+                                           const uint32_t *w, int32_t *c, size_t ldc) {            \
+        const size_t kw = segs * seglen;                                                           \
+        for (; nc > XE_NB; nc -= XE_NB, w += kw * XE_NB, c += XE_NB)                               \
+            bgemm_tile_avx512(MR, XE_NB, segs, seglen, segstride, a, lda, w, c, ldc);              \
+        bgemm_tile_avx512(MR, nc, segs, seglen, segstride, a, lda, w, c, ldc);                     \
     }
 XE_BGEMM_AVX512(1)
 XE_BGEMM_AVX512(2)
@@ -285,6 +297,55 @@ static void pack_abs_rows16(size_t rows, size_t channels, const float *x, size_t
     _mm512_mask_storeu_ps(amean, lanes(rows), _mm512_mul_ps(acc, _mm512_set1_ps(inv)));
 }
 
+/* pack_abs_rows16 for a full block of 16 rows and whole 16-channel groups
+ * (every layer of the shipped models): no lane masks, no row clamps, each
+ * word's two halves straight from the opmasks; `affine` is a constant at each
+ * call, so the compiler emits one loop with the prologue and one without. The
+ * channel sums keep the reference's order (one accumulator lane per pixel). */
+/* One 16-row block's 16-channel group of pack_abs_full: the sign bits into
+ * word[] (low or high half), |t| transposed and added to acc channel by channel. */
+XE_INLINE __m512 pack_abs_group16(const float *x, size_t ldx, __m512 sv, __m512 bv, int affine,
+                                  int hi, uint32_t word[16], __m512 acc) {
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    __m512i t[16];
+    for (size_t j = 0; j < 16; j++) {
+        __m512 v = _mm512_loadu_ps(x + j * ldx);
+        if (affine) v = _mm512_add_ps(_mm512_mul_ps(v, sv), bv);
+        const uint32_t m = (uint32_t)_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+        word[j] = hi ? word[j] | m << 16 : m;
+        t[j] = _mm512_andnot_si512(sign, _mm512_castps_si512(v));
+    }
+    transpose16(t);
+    for (size_t c = 0; c < 16; c++) acc = _mm512_add_ps(acc, _mm512_castsi512_ps(t[c]));
+    return acc;
+}
+
+/* pack_abs_rows16 for nb (1 or 2) full blocks of 16 rows and whole 16-channel
+ * groups (every layer of the shipped models): no lane masks or row clamps;
+ * two blocks give two independent chains of adds (each keeps the reference's
+ * channel order in its lanes). `affine` and `nb` are constants at each call. */
+XE_INLINE void pack_abs_full(size_t channels, const float *x, size_t ldx, const float *s,
+                             const float *b, uint32_t *out, size_t ldo, float inv, float *amean,
+                             int affine, int nb) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    uint32_t w0[16] = {0}, w1[16] = {0};
+    for (size_t c0 = 0; c0 < channels; c0 += 16) {
+        __m512 sv = _mm512_setzero_ps(), bv = _mm512_setzero_ps();
+        if (affine) sv = _mm512_loadu_ps(s + c0), bv = _mm512_loadu_ps(b + c0);
+        const int hi = (c0 / 16) & 1; /* the upper half of a word */
+        acc0 = pack_abs_group16(x + c0, ldx, sv, bv, affine, hi, w0, acc0);
+        if (nb == 2) acc1 = pack_abs_group16(x + 16 * ldx + c0, ldx, sv, bv, affine, hi, w1, acc1);
+        if (hi || c0 + 16 == channels) {
+            for (size_t j = 0; j < 16; j++) out[j * ldo + c0 / 32] = w0[j];
+            if (nb == 2)
+                for (size_t j = 0; j < 16; j++) out[(16 + j) * ldo + c0 / 32] = w1[j];
+        }
+    }
+    const __m512 iv = _mm512_set1_ps(inv);
+    _mm512_storeu_ps(amean, _mm512_mul_ps(acc0, iv));
+    if (nb == 2) _mm512_storeu_ps(amean + 16, _mm512_mul_ps(acc1, iv));
+}
+
 static void pack_abs_avx512(size_t rows, size_t channels, const float *x, size_t ldx,
                             const float *s, const float *b, uint32_t *out, size_t ldo, float inv,
                             float *amean) {
@@ -296,7 +357,22 @@ static void pack_abs_avx512(size_t rows, size_t channels, const float *x, size_t
         xe_pack_abs_ref(rows, channels, x, ldx, s, b, out, ldo, inv, NULL);
         return;
     }
-    for (size_t r = 0; r < rows; r += 16)
+    size_t r = 0;
+    if (channels % 16 == 0) {
+        for (; r + 32 <= rows; r += 32) {
+            if (s)
+                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r, 1, 2);
+            else
+                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r, 0, 2);
+        }
+        for (; r + 16 <= rows; r += 16) {
+            if (s)
+                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r, 1, 1);
+            else
+                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r, 0, 1);
+        }
+    }
+    for (; r < rows; r += 16)
         pack_abs_rows16(rows - r < 16 ? rows - r : 16, channels, x + r * ldx, ldx, s, b,
                         out + r * ldo, ldo, inv, amean + r);
 }
@@ -345,7 +421,9 @@ const xe_kernels xe_kernels_avx512 = {
      1,
      {bgemm_1x32_avx512, bgemm_2x32_avx512, bgemm_3x32_avx512, bgemm_4x32_avx512, bgemm_5x32_avx512,
       bgemm_6x32_avx512, bgemm_7x32_avx512, bgemm_8x32_avx512},
-     pack_panel_avx512},
+     pack_panel_avx512,
+     {bgemm_seg_1x32_avx512, bgemm_seg_2x32_avx512, bgemm_seg_3x32_avx512, bgemm_seg_4x32_avx512,
+      bgemm_seg_5x32_avx512, bgemm_seg_6x32_avx512, bgemm_seg_7x32_avx512, bgemm_seg_8x32_avx512}},
     {XE_MR,
      XE_NB,
      1,

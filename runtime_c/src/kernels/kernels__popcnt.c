@@ -100,7 +100,7 @@ static void pack_popcnt(size_t rows, size_t channels, const float *x, size_t ldx
 
 const xe_kernels xe_kernels_popcnt = {
     "popcnt",
-    {4, 4, 2, {bgemm_1x4_popcnt, NULL, NULL, bgemm_4x4_popcnt}, xe_bgemm_pack_panel},
+    {4, 4, 2, {bgemm_1x4_popcnt, NULL, NULL, bgemm_4x4_popcnt}, xe_bgemm_pack_panel, {NULL}},
     {1, 8, 1, {xe_sgemm_1x8_fmaf}, xe_sgemm_pack_panel, {NULL}}, /* no FMA: libm fmaf */
     pack_popcnt,
     NULL, /* pack_abs: the reference's */

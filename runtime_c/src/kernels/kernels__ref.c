@@ -18,6 +18,18 @@ static void bgemm_1x1_ref(size_t nc, size_t kw, const uint32_t *a, size_t lda,
     }
 }
 
+static void bgemm_seg_1x1_ref(size_t nc, size_t segs, size_t seglen, size_t segstride,
+                              const uint32_t *a, size_t lda, const uint32_t *panel, int32_t *c,
+                              size_t ldc) {
+    (void)lda, (void)ldc;
+    for (size_t s = 0; s < nc; s++) {
+        int32_t acc = 0;
+        for (size_t g = 0; g < segs; g++)
+            for (size_t u = 0; u < seglen; u++, panel++) acc += xe_popcount32(a[g * segstride + u] ^ *panel);
+        c[s] = acc;
+    }
+}
+
 static void sgemm_1x1_ref(size_t nc, size_t kk, const float *a, size_t lda, const float *b,
                           size_t ldb, size_t bstep, float *c, size_t ldc) {
     (void)lda, (void)ldc;
@@ -101,7 +113,7 @@ void xe_epilogue_ref(size_t n, const int32_t *pc, int32_t nreal, const float *sc
 
 const xe_kernels xe_kernels_ref = {
     "ref",
-    {1, 1, 1, {bgemm_1x1_ref}, xe_bgemm_pack_panel},
+    {1, 1, 1, {bgemm_1x1_ref}, xe_bgemm_pack_panel, {bgemm_seg_1x1_ref}},
     {1, 1, 1, {sgemm_1x1_ref}, xe_sgemm_pack_panel, {sgemm_seg_1x1_ref}},
     pack_ref,
     xe_pack_abs_ref,
