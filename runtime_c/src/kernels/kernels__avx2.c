@@ -72,19 +72,23 @@ XE_INLINE __m256i fold_bytes(__m256i acc8) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(acc8, _mm256_set1_epi8(1)), _mm256_set1_epi16(1));
 }
 
-XE_INLINE void bgemm_tile_avx2(int mr, size_t ncols, size_t kc, const uint32_t *a, size_t lda,
-                               const uint32_t *panel, int32_t *c, size_t ldc) {
+/* mr rows x one 16-column panel, kc words in segments of seglen words
+ * segstride apart in each A row (the plain GEMM: seglen = kc). */
+XE_INLINE void bgemm_tile_avx2(int mr, size_t ncols, size_t kc, size_t seglen, size_t segstride,
+                               const uint32_t *a, size_t lda, const uint32_t *panel, int32_t *c,
+                               size_t ldc) {
     const __m256i tbl = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
                                          1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     __m256i acc32[XE_MR][2];
-    size_t t = 0;
+    size_t t = 0, u = 0; /* u: word t's index within its segment, at a + t's offset */
     for (int r = 0; r < mr; r++) acc32[r][0] = acc32[r][1] = _mm256_setzero_si256();
     while (t < kc) {
         size_t end = kc - t > XE_AVX2_BLOCK ? t + XE_AVX2_BLOCK : kc;
         __m256i acc8[XE_MR][2];
         for (int r = 0; r < mr; r++) acc8[r][0] = acc8[r][1] = _mm256_setzero_si256();
-        for (; t < end; t++) {
+        for (; t < end; t++, u++) {
+            if (u == seglen) a += segstride - seglen, u = 0;
             const __m256i b0 = _mm256_loadu_si256((const __m256i *)(panel + t * XE_NB));
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(panel + t * XE_NB + 8));
             for (int r = 0; r < mr; r++) {
@@ -115,21 +119,34 @@ XE_INLINE void bgemm_tile_avx2(int mr, size_t ncols, size_t kc, const uint32_t *
 }
 
 /* Consecutive panels of 16 columns, kw * 16 words each. */
-XE_INLINE void bgemm_panels_avx2(int mr, size_t nc, size_t kw, const uint32_t *a, size_t lda,
-                                 const uint32_t *w, int32_t *c, size_t ldc) {
+XE_INLINE void bgemm_panels_avx2(int mr, size_t nc, size_t kw, size_t seglen, size_t segstride,
+                                 const uint32_t *a, size_t lda, const uint32_t *w, int32_t *c,
+                                 size_t ldc) {
     for (; nc > XE_NB; nc -= XE_NB, w += kw * XE_NB, c += XE_NB)
-        bgemm_tile_avx2(mr, XE_NB, kw, a, lda, w, c, ldc);
-    bgemm_tile_avx2(mr, nc, kw, a, lda, w, c, ldc);
+        bgemm_tile_avx2(mr, XE_NB, kw, seglen, segstride, a, lda, w, c, ldc);
+    bgemm_tile_avx2(mr, nc, kw, seglen, segstride, a, lda, w, c, ldc);
 }
 
 static void bgemm_4x16_avx2(size_t nc, size_t kw, const uint32_t *a, size_t lda, const uint32_t *w,
                             int32_t *c, size_t ldc) {
-    bgemm_panels_avx2(XE_MR, nc, kw, a, lda, w, c, ldc);
+    bgemm_panels_avx2(XE_MR, nc, kw, kw, 0, a, lda, w, c, ldc);
 }
 
 static void bgemm_1x16_avx2(size_t nc, size_t kw, const uint32_t *a, size_t lda, const uint32_t *w,
                             int32_t *c, size_t ldc) {
-    bgemm_panels_avx2(1, nc, kw, a, lda, w, c, ldc);
+    bgemm_panels_avx2(1, nc, kw, kw, 0, a, lda, w, c, ldc);
+}
+
+static void bgemm_seg_4x16_avx2(size_t nc, size_t segs, size_t seglen, size_t segstride,
+                                const uint32_t *a, size_t lda, const uint32_t *w, int32_t *c,
+                                size_t ldc) {
+    bgemm_panels_avx2(XE_MR, nc, segs * seglen, seglen, segstride, a, lda, w, c, ldc);
+}
+
+static void bgemm_seg_1x16_avx2(size_t nc, size_t segs, size_t seglen, size_t segstride,
+                                const uint32_t *a, size_t lda, const uint32_t *w, int32_t *c,
+                                size_t ldc) {
+    bgemm_panels_avx2(1, nc, segs * seglen, seglen, segstride, a, lda, w, c, ldc);
 }
 
 /* panel[t][s] = b[s*ldb + t] for s < ncols, 0 for ncols <= s < 16, t < kc
@@ -288,7 +305,12 @@ XE_SGEMM_AVX2(6)
 
 const xe_kernels xe_kernels_avx2 = {
     "avx2",
-    {XE_MR, XE_NB, 1, {bgemm_1x16_avx2, NULL, NULL, bgemm_4x16_avx2}, pack_panel_avx2, {NULL}},
+    {XE_MR,
+     XE_NB,
+     1,
+     {bgemm_1x16_avx2, NULL, NULL, bgemm_4x16_avx2},
+     pack_panel_avx2,
+     {bgemm_seg_1x16_avx2, NULL, NULL, bgemm_seg_4x16_avx2}},
     {6,
      16,
      1,
