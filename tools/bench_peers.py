@@ -67,6 +67,8 @@ FIG4_FILTERS = [1, 3, 5, 7, 9, 11]
 PAPER_MEASURED, PAPER_THEORY = 58.0, 62.0  # XNOR-Net section 4.1, c = 256, 3x3
 ENGINES = ("xnor-edge", "onnxruntime", "litert", "lce", "numpy-sgemm")
 BLAS_ENV_UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Set in onnxruntime's worker processes by --ort-spin off.
+ORT_SPIN_ENV = "XE_BENCH_ORT_SPIN"
 
 
 def fig4_theory(c: int, n_w: int) -> float:
@@ -108,6 +110,8 @@ def _engine_onnxruntime(threads: int):
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if os.environ.get(ORT_SPIN_ENV) == "0":  # --ort-spin off
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess = ort.InferenceSession(spec["onnx"], so, providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
         x = np.random.default_rng(0).standard_normal(inp.shape).astype(np.float32)
@@ -262,13 +266,20 @@ def worker_main() -> int:
 
 
 class Worker:
-    def __init__(self, engine: str, threads: int, cases: dict, warmup_s: float):
+    def __init__(self, engine: str, threads: int, cases: dict, warmup_s: float, ort_spin: str = "on"):
         env = dict(os.environ)
         if engine == "numpy-sgemm":
             for v in BLAS_ENV_UNSET:
                 env.pop(v, None)
             for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 env[v] = str(threads)
+        else:
+            # NumPy's BLAS threads are never used by the other engines; one
+            # thread means none idles on the other core.
+            for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env[v] = "1"
+        if engine == "onnxruntime":
+            env[ORT_SPIN_ENV] = "0" if ort_spin == "off" else "1"
         self.engine, self.threads, self.cases = engine, threads, list(cases)
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker"],
@@ -604,7 +615,7 @@ def measure(
         if engine in skipped or not cases:
             continue
         for t in threads:
-            w = Worker(engine, t, cases, args.warmup)
+            w = Worker(engine, t, cases, args.warmup, args.ort_spin)
             if w.error:
                 _skip(notes, f"{engine} ({t} thr): worker failed: {w.error}")
                 w.close()
@@ -746,7 +757,8 @@ def header_lines(meta: dict) -> list[str]:
         if e == "onnxruntime":
             lines.append(
                 f"- onnxruntime {info.get('version')}, providers {', '.join(info.get('providers', []))} "
-                "(CPUExecutionProvider used; intra_op_num_threads = threads, inter_op 1, sequential)"
+                "(CPUExecutionProvider used; intra_op_num_threads = threads, inter_op 1, sequential; "
+                f"spinning between runs {meta.get('settings', {}).get('ort_spin', 'on')})"
             )
         elif e not in meta["infos"]:
             continue  # installed, but it ran no case (the skip notes say why)
@@ -944,6 +956,13 @@ def parse_args(argv=None):
     ap.add_argument(
         "--gap-ms", type=float, default=5.0, help="pause between requests (spinning threads settle)"
     )
+    ap.add_argument(
+        "--ort-spin",
+        choices=("on", "off"),
+        default="on",
+        help="onnxruntime's intra-op threads spin between runs (its default) or not: off keeps "
+        "them from busy-waiting on a core while another engine's request runs",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: few rounds and iterations")
     ap.add_argument("--seed", type=int, default=0, help="seed of the shuffled order")
     ap.add_argument("--tflite", action="append", metavar="NET=FILE", help="float TFLite model for litert")
@@ -1027,6 +1046,7 @@ def main(argv=None) -> int:
             "threads": threads,
             "max_request_s": args.max_request_s,
             "gap_ms": args.gap_ms,
+            "ort_spin": args.ort_spin,
             "seed": args.seed,
             "quick": args.quick,
         },
