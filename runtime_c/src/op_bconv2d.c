@@ -526,9 +526,9 @@ static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const
     const int32_t *thr = bconv_has_thr(n)
                              ? (const int32_t *)(const void *)(block + bconv_thr_offset(n, ex->k))
                              : NULL;
-    const xe_bconv_ops ops = {
-        n->pre,         n->params[SCALE], n->params[BIAS], XE_CHUNK_OC, bconv_popcounts, corr, thr,
-        bconv_popcounts_seg};
+    const xe_bconv_ops ops = {n->pre,      n->params[SCALE],   n->params[BIAS],
+                              XE_CHUNK_OC, bconv_popcounts,    corr,
+                              thr,         bconv_popcounts_seg};
     xe_bconv_run(n, ex, in, out, &ops);
 }
 

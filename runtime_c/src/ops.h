@@ -185,9 +185,9 @@ typedef struct xe_bconv_ops {
      * segments: kh kernel rows of seglen words, segstride apart, rows lda
      * apart), used where the session's kernel set has segmented kernels;
      * NULL: `popcounts` on gathered (im2col) rows. */
-    void (*popcounts_seg)(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0,
-                          size_t ncols, size_t seglen, size_t segstride, const uint32_t *a,
-                          size_t lda, int32_t *pc, size_t ldc);
+    void (*popcounts_seg)(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0, size_t ncols,
+                          size_t seglen, size_t segstride, const uint32_t *a, size_t lda,
+                          int32_t *pc, size_t ldc);
 } xe_bconv_ops;
 /* Scratch of the driver plus `extra` per-thread bytes for the op. */
 void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *per_thread, int *ovf);

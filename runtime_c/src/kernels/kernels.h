@@ -252,7 +252,9 @@ void xe_sgemm(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t kk, con
 /* Binary GEMM with segmented A rows (xe_bgemm_seg_ukernel_fn), columns
  * [n0, n0 + n) of the packed B as xe_bgemm; only for sets where
  * xe_bgemm_has_seg(k). */
-static inline int xe_bgemm_has_seg(const xe_kernels *k) { return k->bgemm_cfg.seg_ukernel[0] != NULL; }
+static inline int xe_bgemm_has_seg(const xe_kernels *k) {
+    return k->bgemm_cfg.seg_ukernel[0] != NULL;
+}
 void xe_bgemm_seg(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t segs, size_t seglen,
                   size_t segstride, const uint32_t *a, size_t lda, const uint32_t *packed,
                   int32_t *c, size_t ldc);

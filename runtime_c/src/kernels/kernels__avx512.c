@@ -59,9 +59,9 @@ XE_INLINE __mmask16 lanes(size_t n) {
 /* MR rows x one 32-column panel (ncols <= 32 of them stored), segs segments
  * of seglen words (A's word t of row r at a[r*lda + (t / seglen) * segstride
  * + t % seglen]; the plain GEMM is one segment). */
-XE_INLINE void bgemm_tile_avx512(int mr, size_t ncols, size_t segs, size_t seglen,
-                                 size_t segstride, const uint32_t *a, size_t lda,
-                                 const uint32_t *panel, int32_t *c, size_t ldc) {
+XE_INLINE void bgemm_tile_avx512(int mr, size_t ncols, size_t segs, size_t seglen, size_t segstride,
+                                 const uint32_t *a, size_t lda, const uint32_t *panel, int32_t *c,
+                                 size_t ldc) {
     __m512i acc[XE_MR][2];
     XE_UNROLL_ROWS
     for (int r = 0; r < mr; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
@@ -72,8 +72,10 @@ XE_INLINE void bgemm_tile_avx512(int mr, size_t ncols, size_t segs, size_t segle
             XE_UNROLL_ROWS
             for (int r = 0; r < mr; r++) {
                 const __m512i av = _mm512_set1_epi32((int)a[r * lda + t]);
-                acc[r][0] = _mm512_add_epi32(acc[r][0], _mm512_popcnt_epi32(_mm512_xor_si512(av, b0)));
-                acc[r][1] = _mm512_add_epi32(acc[r][1], _mm512_popcnt_epi32(_mm512_xor_si512(av, b1)));
+                acc[r][0] =
+                    _mm512_add_epi32(acc[r][0], _mm512_popcnt_epi32(_mm512_xor_si512(av, b0)));
+                acc[r][1] =
+                    _mm512_add_epi32(acc[r][1], _mm512_popcnt_epi32(_mm512_xor_si512(av, b1)));
             }
         }
     if (ncols == XE_NB) {
@@ -361,15 +363,19 @@ static void pack_abs_avx512(size_t rows, size_t channels, const float *x, size_t
     if (channels % 16 == 0) {
         for (; r + 32 <= rows; r += 32) {
             if (s)
-                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r, 1, 2);
+                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r,
+                              1, 2);
             else
-                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r, 0, 2);
+                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r,
+                              0, 2);
         }
         for (; r + 16 <= rows; r += 16) {
             if (s)
-                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r, 1, 1);
+                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r,
+                              1, 1);
             else
-                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r, 0, 1);
+                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r,
+                              0, 1);
         }
     }
     for (; r < rows; r += 16)

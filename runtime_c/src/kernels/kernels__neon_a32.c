@@ -240,7 +240,8 @@ XE_SGEMM_A32(4)
 
 const xe_kernels xe_kernels_neon_a32 = {
     "neon-a32",
-    {2, 4, 4, {bgemm_1x4_a32, bgemm_2x4_a32}, xe_bgemm_pack_panel, {NULL}}, /* kr 4: no segmented kernels */
+    {2, 4, 4, {bgemm_1x4_a32, bgemm_2x4_a32}, xe_bgemm_pack_panel, {NULL}}, /* kr 4: no segmented
+                                                                               kernels */
     {4,
      8,
      1,

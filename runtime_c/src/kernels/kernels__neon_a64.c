@@ -312,7 +312,11 @@ XE_SGEMM_A64(4)
 
 const xe_kernels xe_kernels_neon_a64 = {
     "neon-a64",
-    {4, 8, 4, {bgemm_1x8_a64, bgemm_2x8_a64, bgemm_3x8_a64, bgemm_4x8_a64}, xe_bgemm_pack_panel,
+    {4,
+     8,
+     4,
+     {bgemm_1x8_a64, bgemm_2x8_a64, bgemm_3x8_a64, bgemm_4x8_a64},
+     xe_bgemm_pack_panel,
      {NULL}}, /* kr 4: no segmented kernels */
     {4,
      16,

@@ -25,7 +25,8 @@ static void bgemm_seg_1x1_ref(size_t nc, size_t segs, size_t seglen, size_t segs
     for (size_t s = 0; s < nc; s++) {
         int32_t acc = 0;
         for (size_t g = 0; g < segs; g++)
-            for (size_t u = 0; u < seglen; u++, panel++) acc += xe_popcount32(a[g * segstride + u] ^ *panel);
+            for (size_t u = 0; u < seglen; u++, panel++)
+                acc += xe_popcount32(a[g * segstride + u] ^ *panel);
         c[s] = acc;
     }
 }

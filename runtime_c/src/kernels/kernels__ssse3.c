@@ -153,7 +153,12 @@ static void pack_ssse3(size_t rows, size_t channels, const float *x, size_t ldx,
 
 const xe_kernels xe_kernels_ssse3 = {
     "ssse3",
-    {XE_MR, XE_NB, 1, {[0] = bgemm_1_ssse3, [XE_MR - 1] = bgemm_mr_ssse3}, xe_bgemm_pack_panel, {NULL}},
+    {XE_MR,
+     XE_NB,
+     1,
+     {[0] = bgemm_1_ssse3, [XE_MR - 1] = bgemm_mr_ssse3},
+     xe_bgemm_pack_panel,
+     {NULL}},
     {1, 8, 1, {xe_sgemm_1x8_fmaf}, xe_sgemm_pack_panel, {NULL}}, /* no FMA: libm fmaf */
     pack_ssse3,
     NULL, /* pack_abs: the reference's */
