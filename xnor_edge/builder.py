@@ -54,6 +54,9 @@ OP_DWCONV2D = 18
 OP_PAD = 19
 OP_BCONV2D_MST = 32  # ids 32+: compressed forms of binary ops
 
+# Header flag bit 0: the model also takes uint8 input through a table (docs/format.md).
+FLAG_U8_INPUT = 1
+
 FLAG_RELU = 1
 FLAG_PAD_ONE = 2
 FLAG_USE_K = 4
@@ -79,6 +82,8 @@ __all__ = [
     "Value",
     "fold_batchnorm",
     "pack_signs",
+    "uint8_table",
+    "with_uint8_input",
 ]
 
 
@@ -171,6 +176,7 @@ class GraphBuilder:
         self.metadata: dict = dict(metadata or {})
         self._nodes: list[_Node] = []
         self._values: list[Value] = [Value(0, shape, F32, id(self))]
+        self._u8_table: np.ndarray | None = None  # [C][256], see uint8_input
 
     # ----------------------------------------------------------------- values
 
@@ -511,7 +517,6 @@ class GraphBuilder:
                 "the model output (the last node's value) must be float32, but it is bits; "
                 "end with a float op"
             )
-        meta = json.dumps(self.metadata, ensure_ascii=False, allow_nan=False).encode("utf-8")
         params: list[tuple[int, np.ndarray]] = []
         node_recs = []
         for n in self._nodes:
@@ -538,49 +543,19 @@ class GraphBuilder:
                     0,
                 )
             )
-        meta_offset = HEADER_SIZE
-        nodes_offset = _align(meta_offset + len(meta) + 1, 8)
-        params_offset = _align(nodes_offset + NODE_SIZE * len(node_recs), 8)
-        pos = params_offset + PARAM_SIZE * len(params)
-        table = []
-        blobs = []
-        for dtype, arr in params:
-            pos = _align(pos, 64)
-            data = arr.astype("<u4" if dtype == DTYPE_BITS else "<f4").tobytes()
-            table.append(struct.pack("<IIQQQ", dtype, 0, pos, arr.size, 0))
-            blobs.append((pos, data))
-            pos += len(data)
-        file_size = pos + 8
-        buf = bytearray(file_size)
-        h, w, c = self._values[0].shape
-        header = struct.pack(
-            "<8sIIQIIIIIIIIQQQQ",
-            MAGIC,
-            FORMAT_VERSION,
-            PACKING_VERSION,
-            file_size,
-            HEADER_SIZE,
-            0,
-            h,
-            w,
-            c,
-            len(self._nodes),
-            len(params),
-            0,
-            meta_offset,
-            len(meta),
-            nodes_offset,
-            params_offset,
-        )
-        buf[: len(header)] = header
-        buf[meta_offset : meta_offset + len(meta)] = meta
-        buf[nodes_offset : nodes_offset + NODE_SIZE * len(node_recs)] = b"".join(node_recs)
-        buf[params_offset : params_offset + PARAM_SIZE * len(table)] = b"".join(table)
-        for off, data in blobs:
-            buf[off : off + len(data)] = data
-        crc = zlib.crc32(bytes(buf[: file_size - 8])) & 0xFFFFFFFF
-        buf[file_size - 8 :] = struct.pack("<I4s", crc, END_MAGIC)
-        return bytes(buf)
+        return _serialise(self._values[0].shape, self.metadata, node_recs, params, self._u8_table)
+
+    def uint8_input(
+        self, mean: Any = None, std: Any = None, *, scale: Any = None, offset: Any = None
+    ) -> None:
+        """Declares that the model also takes uint8 pixels (docs/format.md, "uint8 input"),
+        normalised in C by lookup: either ``(u / 255 - mean[c]) / std[c]`` (mean and std
+        on 0..1 values, as the metadata keys) or ``u * scale[c] + offset[c]``; each a
+        scalar or one value per channel. The float input keeps its meaning (the
+        normalised tensor). Sets the metadata's ``mean`` and ``std`` to match."""
+        c = self._values[0].shape[2]
+        self._u8_table, stats = uint8_table(c, mean, std, scale=scale, offset=offset)
+        self.metadata.update(stats)
 
     def save(self, path: str | Path) -> None:
         """Writes the model file to ``path``."""
@@ -711,6 +686,141 @@ class GraphBuilder:
         v = Value(len(self._values), tuple(out_shape), BITS if out_is_bits else F32, id(self))  # type: ignore[arg-type]
         self._values.append(v)
         return v
+
+
+def uint8_table(
+    channels: int, mean: Any = None, std: Any = None, *, scale: Any = None, offset: Any = None
+) -> tuple[np.ndarray, dict]:
+    """The [C][256] float32 table of a model's uint8 input (docs/format.md) and the
+    metadata ``mean``/``std`` it stands for: entry [c][u] is ``(u / 255 - mean[c]) /
+    std[c]`` or ``u * scale[c] + offset[c]``, computed in float64 and rounded once."""
+    op = "uint8_input"
+    if (mean is not None or std is not None) == (scale is not None or offset is not None):
+        raise ValueError(f"{op}: give mean and std, or scale and offset (one pair)")
+
+    def per_channel(name: str, v: Any, default: float) -> np.ndarray:
+        try:
+            a = np.asarray(default if v is None else v, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{op}: {name} is not numeric ({e})") from None
+        if a.size == 1:
+            a = np.full(channels, a[0])
+        if a.size != channels:
+            raise ValueError(f"{op}: {name} has {a.size} values, the input has {channels} channels")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{op}: {name} contains NaN or infinity")
+        return a
+
+    u = np.arange(256, dtype=np.float64)[None, :]
+    if scale is None and offset is None:
+        m, sd = per_channel("mean", mean, 0.0), per_channel("std", std, 1.0)
+        if np.any(sd == 0):
+            raise ValueError(f"{op}: std contains 0")
+        table = (u / 255.0 - m[:, None]) / sd[:, None]
+    else:
+        sc, of = per_channel("scale", scale, 1.0), per_channel("offset", offset, 0.0)
+        table = u * sc[:, None] + of[:, None]
+        with np.errstate(divide="ignore"):
+            sd = 1.0 / (255.0 * sc)
+        m = -of * sd
+    with np.errstate(over="ignore"):
+        t32 = table.astype(np.float32)
+    if not np.all(np.isfinite(t32)):
+        raise ValueError(f"{op}: the table overflows float32")
+    stats = {"mean": m.tolist(), "std": sd.tolist()} if np.all(np.isfinite(sd)) else {}
+    return t32, stats
+
+
+def with_uint8_input(
+    model: bytes | str | Path,
+    mean: Any = None,
+    std: Any = None,
+    *,
+    scale: Any = None,
+    offset: Any = None,
+) -> bytes:
+    """An existing float-input model file (bytes or path) made to take uint8 pixels as
+    well (``GraphBuilder.uint8_input``): the same graph and params plus the table."""
+    d = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+    if len(d) < HEADER_SIZE + 8 or d[:8] != MAGIC or d[-4:] != END_MAGIC:
+        raise ValueError("with_uint8_input: not an xnor-edge model file")
+    if zlib.crc32(d[:-8]) & 0xFFFFFFFF != struct.unpack_from("<I", d, len(d) - 8)[0]:
+        raise ValueError("with_uint8_input: checksum mismatch")
+    fmt, pack, _, _, flags, h, w, c, nn, np_, _, moff, msize, noff, poff = struct.unpack_from(
+        "<IIQIIIIIIIIQQQQ", d, 8
+    )
+    if (fmt, pack) != (FORMAT_VERSION, PACKING_VERSION):
+        raise ValueError(f"with_uint8_input: format {fmt} / packing {pack} not supported")
+    if flags & FLAG_U8_INPUT:
+        raise ValueError("with_uint8_input: the model already takes uint8 input")
+    meta = json.loads(d[moff : moff + msize].decode("utf-8"))
+    recs = [d[noff + NODE_SIZE * i : noff + NODE_SIZE * (i + 1)] for i in range(nn)]
+    params = []
+    for i in range(np_):
+        dtype, _, off, count, _ = struct.unpack_from("<IIQQQ", d, poff + PARAM_SIZE * i)
+        arr = np.frombuffer(d, dtype="<u4" if dtype == DTYPE_BITS else "<f4", count=count, offset=off)
+        params.append((dtype, arr))
+    table, stats = uint8_table(c, mean, std, scale=scale, offset=offset)
+    meta.update(stats)
+    return _serialise((h, w, c), meta, recs, params, table)
+
+
+def _serialise(
+    shape: tuple[int, int, int],
+    metadata: dict,
+    node_recs: list[bytes],
+    params: list[tuple[int, np.ndarray]],
+    table: np.ndarray | None,
+) -> bytes:
+    """The file: header, metadata, node records, param table (the uint8 input table, when
+    given, last), blobs at multiples of 64, trailer."""
+    h, w, c = shape
+    meta = json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    flags = FLAG_U8_INPUT if table is not None else 0
+    if table is not None:
+        params = params + [(DTYPE_F32, np.ascontiguousarray(table, dtype=np.float32).reshape(-1))]
+    meta_offset = HEADER_SIZE
+    nodes_offset = _align(meta_offset + len(meta) + 1, 8)
+    params_offset = _align(nodes_offset + NODE_SIZE * len(node_recs), 8)
+    pos = params_offset + PARAM_SIZE * len(params)
+    entries = []
+    blobs = []
+    for dtype, arr in params:
+        pos = _align(pos, 64)
+        data = arr.astype("<u4" if dtype == DTYPE_BITS else "<f4").tobytes()
+        entries.append(struct.pack("<IIQQQ", dtype, 0, pos, arr.size, 0))
+        blobs.append((pos, data))
+        pos += len(data)
+    file_size = pos + 8
+    buf = bytearray(file_size)
+    header = struct.pack(
+        "<8sIIQIIIIIIIIQQQQ",
+        MAGIC,
+        FORMAT_VERSION,
+        PACKING_VERSION,
+        file_size,
+        HEADER_SIZE,
+        flags,
+        h,
+        w,
+        c,
+        len(node_recs),
+        len(params),
+        len(params) - 1 if flags else 0,
+        meta_offset,
+        len(meta),
+        nodes_offset,
+        params_offset,
+    )
+    buf[: len(header)] = header
+    buf[meta_offset : meta_offset + len(meta)] = meta
+    buf[nodes_offset : nodes_offset + NODE_SIZE * len(node_recs)] = b"".join(node_recs)
+    buf[params_offset : params_offset + PARAM_SIZE * len(entries)] = b"".join(entries)
+    for off, data in blobs:
+        buf[off : off + len(data)] = data
+    crc = zlib.crc32(bytes(buf[: file_size - 8])) & 0xFFFFFFFF
+    buf[file_size - 8 :] = struct.pack("<I4s", crc, END_MAGIC)
+    return bytes(buf)
 
 
 def _align(n: int, a: int) -> int:

@@ -123,8 +123,8 @@ class ReferenceModel:
             raise ReferenceError(f"unsupported version: format {fmt}, packing {pack}")
         if file_size != size:
             raise ReferenceError(f"truncated: file is {size} bytes, header says {file_size}")
-        if header_size != 128 or flags != 0 or res0 != 0 or any(d[88:128]):
-            raise ReferenceError("header: bad header_size or non-zero reserved field")
+        if header_size != 128 or flags & ~1 or (not flags and res0) or any(d[88:128]):
+            raise ReferenceError("header: bad header_size, unknown flags or non-zero reserved field")
         if d[size - 4 :] != b"XEND":
             raise ReferenceError("trailer: missing XEND")
         crc = struct.unpack_from("<I", d, size - 8)[0]
@@ -161,6 +161,13 @@ class ReferenceModel:
                 raise ReferenceError(f"param {i}: NaN or infinity")
             params.append((dt, arr))
         used = [False] * n_params
+        # uint8 input: flag bit 0, res0 the index of the [C][256] f32 table.
+        self.input_table: np.ndarray | None = None
+        if flags & 1:
+            if res0 >= n_params or params[res0][0] != 0 or params[res0][1].size != 256 * ic:
+                raise ReferenceError(f"header: input_table {res0} is not an f32 param of 256 x {ic}")
+            used[res0] = True
+            self.input_table = params[res0][1].reshape(ic, 256)
 
         self.input_shape = (ih, iw, ic)
         shapes: list[tuple[tuple[int, int, int], bool]] = [((ih, iw, ic), False)]
@@ -300,9 +307,15 @@ class ReferenceModel:
     def run(self, x: Any, all_values: bool = False) -> Any:
         """Evaluates the model on one (H, W, C) input in float64.
 
+        A uint8 input of a model with a uint8 input table is looked up in it.
         Bits values are returned as +-1 float arrays. With ``all_values`` the
         list of every value (input first) is returned instead of the output.
         """
+        if self.input_table is not None and np.asarray(x).dtype == np.uint8:
+            x = np.asarray(x)
+            if x.shape != self.input_shape:
+                raise ValueError(f"input shape {x.shape}, expected {self.input_shape}")
+            x = self.input_table[np.arange(x.shape[2]), x]  # byte u of channel c -> table[c][u]
         x = np.asarray(x, dtype=np.float64)
         if x.shape != self.input_shape:
             raise ValueError(f"input shape {x.shape}, expected {self.input_shape}")

@@ -220,6 +220,13 @@ int main(int argc, char **argv) {
     save(argv[1], "tiny", &t);
     xtm_free(&t);
 
+    /* uint8 input: header flag U8_INPUT and its table (param 0, 3 x 256). */
+    xtm_init(&t, 4, 4, 3);
+    t.u8_table = xtm_param(&t, XTM_F32, g_f, 3 * 256);
+    conv(&t, XE_OP_CONV2D, XE_FLAG_RELU, 0, 3, 1, 1, 4);
+    if (!save_if_valid(argv[1], "u8_input", &t)) return 1;
+    xtm_free(&t);
+
     mst_seeds(argv[1]);
     per_op_seeds(argv[1]);
     return 0;

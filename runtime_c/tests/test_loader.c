@@ -8,6 +8,7 @@
  * what fires. Each must give the expected status and a reason, never a crash
  * (run it under ASan+UBSan: -DXE_SANITIZE=address,undefined).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,74 @@ static void test_pad_rejections(void) {
     expect_bad(&t, "pad out_h", "node 0 (pad): output shape is 5x6x3");
 }
 
+/* uint8 input (header flag U8_INPUT, input_table at byte offset 52). */
+static void test_u8_input(void) {
+    static float inf_table[256];
+    inf_table[7] = INFINITY;
+    xtm t;
+    xtm_init(&t, 4, 4, 3);
+    xtm_param(&t, XTM_F32, g_f, 768);
+    t.u8_table = 1;
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "u8 table index", "header: input_table 1 is outside the param table (1 entries)");
+    xtm_init(&t, 4, 4, 3);
+    t.u8_table = xtm_param(&t, XTM_F32, g_f, 256);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "u8 table count", "input_table param 0 is f32 x 256, needs f32 x 768");
+    xtm_init(&t, 4, 4, 1);
+    t.u8_table = xtm_param(&t, XTM_BITS, g_f, 256);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "u8 table dtype", "input_table param 0 is bits x 256, needs f32 x 256");
+    xtm_init(&t, 4, 4, 1);
+    t.u8_table = xtm_param(&t, XTM_F32, inf_table, 256);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "u8 table infinite", "param 0");
+    /* 1x1x1 input: a dense layer to 256 outputs has weights of the table's size. */
+    xtm_init(&t, 1, 1, 1);
+    t.u8_table = xtm_param(&t, XTM_F32, g_f, 256);
+    xtm_param(&t, XTM_F32, g_f, 256);
+    xtm_node(&t, XE_OP_DENSE, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 256, 0, 2);
+    expect_bad(&t, "u8 table shared", "node 0 (dense): param 0 is already used by another node");
+    /* Valid: the table is the file's, the float model has none and refuses uint8. */
+    xtm_init(&t, 2, 2, 2);
+    t.u8_table = xtm_param(&t, XTM_F32, g_f, 512);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    size_t n;
+    uint8_t *f = xtm_write(&t, &n);
+    xe_model *m = NULL, *mf = NULL;
+    xe_session *s = NULL;
+    const uint8_t px[8] = {0, 1, 2, 3, 255, 254, 7, 8};
+    float y[8];
+    CHECK(xe_model_load_memory(f, n, 0, &m, NULL, 0) == XE_OK, "u8 model loads");
+    const float *table = xe_model_input_u8_table(m);
+    CHECK(table && memcmp(table, g_f, 512 * 4) == 0, "u8 table is the file's");
+    CHECK(xe_session_create(m, NULL, &s) == XE_OK && xe_session_run_u8(s, px, 8, y, 8) == XE_OK,
+          "u8 run");
+    for (int i = 0; i < 8; i++)
+        CHECK(y[i] == (g_f[(i % 2) * 256 + px[i]] < 0 ? 0.0f : g_f[(i % 2) * 256 + px[i]]),
+              "u8 relu output %d is %g", i, (double)y[i]);
+    xe_session_destroy(s);
+    xe_model_destroy(m);
+    free(f);
+    t.u8_table = XTM_NONE;
+    f = xtm_write(&t, &n); /* a float-only model with an unused param */
+    CHECK(xe_model_load_memory(f, n, 0, &mf, NULL, 0) == XE_ERR_BAD_MODEL, "unreferenced table");
+    free(f);
+    xtm_free(&t);
+    xtm_init(&t, 2, 2, 2);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    f = xtm_write(&t, &n);
+    CHECK(xe_model_load_memory(f, n, 0, &mf, NULL, 0) == XE_OK && !xe_model_input_u8_table(mf) &&
+              xe_session_create(mf, NULL, &s) == XE_OK &&
+              xe_session_run_u8(s, px, 8, y, 8) == XE_ERR_INVALID_ARGUMENT,
+          "a float-only model refuses uint8 input");
+    CHECK(xe_model_input_u8_table(NULL) == NULL, "NULL model has no table");
+    xe_session_destroy(s);
+    xe_model_destroy(mf);
+    free(f);
+    xtm_free(&t);
+}
+
 /* Rejections specific to prelu, clip, sign_shift, concat, flatten and dwconv2d. */
 static void test_new_op_rejections(void) {
     static const float inverted[2] = {1.0f, -1.0f};
@@ -313,8 +382,10 @@ static void test_structural(void) {
         {"format version", 8, 4, 2, XE_ERR_UNSUPPORTED_VERSION, "format_version"},
         {"packing version", 12, 4, 7, XE_ERR_UNSUPPORTED_VERSION, "packing_version"},
         {"header_size", 24, 4, 64, XE_ERR_BAD_MODEL, "header_size"},
-        {"header flags", 28, 4, 1, XE_ERR_BAD_MODEL, "flags"},
-        {"reserved 52", 52, 4, 1, XE_ERR_BAD_MODEL, "reserved"},
+        {"header flags", 28, 4, 2, XE_ERR_BAD_MODEL, "flags (byte offset 28) 0x2 has unknown"},
+        {"input_table without U8_INPUT", 52, 4, 1, XE_ERR_BAD_MODEL,
+         "input_table (byte offset 52) is 1 without the U8_INPUT flag"},
+        {"U8_INPUT table is a conv's", 28, 4, 1, XE_ERR_BAD_MODEL, "header: input_table param 0"},
         {"reserved 100", 100, 4, 1, XE_ERR_BAD_MODEL, "reserved"},
         {"input_h 0", 32, 4, 0, XE_ERR_BAD_MODEL, "input"},
         {"input_w huge", 36, 4, 70000, XE_ERR_BAD_MODEL, "input"},
@@ -676,6 +747,7 @@ int main(void) {
     build_valid();
     test_mst();
     test_api();
+    test_u8_input();
     test_valid();
     test_truncation();
     test_bit_flips();

@@ -367,7 +367,9 @@ static const char *g_isas[8];
 static size_t g_nisas;
 
 /* Builds the file, loads it, runs it with every kernel set (and 1 to 4
- * threads), checks sets agree bit for bit and match the reference. */
+ * threads), checks sets agree bit for bit and match the reference. A model
+ * with a uint8 input table runs on random bytes (xe_session_run_u8); the
+ * reference reads them through the table. */
 static void check_model(const char *name, const xtm *t, int exact) {
     size_t size;
     uint8_t *file = xtm_write(t, &size);
@@ -384,7 +386,15 @@ static void check_model(const char *name, const xtm *t, int exact) {
     const xtm_value ov = t->values[t->nn];
     const size_t out_n = (size_t)ov.h * ov.w * ov.c;
     float *in = malloc(in_n * 4), *out = malloc(out_n * 4), *first = malloc(out_n * 4);
+    uint8_t *px = malloc(in_n);
     for (size_t i = 0; i < in_n; i++) in[i] = rnd_in();
+    if (t->u8_table != XTM_NONE) { /* the format's conversion, by lookup */
+        const float *table = t->params[t->u8_table].data;
+        for (size_t i = 0; i < in_n; i++) {
+            px[i] = (uint8_t)rnd();
+            in[i] = table[(i % t->ic) * 256 + px[i]];
+        }
+    }
     rv *vals = calloc(t->nn + 1, sizeof *vals);
     ref_eval(t, in, vals);
     const double *ref = vals[t->nn].d;
@@ -400,7 +410,9 @@ static void check_model(const char *name, const xtm *t, int exact) {
             o.num_threads = threads;
             xe_session *s = NULL;
             st = xe_session_create(m, &o, &s);
-            if (st == XE_OK) st = xe_session_run(s, in, in_n, out, out_n);
+            if (st == XE_OK)
+                st = t->u8_table != XTM_NONE ? xe_session_run_u8(s, px, in_n, out, out_n)
+                                             : xe_session_run(s, in, in_n, out, out_n);
             xe_session_destroy(s);
             if (st != XE_OK) {
                 printf("FAIL %s [%s]: run: %s\n", name, g_isas[k], xe_status_string(st));
@@ -432,6 +444,7 @@ static void check_model(const char *name, const xtm *t, int exact) {
     for (uint32_t i = 0; i <= t->nn; i++) free(vals[i].d);
     free(vals);
     free(in);
+    free(px);
     free(out);
     free(first);
     xe_model_destroy(m);
@@ -884,6 +897,83 @@ static void test_pad(void) {
             }
 }
 
+/* A batch of 3 images through xe_session_run_batch_u8 equals
+ * xe_session_run_batch on the table's floats, bit for bit; a float-only
+ * model refuses uint8 input. */
+static void check_u8_matches_float(const char *name, const xtm *t) {
+    size_t size;
+    uint8_t *file = xtm_write(t, &size);
+    xe_model *m = NULL;
+    xe_session *s = NULL;
+    xe_session_options o;
+    memset(&o, 0, sizeof o);
+    o.num_threads = 3;
+    if (xe_model_load_memory(file, size, 0, &m, NULL, 0) != XE_OK ||
+        xe_session_create(m, &o, &s) != XE_OK) {
+        printf("FAIL %s: load or session\n", name);
+        g_fail++;
+        xe_model_destroy(m);
+        free(file);
+        return;
+    }
+    const float *table = xe_model_input_u8_table(m);
+    const size_t in_n = (size_t)t->ih * t->iw * t->ic, nb = 3;
+    const xtm_value ov = t->values[t->nn];
+    const size_t out_n = (size_t)ov.h * ov.w * ov.c;
+    uint8_t *px = malloc(nb * in_n);
+    float *x = malloc(nb * in_n * 4), *y8 = malloc(nb * out_n * 4), *yf = malloc(nb * out_n * 4);
+    for (size_t i = 0; i < nb * in_n; i++) {
+        px[i] = (uint8_t)(i < 256 ? i : rnd()); /* every byte value at least once when it fits */
+        x[i] = table[(i % t->ic) * 256 + px[i]];
+    }
+    CHECK(table == t->params[t->u8_table].data || memcmp(table, t->params[t->u8_table].data,
+                                                         256 * 4 * (size_t)t->ic) == 0,
+          "%s: xe_model_input_u8_table is not the file's table", name);
+    CHECK(xe_session_run_batch_u8(s, nb, px, nb * in_n, y8, nb * out_n) == XE_OK &&
+              xe_session_run_batch(s, nb, x, nb * in_n, yf, nb * out_n) == XE_OK &&
+              memcmp(y8, yf, nb * out_n * 4) == 0,
+          "%s: uint8 batch differs from the float batch", name);
+    CHECK(xe_session_run_u8(s, px, in_n - 1, y8, out_n) == XE_ERR_INVALID_ARGUMENT &&
+              xe_session_run_u8(s, NULL, in_n, y8, out_n) == XE_ERR_INVALID_ARGUMENT &&
+              xe_session_run_u8(NULL, px, in_n, y8, out_n) == XE_ERR_INVALID_ARGUMENT,
+          "%s: bad uint8 runs are not rejected", name);
+    free(px);
+    free(x);
+    free(y8);
+    free(yf);
+    xe_session_destroy(s);
+    xe_model_destroy(m);
+    free(file);
+}
+
+/* uint8 input (header flag U8_INPUT): random tables (dyadic values, so
+ * the conv after them stays exact) over 1 to 65 channels, alone (a relu) and
+ * in front of a conv2d and a bconv2d; xe_session_run_u8 must equal
+ * xe_session_run on the looked-up floats, batches included. */
+static void test_u8_input(void) {
+    char name[160];
+    for (size_t ci = 0; ci < 8; ci++)
+        for (int kind = 0; kind < 3; kind++) {
+            const uint32_t c = k_chan[ci], h = k_spatial[1 + rnd() % 8],
+                           w = k_spatial[1 + rnd() % 8];
+            xtm t;
+            arena a = {{0}, 0};
+            xtm_init(&t, h, w, c);
+            t.u8_table = xtm_param(&t, XTM_F32, rand_f32(&a, 256 * c, rnd_in), 256 * c);
+            const uint32_t v =
+                kind == 0 ? xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                          : add_conv(&t, &a, kind == 1 ? XE_OP_CONV2D : XE_OP_BCONV2D,
+                                     XE_FLAG_RELU, 0, 3, 1 + (uint32_t)(rnd() % 2), 1, 9);
+            (void)v;
+            snprintf(name, sizeof name, "u8 input -> %s in=%ux%ux%u",
+                     kind == 0 ? "relu" : kind == 1 ? "conv2d" : "bconv2d", h, w, c);
+            check_model(name, &t, 1);
+            check_u8_matches_float(name, &t);
+            xtm_free(&t);
+            arena_free(&a);
+        }
+}
+
 int main(void) {
     g_nisas = xe_available_isas(g_isas, 8);
     if (g_nisas > 8) g_nisas = 8;
@@ -912,6 +1002,7 @@ int main(void) {
     test_new_elementwise();
     test_dwconv2d();
     test_pad();
+    test_u8_input();
     if (g_fail) {
         printf("test_ops: %d failure(s)\n", g_fail);
         return 1;

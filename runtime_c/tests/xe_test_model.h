@@ -71,6 +71,9 @@ typedef struct xtm {
     xtm_node_rec *nodes;
     xtm_param_rec *params;
     xtm_value *values; /* nn + 1 */
+    /* uint8 input (header flag U8_INPUT): the param holding the [C][256]
+     * table, or XTM_NONE for a float-only model. */
+    uint32_t u8_table;
 } xtm;
 
 static inline void xtm_init(xtm *t, uint32_t h, uint32_t w, uint32_t c) {
@@ -88,6 +91,7 @@ static inline void xtm_init(xtm *t, uint32_t h, uint32_t w, uint32_t c) {
         exit(2);
     }
     t->values[0] = (xtm_value){h, w, c, XTM_F32};
+    t->u8_table = XTM_NONE;
 }
 
 static inline void xtm_free(xtm *t) {
@@ -221,6 +225,10 @@ static inline uint8_t *xtm_write(const xtm *t, size_t *size_out) {
     xtm_put32(f + 12, XE_PACKING_VERSION);
     xtm_put64(f + 16, size);
     xtm_put32(f + 24, 128);
+    if (t->u8_table != XTM_NONE) {
+        xtm_put32(f + 28, 1u);
+        xtm_put32(f + 52, t->u8_table);
+    }
     xtm_put32(f + 32, t->ih);
     xtm_put32(f + 36, t->iw);
     xtm_put32(f + 40, t->ic);

@@ -852,8 +852,11 @@ def import_onnx(
     std: Sequence[float] | None = None,
     color_order: str | None = None,
     name: str | None = None,
+    uint8_input: bool = False,
 ) -> tuple[GraphBuilder, ImportReport]:
-    """Builds the xnor-edge graph of an ONNX file (nothing is written)."""
+    """Builds the xnor-edge graph of an ONNX file (nothing is written). With
+    ``uint8_input`` the model also takes uint8 pixels, normalised in C as
+    ``(u / 255 - mean) / std`` (docs/format.md, "uint8 input")."""
     onnx = _onnx()
     try:
         model = onnx.load(str(path))
@@ -864,6 +867,8 @@ def import_onnx(
     report = ImportReport()
     g = _Importer(model, report).run(meta)
     _common.check_metadata(g, meta, labels, OnnxImportError)
+    if uint8_input:
+        _common.add_uint8_input(g, meta, OnnxImportError)
     return g, report
 
 
@@ -937,6 +942,12 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--std", help="per-channel std on 0..1 pixels, comma-separated")
     p.add_argument("--color-order", choices=["RGB", "BGR", "GRAY"], dest="color_order")
     p.add_argument("--name", help="model name (default: the file name)")
+    p.add_argument(
+        "--uint8-input",
+        action="store_true",
+        dest="uint8_input",
+        help="the model also takes uint8 pixels, normalised in C with --mean/--std",
+    )
     p.add_argument(
         "--check",
         metavar="INPUT.npy",
