@@ -52,6 +52,7 @@ OP_CONCAT = 16
 OP_FLATTEN = 17
 OP_DWCONV2D = 18
 OP_PAD = 19
+OP_AVGPOOL_EXCL_PAD = 20
 OP_BCONV2D_MST = 32  # ids 32+: compressed forms of binary ops
 
 # Header flag bit 0: the model also takes uint8 input through a table (docs/format.md).
@@ -374,6 +375,37 @@ class GraphBuilder:
         k = _pair("avgpool kernel", kernel)
         out, win = self._window("avgpool", x, k, k if stride is None else stride, padding, x.shape[2])
         return self._add(OP_AVGPOOL, 0, x, None, win, out, [])
+
+    def avgpool_excl_pad(
+        self, x: Value, kernel: IntPair, stride: IntPair | None = None, padding: Any = 0
+    ) -> Value:
+        """Average over the valid taps only (TFLite's SAME pool, ONNX count_include_pad=0).
+
+        ``padding``: an int or (h, w) pair (symmetric), (top, bottom, left, right), or
+        ``"same"`` (TFLite: the odd pixel after the input). The file records top/left
+        and the output size, from which bottom/right follow (docs/format.md, op 20).
+        """
+        op = "avgpool_excl_pad"
+        self._need(op, x, F32)
+        k = _pair(f"{op} kernel", kernel)
+        s = _pair(f"{op} stride", k if stride is None else stride)
+        pads = _pads4(op, x.shape, k, s, padding)
+        out_hw = []
+        for i, axis in enumerate("hw"):
+            before, after = pads[2 * i], pads[2 * i + 1]
+            if not 1 <= k[i] <= MAX_KERNEL or not 1 <= s[i] <= MAX_STRIDE:
+                raise ValueError(f"{op}: kernel_{axis} {k[i]} or stride_{axis} {s[i]} out of range 1..64")
+            if not (0 <= before < k[i] and 0 <= after < k[i]):
+                raise ValueError(f"{op}: padding {pads} on {axis}: each side must be in 0..kernel_{axis}-1")
+            if x.shape[i] + 2 * before < k[i] or x.shape[i] + before + after < k[i]:
+                raise ValueError(
+                    f"{op}: kernel_{axis} = {k[i]} is larger than the padded input ({x.shape[i]} with "
+                    f"{before} before, {after} after; the format also needs size + 2*before >= kernel)"
+                )
+            out_hw.append((x.shape[i] + before + after - k[i]) // s[i] + 1)
+        out = (out_hw[0], out_hw[1], x.shape[2])
+        self._check_shape(op, out)
+        return self._add(OP_AVGPOOL_EXCL_PAD, 0, x, None, (k, s, (pads[0], pads[2])), out, [])
 
     def global_avgpool(self, x: Value) -> Value:
         self._need("global_avgpool", x, F32)
@@ -821,6 +853,32 @@ def _serialise(
     crc = zlib.crc32(bytes(buf[: file_size - 8])) & 0xFFFFFFFF
     buf[file_size - 8 :] = struct.pack("<I4s", crc, END_MAGIC)
     return bytes(buf)
+
+
+def _pads4(op: str, shape: tuple[int, ...], k: tuple[int, int], s: tuple[int, int], padding: Any) -> tuple:
+    """(top, bottom, left, right) from an int, an (h, w) pair, four ints or "same" (TFLite)."""
+    bad = ValueError(f"{op}: padding {padding!r}: use 'same', an int, (h, w) or (top, bottom, left, right)")
+    if isinstance(padding, str):
+        if padding.lower() != "same":
+            raise bad
+        pads: list[int] = []
+        for size, kk, ss in zip(shape[:2], k, s):
+            total = max(((size + ss - 1) // ss - 1) * ss + kk - size, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        return (int(padding),) * 4
+    try:
+        items = tuple(padding)
+    except TypeError:
+        raise bad from None
+    if len(items) not in (2, 4) or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items
+    ):
+        raise bad
+    if len(items) == 2:
+        return (int(items[0]), int(items[0]), int(items[1]), int(items[1]))
+    return tuple(int(v) for v in items)
 
 
 def _align(n: int, a: int) -> int:

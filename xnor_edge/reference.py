@@ -46,10 +46,11 @@ _OPS = {
     17: ("flatten", 0, 0),
     18: ("dwconv2d", 2, 1),
     19: ("pad", 1, 0),
+    20: ("avgpool_excl_pad", 0, 0),
     32: ("bconv2d_mst", 7, 1 | 2 | 4 | 8),  # ids 32+: compressed forms of binary ops
 }
 _TWO_INPUTS = {10, 16}
-_WINDOWED = {1, 2, 3, 6, 7, 18, 19, 32}
+_WINDOWED = {1, 2, 3, 6, 7, 18, 19, 20, 32}
 _RELU, _PAD_ONE, _USE_K, _OUT_BITS = 1, 2, 4, 8
 
 
@@ -218,6 +219,12 @@ class ReferenceModel:
                 if sh != 1 or sw != 1:
                     raise ReferenceError(f"{where}: stride {sh}x{sw}, must be 1x1")
                 eh, ew, ec, out_bits = h + kh - 1, w + kw - 1, c, bits
+            elif op == 20:  # the recorded size gives bottom/right: b = (o-1)*s + k - size - top
+                for o, size, k, s, p in ((oh, h, kh, sh, ph), (ow, w, kw, sw, pw)):
+                    b = (o - 1) * s + k - size - p
+                    if o < 1 or not -s < b < k:
+                        raise ReferenceError(f"{where}: output {oh}x{ow} needs padding after of {b}")
+                eh, ew, ec = oh, ow, c
             elif op == 9:
                 eh, ew, ec = 1, 1, oc
             elif op in (12, 15):
@@ -361,6 +368,8 @@ class ReferenceModel:
         elif n.op == 7:
             win = _windows(x, n.kernel, n.stride, n.pad, 0.0)
             return win.sum(axis=(3, 4)) / (n.kernel[0] * n.kernel[1])
+        elif n.op == 20:
+            return _mean_of_valid_taps(x, n.out_shape, n.kernel, n.stride, n.pad)
         elif n.op == 8:
             return x.mean(axis=(0, 1), keepdims=True)
         elif n.op == 9:
@@ -409,6 +418,27 @@ def _windows(
     xp = np.pad(x, ((pad[0], pad[0]), (pad[1], pad[1]), (0, 0)), constant_values=value)
     win = np.lib.stride_tricks.sliding_window_view(xp, kernel, axis=(0, 1))
     return win[:: stride[0], :: stride[1]]
+
+
+def _mean_of_valid_taps(
+    x: np.ndarray,
+    out: tuple[int, int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int],
+) -> np.ndarray:
+    """avgpool_excl_pad: sums of each window's taps inside x over their counts; the output
+    size gives the padding after the input (none where it is negative)."""
+    (oh, ow, _), (kh, kw), (sh, sw), (top, left) = out, kernel, stride, pad
+    h, w = x.shape[:2]
+    bottom, right = max((oh - 1) * sh + kh - h - top, 0), max((ow - 1) * sw + kw - w - left, 0)
+    widths = ((top, bottom), (left, right), (0, 0))
+
+    def window_sums(a: np.ndarray) -> np.ndarray:
+        v = np.lib.stride_tricks.sliding_window_view(np.pad(a, widths), kernel, axis=(0, 1))
+        return v[::sh, ::sw][:oh, :ow].sum(axis=(3, 4))
+
+    return window_sums(x) / window_sums(np.ones((h, w, 1)))
 
 
 def _conv(

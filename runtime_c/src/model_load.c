@@ -374,6 +374,8 @@ static xe_status infer_output(xe_model *m, xe_loader *ld, xe_node *n, uint32_t i
         o.h = (ph - f->kernel_h) / f->stride_h + 1;
         o.w = (pw - f->kernel_w) / f->stride_w + 1;
     }
+    f->out_h = rec[0]; /* what the record says, for infer (ops.h) */
+    f->out_w = rec[1];
     if (n->def->infer) n->def->infer(n, rec[2], &o);
     if (o.c < 1 || o.c > XE_MAX_DIM)
         return xe_node_fail(ld, "out_c %llu out of range 1..65535", (unsigned long long)o.c);

@@ -314,6 +314,46 @@ static void test_u8_input(void) {
     xtm_free(&t);
 }
 
+/* avgpool_excl_pad (op 20): the recorded output size must come from a
+ * padding after the input in [0, kernel); bits inputs are refused. */
+static void test_avgpool_excl_pad_rejections(void) {
+    static const struct {
+        uint32_t oh, ow;
+        const char *msg;
+    } cases[] = {
+        {4, 4, "node 0 (avgpool_excl_pad): output shape is 3x4x3 (from input 5x6x3), node records "
+               "4x4x3"}, /* bottom 3 >= kernel 3 */
+        {1, 4, "output shape is 3x4x3"}, /* after padding -3 <= -stride: 3 rows in no window */
+        {3, 5, "node records 3x5x3"},    /* right 4 */
+        {3, 0, "output shape is 3x3x3"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        xtm t;
+        xtm_init(&t, 5, 6, 3);
+        xtm_node(&t, XTM_OP_AVGPOOL_EXCL_PAD, 0, 0, XTM_NONE, 3, 3, 2, 2, 1, 1, 0, 0, 0);
+        t.nodes[0].oh = t.values[1].h = cases[i].oh;
+        t.nodes[0].ow = t.values[1].w = cases[i].ow;
+        expect_bad(&t, "avgpool_excl_pad output size", cases[i].msg);
+    }
+    xtm t;
+    xtm_init(&t, 5, 6, 3);
+    xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    xtm_node(&t, XTM_OP_AVGPOOL_EXCL_PAD, 0, 1, XTM_NONE, 3, 3, 2, 2, 1, 1, 0, 0, 0);
+    expect_bad(&t, "avgpool_excl_pad bits", "node 1 (avgpool_excl_pad): input value 1 is bits");
+    /* Valid: out_h 3 (bottom 2) and 2 (bottom 0). */
+    for (uint32_t oh = 2; oh <= 3; oh++) {
+        xtm_init(&t, 5, 6, 3);
+        xtm_node(&t, XTM_OP_AVGPOOL_EXCL_PAD, 0, 0, XTM_NONE, 3, 3, 2, 2, 0, 1, 0, 0, 0);
+        t.nodes[0].oh = t.values[1].h = oh;
+        size_t n;
+        char err[256];
+        uint8_t *f = xtm_write(&t, &n);
+        CHECK(load(f, n, err, sizeof err) == XE_OK, "avgpool_excl_pad out_h %u: %s", oh, err);
+        free(f);
+        xtm_free(&t);
+    }
+}
+
 /* Rejections specific to prelu, clip, sign_shift, concat, flatten and dwconv2d. */
 static void test_new_op_rejections(void) {
     static const float inverted[2] = {1.0f, -1.0f};
@@ -374,6 +414,7 @@ static void test_new_op_rejections(void) {
     xtm_node(&t, XE_OP_RELU, 0, 2, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     expect_bad(&t, "dwconv2d bits input", "node 1 (dwconv2d): input value 1 is bits");
     test_pad_rejections();
+    test_avgpool_excl_pad_rejections();
 }
 
 static void test_structural(void) {
@@ -531,7 +572,8 @@ static void test_api(void) {
               strcmp(xe_op_name(XTM_OP_SIGN_SHIFT), "sign_shift") == 0 &&
               strcmp(xe_op_name(XTM_OP_CONCAT), "concat") == 0 &&
               strcmp(xe_op_name(XTM_OP_FLATTEN), "flatten") == 0 &&
-              strcmp(xe_op_name(XTM_OP_DWCONV2D), "dwconv2d") == 0,
+              strcmp(xe_op_name(XTM_OP_DWCONV2D), "dwconv2d") == 0 &&
+              strcmp(xe_op_name(XTM_OP_AVGPOOL_EXCL_PAD), "avgpool_excl_pad") == 0,
           "op names");
     for (int s = 0; s <= XE_ERR_UNSUPPORTED; s++)
         CHECK(strcmp(xe_status_string((xe_status)s), "unknown status") != 0,

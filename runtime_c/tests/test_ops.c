@@ -312,10 +312,11 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
         }
         case XE_OP_MAXPOOL:
         case XE_OP_AVGPOOL:
+        case XTM_OP_AVGPOOL_EXCL_PAD: /* y.h, y.w from the record: the padding after */
             for (uint32_t oh = 0; oh < y.h; oh++)
                 for (uint32_t ow = 0; ow < y.w; ow++)
                     for (uint32_t c = 0; c < y.c; c++) {
-                        double m = -INFINITY, s = 0;
+                        double m = -INFINITY, s = 0, valid = 0;
                         for (uint32_t a = 0; a < n->kh; a++)
                             for (uint32_t b = 0; b < n->kw; b++) {
                                 long ih = (long)(oh * n->sh + a) - n->ph,
@@ -325,9 +326,12 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                                 double v = x.d[((size_t)ih * x.w + iw) * x.c + c];
                                 m = v > m ? v : m;
                                 s += v;
+                                valid += 1;
                             }
                         y.d[((size_t)oh * y.w + ow) * y.c + c] =
-                            n->op == XE_OP_MAXPOOL ? m : s / (double)taps;
+                            n->op == XE_OP_MAXPOOL ? m
+                            : n->op == XE_OP_AVGPOOL ? s / (double)taps
+                                                     : s / valid;
                     }
             break;
         case XE_OP_GLOBAL_AVGPOOL:
@@ -897,6 +901,48 @@ static void test_pad(void) {
             }
 }
 
+/* avgpool_excl_pad with (top, bottom) and (left, right) padding: the output
+ * size (in + top + bottom - k) / s + 1 records the padding after. */
+static uint32_t add_avg_excl(xtm *t, uint32_t in, uint32_t k, uint32_t s, const uint32_t pad[4]) {
+    const xtm_value iv = t->values[in];
+    const uint32_t v = xtm_node(t, XTM_OP_AVGPOOL_EXCL_PAD, 0, in, XTM_NONE, k, k, s, s, pad[0],
+                                pad[2], 0, 0, 0);
+    t->nodes[v - 1].oh = t->values[v].h = (iv.h + pad[0] + pad[1] - k) / s + 1;
+    t->nodes[v - 1].ow = t->values[v].w = (iv.w + pad[2] + pad[3] - k) / s + 1;
+    return v;
+}
+
+/* avgpool_excl_pad (op 20): kernels 1 to 5, strides 1 to 3, every top
+ * padding below the kernel with a random bottom, TFLite's SAME sizes among
+ * them; alone and after a conv2d (channels 1 to 130). */
+static void test_avgpool_excl_pad(void) {
+    static const uint32_t kerns[] = {1, 2, 3, 5};
+    char name[160];
+    for (size_t ki = 0; ki < 4; ki++)
+        for (uint32_t s = 1; s <= 3; s++)
+            for (uint32_t top = 0; top < kerns[ki]; top++) {
+                const uint32_t k = kerns[ki], c = k_chan[rnd() % 10];
+                const uint32_t h = k_spatial[1 + rnd() % 8], w = k_spatial[1 + rnd() % 8];
+                const uint32_t pad[4] = {top, rnd() % k, rnd() % k, rnd() % k};
+                if (h + 2 * top < k || w + 2 * pad[2] < k || h + top + pad[1] < k ||
+                    w + pad[2] + pad[3] < k)
+                    continue;
+                for (int conv = 0; conv < 2; conv++) {
+                    xtm t;
+                    arena a = {{0}, 0};
+                    xtm_init(&t, h, w, c);
+                    uint32_t v = conv ? add_conv(&t, &a, XE_OP_CONV2D, 0, 0, 3, 1, 1, 7) : 0;
+                    add_avg_excl(&t, v, k, s, pad);
+                    snprintf(name, sizeof name,
+                             "avgpool_excl_pad in=%ux%ux%u k=%u s=%u pads=%u,%u,%u,%u%s", h, w, c,
+                             k, s, pad[0], pad[1], pad[2], pad[3], conv ? " after conv" : "");
+                    check_model(name, &t, 0);
+                    xtm_free(&t);
+                    arena_free(&a);
+                }
+            }
+}
+
 /* A batch of 3 images through xe_session_run_batch_u8 equals
  * xe_session_run_batch on the table's floats, bit for bit; a float-only
  * model refuses uint8 input. */
@@ -1003,6 +1049,7 @@ int main(void) {
     test_dwconv2d();
     test_pad();
     test_u8_input();
+    test_avgpool_excl_pad();
     if (g_fail) {
         printf("test_ops: %d failure(s)\n", g_fail);
         return 1;

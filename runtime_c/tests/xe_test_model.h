@@ -49,6 +49,10 @@ static int g_fail __attribute__((unused)) = 0; /* make_seeds.c includes this too
 #define XTM_OP_FLATTEN 17u
 #define XTM_OP_DWCONV2D 18u
 #define XTM_OP_PAD 19u
+/* Window padding (top, left) from the pad fields, (bottom, right) from the
+ * output size, which the writer's symmetric rule does not know: the caller
+ * sets oh/ow and the value's h/w (test_ops.c, add_avg_excl). */
+#define XTM_OP_AVGPOOL_EXCL_PAD 20u
 
 typedef struct xtm_param_rec {
     uint32_t dtype;

@@ -716,11 +716,15 @@ class _Importer:
 
     # ------------------------------------------------------------------ pools
 
-    def window(self, node: Any) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    def window(
+        self, node: Any, pads: list[int] | None = None
+    ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         a = self.attrs(node)
         k = tuple(a["kernel_shape"])
         s = tuple(a.get("strides", [1, 1]))
-        pads = list(a.get("pads", [0, 0, 0, 0]))
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise self.fail(node, f"auto_pad {a['auto_pad']!r} is not supported (export explicit pads)")
+        pads = list(a.get("pads", [0, 0, 0, 0])) if pads is None else pads
         if pads[0] != pads[2] or pads[1] != pads[3]:
             raise self.fail(node, f"pads {pads}: only symmetric padding is supported")
         if a.get("ceil_mode", 0):
@@ -746,22 +750,33 @@ class _Importer:
         self.env[node.output[0]] = _T(self.g.maxpool(t.v, k, s, p))
 
     def op_AveragePool(self, node: Any) -> None:
-        k, s, p = self.window(node)
         src = self.env.get(node.input[0])
         if isinstance(src, _KPart):
+            k, s, p = self.window(node)
             if src.stage != 1 or (p != (0, 0) and not self.attrs(node).get("count_include_pad", 0)):
                 raise self.fail(node, "a K map's box must follow the channel mean and count the padding")
             self.env[node.output[0]] = replace(src, stage=2, window=(k, s, p))
             return
-        if p != (0, 0) and not self.attrs(node).get("count_include_pad", 0):
-            raise self.fail(
-                node,
-                "count_include_pad = 0 with padding is not supported (xnor-edge divides by the window size); "
-                "export with count_include_pad=True",
-            )
+        top, left, bottom, right = (int(v) for v in self.attrs(node).get("pads", [0, 0, 0, 0]))
+        k, s, _ = self.window(node, pads=[top, left, top, left])  # the other checks; pads may differ
         t = self.tensor(node.input[0], node)
+        self.env[node.output[0]] = _T(self.average_pool(node, t.v, k, s, (top, bottom, left, right)))
+
+    def average_pool(self, node: Any, x: Value, k: tuple[int, int], s: tuple[int, int], pads: tuple) -> Value:
+        """pads (top, bottom, left, right). count_include_pad = 0 with padding:
+        ``avgpool_excl_pad``; = 1: ``avgpool``, after a zero ``pad`` when asymmetric."""
+        top, bottom, left, right = pads
+        if not any(pads):
+            self.report.count("avgpool")
+            return self.g.avgpool(x, k, s, 0)
+        if not self.attrs(node).get("count_include_pad", 0):
+            self.report.count("avgpool_excl_pad")
+            return self.g.avgpool_excl_pad(x, k, s, pads)
         self.report.count("avgpool")
-        self.env[node.output[0]] = _T(self.g.avgpool(t.v, k, s, p))
+        if (top, left) == (bottom, right):
+            return self.g.avgpool(x, k, s, (top, left))
+        self.report.count("pad")
+        return self.g.avgpool(self.g.pad(x, top, bottom, left, right, 0.0), k, s, 0)
 
     def op_GlobalAveragePool(self, node: Any) -> None:
         t = self.tensor(node.input[0], node)

@@ -31,8 +31,8 @@ LCE custom ops (their maths: LCE's ``core/bconv2d``):
 TFLite builtins: ``CONV_2D`` (``conv2d``), ``DEPTHWISE_CONV_2D``
 (``dwconv2d``), ``FULLY_CONNECTED`` (``dense``), ``ADD`` of two tensors
 (``add``), ``MUL``/``ADD``/``SUB`` of a per-channel constant (folded into one
-``batchnorm``), ``MAX_POOL_2D``, ``AVERAGE_POOL_2D`` (VALID, or SAME without
-padding), ``MEAN`` over H and W (``global_avgpool``), ``RESHAPE`` to [1, N],
+``batchnorm``), ``MAX_POOL_2D``, ``AVERAGE_POOL_2D`` (SAME with padding:
+``avgpool_excl_pad``), ``MEAN`` over H and W (``global_avgpool``), ``RESHAPE`` to [1, N],
 ``SOFTMAX`` (beta 1, over channels), ``CONCATENATION`` (channels), ``PAD``
 (zeros, symmetric, in front of a conv or pool), ``RELU``, ``RELU6``,
 ``RELU_N1_TO_1``, ``PRELU``, ``LEAKY_RELU``, ``HARD_TANH``-style clips as
@@ -42,8 +42,8 @@ TFLite's SAME padding puts the odd pixel at the bottom/right (stride 2 over
 an even size); xnor-edge's windows pad symmetrically, so such a window is a
 ``pad`` node (op 19) + a VALID window, and a zero-padded ``LceBconv2d`` two
 binary convolutions (+1 and -1 padding, halved and added: the padded taps
-cancel). SAME average pooling with padding (divided by the valid count) is an
-error. Anything else is an error that names the node
+cancel). SAME average pooling with padding divides by the valid count:
+``avgpool_excl_pad`` (op 20). Anything else is an error that names the node
 (operator index and output tensor), its op type and what is supported;
 :func:`convert` writes the file only after a self-check against LCE's
 interpreter when ``larq-compute-engine`` is installed.
@@ -768,14 +768,8 @@ class _Importer:
         x, extra = self.padded_input(op, op.inputs[0])
         k = (o.FilterHeight(), o.FilterWidth())
         s = (o.StrideH(), o.StrideW())
-        if kind == "avgpool" and o.Padding() == _SAME:
-            for size, kk, ss in zip(x.shape[:2], k, s):
-                if _same_pad(size, kk, ss)[1:] != (0, 0):
-                    raise self.fail(
-                        op,
-                        "SAME average pooling with padding divides by the valid count at the borders; "
-                        "xnor-edge divides by the window size (use VALID)",
-                    )
+        if kind == "avgpool" and self.same_avgpool(op, x, k, s, o, extra):
+            return
         if kind == "avgpool" and extra != (0, 0):
             raise self.fail(op, "a PAD in front of an average pool is not supported")
         fill = -3.4028234663852886e38 if kind == "maxpool" else None  # padding never wins a max
@@ -785,6 +779,18 @@ class _Importer:
         v = fn(x, k, s, p)
         act = o.FusedActivationFunction()
         self.env[op.outputs[0]] = _T(self.activation(op, act, v))
+
+    def same_avgpool(self, op: _Op, x: Value, k: tuple, s: tuple, o: Any, extra: tuple) -> bool:
+        """SAME average pooling that pads: divided by the valid count at the borders, which is
+        ``avgpool_excl_pad`` (the odd pixel after the input too). Returns whether it mapped."""
+        if o.Padding() != _SAME or extra != (0, 0):
+            return False
+        if all(_same_pad(size, kk, ss)[1:] == (0, 0) for size, kk, ss in zip(x.shape[:2], k, s)):
+            return False
+        self.report.count("avgpool_excl_pad")
+        v = self.g.avgpool_excl_pad(x, k, s, "same")
+        self.env[op.outputs[0]] = _T(self.activation(op, o.FusedActivationFunction(), v))
+        return True
 
     def op_MAX_POOL_2D(self, op: _Op) -> None:
         self.pool(op, "maxpool")
