@@ -53,6 +53,7 @@ OP_FLATTEN = 17
 OP_DWCONV2D = 18
 OP_PAD = 19
 OP_AVGPOOL_EXCL_PAD = 20
+OP_GCONV2D = 21
 OP_BCONV2D_MST = 32  # ids 32+: compressed forms of binary ops
 
 # Header flag bit 0: the model also takes uint8 input through a table (docs/format.md).
@@ -207,8 +208,16 @@ class GraphBuilder:
         stride: IntPair = 1,
         padding: IntPair = 0,
         relu: bool = False,
+        groups: int = 1,
+        dilation: IntPair = 1,
     ) -> Value:
-        """Float convolution; ``weight`` is [OC, IC, KH, KW]."""
+        """Float convolution; ``weight`` is [OC, IC / groups, KH, KW] (PyTorch's layout).
+
+        With ``groups`` > 1 or a ``dilation`` other than 1 it is a gconv2d node (op 21);
+        padding is then in input pixels, as PyTorch's, and must stay below the dilated
+        extent (KH - 1) * dilation + 1."""
+        if groups != 1 or _pair("conv2d dilation", dilation) != (1, 1):
+            return self._gconv2d(x, weight, bias, stride, padding, relu, groups, dilation)
         op = "conv2d"
         self._need(op, x, F32)
         w = self._conv_weight(op, x, weight)
@@ -219,6 +228,48 @@ class GraphBuilder:
             (DTYPE_F32, self._vector(op, "bias", bias, oc)),
         ]
         return self._add(OP_CONV2D, FLAG_RELU if relu else 0, x, None, win, out, params)
+
+    def _gconv2d(
+        self,
+        x: Value,
+        weight: Any,
+        bias: Any,
+        stride: IntPair,
+        padding: IntPair,
+        relu: bool,
+        groups: Any,
+        dilation: IntPair,
+    ) -> Value:
+        op = "gconv2d"
+        self._need(op, x, F32)
+        d = _pair(f"{op} dilation", dilation)
+        ic = x.shape[2]
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or not 1 <= groups <= ic:
+            raise ValueError(f"{op}: groups {groups!r} must divide value {x.id}'s {ic} channels")
+        if ic % groups:
+            raise ValueError(f"{op}: groups {groups!r} must divide value {x.id}'s {ic} channels")
+        if min(d) < 1:
+            raise ValueError(f"{op}: dilation {d} must be >= 1")
+        try:
+            w = np.asarray(weight, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{op}: weight is not a numeric array ({e})") from None
+        if w.ndim != 4 or w.shape[1] * groups != ic or w.shape[0] < 1 or w.shape[0] % groups:
+            raise ValueError(
+                f"{op}: weight must be [OC, {ic // groups}, KH, KW] with OC a multiple of {groups} "
+                f"(groups), got shape {w.shape}"
+            )
+        oc, _, kh, kw = w.shape
+        if not np.all(np.isfinite(w)):
+            raise ValueError(f"{op}: weight contains NaN or infinity")
+        extent = ((kh - 1) * d[0] + 1, (kw - 1) * d[1] + 1)
+        out, win = self._window(op, x, extent, stride, padding, oc)
+        params = [
+            (DTYPE_BITS, np.array([groups, d[0], d[1], 0], dtype=np.uint32)),
+            (DTYPE_F32, self._floats(op, "weight", w.transpose(0, 2, 3, 1))),
+            (DTYPE_F32, self._vector(op, "bias", bias, oc)),
+        ]
+        return self._add(OP_GCONV2D, FLAG_RELU if relu else 0, x, None, win, out, params)
 
     def dwconv2d(
         self,

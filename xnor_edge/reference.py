@@ -47,10 +47,11 @@ _OPS = {
     18: ("dwconv2d", 2, 1),
     19: ("pad", 1, 0),
     20: ("avgpool_excl_pad", 0, 0),
+    21: ("gconv2d", 3, 1),
     32: ("bconv2d_mst", 7, 1 | 2 | 4 | 8),  # ids 32+: compressed forms of binary ops
 }
 _TWO_INPUTS = {10, 16}
-_WINDOWED = {1, 2, 3, 6, 7, 18, 19, 20, 32}
+_WINDOWED = {1, 2, 3, 6, 7, 18, 19, 20, 21, 32}
 _RELU, _PAD_ONE, _USE_K, _OUT_BITS = 1, 2, 4, 8
 
 
@@ -202,7 +203,7 @@ class ReferenceModel:
                 eh, ew = h, w
             out_bits = False
             xnor = op in (3, 32)
-            if op in (1, 2, 3, 32):
+            if op in (1, 2, 3, 21, 32):
                 ec = oc
                 out_bits = xnor and bool(nflags & _OUT_BITS)
                 if bits and not xnor:
@@ -260,6 +261,7 @@ class ReferenceModel:
                 14: [(0, 2)],
                 15: [(0, c)],
                 18: [(0, kh * kw * oc), (0, oc)],
+                21: [(1, 4), (0, None), (0, oc)],  # weight count: from the config, below
                 19: [(0, 1)],
                 32: [(1, None)] * 5 + [(0, oc), (0, oc)],  # MST counts: from the tree
             }.get(op, [])
@@ -279,6 +281,8 @@ class ReferenceModel:
                 raise ReferenceError(f"{where}: value {ps[0][0]} on a bits input: must be +1 or -1")
             if op == 14 and not ps[0][0] <= ps[0][1]:
                 raise ReferenceError(f"{where}: clip bounds {list(ps[0])}: min > max")
+            if op == 21:
+                ps[0] = self._gconv_config(where, ps, (kh, kw), c, oc)
             if op == 32:  # decode (every rule of the format) to bconv2d's weights
                 try:
                     fw = mst.validate(mst.from_params(ps[:5], oc, kh, kw, c))
@@ -308,6 +312,19 @@ class ReferenceModel:
         if shapes[-1][1]:
             raise ReferenceError("the model output is bits; it must be float32")
         self.output_shape = shapes[-1][0]
+
+    @staticmethod
+    def _gconv_config(where: str, ps: list, extent: tuple[int, int], c: int, oc: int) -> tuple:
+        """gconv2d's (groups, taps h, taps w, dilation h, dilation w), checked."""
+        g, dh, dw, reserved = (int(v) for v in ps[0])
+        if reserved or g < 1 or c % g or oc % g:
+            raise ReferenceError(f"{where}: config {list(ps[0])}: groups must divide {c} and {oc}")
+        if dh < 1 or dw < 1 or (extent[0] - 1) % dh or (extent[1] - 1) % dw:
+            raise ReferenceError(f"{where}: dilation {dh}x{dw} does not divide the extent {extent} - 1")
+        kh, kw = (extent[0] - 1) // dh + 1, (extent[1] - 1) // dw + 1
+        if ps[1].size != oc * kh * kw * (c // g):
+            raise ReferenceError(f"{where}: {ps[1].size} weights, expected {oc * kh * kw * (c // g)}")
+        return (g, kh, kw, dh, dw)
 
     # ------------------------------------------------------------- evaluation
 
@@ -368,6 +385,17 @@ class ReferenceModel:
         elif n.op == 7:
             win = _windows(x, n.kernel, n.stride, n.pad, 0.0)
             return win.sum(axis=(3, 4)) / (n.kernel[0] * n.kernel[1])
+        elif n.op == 21:  # each group a conv over its channels, on the dilated filter
+            g, kh, kw, dh, dw = n.params[0]
+            wt = n.params[1].astype(np.float64).reshape(oc, kh, kw, c // g)
+            full = np.zeros((oc, *n.kernel, c // g))
+            full[:, ::dh, ::dw] = wt  # the extent with zeros between the taps
+            icg, ocg = c // g, oc // g
+            parts = [
+                _conv(x[:, :, k * icg : (k + 1) * icg], full[k * ocg : (k + 1) * ocg], n.stride, n.pad, 0.0)
+                for k in range(g)
+            ]
+            y = np.concatenate(parts, axis=2) + n.params[2]
         elif n.op == 20:
             return _mean_of_valid_taps(x, n.out_shape, n.kernel, n.stride, n.pad)
         elif n.op == 8:

@@ -354,6 +354,59 @@ static void test_avgpool_excl_pad_rejections(void) {
     }
 }
 
+/* gconv2d (op 21): config (groups, dilation, reserved) and the weight count it
+ * implies; 6x6x4 input, 6 outputs, extent 5x3 (3x2 taps at dilation 2x2). */
+static void test_gconv2d_rejections(void) {
+    static const struct {
+        uint32_t cfg[4];
+        uint64_t nw;
+        const char *msg;
+    } cases[] = {
+        {{2, 2, 2, 0}, 6 * 6 * 2, NULL},
+        {{0, 2, 2, 0}, 6 * 6 * 2, "groups 0 does not divide the 4 input and 6 output channels"},
+        {{3, 2, 2, 0}, 6 * 6 * 2, "groups 3 does not divide"},
+        {{4, 2, 2, 0}, 6 * 6 * 1, "groups 4 does not divide the 4 input and 6 output"},
+        {{2, 0, 2, 0}, 6 * 6 * 2, "dilation 0x2 does not divide the window extent 5x3"},
+        {{2, 3, 2, 0}, 6 * 6 * 2, "dilation 3x2 does not divide"},
+        {{2, 2, 2, 1}, 6 * 6 * 2, "config word 3 (reserved) is not zero"},
+        {{2, 2, 2, 0}, 6 * 6 * 4, "weights have 144 floats, 2 groups of 3x2 taps need OC*KH*KW*IC/G = 72"},
+        {{1, 2, 2, 0}, 6 * 6 * 2, "1 groups of 3x2 taps need OC*KH*KW*IC/G = 144"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        xtm t;
+        xtm_init(&t, 6, 6, 4);
+        const uint32_t p0 = xtm_param(&t, XTM_BITS, cases[i].cfg, 4);
+        xtm_param(&t, XTM_F32, g_f, cases[i].nw);
+        xtm_param(&t, XTM_F32, g_f, 6);
+        xtm_node(&t, XTM_OP_GCONV2D, 0, 0, XTM_NONE, 5, 3, 1, 1, 2, 1, 6, p0, 3);
+        if (cases[i].msg) {
+            expect_bad(&t, "gconv2d config", cases[i].msg);
+            continue;
+        }
+        size_t n;
+        char err[256];
+        uint8_t *f = xtm_write(&t, &n);
+        CHECK(load(f, n, err, sizeof err) == XE_OK, "gconv2d valid: %s", err);
+        free(f);
+        xtm_free(&t);
+    }
+    xtm t;
+    xtm_init(&t, 6, 6, 4);
+    xtm_param(&t, XTM_F32, g_f, 4);
+    xtm_param(&t, XTM_F32, g_f, 6 * 9 * 4);
+    xtm_param(&t, XTM_F32, g_f, 6);
+    xtm_node(&t, XTM_OP_GCONV2D, 0, 0, XTM_NONE, 3, 3, 1, 1, 1, 1, 6, 0, 3);
+    expect_bad(&t, "gconv2d f32 config", "node 0 (gconv2d): param 0 (#0 of the op) is f32 x 4, op needs bits x 4");
+    xtm_init(&t, 6, 6, 4);
+    xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    static const uint32_t one[4] = {1, 1, 1, 0};
+    xtm_param(&t, XTM_BITS, one, 4);
+    xtm_param(&t, XTM_F32, g_f, 6 * 9 * 4);
+    xtm_param(&t, XTM_F32, g_f, 6);
+    xtm_node(&t, XTM_OP_GCONV2D, 0, 1, XTM_NONE, 3, 3, 1, 1, 1, 1, 6, 0, 3);
+    expect_bad(&t, "gconv2d bits input", "node 1 (gconv2d): input value 1 is bits");
+}
+
 /* Rejections specific to prelu, clip, sign_shift, concat, flatten and dwconv2d. */
 static void test_new_op_rejections(void) {
     static const float inverted[2] = {1.0f, -1.0f};
@@ -415,6 +468,7 @@ static void test_new_op_rejections(void) {
     expect_bad(&t, "dwconv2d bits input", "node 1 (dwconv2d): input value 1 is bits");
     test_pad_rejections();
     test_avgpool_excl_pad_rejections();
+    test_gconv2d_rejections();
 }
 
 static void test_structural(void) {
@@ -573,7 +627,8 @@ static void test_api(void) {
               strcmp(xe_op_name(XTM_OP_CONCAT), "concat") == 0 &&
               strcmp(xe_op_name(XTM_OP_FLATTEN), "flatten") == 0 &&
               strcmp(xe_op_name(XTM_OP_DWCONV2D), "dwconv2d") == 0 &&
-              strcmp(xe_op_name(XTM_OP_AVGPOOL_EXCL_PAD), "avgpool_excl_pad") == 0,
+              strcmp(xe_op_name(XTM_OP_AVGPOOL_EXCL_PAD), "avgpool_excl_pad") == 0 &&
+              strcmp(xe_op_name(XTM_OP_GCONV2D), "gconv2d") == 0,
           "op names");
     for (int s = 0; s <= XE_ERR_UNSUPPORTED; s++)
         CHECK(strcmp(xe_status_string((xe_status)s), "unknown status") != 0,

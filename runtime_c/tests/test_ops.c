@@ -289,6 +289,30 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                     }
             break;
         }
+        case XTM_OP_GCONV2D: {
+            const uint32_t *cfg = P[0];
+            const float *wt = P[1], *bias = P[2];
+            const uint32_t g = cfg[0], dh = cfg[1], dw = cfg[2];
+            const uint32_t kh = (n->kh - 1) / dh + 1, kw = (n->kw - 1) / dw + 1;
+            const uint32_t icg = x.c / g, ocg = y.c / g;
+            for (uint32_t oh = 0; oh < y.h; oh++)
+                for (uint32_t ow = 0; ow < y.w; ow++)
+                    for (uint32_t o = 0; o < y.c; o++) {
+                        double acc = bias[o];
+                        for (uint32_t a = 0; a < kh; a++)
+                            for (uint32_t b = 0; b < kw; b++)
+                                for (uint32_t c = 0; c < icg; c++) {
+                                    const long ih = (long)(oh * n->sh + a * dh) - n->ph,
+                                               iw = (long)(ow * n->sw + b * dw) - n->pw;
+                                    if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w)
+                                        continue;
+                                    acc += x.d[((size_t)ih * x.w + iw) * x.c + (o / ocg) * icg + c] *
+                                           wt[(((size_t)o * kh + a) * kw + b) * icg + c];
+                                }
+                        y.d[((size_t)oh * y.w + ow) * y.c + o] = relu && acc < 0 ? 0 : acc;
+                    }
+            break;
+        }
         case XTM_OP_FLATTEN:
             for (size_t i = 0; i < (size_t)x.h * x.w * x.c; i++) y.d[i] = x.d[i];
             break;
@@ -943,6 +967,41 @@ static void test_avgpool_excl_pad(void) {
             }
 }
 
+/* gconv2d (op 21): groups 1 to 4 (depthwise included), dilations 1 to 3,
+ * 1 to 3 taps, strides 1 and 2, padding up to the extent - 1, RELU. */
+static void test_gconv2d(void) {
+    char name[160];
+    for (uint32_t g = 1; g <= 4; g++)
+        for (uint32_t d = 1; d <= 3; d++)
+            for (uint32_t taps = 1; taps <= 3; taps++)
+                for (uint32_t s = 1; s <= 2; s++) {
+                    const uint32_t ext = (taps - 1) * d + 1, p = rnd() % ext;
+                    const uint32_t h = k_spatial[2 + rnd() % 7], w = k_spatial[2 + rnd() % 7];
+                    const uint32_t ic = g * (1 + rnd() % 9), oc = g * (1 + rnd() % 9);
+                    const uint32_t dw = d == 1 ? 1 : 1 + rnd() % 2, kw = taps, extw = (kw - 1) * dw + 1;
+                    if (h + 2 * p < ext || w + 2 * p < extw || p >= extw) continue;
+                    const uint32_t fl = (rnd() & 1) ? XE_FLAG_RELU : 0;
+                    xtm t;
+                    arena a = {{0}, 0};
+                    xtm_init(&t, h, w, ic);
+                    uint32_t *cfg = arena_alloc(&a, 16);
+                    cfg[0] = g;
+                    cfg[1] = d;
+                    cfg[2] = dw;
+                    const size_t nw = (size_t)oc * taps * kw * (ic / g);
+                    const uint32_t p0 = xtm_param(&t, XTM_BITS, cfg, 4);
+                    xtm_param(&t, XTM_F32, rand_f32(&a, nw, rnd_w), nw);
+                    xtm_param(&t, XTM_F32, rand_bias(&a, oc), oc);
+                    xtm_node(&t, XTM_OP_GCONV2D, fl, 0, XTM_NONE, ext, extw, s, s, p, p, oc, p0, 3);
+                    snprintf(name, sizeof name,
+                             "gconv2d g=%u dil=%ux%u taps=%ux%u s=%u p=%u in=%ux%ux%u oc=%u fl=%u", g,
+                             d, dw, taps, kw, s, p, h, w, ic, oc, fl);
+                    check_model(name, &t, 1);
+                    xtm_free(&t);
+                    arena_free(&a);
+                }
+}
+
 /* A batch of 3 images through xe_session_run_batch_u8 equals
  * xe_session_run_batch on the table's floats, bit for bit; a float-only
  * model refuses uint8 input. */
@@ -1050,6 +1109,7 @@ int main(void) {
     test_pad();
     test_u8_input();
     test_avgpool_excl_pad();
+    test_gconv2d();
     if (g_fail) {
         printf("test_ops: %d failure(s)\n", g_fail);
         return 1;

@@ -53,6 +53,9 @@ static int g_fail __attribute__((unused)) = 0; /* make_seeds.c includes this too
  * output size, which the writer's symmetric rule does not know: the caller
  * sets oh/ow and the value's h/w (test_ops.c, add_avg_excl). */
 #define XTM_OP_AVGPOOL_EXCL_PAD 20u
+/* Grouped, dilated conv: kernel fields = the dilated extent, params config
+ * (u32 groups, dilation h, dilation w, 0), weights [OC][KH][KW][IC/G], bias. */
+#define XTM_OP_GCONV2D 21u
 
 typedef struct xtm_param_rec {
     uint32_t dtype;
@@ -136,6 +139,7 @@ static inline uint32_t xtm_node(xtm *t, uint32_t op, uint32_t flags, uint32_t in
     case XE_OP_CONV2D:
     case XE_OP_BWN_CONV2D:
     case XTM_OP_DWCONV2D:
+    case XTM_OP_GCONV2D:
         o.c = out_c;
         o.dtype = XTM_F32;
         break;

@@ -136,6 +136,8 @@ class _Pending:
     rank: int = 4
     use_k: bool = False
     k_src: Any = None  # the value a K map must be computed from, when not x (flatten)
+    groups: int = 1  # conv2d: grouped / dilated (gconv2d) when not 1 / (1, 1)
+    dilation: tuple[int, int] = (1, 1)
 
 
 SUPPORTED = (
@@ -213,10 +215,11 @@ class _Importer:
         g = self.g
         scale = p.scale.astype(np.float64)
         bias = p.bias.astype(np.float64)
-        self.report.count(p.kind)
+        gconv = p.kind == "conv2d" and (p.groups != 1 or p.dilation != (1, 1))
+        self.report.count("gconv2d" if gconv else p.kind)
         if p.kind == "conv2d":
             w = p.weight * scale[:, None, None, None]
-            v = g.conv2d(p.x, w, bias, p.stride, p.pad, relu=p.relu)
+            v = g.conv2d(p.x, w, bias, p.stride, p.pad, relu=p.relu, groups=p.groups, dilation=p.dilation)
         elif p.kind == "dwconv2d":
             w = p.weight * scale[:, None, None, None]
             v = g.dwconv2d(p.x, w, bias, p.stride, p.pad, relu=p.relu)
@@ -418,8 +421,7 @@ class _Importer:
         if bias is None:
             raise self.fail(node, "the bias must be a constant")
         group = int(a.get("group", 1))
-        if any(d != 1 for d in a.get("dilations", [1, 1])):
-            raise self.fail(node, f"dilations {a['dilations']} are not supported (only 1)")
+        dilation = tuple(int(d) for d in a.get("dilations", [1, 1]))
         ap = a.get("auto_pad", b"NOTSET")
         if (ap.decode() if isinstance(ap, bytes) else ap) not in ("NOTSET", "VALID"):
             raise self.fail(node, f"auto_pad {ap!r} is not supported; export with explicit pads")
@@ -430,8 +432,8 @@ class _Importer:
         pad = (pads[0], pads[1])
         oc = w.shape[0]
         src = self.env_of(node.input[0], node)
-        if group != 1:
-            self.depthwise(node, src, w, bias, group, stride, pad)
+        if group != 1 or dilation != (1, 1):
+            self.grouped(node, src, w, bias, group, stride, pad, dilation)
             return
         alpha = self.weight_kind(node, wname, w)
         if isinstance(src, _Sign):
@@ -461,30 +463,28 @@ class _Importer:
             p = _Pending(kind, x, wt, sc, np.asarray(bias, np.float64), stride, pad)
         self.env[node.output[0]] = p
 
-    def depthwise(self, node: Any, src: Any, w: np.ndarray, bias: Any, group: int, stride, pad) -> None:
+    def grouped(
+        self, node: Any, src: Any, w: np.ndarray, bias: Any, group: int, stride, pad, dilation
+    ) -> None:
+        """A float Conv with group != 1 or dilations: dwconv2d when depthwise and undilated,
+        else a grouped / dilated conv2d (gconv2d, op 21)."""
         if isinstance(src, _Sign):
-            raise self.fail(node, f"group = {group} on a binarised input: no binary grouped or depthwise op")
+            raise self.fail(
+                node,
+                f"group = {group}, dilations {list(dilation)} on a binarised input: no binary grouped, "
+                "depthwise or dilated op",
+            )
         x = self.value(node.input[0], node)
         ic, oc = x.shape[2], w.shape[0]
-        if ic % group or oc % group or w.shape[1] * group != ic:
+        if group < 1 or ic % group or oc % group or w.shape[1] * group != ic:
             raise self.fail(node, f"group = {group} does not divide {ic} input and {oc} output channels")
+        if min(dilation) < 1:
+            raise self.fail(node, f"dilations {list(dilation)} must be >= 1")
         b = np.asarray(bias, np.float64)
-        if group == ic:
-            self.env[node.output[0]] = _Pending(
-                "dwconv2d", x, w.astype(np.float64), np.ones(oc), b, stride, pad
-            )
-            return
-        # No grouped op: a dense conv2d whose weights are zero outside each group's block
-        # computes the same sums (a zero product adds nothing), at `group` times the MACs.
-        full = np.zeros((oc, ic, *w.shape[2:]))
-        gi, go = ic // group, oc // group
-        for k in range(group):
-            full[k * go : (k + 1) * go, k * gi : (k + 1) * gi] = w[k * go : (k + 1) * go]
-        self.report.notes.append(
-            f"node {node.name!r} (Conv): group = {group} is written as a dense conv2d with zero "
-            f"blocks ({group}x the multiply-adds of a grouped convolution)"
+        kind = "dwconv2d" if group == ic and dilation == (1, 1) else "conv2d"
+        self.env[node.output[0]] = _Pending(
+            kind, x, w.astype(np.float64), np.ones(oc), b, stride, pad, groups=group, dilation=dilation
         )
-        self.env[node.output[0]] = _Pending("conv2d", x, full, np.ones(oc), b, stride, pad)
 
     def dense(self, node: Any, src: Any, wname: str, w: np.ndarray, bias: np.ndarray) -> None:
         """w is [OUT, IN]."""

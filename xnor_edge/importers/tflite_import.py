@@ -29,7 +29,7 @@ LCE custom ops (their maths: LCE's ``core/bconv2d``):
   evaluated at import.
 
 TFLite builtins: ``CONV_2D`` (``conv2d``), ``DEPTHWISE_CONV_2D``
-(``dwconv2d``), ``FULLY_CONNECTED`` (``dense``), ``ADD`` of two tensors
+(``dwconv2d``; dilated or grouped: ``gconv2d``), ``FULLY_CONNECTED`` (``dense``), ``ADD`` of two tensors
 (``add``), ``MUL``/``ADD``/``SUB`` of a per-channel constant (folded into one
 ``batchnorm``), ``MAX_POOL_2D``, ``AVERAGE_POOL_2D`` (SAME with padding:
 ``avgpool_excl_pad``), ``MEAN`` over H and W (``global_avgpool``), ``RESHAPE`` to [1, N],
@@ -558,8 +558,8 @@ class _Importer:
         fw = self.float_const(op, op.inputs[1], "filter")
         if fw.ndim != 4:
             raise self.fail(op, f"filter has shape {list(fw.shape)}; expected [OC, KH, KW, IC]")
-        if o.DilationHFactor() != 1 or o.DilationWFactor() != 1:
-            raise self.fail(op, "dilation is not supported (only 1)")
+        if self.grouped_conv(op, o, x, extra, fw):
+            return
         oc, kh, kw, ic = fw.shape
         if ic != x.shape[2]:
             raise self.fail(
@@ -574,6 +574,30 @@ class _Importer:
         self.report.count("conv2d")
         v = self.g.conv2d(x, fw.transpose(0, 3, 1, 2), b, s, p, relu=act == 1)
         self.env[op.outputs[0]] = _T(v if act == 1 else self.activation(op, act, v))
+
+    def grouped_conv(
+        self, op: _Op, o: Any, x: Value, extra: tuple, fw: np.ndarray, groups: int | None = None
+    ) -> bool:
+        """A dilated CONV_2D or DEPTHWISE_CONV_2D, or a CONV_2D whose filter reads a divisor of the
+        input's channels (TFLite's grouped convolution): ``gconv2d`` (op 21). ``fw`` is
+        [OC, KH, KW, IC/G]; ``groups`` is given for a depthwise filter. Returns whether it mapped."""
+        oc, kh, kw, icg = fw.shape
+        d = (o.DilationHFactor(), o.DilationWFactor())
+        g = groups or (x.shape[2] // icg if icg and x.shape[2] % icg == 0 else 0)
+        if d == (1, 1) and (groups or icg == x.shape[2]):
+            return False
+        if g < 1 or oc % g or icg * g != x.shape[2]:
+            return False  # the caller names the mismatch
+        if min(d) < 1:
+            raise self.fail(op, f"dilation {d[0]}x{d[1]}: must be >= 1")
+        b = self.bias_const(op, oc)
+        s = (o.StrideH(), o.StrideW())
+        x, p = self.window_pad(op, x, ((kh - 1) * d[0] + 1, (kw - 1) * d[1] + 1), s, o.Padding(), extra)
+        act = o.FusedActivationFunction()
+        self.report.count("gconv2d")
+        v = self.g.conv2d(x, fw.transpose(0, 3, 1, 2), b, s, p, act == 1, groups=g, dilation=d)
+        self.env[op.outputs[0]] = _T(v if act == 1 else self.activation(op, act, v))
+        return True
 
     def dequantized_conv(self, op: _Op, o: Any) -> None:
         """CONV_2D of LceDequantize's +-1 values with filters exactly +-alpha per filter: bconv2d with
@@ -612,8 +636,8 @@ class _Importer:
         fw = self.float_const(op, op.inputs[1], "filter")
         if fw.ndim != 4 or fw.shape[0] != 1:
             raise self.fail(op, f"filter has shape {list(fw.shape)}; expected [1, KH, KW, OC]")
-        if o.DilationHFactor() != 1 or o.DilationWFactor() != 1:
-            raise self.fail(op, "dilation is not supported (only 1)")
+        if self.grouped_conv(op, o, x, extra, fw[0].transpose(2, 0, 1)[..., None], x.shape[2]):
+            return
         _, kh, kw, oc = fw.shape
         b = self.bias_const(op, oc)
         s = (o.StrideH(), o.StrideW())
