@@ -575,8 +575,13 @@ class GraphBuilder:
         use_k: bool = False,
         relu: bool = False,
         input_order: str = "hwc",
+        out_bits: bool = False,
     ) -> Value:
-        """Binary fully connected layer: a bconv2d whose window is the whole input."""
+        """Binary fully connected layer: a bconv2d whose window is the whole input.
+
+        ``out_bits``: the output is the packed signs of ``dot * scale + bias`` (OUT_BITS:
+        the runtime compares each dot with an integer threshold), ready for the next binary
+        layer without a float round trip; excludes ``use_k`` and ``relu``."""
         op = "binary_dense"
         self._check_value(op, x)
         h, wd, c = x.shape
@@ -587,7 +592,9 @@ class GraphBuilder:
                 f"{op}: input {x.shape} is larger than the largest window "
                 f"({MAX_KERNEL}x{MAX_KERNEL}); pool it first"
             )
-        return self.bconv2d(x, w4, scale, bias, stride=1, padding=0, use_k=use_k, relu=relu)
+        return self.bconv2d(
+            x, w4, scale, bias, stride=1, padding=0, use_k=use_k, relu=relu, out_bits=out_bits
+        )
 
     # ------------------------------------------------------------ serialising
 

@@ -1002,6 +1002,45 @@ static void test_gconv2d(void) {
                 }
 }
 
+/* A binary dense layer: bconv2d whose window is the whole input (pad 0). */
+static uint32_t add_bdense(xtm *t, arena *a, uint32_t in, uint32_t oc, uint32_t flags) {
+    const xtm_value v = t->values[in];
+    const size_t taps = (size_t)v.h * v.w, cw = (v.c + 31) / 32;
+    const uint32_t p0 = xtm_param(t, XTM_BITS, rand_bits(a, oc, taps, v.c), oc * taps * cw);
+    xtm_param(t, XTM_F32, rand_scale(a, oc), oc);
+    xtm_param(t, XTM_F32, rand_bias(a, oc), oc);
+    return xtm_node(t, XE_OP_BCONV2D, flags, in, XTM_NONE, v.h, v.w, 1, 1, 0, 0, oc, p0, 3);
+}
+
+/* Binary dense layers with bit-packed outputs (OUT_BITS: integer thresholds)
+ * feeding the next binary dense layer: float input -> [flatten ->] dense with
+ * bits out -> dense over those bits with bits out -> decoded; widths around
+ * the 32-bit word and the 64-channel task split, up to 2050 outputs. */
+static void test_binary_dense_bits(void) {
+    static const uint32_t widths[] = {1, 31, 32, 33, 64, 65, 130, 1000, 2050};
+    char name[160];
+    for (size_t i = 0; i < 9; i++)
+        for (int form = 0; form < 3; form++) { /* (1,1,C), whole window (h,w,c), flatten */
+            const uint32_t c = k_chan[rnd() % 10], h = form ? 1 + rnd() % 5 : 1,
+                           w = form ? 1 + rnd() % 5 : 1;
+            const uint32_t oc1 = widths[i], oc2 = widths[rnd() % 9];
+            xtm t;
+            arena a = {{0}, 0};
+            xtm_init(&t, h, w, c);
+            uint32_t v = 0;
+            if (form == 2)
+                v = xtm_node(&t, XTM_OP_FLATTEN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            v = add_bdense(&t, &a, v, oc1, XE_FLAG_OUT_BITS);
+            v = add_bdense(&t, &a, v, oc2, XE_FLAG_OUT_BITS);
+            add_decode(&t, &a, v);
+            snprintf(name, sizeof name, "binary dense bits %ux%ux%u%s -> %u -> %u", h, w, c,
+                     form == 2 ? " flattened" : "", oc1, oc2);
+            check_model(name, &t, 1);
+            xtm_free(&t);
+            arena_free(&a);
+        }
+}
+
 /* A batch of 3 images through xe_session_run_batch_u8 equals
  * xe_session_run_batch on the table's floats, bit for bit; a float-only
  * model refuses uint8 input. */
@@ -1110,6 +1149,7 @@ int main(void) {
     test_u8_input();
     test_avgpool_excl_pad();
     test_gconv2d();
+    test_binary_dense_bits();
     if (g_fail) {
         printf("test_ops: %d failure(s)\n", g_fail);
         return 1;

@@ -38,6 +38,7 @@ package's reference evaluator.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -138,6 +139,7 @@ class _Pending:
     k_src: Any = None  # the value a K map must be computed from, when not x (flatten)
     groups: int = 1  # conv2d: grouped / dilated (gconv2d) when not 1 / (1, 1)
     dilation: tuple[int, int] = (1, 1)
+    out_bits: bool = False  # bconv2d, binary_dense: write the signs (OUT_BITS)
 
 
 SUPPORTED = (
@@ -156,6 +158,10 @@ class _Importer:
         self.report = report
         self.consts: dict[str, np.ndarray] = {}
         self.env: dict[str, Any] = {}
+        # How many nodes (and graph outputs) read each value: a binary layer read by its
+        # sign alone may write bits.
+        self.readers = Counter(i for n in self.graph.node for i in n.input if i)
+        self.readers.update(o.name for o in self.graph.output)
         from onnx import numpy_helper
 
         for t in self.graph.initializer:
@@ -227,11 +233,15 @@ class _Importer:
             v = g.bwn_conv2d(p.x, p.weight, scale, bias, p.stride, p.pad, relu=p.relu)
         elif p.kind == "bconv2d":
             mode = "one" if p.pad_one else "zero"
-            v = g.bconv2d(p.x, p.weight, scale, bias, p.stride, p.pad, mode, use_k=p.use_k, relu=p.relu)
+            v = g.bconv2d(
+                p.x, p.weight, scale, bias, p.stride, p.pad, mode, p.use_k, p.relu, out_bits=p.out_bits
+            )
         elif p.kind == "dense":
             v = g.dense(p.x, p.weight * scale[:, None], bias, relu=p.relu, input_order="chw")
         else:
-            v = g.binary_dense(p.x, p.weight, scale, bias, use_k=p.use_k, relu=p.relu, input_order="chw")
+            v = g.binary_dense(
+                p.x, p.weight, scale, bias, p.use_k, p.relu, input_order="chw", out_bits=p.out_bits
+            )
         return _T(v, p.rank)
 
     # ------------------------------------------------------------ driving
@@ -334,6 +344,17 @@ class _Importer:
         if isinstance(src, _Affine) and np.all(src.scale == 1):  # a learnable threshold (RSign)
             self.report.count("sign_shift")
             return _Sign(self.g.sign_shift(src.v, src.shift), src.rank, node=node.name)
+        if (
+            isinstance(src, _Pending)
+            and src.kind in ("bconv2d", "binary_dense")
+            and not (src.relu or src.use_k)
+            and self.readers.get(name, 0) == 1
+        ):
+            # A binary layer read only by this sign: its output as bits (OUT_BITS, integer
+            # thresholds; the same bits as sign(dot * scale + bias)), no float round trip.
+            self.report.count("out_bits")
+            t = self.emit(replace(src, out_bits=True))
+            return _Sign(t.v, t.rank, node=node.name)
         x = self.tensor(name, node)
         return _Sign(x.v, x.rank, node=node.name)
 
