@@ -134,7 +134,13 @@ def test_onnx_average_pool_count_include_pad(tmp_path, rng, pads, include, layer
     from xnor_edge.importers.onnx_import import compare, import_onnx
 
     node = helper.make_node(
-        "AveragePool", ["x"], ["y"], name="pool", kernel_shape=[3, 3], strides=[2, 2], pads=pads,
+        "AveragePool",
+        ["x"],
+        ["y"],
+        name="pool",
+        kernel_shape=[3, 3],
+        strides=[2, 2],
+        pads=pads,
         count_include_pad=include,
     )
     inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 9, 8])

@@ -110,8 +110,7 @@ def _as_input(x: Any, shape: tuple[int, int, int], takes_uint8: bool = False) ->
         raise TypeError(f"input dtype must be real numeric (float32 preferred), got {x.dtype}")
     if takes_uint8 and x.dtype != np.uint8 and x.dtype.kind != "f":
         raise TypeError(
-            f"this model takes uint8 pixels or float32 normalised input, got {x.dtype}: "
-            "cast pixels to uint8"
+            f"this model takes uint8 pixels or float32 normalised input, got {x.dtype}: cast pixels to uint8"
         )
     if x.ndim == 3 and x.shape == shape:
         batched = False

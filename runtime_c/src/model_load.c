@@ -142,7 +142,7 @@ xe_status xe_node_oom(xe_loader *ld, const char *what) {
 typedef struct layout {
     uint32_t ih, iw, ic, nn, np;
     uint32_t flags, input_table; /* header flags; the uint8 input table's param */
-    uint64_t limit; /* data ends before the trailer */
+    uint64_t limit;              /* data ends before the trailer */
     uint64_t meta_off, meta_size, nodes_off, params_off, params_end;
 } layout;
 

@@ -53,8 +53,8 @@ static void gc_position(const gc_job *j, long h0, long w0, float *y) {
         float acc = bias[o];
         for (long a = a0; a < a1; a++)
             for (long b = b0; b < b1; b++) {
-                const size_t pos = (size_t)(h0 + a * (long)j->dh) * f->in_w +
-                                   (size_t)(w0 + b * (long)j->dw);
+                const size_t pos =
+                    (size_t)(h0 + a * (long)j->dh) * f->in_w + (size_t)(w0 + b * (long)j->dw);
                 const float *x = j->x + pos * ic + g * icg;
                 const float *w = wo + ((size_t)a * j->kw + (size_t)b) * icg;
                 for (size_t c = 0; c < icg; c++) acc += x[c] * w[c];

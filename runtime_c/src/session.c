@@ -363,13 +363,13 @@ xe_status xe_session_run_batch(xe_session *s, size_t n, const float *input, size
     return run_images(s, n, input, input_count, 4, output, output_count);
 }
 
-xe_status xe_session_run_batch_u8(xe_session *s, size_t n, const uint8_t *input,
-                                  size_t input_count, float *output, size_t output_count) {
+xe_status xe_session_run_batch_u8(xe_session *s, size_t n, const uint8_t *input, size_t input_count,
+                                  float *output, size_t output_count) {
     return run_images(s, n, input, input_count, 1, output, output_count);
 }
 
-xe_status xe_session_run_u8(xe_session *s, const uint8_t *input, size_t input_count,
-                            float *output, size_t output_count) {
+xe_status xe_session_run_u8(xe_session *s, const uint8_t *input, size_t input_count, float *output,
+                            size_t output_count) {
     return run_images(s, 1, input, input_count, 1, output, output_count);
 }
 

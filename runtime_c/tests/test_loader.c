@@ -255,7 +255,8 @@ static void test_u8_input(void) {
     xtm_param(&t, XTM_F32, g_f, 768);
     t.u8_table = 1;
     xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    expect_bad(&t, "u8 table index", "header: input_table 1 is outside the param table (1 entries)");
+    expect_bad(&t, "u8 table index",
+               "header: input_table 1 is outside the param table (1 entries)");
     xtm_init(&t, 4, 4, 3);
     t.u8_table = xtm_param(&t, XTM_F32, g_f, 256);
     xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -321,8 +322,9 @@ static void test_avgpool_excl_pad_rejections(void) {
         uint32_t oh, ow;
         const char *msg;
     } cases[] = {
-        {4, 4, "node 0 (avgpool_excl_pad): output shape is 3x4x3 (from input 5x6x3), node records "
-               "4x4x3"}, /* bottom 3 >= kernel 3 */
+        {4, 4,
+         "node 0 (avgpool_excl_pad): output shape is 3x4x3 (from input 5x6x3), node records "
+         "4x4x3"},                       /* bottom 3 >= kernel 3 */
         {1, 4, "output shape is 3x4x3"}, /* after padding -3 <= -stride: 3 rows in no window */
         {3, 5, "node records 3x5x3"},    /* right 4 */
         {3, 0, "output shape is 3x3x3"},
@@ -369,7 +371,9 @@ static void test_gconv2d_rejections(void) {
         {{2, 0, 2, 0}, 6 * 6 * 2, "dilation 0x2 does not divide the window extent 5x3"},
         {{2, 3, 2, 0}, 6 * 6 * 2, "dilation 3x2 does not divide"},
         {{2, 2, 2, 1}, 6 * 6 * 2, "config word 3 (reserved) is not zero"},
-        {{2, 2, 2, 0}, 6 * 6 * 4, "weights have 144 floats, 2 groups of 3x2 taps need OC*KH*KW*IC/G = 72"},
+        {{2, 2, 2, 0},
+         6 * 6 * 4,
+         "weights have 144 floats, 2 groups of 3x2 taps need OC*KH*KW*IC/G = 72"},
         {{1, 2, 2, 0}, 6 * 6 * 2, "1 groups of 3x2 taps need OC*KH*KW*IC/G = 144"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -396,7 +400,8 @@ static void test_gconv2d_rejections(void) {
     xtm_param(&t, XTM_F32, g_f, 6 * 9 * 4);
     xtm_param(&t, XTM_F32, g_f, 6);
     xtm_node(&t, XTM_OP_GCONV2D, 0, 0, XTM_NONE, 3, 3, 1, 1, 1, 1, 6, 0, 3);
-    expect_bad(&t, "gconv2d f32 config", "node 0 (gconv2d): param 0 (#0 of the op) is f32 x 4, op needs bits x 4");
+    expect_bad(&t, "gconv2d f32 config",
+               "node 0 (gconv2d): param 0 (#0 of the op) is f32 x 4, op needs bits x 4");
     xtm_init(&t, 6, 6, 4);
     xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     static const uint32_t one[4] = {1, 1, 1, 0};

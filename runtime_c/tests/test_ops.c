@@ -306,8 +306,9 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                                                iw = (long)(ow * n->sw + b * dw) - n->pw;
                                     if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w)
                                         continue;
-                                    acc += x.d[((size_t)ih * x.w + iw) * x.c + (o / ocg) * icg + c] *
-                                           wt[(((size_t)o * kh + a) * kw + b) * icg + c];
+                                    acc +=
+                                        x.d[((size_t)ih * x.w + iw) * x.c + (o / ocg) * icg + c] *
+                                        wt[(((size_t)o * kh + a) * kw + b) * icg + c];
                                 }
                         y.d[((size_t)oh * y.w + ow) * y.c + o] = relu && acc < 0 ? 0 : acc;
                     }
@@ -352,10 +353,10 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                                 s += v;
                                 valid += 1;
                             }
-                        y.d[((size_t)oh * y.w + ow) * y.c + c] =
-                            n->op == XE_OP_MAXPOOL ? m
-                            : n->op == XE_OP_AVGPOOL ? s / (double)taps
-                                                     : s / valid;
+                        y.d[((size_t)oh * y.w + ow) * y.c + c] = n->op == XE_OP_MAXPOOL ? m
+                                                                 : n->op == XE_OP_AVGPOOL
+                                                                     ? s / (double)taps
+                                                                     : s / valid;
                     }
             break;
         case XE_OP_GLOBAL_AVGPOOL:
@@ -929,8 +930,8 @@ static void test_pad(void) {
  * size (in + top + bottom - k) / s + 1 records the padding after. */
 static uint32_t add_avg_excl(xtm *t, uint32_t in, uint32_t k, uint32_t s, const uint32_t pad[4]) {
     const xtm_value iv = t->values[in];
-    const uint32_t v = xtm_node(t, XTM_OP_AVGPOOL_EXCL_PAD, 0, in, XTM_NONE, k, k, s, s, pad[0],
-                                pad[2], 0, 0, 0);
+    const uint32_t v =
+        xtm_node(t, XTM_OP_AVGPOOL_EXCL_PAD, 0, in, XTM_NONE, k, k, s, s, pad[0], pad[2], 0, 0, 0);
     t->nodes[v - 1].oh = t->values[v].h = (iv.h + pad[0] + pad[1] - k) / s + 1;
     t->nodes[v - 1].ow = t->values[v].w = (iv.w + pad[2] + pad[3] - k) / s + 1;
     return v;
@@ -978,7 +979,8 @@ static void test_gconv2d(void) {
                     const uint32_t ext = (taps - 1) * d + 1, p = rnd() % ext;
                     const uint32_t h = k_spatial[2 + rnd() % 7], w = k_spatial[2 + rnd() % 7];
                     const uint32_t ic = g * (1 + rnd() % 9), oc = g * (1 + rnd() % 9);
-                    const uint32_t dw = d == 1 ? 1 : 1 + rnd() % 2, kw = taps, extw = (kw - 1) * dw + 1;
+                    const uint32_t dw = d == 1 ? 1 : 1 + rnd() % 2, kw = taps,
+                                   extw = (kw - 1) * dw + 1;
                     if (h + 2 * p < ext || w + 2 * p < extw || p >= extw) continue;
                     const uint32_t fl = (rnd() & 1) ? XE_FLAG_RELU : 0;
                     xtm t;
@@ -994,8 +996,8 @@ static void test_gconv2d(void) {
                     xtm_param(&t, XTM_F32, rand_bias(&a, oc), oc);
                     xtm_node(&t, XTM_OP_GCONV2D, fl, 0, XTM_NONE, ext, extw, s, s, p, p, oc, p0, 3);
                     snprintf(name, sizeof name,
-                             "gconv2d g=%u dil=%ux%u taps=%ux%u s=%u p=%u in=%ux%ux%u oc=%u fl=%u", g,
-                             d, dw, taps, kw, s, p, h, w, ic, oc, fl);
+                             "gconv2d g=%u dil=%ux%u taps=%ux%u s=%u p=%u in=%ux%ux%u oc=%u fl=%u",
+                             g, d, dw, taps, kw, s, p, h, w, ic, oc, fl);
                     check_model(name, &t, 1);
                     xtm_free(&t);
                     arena_free(&a);
@@ -1070,8 +1072,8 @@ static void check_u8_matches_float(const char *name, const xtm *t) {
         px[i] = (uint8_t)(i < 256 ? i : rnd()); /* every byte value at least once when it fits */
         x[i] = table[(i % t->ic) * 256 + px[i]];
     }
-    CHECK(table == t->params[t->u8_table].data || memcmp(table, t->params[t->u8_table].data,
-                                                         256 * 4 * (size_t)t->ic) == 0,
+    CHECK(table == t->params[t->u8_table].data ||
+              memcmp(table, t->params[t->u8_table].data, 256 * 4 * (size_t)t->ic) == 0,
           "%s: xe_model_input_u8_table is not the file's table", name);
     CHECK(xe_session_run_batch_u8(s, nb, px, nb * in_n, y8, nb * out_n) == XE_OK &&
               xe_session_run_batch(s, nb, x, nb * in_n, yf, nb * out_n) == XE_OK &&
@@ -1106,11 +1108,14 @@ static void test_u8_input(void) {
             t.u8_table = xtm_param(&t, XTM_F32, rand_f32(&a, 256 * c, rnd_in), 256 * c);
             const uint32_t v =
                 kind == 0 ? xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-                          : add_conv(&t, &a, kind == 1 ? XE_OP_CONV2D : XE_OP_BCONV2D,
-                                     XE_FLAG_RELU, 0, 3, 1 + (uint32_t)(rnd() % 2), 1, 9);
+                          : add_conv(&t, &a, kind == 1 ? XE_OP_CONV2D : XE_OP_BCONV2D, XE_FLAG_RELU,
+                                     0, 3, 1 + (uint32_t)(rnd() % 2), 1, 9);
             (void)v;
             snprintf(name, sizeof name, "u8 input -> %s in=%ux%ux%u",
-                     kind == 0 ? "relu" : kind == 1 ? "conv2d" : "bconv2d", h, w, c);
+                     kind == 0   ? "relu"
+                     : kind == 1 ? "conv2d"
+                                 : "bconv2d",
+                     h, w, c);
             check_model(name, &t, 1);
             check_u8_matches_float(name, &t);
             xtm_free(&t);
