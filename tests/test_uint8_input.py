@@ -215,3 +215,14 @@ def test_mst_compress_keeps_the_table(rng):
         assert mc.takes_uint8
         assert any(n["op"] == "bconv2d_mst" for n in mc.info()["layers"])
         np.testing.assert_array_equal(mc.run(px), m.run(px))
+
+
+def test_cli_info_says_uint8(tmp_path, capsys, rng):
+    from xnor_edge import cli
+
+    g = _graph(rng)
+    g.uint8_input(MEAN, STD)
+    p = tmp_path / "u8.xnor"
+    g.save(p)
+    assert cli.main(["info", str(p)]) == 0
+    assert "RGB (takes uint8)" in capsys.readouterr().out
