@@ -177,6 +177,13 @@ class NativeModel:
             raise ModelError(f"{where}: metadata is not a JSON object", "bad model")
         self.metadata: dict = meta
         self.nodes = [self._node_info(i) for i in range(int(lib.xe_model_num_nodes(self._ptr)))]
+        # uint8 input (docs/format.md): channel c's byte u is input_u8_table[c, u].
+        table = lib.xe_model_input_u8_table(self._ptr)
+        self.input_u8_table: np.ndarray | None = None
+        if table != ffi.NULL:
+            n = 256 * self.input_shape[2]
+            flat = np.frombuffer(ffi.buffer(table, 4 * n), dtype=np.float32).copy()
+            self.input_u8_table = flat.reshape(self.input_shape[2], 256)
 
     @property
     def ptr(self) -> Any:
@@ -240,23 +247,31 @@ class NativeSession:
         self.in_count = int(np.prod(model.input_shape))
         self.out_count = int(np.prod(model.output_shape))
         self.num_nodes = len(model.nodes)
+        self.takes_uint8 = model.input_u8_table is not None
 
     def run(self, x: np.ndarray, out: np.ndarray) -> None:
-        """x: C-contiguous float32 with n*in_count values; out likewise (writable)."""
+        """x: C-contiguous float32 with n*in_count values, or uint8 for a model with a
+        uint8 input table; out: float32 likewise (writable)."""
         if self._ptr is None:
             raise RuntimeError("session is closed")
-        if x.dtype != np.float32 or not x.flags.c_contiguous:
-            raise ValueError("input must be C-contiguous float32")
+        if x.dtype not in (np.float32, np.uint8) or not x.flags.c_contiguous:
+            raise ValueError("input must be C-contiguous float32 or uint8")
         if out.dtype != np.float32 or not out.flags.c_contiguous or not out.flags.writeable:
             raise ValueError("output must be writable C-contiguous float32")
         n, rem = divmod(x.size, self.in_count)
         if rem or n < 1 or out.size != n * self.out_count:
             raise ValueError(f"buffer sizes {x.size}/{out.size} do not fit {self.in_count}/{self.out_count}")
-        xin = ffi.from_buffer("float[]", x)
+        u8 = x.dtype == np.uint8
+        if u8 and not self.takes_uint8:
+            raise ValueError("this model has no uint8 input table: pass float32")
+        xin = ffi.from_buffer("uint8_t[]" if u8 else "float[]", x)
         xout = ffi.from_buffer("float[]", out, require_writable=True)
-        if n == 1:
+        # counts are totals over the batch
+        if u8:
+            status = lib.xe_session_run_batch_u8(self._ptr, n, xin, x.size, xout, out.size)
+        elif n == 1:
             status = lib.xe_session_run(self._ptr, xin, self.in_count, xout, self.out_count)
-        else:  # counts are totals over the batch
+        else:
             status = lib.xe_session_run_batch(self._ptr, n, xin, x.size, xout, out.size)
         _check(status, "running the model")
 

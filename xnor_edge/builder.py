@@ -52,7 +52,12 @@ OP_CONCAT = 16
 OP_FLATTEN = 17
 OP_DWCONV2D = 18
 OP_PAD = 19
+OP_AVGPOOL_EXCL_PAD = 20
+OP_GCONV2D = 21
 OP_BCONV2D_MST = 32  # ids 32+: compressed forms of binary ops
+
+# Header flag bit 0: the model also takes uint8 input through a table (docs/format.md).
+FLAG_U8_INPUT = 1
 
 FLAG_RELU = 1
 FLAG_PAD_ONE = 2
@@ -79,6 +84,8 @@ __all__ = [
     "Value",
     "fold_batchnorm",
     "pack_signs",
+    "uint8_table",
+    "with_uint8_input",
 ]
 
 
@@ -171,6 +178,7 @@ class GraphBuilder:
         self.metadata: dict = dict(metadata or {})
         self._nodes: list[_Node] = []
         self._values: list[Value] = [Value(0, shape, F32, id(self))]
+        self._u8_table: np.ndarray | None = None  # [C][256], see uint8_input
 
     # ----------------------------------------------------------------- values
 
@@ -200,8 +208,16 @@ class GraphBuilder:
         stride: IntPair = 1,
         padding: IntPair = 0,
         relu: bool = False,
+        groups: int = 1,
+        dilation: IntPair = 1,
     ) -> Value:
-        """Float convolution; ``weight`` is [OC, IC, KH, KW]."""
+        """Float convolution; ``weight`` is [OC, IC / groups, KH, KW] (PyTorch's layout).
+
+        With ``groups`` > 1 or a ``dilation`` other than 1 it is a gconv2d node (op 21);
+        padding is then in input pixels, as PyTorch's, and must stay below the dilated
+        extent (KH - 1) * dilation + 1."""
+        if groups != 1 or _pair("conv2d dilation", dilation) != (1, 1):
+            return self._gconv2d(x, weight, bias, stride, padding, relu, groups, dilation)
         op = "conv2d"
         self._need(op, x, F32)
         w = self._conv_weight(op, x, weight)
@@ -212,6 +228,48 @@ class GraphBuilder:
             (DTYPE_F32, self._vector(op, "bias", bias, oc)),
         ]
         return self._add(OP_CONV2D, FLAG_RELU if relu else 0, x, None, win, out, params)
+
+    def _gconv2d(
+        self,
+        x: Value,
+        weight: Any,
+        bias: Any,
+        stride: IntPair,
+        padding: IntPair,
+        relu: bool,
+        groups: Any,
+        dilation: IntPair,
+    ) -> Value:
+        op = "gconv2d"
+        self._need(op, x, F32)
+        d = _pair(f"{op} dilation", dilation)
+        ic = x.shape[2]
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or not 1 <= groups <= ic:
+            raise ValueError(f"{op}: groups {groups!r} must divide value {x.id}'s {ic} channels")
+        if ic % groups:
+            raise ValueError(f"{op}: groups {groups!r} must divide value {x.id}'s {ic} channels")
+        if min(d) < 1:
+            raise ValueError(f"{op}: dilation {d} must be >= 1")
+        try:
+            w = np.asarray(weight, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{op}: weight is not a numeric array ({e})") from None
+        if w.ndim != 4 or w.shape[1] * groups != ic or w.shape[0] < 1 or w.shape[0] % groups:
+            raise ValueError(
+                f"{op}: weight must be [OC, {ic // groups}, KH, KW] with OC a multiple of {groups} "
+                f"(groups), got shape {w.shape}"
+            )
+        oc, _, kh, kw = w.shape
+        if not np.all(np.isfinite(w)):
+            raise ValueError(f"{op}: weight contains NaN or infinity")
+        extent = ((kh - 1) * d[0] + 1, (kw - 1) * d[1] + 1)
+        out, win = self._window(op, x, extent, stride, padding, oc)
+        params = [
+            (DTYPE_BITS, np.array([groups, d[0], d[1], 0], dtype=np.uint32)),
+            (DTYPE_F32, self._floats(op, "weight", w.transpose(0, 2, 3, 1))),
+            (DTYPE_F32, self._vector(op, "bias", bias, oc)),
+        ]
+        return self._add(OP_GCONV2D, FLAG_RELU if relu else 0, x, None, win, out, params)
 
     def dwconv2d(
         self,
@@ -369,6 +427,37 @@ class GraphBuilder:
         out, win = self._window("avgpool", x, k, k if stride is None else stride, padding, x.shape[2])
         return self._add(OP_AVGPOOL, 0, x, None, win, out, [])
 
+    def avgpool_excl_pad(
+        self, x: Value, kernel: IntPair, stride: IntPair | None = None, padding: Any = 0
+    ) -> Value:
+        """Average over the valid taps only (TFLite's SAME pool, ONNX count_include_pad=0).
+
+        ``padding``: an int or (h, w) pair (symmetric), (top, bottom, left, right), or
+        ``"same"`` (TFLite: the odd pixel after the input). The file records top/left
+        and the output size, from which bottom/right follow (docs/format.md, op 20).
+        """
+        op = "avgpool_excl_pad"
+        self._need(op, x, F32)
+        k = _pair(f"{op} kernel", kernel)
+        s = _pair(f"{op} stride", k if stride is None else stride)
+        pads = _pads4(op, x.shape, k, s, padding)
+        out_hw = []
+        for i, axis in enumerate("hw"):
+            before, after = pads[2 * i], pads[2 * i + 1]
+            if not 1 <= k[i] <= MAX_KERNEL or not 1 <= s[i] <= MAX_STRIDE:
+                raise ValueError(f"{op}: kernel_{axis} {k[i]} or stride_{axis} {s[i]} out of range 1..64")
+            if not (0 <= before < k[i] and 0 <= after < k[i]):
+                raise ValueError(f"{op}: padding {pads} on {axis}: each side must be in 0..kernel_{axis}-1")
+            if x.shape[i] + 2 * before < k[i] or x.shape[i] + before + after < k[i]:
+                raise ValueError(
+                    f"{op}: kernel_{axis} = {k[i]} is larger than the padded input ({x.shape[i]} with "
+                    f"{before} before, {after} after; the format also needs size + 2*before >= kernel)"
+                )
+            out_hw.append((x.shape[i] + before + after - k[i]) // s[i] + 1)
+        out = (out_hw[0], out_hw[1], x.shape[2])
+        self._check_shape(op, out)
+        return self._add(OP_AVGPOOL_EXCL_PAD, 0, x, None, (k, s, (pads[0], pads[2])), out, [])
+
     def global_avgpool(self, x: Value) -> Value:
         self._need("global_avgpool", x, F32)
         return self._add(OP_GLOBAL_AVGPOOL, 0, x, None, None, (1, 1, x.shape[2]), [])
@@ -486,8 +575,13 @@ class GraphBuilder:
         use_k: bool = False,
         relu: bool = False,
         input_order: str = "hwc",
+        out_bits: bool = False,
     ) -> Value:
-        """Binary fully connected layer: a bconv2d whose window is the whole input."""
+        """Binary fully connected layer: a bconv2d whose window is the whole input.
+
+        ``out_bits``: the output is the packed signs of ``dot * scale + bias`` (OUT_BITS:
+        the runtime compares each dot with an integer threshold), ready for the next binary
+        layer without a float round trip; excludes ``use_k`` and ``relu``."""
         op = "binary_dense"
         self._check_value(op, x)
         h, wd, c = x.shape
@@ -498,7 +592,9 @@ class GraphBuilder:
                 f"{op}: input {x.shape} is larger than the largest window "
                 f"({MAX_KERNEL}x{MAX_KERNEL}); pool it first"
             )
-        return self.bconv2d(x, w4, scale, bias, stride=1, padding=0, use_k=use_k, relu=relu)
+        return self.bconv2d(
+            x, w4, scale, bias, stride=1, padding=0, use_k=use_k, relu=relu, out_bits=out_bits
+        )
 
     # ------------------------------------------------------------ serialising
 
@@ -511,7 +607,6 @@ class GraphBuilder:
                 "the model output (the last node's value) must be float32, but it is bits; "
                 "end with a float op"
             )
-        meta = json.dumps(self.metadata, ensure_ascii=False, allow_nan=False).encode("utf-8")
         params: list[tuple[int, np.ndarray]] = []
         node_recs = []
         for n in self._nodes:
@@ -538,49 +633,19 @@ class GraphBuilder:
                     0,
                 )
             )
-        meta_offset = HEADER_SIZE
-        nodes_offset = _align(meta_offset + len(meta) + 1, 8)
-        params_offset = _align(nodes_offset + NODE_SIZE * len(node_recs), 8)
-        pos = params_offset + PARAM_SIZE * len(params)
-        table = []
-        blobs = []
-        for dtype, arr in params:
-            pos = _align(pos, 64)
-            data = arr.astype("<u4" if dtype == DTYPE_BITS else "<f4").tobytes()
-            table.append(struct.pack("<IIQQQ", dtype, 0, pos, arr.size, 0))
-            blobs.append((pos, data))
-            pos += len(data)
-        file_size = pos + 8
-        buf = bytearray(file_size)
-        h, w, c = self._values[0].shape
-        header = struct.pack(
-            "<8sIIQIIIIIIIIQQQQ",
-            MAGIC,
-            FORMAT_VERSION,
-            PACKING_VERSION,
-            file_size,
-            HEADER_SIZE,
-            0,
-            h,
-            w,
-            c,
-            len(self._nodes),
-            len(params),
-            0,
-            meta_offset,
-            len(meta),
-            nodes_offset,
-            params_offset,
-        )
-        buf[: len(header)] = header
-        buf[meta_offset : meta_offset + len(meta)] = meta
-        buf[nodes_offset : nodes_offset + NODE_SIZE * len(node_recs)] = b"".join(node_recs)
-        buf[params_offset : params_offset + PARAM_SIZE * len(table)] = b"".join(table)
-        for off, data in blobs:
-            buf[off : off + len(data)] = data
-        crc = zlib.crc32(bytes(buf[: file_size - 8])) & 0xFFFFFFFF
-        buf[file_size - 8 :] = struct.pack("<I4s", crc, END_MAGIC)
-        return bytes(buf)
+        return _serialise(self._values[0].shape, self.metadata, node_recs, params, self._u8_table)
+
+    def uint8_input(
+        self, mean: Any = None, std: Any = None, *, scale: Any = None, offset: Any = None
+    ) -> None:
+        """Declares that the model also takes uint8 pixels (docs/format.md, "uint8 input"),
+        normalised in C by lookup: either ``(u / 255 - mean[c]) / std[c]`` (mean and std
+        on 0..1 values, as the metadata keys) or ``u * scale[c] + offset[c]``; each a
+        scalar or one value per channel. The float input keeps its meaning (the
+        normalised tensor). Sets the metadata's ``mean`` and ``std`` to match."""
+        c = self._values[0].shape[2]
+        self._u8_table, stats = uint8_table(c, mean, std, scale=scale, offset=offset)
+        self.metadata.update(stats)
 
     def save(self, path: str | Path) -> None:
         """Writes the model file to ``path``."""
@@ -711,6 +776,167 @@ class GraphBuilder:
         v = Value(len(self._values), tuple(out_shape), BITS if out_is_bits else F32, id(self))  # type: ignore[arg-type]
         self._values.append(v)
         return v
+
+
+def uint8_table(
+    channels: int, mean: Any = None, std: Any = None, *, scale: Any = None, offset: Any = None
+) -> tuple[np.ndarray, dict]:
+    """The [C][256] float32 table of a model's uint8 input (docs/format.md) and the
+    metadata ``mean``/``std`` it stands for: entry [c][u] is ``(u / 255 - mean[c]) /
+    std[c]`` or ``u * scale[c] + offset[c]``, computed in float64 and rounded once."""
+    op = "uint8_input"
+    if (mean is not None or std is not None) == (scale is not None or offset is not None):
+        raise ValueError(f"{op}: give mean and std, or scale and offset (one pair)")
+
+    def per_channel(name: str, v: Any, default: float) -> np.ndarray:
+        try:
+            a = np.asarray(default if v is None else v, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{op}: {name} is not numeric ({e})") from None
+        if a.size == 1:
+            a = np.full(channels, a[0])
+        if a.size != channels:
+            raise ValueError(f"{op}: {name} has {a.size} values, the input has {channels} channels")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{op}: {name} contains NaN or infinity")
+        return a
+
+    u = np.arange(256, dtype=np.float64)[None, :]
+    if scale is None and offset is None:
+        m, sd = per_channel("mean", mean, 0.0), per_channel("std", std, 1.0)
+        if np.any(sd == 0):
+            raise ValueError(f"{op}: std contains 0")
+        table = (u / 255.0 - m[:, None]) / sd[:, None]
+    else:
+        sc, of = per_channel("scale", scale, 1.0), per_channel("offset", offset, 0.0)
+        table = u * sc[:, None] + of[:, None]
+        with np.errstate(divide="ignore"):
+            sd = 1.0 / (255.0 * sc)
+        m = -of * sd
+    with np.errstate(over="ignore"):
+        t32 = table.astype(np.float32)
+    if not np.all(np.isfinite(t32)):
+        raise ValueError(f"{op}: the table overflows float32")
+    stats = {"mean": m.tolist(), "std": sd.tolist()} if np.all(np.isfinite(sd)) else {}
+    return t32, stats
+
+
+def with_uint8_input(
+    model: bytes | str | Path,
+    mean: Any = None,
+    std: Any = None,
+    *,
+    scale: Any = None,
+    offset: Any = None,
+) -> bytes:
+    """An existing float-input model file (bytes or path) made to take uint8 pixels as
+    well (``GraphBuilder.uint8_input``): the same graph and params plus the table."""
+    d = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+    if len(d) < HEADER_SIZE + 8 or d[:8] != MAGIC or d[-4:] != END_MAGIC:
+        raise ValueError("with_uint8_input: not an xnor-edge model file")
+    if zlib.crc32(d[:-8]) & 0xFFFFFFFF != struct.unpack_from("<I", d, len(d) - 8)[0]:
+        raise ValueError("with_uint8_input: checksum mismatch")
+    fmt, pack, _, _, flags, h, w, c, nn, np_, _, moff, msize, noff, poff = struct.unpack_from(
+        "<IIQIIIIIIIIQQQQ", d, 8
+    )
+    if (fmt, pack) != (FORMAT_VERSION, PACKING_VERSION):
+        raise ValueError(f"with_uint8_input: format {fmt} / packing {pack} not supported")
+    if flags & FLAG_U8_INPUT:
+        raise ValueError("with_uint8_input: the model already takes uint8 input")
+    meta = json.loads(d[moff : moff + msize].decode("utf-8"))
+    recs = [d[noff + NODE_SIZE * i : noff + NODE_SIZE * (i + 1)] for i in range(nn)]
+    params = []
+    for i in range(np_):
+        dtype, _, off, count, _ = struct.unpack_from("<IIQQQ", d, poff + PARAM_SIZE * i)
+        arr = np.frombuffer(d, dtype="<u4" if dtype == DTYPE_BITS else "<f4", count=count, offset=off)
+        params.append((dtype, arr))
+    table, stats = uint8_table(c, mean, std, scale=scale, offset=offset)
+    meta.update(stats)
+    return _serialise((h, w, c), meta, recs, params, table)
+
+
+def _serialise(
+    shape: tuple[int, int, int],
+    metadata: dict,
+    node_recs: list[bytes],
+    params: list[tuple[int, np.ndarray]],
+    table: np.ndarray | None,
+) -> bytes:
+    """The file: header, metadata, node records, param table (the uint8 input table, when
+    given, last), blobs at multiples of 64, trailer."""
+    h, w, c = shape
+    meta = json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    flags = FLAG_U8_INPUT if table is not None else 0
+    if table is not None:
+        params = params + [(DTYPE_F32, np.ascontiguousarray(table, dtype=np.float32).reshape(-1))]
+    meta_offset = HEADER_SIZE
+    nodes_offset = _align(meta_offset + len(meta) + 1, 8)
+    params_offset = _align(nodes_offset + NODE_SIZE * len(node_recs), 8)
+    pos = params_offset + PARAM_SIZE * len(params)
+    entries = []
+    blobs = []
+    for dtype, arr in params:
+        pos = _align(pos, 64)
+        data = arr.astype("<u4" if dtype == DTYPE_BITS else "<f4").tobytes()
+        entries.append(struct.pack("<IIQQQ", dtype, 0, pos, arr.size, 0))
+        blobs.append((pos, data))
+        pos += len(data)
+    file_size = pos + 8
+    buf = bytearray(file_size)
+    header = struct.pack(
+        "<8sIIQIIIIIIIIQQQQ",
+        MAGIC,
+        FORMAT_VERSION,
+        PACKING_VERSION,
+        file_size,
+        HEADER_SIZE,
+        flags,
+        h,
+        w,
+        c,
+        len(node_recs),
+        len(params),
+        len(params) - 1 if flags else 0,
+        meta_offset,
+        len(meta),
+        nodes_offset,
+        params_offset,
+    )
+    buf[: len(header)] = header
+    buf[meta_offset : meta_offset + len(meta)] = meta
+    buf[nodes_offset : nodes_offset + NODE_SIZE * len(node_recs)] = b"".join(node_recs)
+    buf[params_offset : params_offset + PARAM_SIZE * len(entries)] = b"".join(entries)
+    for off, data in blobs:
+        buf[off : off + len(data)] = data
+    crc = zlib.crc32(bytes(buf[: file_size - 8])) & 0xFFFFFFFF
+    buf[file_size - 8 :] = struct.pack("<I4s", crc, END_MAGIC)
+    return bytes(buf)
+
+
+def _pads4(op: str, shape: tuple[int, ...], k: tuple[int, int], s: tuple[int, int], padding: Any) -> tuple:
+    """(top, bottom, left, right) from an int, an (h, w) pair, four ints or "same" (TFLite)."""
+    bad = ValueError(f"{op}: padding {padding!r}: use 'same', an int, (h, w) or (top, bottom, left, right)")
+    if isinstance(padding, str):
+        if padding.lower() != "same":
+            raise bad
+        pads: list[int] = []
+        for size, kk, ss in zip(shape[:2], k, s):
+            total = max(((size + ss - 1) // ss - 1) * ss + kk - size, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        return (int(padding),) * 4
+    try:
+        items = tuple(padding)
+    except TypeError:
+        raise bad from None
+    if len(items) not in (2, 4) or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items
+    ):
+        raise bad
+    if len(items) == 2:
+        return (int(items[0]), int(items[0]), int(items[1]), int(items[1]))
+    return tuple(int(v) for v in items)
 
 
 def _align(n: int, a: int) -> int:

@@ -520,7 +520,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     shape = lambda s: "x".join(str(v) for v in s)  # noqa: E731
     _emit(f"model      {safe_text(info['name'])}  ({safe_text(path)})")
     _emit(
-        f"input      {shape(info['input_shape'])} {info['color_order']}   "
+        f"input      {shape(info['input_shape'])} {info['color_order']}"
+        f"{' (takes uint8)' if info['uint8_input'] else ''}   "
         f"output {shape(info['output_shape'])}   labels {info['labels']}"
     )
     _emit(f"variant    {safe_text(info['variant'] or '-')}   uses K: {'yes' if info['uses_k'] else 'no'}")

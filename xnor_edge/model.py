@@ -88,14 +88,18 @@ def load(source: ModelSource, num_threads: int = 1, *, mmap: bool = False) -> Mo
     return Model(source, num_threads=num_threads, mmap=mmap)
 
 
-def _as_input(x: Any, shape: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
-    """Checks and converts an input to C-contiguous float32; returns (array, batched).
+def _as_input(x: Any, shape: tuple[int, int, int], takes_uint8: bool = False) -> tuple[np.ndarray, bool]:
+    """Checks and converts an input to C-contiguous float32 (or uint8); returns (array, batched).
 
-    Rule: float32 C-contiguous arrays pass through without a copy; any other
-    real numeric dtype (ints, bool, float16/64) is cast to float32 values as
-    they are (uint8 images are *not* scaled: use classify/preprocess for
-    pixels); other layouts are copied to C order. Complex, object and string
-    arrays raise TypeError; a wrong shape raises ValueError.
+    Rule: float32 C-contiguous arrays pass through without a copy. For a model
+    with uint8 input (``Model.takes_uint8``), uint8 arrays are pixels and pass
+    as uint8 (the C library normalises them through the model's table); any
+    other non-float dtype raises TypeError, since its meaning (pixels or
+    normalised values) is ambiguous. For other models any real numeric dtype
+    (ints, bool, float16/64) is cast to float32 values as they are (uint8
+    images are *not* scaled: use classify/preprocess for pixels). Other
+    layouts are copied to C order. Complex, object and string arrays raise
+    TypeError; a wrong shape raises ValueError.
     """
     if not isinstance(x, np.ndarray):
         try:
@@ -104,6 +108,10 @@ def _as_input(x: Any, shape: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
             raise TypeError(f"input must be a numeric array, got {type(x).__name__} ({e})") from None
     if x.dtype.kind not in "fiub":
         raise TypeError(f"input dtype must be real numeric (float32 preferred), got {x.dtype}")
+    if takes_uint8 and x.dtype != np.uint8 and x.dtype.kind != "f":
+        raise TypeError(
+            f"this model takes uint8 pixels or float32 normalised input, got {x.dtype}: cast pixels to uint8"
+        )
     if x.ndim == 3 and x.shape == shape:
         batched = False
     elif x.ndim == 4 and x.shape[1:] == shape and x.shape[0] >= 1:
@@ -113,8 +121,9 @@ def _as_input(x: Any, shape: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
             f"input shape {x.shape} does not match the model: expected {shape} (H, W, C) "
             f"or (N, {shape[0]}, {shape[1]}, {shape[2]})"
         )
-    if x.dtype != np.float32 or not x.flags.c_contiguous:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+    want = np.uint8 if takes_uint8 and x.dtype == np.uint8 else np.float32
+    if x.dtype != want or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=want)
     return x, batched
 
 
@@ -139,9 +148,12 @@ class Session:
         return self._native.kernel_isa
 
     def run(self, x: Any, out: np.ndarray | None = None) -> np.ndarray:
-        """Runs (H, W, C) or (N, H, W, C) input; returns float32 output of the same rank."""
+        """Runs (H, W, C) or (N, H, W, C) input; returns float32 output of the same rank.
+
+        For a model with uint8 input (``Model.takes_uint8``) a uint8 array is pixels,
+        normalised in C through the model's table; float32 is the normalised input."""
         m = self._model
-        xin, batched = _as_input(x, m.input_shape)
+        xin, batched = _as_input(x, m.input_shape, m.takes_uint8)
         oshape = ((xin.shape[0],) if batched else ()) + m.output_shape
         if out is None:
             out = np.empty(oshape, dtype=np.float32)
@@ -255,6 +267,8 @@ class Model:
         if np.any(self.std == 0):
             raise ModelError(f"{self.source}: metadata std contains 0")
         self._check_resize()
+        # uint8 input (docs/format.md): [C][256] floats, the normalisation by lookup.
+        self.input_u8_table: np.ndarray | None = nm.input_u8_table
         self.uses_k: bool = any(n.flags & nb.lib.XE_FLAG_USE_K for n in self._nodes)
         self.ends_with_softmax: bool = self._nodes[-1].op == nb.lib.XE_OP_SOFTMAX
 
@@ -409,12 +423,30 @@ class Model:
     def input_size(self) -> tuple[int, int]:
         return self.input_shape[0], self.input_shape[1]
 
+    @property
+    def takes_uint8(self) -> bool:
+        """Whether the model takes uint8 pixels (its file carries a uint8 input table):
+        ``run`` accepts uint8 arrays and ``classify`` feeds frames without float conversion."""
+        return self.input_u8_table is not None
+
     def preprocess(self, frame: Any, color_order: str = "BGR") -> np.ndarray:
         """Image -> float32 (H, W, C) network input, per the model's metadata.
 
         ``frame``: a uint8 array (OpenCV's BGR by default; ``color_order="RGB"``
-        for RGB arrays; 2-D arrays are grey), a PIL image, or a file path.
+        for RGB arrays; 2-D arrays are grey), a PIL image, or a file path. A
+        model with uint8 input normalises through its table, as the C library does.
         """
+        img = self.preprocess_uint8(frame, color_order)
+        if self.input_u8_table is not None:
+            return self.input_u8_table[np.arange(img.shape[2]), img]
+        x = img.astype(np.float32) * np.float32(1.0 / 255.0)
+        x -= self.mean
+        x /= self.std
+        return x
+
+    def preprocess_uint8(self, frame: Any, color_order: str = "BGR") -> np.ndarray:
+        """Image -> uint8 (H, W, C) pixels: resized, cropped and in the model's colour
+        order, not normalised (what ``run`` takes for a model with uint8 input)."""
         from . import _image as imageio  # OpenCV and Pillow load only for images
 
         rgb = imageio.to_rgb(frame, color_order)
@@ -433,10 +465,7 @@ class Model:
                 f"the model takes {self.input_shape[2]} channels but colour order "
                 f"{self.color_order} gives {img.shape[2]}"
             )
-        x = img.astype(np.float32) * np.float32(1.0 / 255.0)
-        x -= self.mean
-        x /= self.std
-        return x
+        return np.ascontiguousarray(img, dtype=np.uint8)
 
     def postprocess(self, output: np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
         """Output -> top-k (label, probability), softmax unless the model ends with one."""
@@ -453,10 +482,17 @@ class Model:
         return [(self.labels[i] if i < len(self.labels) else f"class_{i}", float(p[i])) for i in idx]
 
     def classify(self, frame: Any, top_k: int = 5, color_order: str = "BGR") -> list[tuple[str, float]]:
-        """Classifies one image (see ``preprocess``); returns [(label, probability)]."""
+        """Classifies one image (see ``preprocess``); returns [(label, probability)].
+
+        A model with uint8 input gets the frame's pixels as they are (the C library
+        normalises them); others get ``preprocess``'s float32."""
         if self.output_shape[:2] != (1, 1):
             raise ValueError(f"classify needs a (1, 1, classes) output, the model gives {self.output_shape}")
-        return self.postprocess(self.run(self.preprocess(frame, color_order)), top_k)
+        if self.takes_uint8:
+            x = self.preprocess_uint8(frame, color_order)
+        else:
+            x = self.preprocess(frame, color_order)
+        return self.postprocess(self.run(x), top_k)
 
     # ----------------------------------------------------------------- info
 
@@ -494,6 +530,7 @@ class Model:
             "labels": len(self.labels),
             "color_order": self.color_order,
             "uses_k": self.uses_k,
+            "uint8_input": self.takes_uint8,
             "variant": self.metadata.get("variant"),
             "kernel_isa": kernel_isa(),
             "library_version": library_version(),

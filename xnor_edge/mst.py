@@ -690,6 +690,9 @@ def _rewrite(data: bytes, convert) -> bytes:
         new_params.extend(ps)
         new_nodes.append(rec)
         in_c.append(rec[10] if rec[10] else in_c[rec[2]])
+    if head[4] & 1:  # the uint8 input table (docs/format.md), referenced by the header: kept, last
+        new_params.append(params[head[10]])
+        head = (*head[:10], len(new_params) - 1, *head[11:])
     return _write_model(head, meta, new_nodes, new_params)
 
 

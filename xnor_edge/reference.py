@@ -46,10 +46,12 @@ _OPS = {
     17: ("flatten", 0, 0),
     18: ("dwconv2d", 2, 1),
     19: ("pad", 1, 0),
+    20: ("avgpool_excl_pad", 0, 0),
+    21: ("gconv2d", 3, 1),
     32: ("bconv2d_mst", 7, 1 | 2 | 4 | 8),  # ids 32+: compressed forms of binary ops
 }
 _TWO_INPUTS = {10, 16}
-_WINDOWED = {1, 2, 3, 6, 7, 18, 19, 32}
+_WINDOWED = {1, 2, 3, 6, 7, 18, 19, 20, 21, 32}
 _RELU, _PAD_ONE, _USE_K, _OUT_BITS = 1, 2, 4, 8
 
 
@@ -123,8 +125,8 @@ class ReferenceModel:
             raise ReferenceError(f"unsupported version: format {fmt}, packing {pack}")
         if file_size != size:
             raise ReferenceError(f"truncated: file is {size} bytes, header says {file_size}")
-        if header_size != 128 or flags != 0 or res0 != 0 or any(d[88:128]):
-            raise ReferenceError("header: bad header_size or non-zero reserved field")
+        if header_size != 128 or flags & ~1 or (not flags and res0) or any(d[88:128]):
+            raise ReferenceError("header: bad header_size, unknown flags or non-zero reserved field")
         if d[size - 4 :] != b"XEND":
             raise ReferenceError("trailer: missing XEND")
         crc = struct.unpack_from("<I", d, size - 8)[0]
@@ -161,6 +163,13 @@ class ReferenceModel:
                 raise ReferenceError(f"param {i}: NaN or infinity")
             params.append((dt, arr))
         used = [False] * n_params
+        # uint8 input: flag bit 0, res0 the index of the [C][256] f32 table.
+        self.input_table: np.ndarray | None = None
+        if flags & 1:
+            if res0 >= n_params or params[res0][0] != 0 or params[res0][1].size != 256 * ic:
+                raise ReferenceError(f"header: input_table {res0} is not an f32 param of 256 x {ic}")
+            used[res0] = True
+            self.input_table = params[res0][1].reshape(ic, 256)
 
         self.input_shape = (ih, iw, ic)
         shapes: list[tuple[tuple[int, int, int], bool]] = [((ih, iw, ic), False)]
@@ -194,7 +203,7 @@ class ReferenceModel:
                 eh, ew = h, w
             out_bits = False
             xnor = op in (3, 32)
-            if op in (1, 2, 3, 32):
+            if op in (1, 2, 3, 21, 32):
                 ec = oc
                 out_bits = xnor and bool(nflags & _OUT_BITS)
                 if bits and not xnor:
@@ -211,6 +220,12 @@ class ReferenceModel:
                 if sh != 1 or sw != 1:
                     raise ReferenceError(f"{where}: stride {sh}x{sw}, must be 1x1")
                 eh, ew, ec, out_bits = h + kh - 1, w + kw - 1, c, bits
+            elif op == 20:  # the recorded size gives bottom/right: b = (o-1)*s + k - size - top
+                for o, size, k, s, p in ((oh, h, kh, sh, ph), (ow, w, kw, sw, pw)):
+                    b = (o - 1) * s + k - size - p
+                    if o < 1 or not -s < b < k:
+                        raise ReferenceError(f"{where}: output {oh}x{ow} needs padding after of {b}")
+                eh, ew, ec = oh, ow, c
             elif op == 9:
                 eh, ew, ec = 1, 1, oc
             elif op in (12, 15):
@@ -246,6 +261,7 @@ class ReferenceModel:
                 14: [(0, 2)],
                 15: [(0, c)],
                 18: [(0, kh * kw * oc), (0, oc)],
+                21: [(1, 4), (0, None), (0, oc)],  # weight count: from the config, below
                 19: [(0, 1)],
                 32: [(1, None)] * 5 + [(0, oc), (0, oc)],  # MST counts: from the tree
             }.get(op, [])
@@ -265,6 +281,8 @@ class ReferenceModel:
                 raise ReferenceError(f"{where}: value {ps[0][0]} on a bits input: must be +1 or -1")
             if op == 14 and not ps[0][0] <= ps[0][1]:
                 raise ReferenceError(f"{where}: clip bounds {list(ps[0])}: min > max")
+            if op == 21:
+                ps[0] = self._gconv_config(where, ps, (kh, kw), c, oc)
             if op == 32:  # decode (every rule of the format) to bconv2d's weights
                 try:
                     fw = mst.validate(mst.from_params(ps[:5], oc, kh, kw, c))
@@ -295,14 +313,33 @@ class ReferenceModel:
             raise ReferenceError("the model output is bits; it must be float32")
         self.output_shape = shapes[-1][0]
 
+    @staticmethod
+    def _gconv_config(where: str, ps: list, extent: tuple[int, int], c: int, oc: int) -> tuple:
+        """gconv2d's (groups, taps h, taps w, dilation h, dilation w), checked."""
+        g, dh, dw, reserved = (int(v) for v in ps[0])
+        if reserved or g < 1 or c % g or oc % g:
+            raise ReferenceError(f"{where}: config {list(ps[0])}: groups must divide {c} and {oc}")
+        if dh < 1 or dw < 1 or (extent[0] - 1) % dh or (extent[1] - 1) % dw:
+            raise ReferenceError(f"{where}: dilation {dh}x{dw} does not divide the extent {extent} - 1")
+        kh, kw = (extent[0] - 1) // dh + 1, (extent[1] - 1) // dw + 1
+        if ps[1].size != oc * kh * kw * (c // g):
+            raise ReferenceError(f"{where}: {ps[1].size} weights, expected {oc * kh * kw * (c // g)}")
+        return (g, kh, kw, dh, dw)
+
     # ------------------------------------------------------------- evaluation
 
     def run(self, x: Any, all_values: bool = False) -> Any:
         """Evaluates the model on one (H, W, C) input in float64.
 
+        A uint8 input of a model with a uint8 input table is looked up in it.
         Bits values are returned as +-1 float arrays. With ``all_values`` the
         list of every value (input first) is returned instead of the output.
         """
+        if self.input_table is not None and np.asarray(x).dtype == np.uint8:
+            x = np.asarray(x)
+            if x.shape != self.input_shape:
+                raise ValueError(f"input shape {x.shape}, expected {self.input_shape}")
+            x = self.input_table[np.arange(x.shape[2]), x]  # byte u of channel c -> table[c][u]
         x = np.asarray(x, dtype=np.float64)
         if x.shape != self.input_shape:
             raise ValueError(f"input shape {x.shape}, expected {self.input_shape}")
@@ -348,6 +385,19 @@ class ReferenceModel:
         elif n.op == 7:
             win = _windows(x, n.kernel, n.stride, n.pad, 0.0)
             return win.sum(axis=(3, 4)) / (n.kernel[0] * n.kernel[1])
+        elif n.op == 21:  # each group a conv over its channels, on the dilated filter
+            g, kh, kw, dh, dw = n.params[0]
+            wt = n.params[1].astype(np.float64).reshape(oc, kh, kw, c // g)
+            full = np.zeros((oc, *n.kernel, c // g))
+            full[:, ::dh, ::dw] = wt  # the extent with zeros between the taps
+            icg, ocg = c // g, oc // g
+            parts = [
+                _conv(x[:, :, k * icg : (k + 1) * icg], full[k * ocg : (k + 1) * ocg], n.stride, n.pad, 0.0)
+                for k in range(g)
+            ]
+            y = np.concatenate(parts, axis=2) + n.params[2]
+        elif n.op == 20:
+            return _mean_of_valid_taps(x, n.out_shape, n.kernel, n.stride, n.pad)
         elif n.op == 8:
             return x.mean(axis=(0, 1), keepdims=True)
         elif n.op == 9:
@@ -396,6 +446,27 @@ def _windows(
     xp = np.pad(x, ((pad[0], pad[0]), (pad[1], pad[1]), (0, 0)), constant_values=value)
     win = np.lib.stride_tricks.sliding_window_view(xp, kernel, axis=(0, 1))
     return win[:: stride[0], :: stride[1]]
+
+
+def _mean_of_valid_taps(
+    x: np.ndarray,
+    out: tuple[int, int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int],
+) -> np.ndarray:
+    """avgpool_excl_pad: sums of each window's taps inside x over their counts; the output
+    size gives the padding after the input (none where it is negative)."""
+    (oh, ow, _), (kh, kw), (sh, sw), (top, left) = out, kernel, stride, pad
+    h, w = x.shape[:2]
+    bottom, right = max((oh - 1) * sh + kh - h - top, 0), max((ow - 1) * sw + kw - w - left, 0)
+    widths = ((top, bottom), (left, right), (0, 0))
+
+    def window_sums(a: np.ndarray) -> np.ndarray:
+        v = np.lib.stride_tricks.sliding_window_view(np.pad(a, widths), kernel, axis=(0, 1))
+        return v[::sh, ::sw][:oh, :ow].sum(axis=(3, 4))
+
+    return window_sums(x) / window_sums(np.ones((h, w, 1)))
 
 
 def _conv(

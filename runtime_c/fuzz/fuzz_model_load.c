@@ -1,7 +1,8 @@
 /*
  * fuzz_model_load.c - libFuzzer target for the model loader.
  *
- * Loads the input as a model from memory; if it loads, creates a session and runs it on zeros, so
+ * Loads the input as a model from memory; if it loads, creates a session and runs it on zeros
+ * (and on zero bytes when the model takes uint8 input), so
  * that whatever the loader accepts is also safe to plan and execute. Models whose run would take
  * long (many MACs or large values) are loaded but not run, to keep executions fast; that bound is
  * far above what the fuzzer's inputs
@@ -63,6 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         xe_session *s = NULL;
         if (in && out && xe_session_create(m, &o, &s) == XE_OK) {
             if (xe_session_run(s, in, in_n, out, out_n) != XE_OK) abort();
+            /* uint8 input: the zero floats' bytes serve as pixels. */
+            if (xe_model_input_u8_table(m) &&
+                xe_session_run_u8(s, (const uint8_t *)in, in_n, out, out_n) != XE_OK)
+                abort();
         }
         xe_session_destroy(s);
         free(in);

@@ -141,6 +141,22 @@ static void mst_seeds(const char *dir) {
     }
 }
 
+/* gconv2d, whose weight count follows its config param: 2 groups at dilation
+ * 2x1 (a 5x3 extent of 3x3 taps), with and without RELU. */
+static void gconv_seeds(const char *dir) {
+    static const uint32_t cfg[4] = {2, 2, 1, 0};
+    for (uint32_t fl = 0; fl <= XE_FLAG_RELU; fl += XE_FLAG_RELU) {
+        xtm t;
+        xtm_init(&t, 6, 5, 4);
+        const uint32_t p0 = xtm_param(&t, XTM_BITS, cfg, 4);
+        xtm_param(&t, XTM_F32, g_f, 6 * 9 * 2);
+        xtm_param(&t, XTM_F32, g_f, 6);
+        xtm_node(&t, XTM_OP_GCONV2D, fl, 0, XTM_NONE, 5, 3, 1, 1, 2, 1, 6, p0, 3);
+        if (!save_if_valid(dir, fl ? "gconv2d-relu" : "gconv2d", &t)) exit(1);
+        xtm_free(&t);
+    }
+}
+
 /* One seed per op record and flag bit (float input, then bits through sign
  * when the op takes bits); a bits output is decoded by a 1x1 bconv2d. */
 static void per_op_seeds(const char *dir) {
@@ -220,7 +236,15 @@ int main(int argc, char **argv) {
     save(argv[1], "tiny", &t);
     xtm_free(&t);
 
+    /* uint8 input: header flag U8_INPUT and its table (param 0, 3 x 256). */
+    xtm_init(&t, 4, 4, 3);
+    t.u8_table = xtm_param(&t, XTM_F32, g_f, 3 * 256);
+    conv(&t, XE_OP_CONV2D, XE_FLAG_RELU, 0, 3, 1, 1, 4);
+    if (!save_if_valid(argv[1], "u8_input", &t)) return 1;
+    xtm_free(&t);
+
     mst_seeds(argv[1]);
+    gconv_seeds(argv[1]);
     per_op_seeds(argv[1]);
     return 0;
 }

@@ -16,7 +16,8 @@
  * - The library never prints, exits or aborts, and keeps no global state
  *   beyond the process-wide kernel set choice (see xe_kernel_isa).
  * - Tensors are float32, NHWC with batch 1: an input of shape (H, W, C) is
- *   H*W*C floats in row-major order.
+ *   H*W*C floats in row-major order (or H*W*C bytes for a model that takes
+ *   uint8 input, xe_session_run_u8).
  */
 #ifndef XNOR_EDGE_H
 #define XNOR_EDGE_H
@@ -167,6 +168,15 @@ XE_API void xe_model_input_shape(const xe_model *model, uint32_t *h, uint32_t *w
 XE_API void xe_model_output_shape(const xe_model *model, uint32_t *h, uint32_t *w, uint32_t *c);
 /* UTF-8 JSON metadata (docs/format.md); NUL-terminated, valid while the model lives. */
 XE_API const char *xe_model_metadata(const xe_model *model, size_t *len);
+/* uint8 input (docs/format.md, header flag U8_INPUT): a model may declare
+ * that it also takes uint8 pixels, HWC like its float input, and carry the
+ * conversion to that float input as a table: channel c's byte u becomes
+ * table[c * 256 + u] (the normalisation, e.g. (u / 255 - mean[c]) / std[c],
+ * rounded to float32 once, by the writer). Returns the table (input C * 256
+ * floats, valid while the model lives), or NULL when the model takes float32
+ * input only. xe_session_run_u8 converts with it; the float entry points
+ * still take the converted (normalised) input. */
+XE_API const float *xe_model_input_u8_table(const xe_model *model);
 XE_API uint32_t xe_model_num_nodes(const xe_model *model);
 XE_API xe_status xe_model_node_info(const xe_model *model, uint32_t index, xe_node_info *out);
 
@@ -190,6 +200,14 @@ XE_API xe_status xe_session_run(xe_session *session, const float *input, size_t 
  * totals for all n images (n*H*W*C each). */
 XE_API xe_status xe_session_run_batch(xe_session *session, size_t n, const float *input,
                                       size_t input_count, float *output, size_t output_count);
+/* xe_session_run and xe_session_run_batch on uint8 input (input_count bytes,
+ * H*W*C per image), for a model with an input table (xe_model_input_u8_table);
+ * each image is converted through the table in one pass into a buffer the
+ * session owns, then run. A model without one: XE_ERR_INVALID_ARGUMENT. */
+XE_API xe_status xe_session_run_u8(xe_session *session, const uint8_t *input, size_t input_count,
+                                   float *output, size_t output_count);
+XE_API xe_status xe_session_run_batch_u8(xe_session *session, size_t n, const uint8_t *input,
+                                         size_t input_count, float *output, size_t output_count);
 /* Wall time of each node in the most recent run, in nanoseconds (profiling is
  * always on; its cost is two clock reads per node). */
 XE_API xe_status xe_session_node_time_ns(const xe_session *session, uint32_t index, uint64_t *ns);

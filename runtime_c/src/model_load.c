@@ -141,7 +141,8 @@ xe_status xe_node_oom(xe_loader *ld, const char *what) {
 /* Where the header puts things, once checked. */
 typedef struct layout {
     uint32_t ih, iw, ic, nn, np;
-    uint64_t limit; /* data ends before the trailer */
+    uint32_t flags, input_table; /* header flags; the uint8 input table's param */
+    uint64_t limit;              /* data ends before the trailer */
     uint64_t meta_off, meta_size, nodes_off, params_off, params_end;
 } layout;
 
@@ -197,10 +198,16 @@ static xe_status check_header(const xe_model *m, xe_loader *ld, layout *L) {
     if (rd32(d + 24) != XE_HEADER_SIZE)
         return fail(ld, XE_ERR_BAD_MODEL, "header: header_size (byte offset 24) is %u, must be 128",
                     rd32(d + 24));
-    if (rd32(d + 28) != 0)
-        return fail(ld, XE_ERR_BAD_MODEL, "header: flags (byte offset 28) must be 0");
-    if (rd32(d + 52) != 0)
-        return fail(ld, XE_ERR_BAD_MODEL, "header: reserved field at byte offset 52 is not zero");
+    const uint32_t flags = rd32(d + 28), table = rd32(d + 52);
+    if (flags & ~XE_HEADER_U8_INPUT)
+        return fail(ld, XE_ERR_BAD_MODEL,
+                    "header: flags (byte offset 28) 0x%x has unknown bits (known: 0x1, U8_INPUT)",
+                    flags);
+    if (!(flags & XE_HEADER_U8_INPUT) && table != 0)
+        return fail(ld, XE_ERR_BAD_MODEL,
+                    "header: input_table (byte offset 52) is %u without the U8_INPUT flag, must "
+                    "be 0",
+                    table);
     for (uint32_t off = 88; off < 128; off++)
         if (d[off])
             return fail(ld, XE_ERR_BAD_MODEL, "header: reserved byte at offset %u is not zero",
@@ -222,12 +229,16 @@ static xe_status check_header(const xe_model *m, xe_loader *ld, layout *L) {
                   ic,
                   nn,
                   np,
+                  0,
+                  0,
                   (uint64_t)m->size - XE_TRAILER_SIZE,
                   rd64(d + 56),
                   rd64(d + 64),
                   rd64(d + 72),
                   rd64(d + 80),
                   0};
+    L->flags = flags;
+    L->input_table = table;
     return XE_OK;
 }
 
@@ -363,6 +374,8 @@ static xe_status infer_output(xe_model *m, xe_loader *ld, xe_node *n, uint32_t i
         o.h = (ph - f->kernel_h) / f->stride_h + 1;
         o.w = (pw - f->kernel_w) / f->stride_w + 1;
     }
+    f->out_h = rec[0]; /* what the record says, for infer (ops.h) */
+    f->out_w = rec[1];
     if (n->def->infer) n->def->infer(n, rec[2], &o);
     if (o.c < 1 || o.c > XE_MAX_DIM)
         return xe_node_fail(ld, "out_c %llu out of range 1..65535", (unsigned long long)o.c);
@@ -450,6 +463,26 @@ static xe_status load_node(xe_model *m, xe_loader *ld, const layout *L, uint32_t
     return st;
 }
 
+/* The uint8 input table named by the header (U8_INPUT): an f32 param of
+ * 256 * input_c floats, used by no node (finite: check_param_table). */
+static xe_status bind_input_table(xe_model *m, xe_loader *ld, const layout *L, uint8_t *used) {
+    if (!(L->flags & XE_HEADER_U8_INPUT)) return XE_OK;
+    const uint32_t p = L->input_table;
+    if (p >= L->np)
+        return fail(ld, XE_ERR_BAD_MODEL,
+                    "header: input_table %u is outside the param table (%u entries)", p, L->np);
+    const uint8_t *e = m->data + L->params_off + (uint64_t)p * XE_PARAM_SIZE;
+    const uint64_t need = (uint64_t)XE_U8_LEVELS * L->ic;
+    if (rd32(e) != XE_DTYPE_F32 || rd64(e + 16) != need)
+        return fail(ld, XE_ERR_BAD_MODEL,
+                    "header: input_table param %u is %s x %llu, needs f32 x %llu (256 per channel)",
+                    p, rd32(e) ? "bits" : "f32", (unsigned long long)rd64(e + 16),
+                    (unsigned long long)need);
+    used[p] = 1;
+    m->input_table = (const float *)(const void *)(m->data + rd64(e + 8));
+    return XE_OK;
+}
+
 static xe_status load_nodes(xe_model *m, xe_loader *ld, const layout *L) {
     const uint32_t nn = L->nn, np = L->np;
     m->nodes = calloc(nn, sizeof *m->nodes);
@@ -462,7 +495,7 @@ static xe_status load_nodes(xe_model *m, xe_loader *ld, const layout *L) {
     m->num_nodes = nn;
     m->values[0] =
         (xe_value_desc){L->ih, L->iw, L->ic, XE_DTYPE_F32, (size_t)L->ih * L->iw * L->ic};
-    xe_status st = XE_OK;
+    xe_status st = bind_input_table(m, ld, L, used);
     for (uint32_t i = 0; i < nn && st == XE_OK; i++) st = load_node(m, ld, L, i, used);
     for (uint32_t p = 0; st == XE_OK && p < np; p++)
         if (!used[p]) st = fail(ld, XE_ERR_BAD_MODEL, "param %u is not referenced by any node", p);
@@ -627,6 +660,10 @@ void xe_model_output_shape(const xe_model *model, uint32_t *h, uint32_t *w, uint
     if (h) *h = v ? v->h : 0;
     if (w) *w = v ? v->w : 0;
     if (c) *c = v ? v->c : 0;
+}
+
+const float *xe_model_input_u8_table(const xe_model *model) {
+    return model ? model->input_table : NULL;
 }
 
 const char *xe_model_metadata(const xe_model *model, size_t *len) {

@@ -1,21 +1,34 @@
 /*
- * op_pool.c - maxpool, avgpool and global_avgpool.
+ * op_pool.c - maxpool, avgpool, avgpool_excl_pad and global_avgpool.
  *
  * maxpool:   max over the valid taps (padding never wins); on bits the binary
  *            max of +-1 values is +1 unless all are -1, i.e. AND of the bits;
  * avgpool:   (sum of valid taps) / (KH*KW), padding counted as zeros;
+ * avgpool_excl_pad: (sum of valid taps) / (number of valid taps), TFLite's
+ *            SAME average pool and ONNX's count_include_pad = 0. Padding may
+ *            be asymmetric: top/left are the window's pad fields, and the
+ *            output size gives bottom/right, out = (in + top + bottom -
+ *            kernel) / stride + 1 with bottom < kernel, so that every window
+ *            holds a valid tap; the run needs only each window's clipped tap
+ *            range.
+ *            The count is exact in float and the sum is divided by it, as TF.
  * global_avgpool: mean over h, w (accumulated in double, in row order).
- * Windowed pools run one task per output row.
+ * Windowed pools run one task per output row; the taps of a window are
+ * summed in row-major order whatever the thread count.
  */
 #include <math.h>
 
 #include "ops.h"
 
+#define XE_OP_AVGPOOL_EXCL_PAD 20u
+
+enum { POOL_MAX, POOL_AVG, POOL_AVG_EXCL };
+
 typedef struct pool_job {
     const xe_node *n;
     const void *in;
     void *out;
-    int is_max;
+    int kind; /* POOL_* */
 } pool_job;
 
 static void maxpool_bits_row(const pool_job *j, size_t oh) {
@@ -64,7 +77,7 @@ static void pool_task(void *ctx, size_t oh, uint32_t thread) {
     xe_tap_range(h0, f->kernel_h, f->in_h, &a0, &a1);
     const size_t c = f->in_c;
     const float *x = j->in;
-    const int is_max = j->is_max;
+    const int is_max = j->kind == POOL_MAX;
     const float inv = 1.0f / (float)(f->kernel_h * f->kernel_w);
     for (size_t ow = 0; ow < f->out_w; ow++) {
         const long w0 = (long)(ow * f->stride_w) - (long)f->pad_w;
@@ -81,8 +94,12 @@ static void pool_task(void *ctx, size_t oh, uint32_t thread) {
                 else
                     sum_into(y, xp, c);
             }
-        if (!is_max)
+        if (j->kind == POOL_AVG)
             for (size_t k = 0; k < c; k++) y[k] *= inv;
+        if (j->kind == POOL_AVG_EXCL) {
+            const float count = (float)((a1 - a0) * (b1 - b0));
+            for (size_t k = 0; k < c; k++) y[k] /= count;
+        }
     }
 }
 
@@ -99,14 +116,38 @@ static void maxpool_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) {
 
 static void maxpool_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
                         void *out) {
-    pool_job j = {n, in0, out, 1};
+    pool_job j = {n, in0, out, POOL_MAX};
     xe_pool_run_work(ex->pool, n->info.out_h, pool_task, &j, pool_ns(&n->info));
 }
 
 static void avgpool_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
                         void *out) {
-    pool_job j = {n, in0, out, 0};
+    pool_job j = {n, in0, out, POOL_AVG};
     xe_pool_run_work(ex->pool, n->info.out_h, pool_task, &j, pool_ns(&n->info));
+}
+
+static void avg_excl_run(const xe_node *n, const xe_exec *ex, const void *in0, const void *in1,
+                         void *out) {
+    pool_job j = {n, in0, out, POOL_AVG_EXCL};
+    xe_pool_run_work(ex->pool, n->info.out_h, pool_task, &j, pool_ns(&n->info));
+}
+
+/* Whether `out` windows of kernel k, stride s after `top` padding are what
+ * out = (in + top + bottom - k) / s + 1 gives for some bottom in [0, k): with
+ * b = (out - 1) * s + k - in - top, some bottom in [b, b + s) is, i.e.
+ * -s < b < k (b < 0: the last rows of the input are in no window, as in
+ * ONNX's floor rounding). b < k also puts a valid tap in the last window. */
+static int after_pad_ok(uint32_t out, uint32_t in, uint32_t k, uint32_t s, uint32_t top) {
+    const uint64_t span = (uint64_t)(out ? out - 1 : 0) * s + k, start = (uint64_t)in + top;
+    return out >= 1 && span + s > start && span < start + k;
+}
+
+/* The recorded size when its padding after the input is in range; else the
+ * symmetric window's (which the loader then finds differs from the record). */
+static void avg_excl_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) {
+    const xe_node_info *f = &n->info;
+    if (after_pad_ok(f->out_h, f->in_h, f->kernel_h, f->stride_h, f->pad_h)) o->h = f->out_h;
+    if (after_pad_ok(f->out_w, f->in_w, f->kernel_w, f->stride_w, f->pad_w)) o->w = f->out_w;
 }
 
 const xe_op_def xe_op_maxpool = {
@@ -123,6 +164,14 @@ const xe_op_def xe_op_avgpool = {
     .name = "avgpool",
     .windowed = 1,
     .run = avgpool_run,
+};
+
+const xe_op_def xe_op_avgpool_excl_pad = {
+    .op = XE_OP_AVGPOOL_EXCL_PAD,
+    .name = "avgpool_excl_pad",
+    .windowed = 1,
+    .infer = avg_excl_out,
+    .run = avg_excl_run,
 };
 
 static void gap_out(const xe_node *n, uint32_t rec_c, xe_out_shape *o) { o->h = o->w = 1; }

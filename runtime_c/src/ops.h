@@ -53,7 +53,10 @@ struct xe_op_def {
     /* Checks beyond the generic ones (flag combinations, input dtypes). */
     xe_status (*check)(xe_loader *ld, const xe_node *n);
     /* Output shape. On entry *o is input0's shape (spatial size from the
-     * window when windowed), float32; rec_c is the out_c the node records. */
+     * window when windowed), float32; rec_c is the out_c the node records,
+     * n->info.out_h and out_w its height and width (an op whose padding after
+     * the input follows from its output size reads them; the loader then
+     * compares *o with the record as for every op). */
     void (*infer)(const xe_node *n, uint32_t rec_c, xe_out_shape *o);
     /* Element count of each param (in_* and out_* are set), or
      * XE_COUNT_FROM_FILE: the file gives it and bind checks it (a count that

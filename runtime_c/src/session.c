@@ -6,7 +6,8 @@
  * takes the smallest free buffer that fits (or grows the largest). The model
  * input is read in place from the caller's array and the last node writes
  * straight into the caller's output, so a run copies nothing and allocates
- * nothing. Scratch (packed input, im2col rows, K/A maps) is sized to the
+ * nothing (a uint8 input is first converted into a buffer of the session's).
+ * Scratch (packed input, im2col rows, K/A maps) is sized to the
  * largest node: one node-wide block plus one block per thread.
  *
  * Fusion (fuse.c) runs first: a node folded into another is not run and its
@@ -37,6 +38,7 @@ struct xe_session {
     void **prepared; /* per node: its session_prepare block, or NULL */
     uint64_t *times;
     xe_fused *fused; /* per node (fuse.c) */
+    float *u8_input; /* uint8 input converted through the model's table, or NULL */
 };
 
 static void *alloc_aligned(size_t bytes) {
@@ -61,6 +63,7 @@ void xe_session_destroy(xe_session *s) {
     free(s->prepared);
     free(s->times);
     free(s->fused);
+    free(s->u8_input);
     free(s);
 }
 
@@ -236,6 +239,10 @@ xe_status xe_session_create(const xe_model *model, const xe_session_options *opt
         s->times = calloc(model->num_nodes, sizeof *s->times);
         if (!s->times) st = XE_ERR_OUT_OF_MEMORY;
     }
+    if (st == XE_OK && model->input_table) {
+        s->u8_input = alloc_aligned(model->values[0].units * sizeof(float));
+        if (!s->u8_input) st = XE_ERR_OUT_OF_MEMORY;
+    }
     if (st == XE_OK) st = xe_pool_create(threads, &s->pool);
     if (st != XE_OK) {
         xe_session_destroy(s);
@@ -300,22 +307,70 @@ static void run_one(xe_session *s, xe_exec *ex, const float *input, float *outpu
     }
 }
 
-xe_status xe_session_run_batch(xe_session *s, size_t n, const float *input, size_t input_count,
-                               float *output, size_t output_count) {
+/* uint8 input through the model's table: one pass, fixed blocks of
+ * XE_EW_BLOCK elements (element i is channel i % C). */
+typedef struct u8_job {
+    const float *table;
+    const uint8_t *x;
+    float *y;
+    size_t c, count;
+} u8_job;
+
+static void u8_task(void *ctx, size_t task, uint32_t thread) {
+    const u8_job *j = ctx;
+    size_t i, e;
+    xe_ew_range(j->count, task, &i, &e);
+    for (size_t c = i % j->c; i < e; i++) {
+        j->y[i] = j->table[c * XE_U8_LEVELS + j->x[i]];
+        if (++c == j->c) c = 0;
+    }
+}
+
+static void convert_u8(xe_session *s, const uint8_t *x) {
+    const xe_value_desc *v = &s->m->values[0];
+    u8_job j = {s->m->input_table, x, s->u8_input, v->c, v->units};
+    xe_pool_run_work(s->pool, xe_ew_tasks(j.count), u8_task, &j, j.count / 2);
+}
+
+/* Runs n images of `elem` bytes per input element (4: float, 1: uint8,
+ * converted first); checks counts and that input and output do not overlap. */
+static xe_status run_images(xe_session *s, size_t n, const void *input, size_t input_count,
+                            size_t elem, float *output, size_t output_count) {
     if (!s || !input || !output || n == 0) return XE_ERR_INVALID_ARGUMENT;
+    if (elem == 1 && !s->u8_input) return XE_ERR_INVALID_ARGUMENT;
     const size_t in_n = s->m->values[0].units, out_n = s->m->values[s->m->num_nodes].units;
     int ovf = 0;
     const size_t in_total = xe_mul(in_n, n, &ovf), out_total = xe_mul(out_n, n, &ovf);
     if (ovf || input_count != in_total || output_count != out_total) return XE_ERR_INVALID_ARGUMENT;
-    if (overlaps(input, in_total * 4, output, out_total * 4)) return XE_ERR_INVALID_ARGUMENT;
+    if (overlaps(input, in_total * elem, output, out_total * 4)) return XE_ERR_INVALID_ARGUMENT;
     xe_exec ex = {
         .k = s->k, .pool = s->pool, .shared = s->shared, .thread_scratch = s->thread_scratch};
     /* One parallel region per call: workers stay awake between the nodes of
      * the run and park after it (threadpool.c). */
     xe_pool_begin(s->pool);
-    for (size_t b = 0; b < n; b++) run_one(s, &ex, input + b * in_n, output + b * out_n);
+    for (size_t b = 0; b < n; b++) {
+        const uint8_t *x = (const uint8_t *)input + b * in_n * elem;
+        if (elem == 1) convert_u8(s, x);
+        const float *in = elem == 1 ? s->u8_input : (const float *)(const void *)x;
+        run_one(s, &ex, in, output + b * out_n);
+    }
     xe_pool_end(s->pool);
     return XE_OK;
+}
+
+xe_status xe_session_run_batch(xe_session *s, size_t n, const float *input, size_t input_count,
+                               float *output, size_t output_count) {
+    return run_images(s, n, input, input_count, 4, output, output_count);
+}
+
+xe_status xe_session_run_batch_u8(xe_session *s, size_t n, const uint8_t *input, size_t input_count,
+                                  float *output, size_t output_count) {
+    return run_images(s, n, input, input_count, 1, output, output_count);
+}
+
+xe_status xe_session_run_u8(xe_session *s, const uint8_t *input, size_t input_count, float *output,
+                            size_t output_count) {
+    return run_images(s, 1, input, input_count, 1, output, output_count);
 }
 
 xe_status xe_session_run(xe_session *s, const float *input, size_t input_count, float *output,

@@ -25,6 +25,11 @@
 #define XE_TRAILER_SIZE 8u
 #define XE_NODE_SIZE 64u
 #define XE_PARAM_SIZE 32u
+/* Header flag bit 0 (docs/format.md): the model also takes uint8 input, and
+ * the header's input_table names the param that converts it. */
+#define XE_HEADER_U8_INPUT 1u
+/* Entries per channel of that table: one per byte value. */
+#define XE_U8_LEVELS 256u
 /* Alignment of every buffer the runtime allocates (widest vector, a cache line). */
 #define XE_ALIGN 64u
 
@@ -66,6 +71,9 @@ struct xe_model {
     uint32_t num_nodes;
     xe_node *nodes;
     xe_value_desc *values; /* num_nodes + 1; value 0 is the input */
+    /* uint8 input (XE_HEADER_U8_INPUT): x = input_table[c * 256 + u], a view
+     * into the file; NULL for a float-only model. */
+    const float *input_table;
 };
 
 /* model_load.c */

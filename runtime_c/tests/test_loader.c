@@ -8,6 +8,7 @@
  * what fires. Each must give the expected status and a reason, never a crash
  * (run it under ASan+UBSan: -DXE_SANITIZE=address,undefined).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,172 @@ static void test_pad_rejections(void) {
     expect_bad(&t, "pad out_h", "node 0 (pad): output shape is 5x6x3");
 }
 
+/* uint8 input (header flag U8_INPUT, input_table at byte offset 52). */
+static void test_u8_input(void) {
+    static float inf_table[256];
+    inf_table[7] = INFINITY;
+    xtm t;
+    xtm_init(&t, 4, 4, 3);
+    xtm_param(&t, XTM_F32, g_f, 768);
+    t.u8_table = 1;
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "u8 table index",
+               "header: input_table 1 is outside the param table (1 entries)");
+    xtm_init(&t, 4, 4, 3);
+    t.u8_table = xtm_param(&t, XTM_F32, g_f, 256);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "u8 table count", "input_table param 0 is f32 x 256, needs f32 x 768");
+    xtm_init(&t, 4, 4, 1);
+    t.u8_table = xtm_param(&t, XTM_BITS, g_f, 256);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "u8 table dtype", "input_table param 0 is bits x 256, needs f32 x 256");
+    xtm_init(&t, 4, 4, 1);
+    t.u8_table = xtm_param(&t, XTM_F32, inf_table, 256);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    expect_bad(&t, "u8 table infinite", "param 0");
+    /* 1x1x1 input: a dense layer to 256 outputs has weights of the table's size. */
+    xtm_init(&t, 1, 1, 1);
+    t.u8_table = xtm_param(&t, XTM_F32, g_f, 256);
+    xtm_param(&t, XTM_F32, g_f, 256);
+    xtm_node(&t, XE_OP_DENSE, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 256, 0, 2);
+    expect_bad(&t, "u8 table shared", "node 0 (dense): param 0 is already used by another node");
+    /* Valid: the table is the file's, the float model has none and refuses uint8. */
+    xtm_init(&t, 2, 2, 2);
+    t.u8_table = xtm_param(&t, XTM_F32, g_f, 512);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    size_t n;
+    uint8_t *f = xtm_write(&t, &n);
+    xe_model *m = NULL, *mf = NULL;
+    xe_session *s = NULL;
+    const uint8_t px[8] = {0, 1, 2, 3, 255, 254, 7, 8};
+    float y[8];
+    CHECK(xe_model_load_memory(f, n, 0, &m, NULL, 0) == XE_OK, "u8 model loads");
+    const float *table = xe_model_input_u8_table(m);
+    CHECK(table && memcmp(table, g_f, 512 * 4) == 0, "u8 table is the file's");
+    CHECK(xe_session_create(m, NULL, &s) == XE_OK && xe_session_run_u8(s, px, 8, y, 8) == XE_OK,
+          "u8 run");
+    for (int i = 0; i < 8; i++)
+        CHECK(y[i] == (g_f[(i % 2) * 256 + px[i]] < 0 ? 0.0f : g_f[(i % 2) * 256 + px[i]]),
+              "u8 relu output %d is %g", i, (double)y[i]);
+    xe_session_destroy(s);
+    xe_model_destroy(m);
+    free(f);
+    t.u8_table = XTM_NONE;
+    f = xtm_write(&t, &n); /* a float-only model with an unused param */
+    CHECK(xe_model_load_memory(f, n, 0, &mf, NULL, 0) == XE_ERR_BAD_MODEL, "unreferenced table");
+    free(f);
+    xtm_free(&t);
+    xtm_init(&t, 2, 2, 2);
+    xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    f = xtm_write(&t, &n);
+    CHECK(xe_model_load_memory(f, n, 0, &mf, NULL, 0) == XE_OK && !xe_model_input_u8_table(mf) &&
+              xe_session_create(mf, NULL, &s) == XE_OK &&
+              xe_session_run_u8(s, px, 8, y, 8) == XE_ERR_INVALID_ARGUMENT,
+          "a float-only model refuses uint8 input");
+    CHECK(xe_model_input_u8_table(NULL) == NULL, "NULL model has no table");
+    xe_session_destroy(s);
+    xe_model_destroy(mf);
+    free(f);
+    xtm_free(&t);
+}
+
+/* avgpool_excl_pad (op 20): the recorded output size must come from a
+ * padding after the input in [0, kernel); bits inputs are refused. */
+static void test_avgpool_excl_pad_rejections(void) {
+    static const struct {
+        uint32_t oh, ow;
+        const char *msg;
+    } cases[] = {
+        {4, 4,
+         "node 0 (avgpool_excl_pad): output shape is 3x4x3 (from input 5x6x3), node records "
+         "4x4x3"},                       /* bottom 3 >= kernel 3 */
+        {1, 4, "output shape is 3x4x3"}, /* after padding -3 <= -stride: 3 rows in no window */
+        {3, 5, "node records 3x5x3"},    /* right 4 */
+        {3, 0, "output shape is 3x3x3"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        xtm t;
+        xtm_init(&t, 5, 6, 3);
+        xtm_node(&t, XTM_OP_AVGPOOL_EXCL_PAD, 0, 0, XTM_NONE, 3, 3, 2, 2, 1, 1, 0, 0, 0);
+        t.nodes[0].oh = t.values[1].h = cases[i].oh;
+        t.nodes[0].ow = t.values[1].w = cases[i].ow;
+        expect_bad(&t, "avgpool_excl_pad output size", cases[i].msg);
+    }
+    xtm t;
+    xtm_init(&t, 5, 6, 3);
+    xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    xtm_node(&t, XTM_OP_AVGPOOL_EXCL_PAD, 0, 1, XTM_NONE, 3, 3, 2, 2, 1, 1, 0, 0, 0);
+    expect_bad(&t, "avgpool_excl_pad bits", "node 1 (avgpool_excl_pad): input value 1 is bits");
+    /* Valid: out_h 3 (bottom 2) and 2 (bottom 0). */
+    for (uint32_t oh = 2; oh <= 3; oh++) {
+        xtm_init(&t, 5, 6, 3);
+        xtm_node(&t, XTM_OP_AVGPOOL_EXCL_PAD, 0, 0, XTM_NONE, 3, 3, 2, 2, 0, 1, 0, 0, 0);
+        t.nodes[0].oh = t.values[1].h = oh;
+        size_t n;
+        char err[256];
+        uint8_t *f = xtm_write(&t, &n);
+        CHECK(load(f, n, err, sizeof err) == XE_OK, "avgpool_excl_pad out_h %u: %s", oh, err);
+        free(f);
+        xtm_free(&t);
+    }
+}
+
+/* gconv2d (op 21): config (groups, dilation, reserved) and the weight count it
+ * implies; 6x6x4 input, 6 outputs, extent 5x3 (3x2 taps at dilation 2x2). */
+static void test_gconv2d_rejections(void) {
+    static const struct {
+        uint32_t cfg[4];
+        uint64_t nw;
+        const char *msg;
+    } cases[] = {
+        {{2, 2, 2, 0}, 6 * 6 * 2, NULL},
+        {{0, 2, 2, 0}, 6 * 6 * 2, "groups 0 does not divide the 4 input and 6 output channels"},
+        {{3, 2, 2, 0}, 6 * 6 * 2, "groups 3 does not divide"},
+        {{4, 2, 2, 0}, 6 * 6 * 1, "groups 4 does not divide the 4 input and 6 output"},
+        {{2, 0, 2, 0}, 6 * 6 * 2, "dilation 0x2 does not divide the window extent 5x3"},
+        {{2, 3, 2, 0}, 6 * 6 * 2, "dilation 3x2 does not divide"},
+        {{2, 2, 2, 1}, 6 * 6 * 2, "config word 3 (reserved) is not zero"},
+        {{2, 2, 2, 0},
+         6 * 6 * 4,
+         "weights have 144 floats, 2 groups of 3x2 taps need OC*KH*KW*IC/G = 72"},
+        {{1, 2, 2, 0}, 6 * 6 * 2, "1 groups of 3x2 taps need OC*KH*KW*IC/G = 144"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        xtm t;
+        xtm_init(&t, 6, 6, 4);
+        const uint32_t p0 = xtm_param(&t, XTM_BITS, cases[i].cfg, 4);
+        xtm_param(&t, XTM_F32, g_f, cases[i].nw);
+        xtm_param(&t, XTM_F32, g_f, 6);
+        xtm_node(&t, XTM_OP_GCONV2D, 0, 0, XTM_NONE, 5, 3, 1, 1, 2, 1, 6, p0, 3);
+        if (cases[i].msg) {
+            expect_bad(&t, "gconv2d config", cases[i].msg);
+            continue;
+        }
+        size_t n;
+        char err[256];
+        uint8_t *f = xtm_write(&t, &n);
+        CHECK(load(f, n, err, sizeof err) == XE_OK, "gconv2d valid: %s", err);
+        free(f);
+        xtm_free(&t);
+    }
+    xtm t;
+    xtm_init(&t, 6, 6, 4);
+    xtm_param(&t, XTM_F32, g_f, 4);
+    xtm_param(&t, XTM_F32, g_f, 6 * 9 * 4);
+    xtm_param(&t, XTM_F32, g_f, 6);
+    xtm_node(&t, XTM_OP_GCONV2D, 0, 0, XTM_NONE, 3, 3, 1, 1, 1, 1, 6, 0, 3);
+    expect_bad(&t, "gconv2d f32 config",
+               "node 0 (gconv2d): param 0 (#0 of the op) is f32 x 4, op needs bits x 4");
+    xtm_init(&t, 6, 6, 4);
+    xtm_node(&t, XE_OP_SIGN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    static const uint32_t one[4] = {1, 1, 1, 0};
+    xtm_param(&t, XTM_BITS, one, 4);
+    xtm_param(&t, XTM_F32, g_f, 6 * 9 * 4);
+    xtm_param(&t, XTM_F32, g_f, 6);
+    xtm_node(&t, XTM_OP_GCONV2D, 0, 1, XTM_NONE, 3, 3, 1, 1, 1, 1, 6, 0, 3);
+    expect_bad(&t, "gconv2d bits input", "node 1 (gconv2d): input value 1 is bits");
+}
+
 /* Rejections specific to prelu, clip, sign_shift, concat, flatten and dwconv2d. */
 static void test_new_op_rejections(void) {
     static const float inverted[2] = {1.0f, -1.0f};
@@ -305,6 +472,8 @@ static void test_new_op_rejections(void) {
     xtm_node(&t, XE_OP_RELU, 0, 2, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     expect_bad(&t, "dwconv2d bits input", "node 1 (dwconv2d): input value 1 is bits");
     test_pad_rejections();
+    test_avgpool_excl_pad_rejections();
+    test_gconv2d_rejections();
 }
 
 static void test_structural(void) {
@@ -313,8 +482,10 @@ static void test_structural(void) {
         {"format version", 8, 4, 2, XE_ERR_UNSUPPORTED_VERSION, "format_version"},
         {"packing version", 12, 4, 7, XE_ERR_UNSUPPORTED_VERSION, "packing_version"},
         {"header_size", 24, 4, 64, XE_ERR_BAD_MODEL, "header_size"},
-        {"header flags", 28, 4, 1, XE_ERR_BAD_MODEL, "flags"},
-        {"reserved 52", 52, 4, 1, XE_ERR_BAD_MODEL, "reserved"},
+        {"header flags", 28, 4, 2, XE_ERR_BAD_MODEL, "flags (byte offset 28) 0x2 has unknown"},
+        {"input_table without U8_INPUT", 52, 4, 1, XE_ERR_BAD_MODEL,
+         "input_table (byte offset 52) is 1 without the U8_INPUT flag"},
+        {"U8_INPUT table is a conv's", 28, 4, 1, XE_ERR_BAD_MODEL, "header: input_table param 0"},
         {"reserved 100", 100, 4, 1, XE_ERR_BAD_MODEL, "reserved"},
         {"input_h 0", 32, 4, 0, XE_ERR_BAD_MODEL, "input"},
         {"input_w huge", 36, 4, 70000, XE_ERR_BAD_MODEL, "input"},
@@ -460,7 +631,9 @@ static void test_api(void) {
               strcmp(xe_op_name(XTM_OP_SIGN_SHIFT), "sign_shift") == 0 &&
               strcmp(xe_op_name(XTM_OP_CONCAT), "concat") == 0 &&
               strcmp(xe_op_name(XTM_OP_FLATTEN), "flatten") == 0 &&
-              strcmp(xe_op_name(XTM_OP_DWCONV2D), "dwconv2d") == 0,
+              strcmp(xe_op_name(XTM_OP_DWCONV2D), "dwconv2d") == 0 &&
+              strcmp(xe_op_name(XTM_OP_AVGPOOL_EXCL_PAD), "avgpool_excl_pad") == 0 &&
+              strcmp(xe_op_name(XTM_OP_GCONV2D), "gconv2d") == 0,
           "op names");
     for (int s = 0; s <= XE_ERR_UNSUPPORTED; s++)
         CHECK(strcmp(xe_status_string((xe_status)s), "unknown status") != 0,
@@ -676,6 +849,7 @@ int main(void) {
     build_valid();
     test_mst();
     test_api();
+    test_u8_input();
     test_valid();
     test_truncation();
     test_bit_flips();

@@ -289,6 +289,31 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                     }
             break;
         }
+        case XTM_OP_GCONV2D: {
+            const uint32_t *cfg = P[0];
+            const float *wt = P[1], *bias = P[2];
+            const uint32_t g = cfg[0], dh = cfg[1], dw = cfg[2];
+            const uint32_t kh = (n->kh - 1) / dh + 1, kw = (n->kw - 1) / dw + 1;
+            const uint32_t icg = x.c / g, ocg = y.c / g;
+            for (uint32_t oh = 0; oh < y.h; oh++)
+                for (uint32_t ow = 0; ow < y.w; ow++)
+                    for (uint32_t o = 0; o < y.c; o++) {
+                        double acc = bias[o];
+                        for (uint32_t a = 0; a < kh; a++)
+                            for (uint32_t b = 0; b < kw; b++)
+                                for (uint32_t c = 0; c < icg; c++) {
+                                    const long ih = (long)(oh * n->sh + a * dh) - n->ph,
+                                               iw = (long)(ow * n->sw + b * dw) - n->pw;
+                                    if (ih < 0 || iw < 0 || ih >= (long)x.h || iw >= (long)x.w)
+                                        continue;
+                                    acc +=
+                                        x.d[((size_t)ih * x.w + iw) * x.c + (o / ocg) * icg + c] *
+                                        wt[(((size_t)o * kh + a) * kw + b) * icg + c];
+                                }
+                        y.d[((size_t)oh * y.w + ow) * y.c + o] = relu && acc < 0 ? 0 : acc;
+                    }
+            break;
+        }
         case XTM_OP_FLATTEN:
             for (size_t i = 0; i < (size_t)x.h * x.w * x.c; i++) y.d[i] = x.d[i];
             break;
@@ -312,10 +337,11 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
         }
         case XE_OP_MAXPOOL:
         case XE_OP_AVGPOOL:
+        case XTM_OP_AVGPOOL_EXCL_PAD: /* y.h, y.w from the record: the padding after */
             for (uint32_t oh = 0; oh < y.h; oh++)
                 for (uint32_t ow = 0; ow < y.w; ow++)
                     for (uint32_t c = 0; c < y.c; c++) {
-                        double m = -INFINITY, s = 0;
+                        double m = -INFINITY, s = 0, valid = 0;
                         for (uint32_t a = 0; a < n->kh; a++)
                             for (uint32_t b = 0; b < n->kw; b++) {
                                 long ih = (long)(oh * n->sh + a) - n->ph,
@@ -325,9 +351,12 @@ static void ref_eval(const xtm *t, const float *input, rv *vals) {
                                 double v = x.d[((size_t)ih * x.w + iw) * x.c + c];
                                 m = v > m ? v : m;
                                 s += v;
+                                valid += 1;
                             }
-                        y.d[((size_t)oh * y.w + ow) * y.c + c] =
-                            n->op == XE_OP_MAXPOOL ? m : s / (double)taps;
+                        y.d[((size_t)oh * y.w + ow) * y.c + c] = n->op == XE_OP_MAXPOOL ? m
+                                                                 : n->op == XE_OP_AVGPOOL
+                                                                     ? s / (double)taps
+                                                                     : s / valid;
                     }
             break;
         case XE_OP_GLOBAL_AVGPOOL:
@@ -367,7 +396,9 @@ static const char *g_isas[8];
 static size_t g_nisas;
 
 /* Builds the file, loads it, runs it with every kernel set (and 1 to 4
- * threads), checks sets agree bit for bit and match the reference. */
+ * threads), checks sets agree bit for bit and match the reference. A model
+ * with a uint8 input table runs on random bytes (xe_session_run_u8); the
+ * reference reads them through the table. */
 static void check_model(const char *name, const xtm *t, int exact) {
     size_t size;
     uint8_t *file = xtm_write(t, &size);
@@ -384,7 +415,15 @@ static void check_model(const char *name, const xtm *t, int exact) {
     const xtm_value ov = t->values[t->nn];
     const size_t out_n = (size_t)ov.h * ov.w * ov.c;
     float *in = malloc(in_n * 4), *out = malloc(out_n * 4), *first = malloc(out_n * 4);
+    uint8_t *px = malloc(in_n);
     for (size_t i = 0; i < in_n; i++) in[i] = rnd_in();
+    if (t->u8_table != XTM_NONE) { /* the format's conversion, by lookup */
+        const float *table = t->params[t->u8_table].data;
+        for (size_t i = 0; i < in_n; i++) {
+            px[i] = (uint8_t)rnd();
+            in[i] = table[(i % t->ic) * 256 + px[i]];
+        }
+    }
     rv *vals = calloc(t->nn + 1, sizeof *vals);
     ref_eval(t, in, vals);
     const double *ref = vals[t->nn].d;
@@ -400,7 +439,9 @@ static void check_model(const char *name, const xtm *t, int exact) {
             o.num_threads = threads;
             xe_session *s = NULL;
             st = xe_session_create(m, &o, &s);
-            if (st == XE_OK) st = xe_session_run(s, in, in_n, out, out_n);
+            if (st == XE_OK)
+                st = t->u8_table != XTM_NONE ? xe_session_run_u8(s, px, in_n, out, out_n)
+                                             : xe_session_run(s, in, in_n, out, out_n);
             xe_session_destroy(s);
             if (st != XE_OK) {
                 printf("FAIL %s [%s]: run: %s\n", name, g_isas[k], xe_status_string(st));
@@ -432,6 +473,7 @@ static void check_model(const char *name, const xtm *t, int exact) {
     for (uint32_t i = 0; i <= t->nn; i++) free(vals[i].d);
     free(vals);
     free(in);
+    free(px);
     free(out);
     free(first);
     xe_model_destroy(m);
@@ -884,6 +926,203 @@ static void test_pad(void) {
             }
 }
 
+/* avgpool_excl_pad with (top, bottom) and (left, right) padding: the output
+ * size (in + top + bottom - k) / s + 1 records the padding after. */
+static uint32_t add_avg_excl(xtm *t, uint32_t in, uint32_t k, uint32_t s, const uint32_t pad[4]) {
+    const xtm_value iv = t->values[in];
+    const uint32_t v =
+        xtm_node(t, XTM_OP_AVGPOOL_EXCL_PAD, 0, in, XTM_NONE, k, k, s, s, pad[0], pad[2], 0, 0, 0);
+    t->nodes[v - 1].oh = t->values[v].h = (iv.h + pad[0] + pad[1] - k) / s + 1;
+    t->nodes[v - 1].ow = t->values[v].w = (iv.w + pad[2] + pad[3] - k) / s + 1;
+    return v;
+}
+
+/* avgpool_excl_pad (op 20): kernels 1 to 5, strides 1 to 3, every top
+ * padding below the kernel with a random bottom, TFLite's SAME sizes among
+ * them; alone and after a conv2d (channels 1 to 130). */
+static void test_avgpool_excl_pad(void) {
+    static const uint32_t kerns[] = {1, 2, 3, 5};
+    char name[160];
+    for (size_t ki = 0; ki < 4; ki++)
+        for (uint32_t s = 1; s <= 3; s++)
+            for (uint32_t top = 0; top < kerns[ki]; top++) {
+                const uint32_t k = kerns[ki], c = k_chan[rnd() % 10];
+                const uint32_t h = k_spatial[1 + rnd() % 8], w = k_spatial[1 + rnd() % 8];
+                const uint32_t pad[4] = {top, rnd() % k, rnd() % k, rnd() % k};
+                if (h + 2 * top < k || w + 2 * pad[2] < k || h + top + pad[1] < k ||
+                    w + pad[2] + pad[3] < k)
+                    continue;
+                for (int conv = 0; conv < 2; conv++) {
+                    xtm t;
+                    arena a = {{0}, 0};
+                    xtm_init(&t, h, w, c);
+                    uint32_t v = conv ? add_conv(&t, &a, XE_OP_CONV2D, 0, 0, 3, 1, 1, 7) : 0;
+                    add_avg_excl(&t, v, k, s, pad);
+                    snprintf(name, sizeof name,
+                             "avgpool_excl_pad in=%ux%ux%u k=%u s=%u pads=%u,%u,%u,%u%s", h, w, c,
+                             k, s, pad[0], pad[1], pad[2], pad[3], conv ? " after conv" : "");
+                    check_model(name, &t, 0);
+                    xtm_free(&t);
+                    arena_free(&a);
+                }
+            }
+}
+
+/* gconv2d (op 21): groups 1 to 4 (depthwise included), dilations 1 to 3,
+ * 1 to 3 taps, strides 1 and 2, padding up to the extent - 1, RELU. */
+static void test_gconv2d(void) {
+    char name[160];
+    for (uint32_t g = 1; g <= 4; g++)
+        for (uint32_t d = 1; d <= 3; d++)
+            for (uint32_t taps = 1; taps <= 3; taps++)
+                for (uint32_t s = 1; s <= 2; s++) {
+                    const uint32_t ext = (taps - 1) * d + 1, p = rnd() % ext;
+                    const uint32_t h = k_spatial[2 + rnd() % 7], w = k_spatial[2 + rnd() % 7];
+                    const uint32_t ic = g * (1 + rnd() % 9), oc = g * (1 + rnd() % 9);
+                    const uint32_t dw = d == 1 ? 1 : 1 + rnd() % 2, kw = taps,
+                                   extw = (kw - 1) * dw + 1;
+                    if (h + 2 * p < ext || w + 2 * p < extw || p >= extw) continue;
+                    const uint32_t fl = (rnd() & 1) ? XE_FLAG_RELU : 0;
+                    xtm t;
+                    arena a = {{0}, 0};
+                    xtm_init(&t, h, w, ic);
+                    uint32_t *cfg = arena_alloc(&a, 16);
+                    cfg[0] = g;
+                    cfg[1] = d;
+                    cfg[2] = dw;
+                    const size_t nw = (size_t)oc * taps * kw * (ic / g);
+                    const uint32_t p0 = xtm_param(&t, XTM_BITS, cfg, 4);
+                    xtm_param(&t, XTM_F32, rand_f32(&a, nw, rnd_w), nw);
+                    xtm_param(&t, XTM_F32, rand_bias(&a, oc), oc);
+                    xtm_node(&t, XTM_OP_GCONV2D, fl, 0, XTM_NONE, ext, extw, s, s, p, p, oc, p0, 3);
+                    snprintf(name, sizeof name,
+                             "gconv2d g=%u dil=%ux%u taps=%ux%u s=%u p=%u in=%ux%ux%u oc=%u fl=%u",
+                             g, d, dw, taps, kw, s, p, h, w, ic, oc, fl);
+                    check_model(name, &t, 1);
+                    xtm_free(&t);
+                    arena_free(&a);
+                }
+}
+
+/* A binary dense layer: bconv2d whose window is the whole input (pad 0). */
+static uint32_t add_bdense(xtm *t, arena *a, uint32_t in, uint32_t oc, uint32_t flags) {
+    const xtm_value v = t->values[in];
+    const size_t taps = (size_t)v.h * v.w, cw = (v.c + 31) / 32;
+    const uint32_t p0 = xtm_param(t, XTM_BITS, rand_bits(a, oc, taps, v.c), oc * taps * cw);
+    xtm_param(t, XTM_F32, rand_scale(a, oc), oc);
+    xtm_param(t, XTM_F32, rand_bias(a, oc), oc);
+    return xtm_node(t, XE_OP_BCONV2D, flags, in, XTM_NONE, v.h, v.w, 1, 1, 0, 0, oc, p0, 3);
+}
+
+/* Binary dense layers with bit-packed outputs (OUT_BITS: integer thresholds)
+ * feeding the next binary dense layer: float input -> [flatten ->] dense with
+ * bits out -> dense over those bits with bits out -> decoded; widths around
+ * the 32-bit word and the 64-channel task split, up to 2050 outputs. */
+static void test_binary_dense_bits(void) {
+    static const uint32_t widths[] = {1, 31, 32, 33, 64, 65, 130, 1000, 2050};
+    char name[160];
+    for (size_t i = 0; i < 9; i++)
+        for (int form = 0; form < 3; form++) { /* (1,1,C), whole window (h,w,c), flatten */
+            const uint32_t c = k_chan[rnd() % 10], h = form ? 1 + rnd() % 5 : 1,
+                           w = form ? 1 + rnd() % 5 : 1;
+            const uint32_t oc1 = widths[i], oc2 = widths[rnd() % 9];
+            xtm t;
+            arena a = {{0}, 0};
+            xtm_init(&t, h, w, c);
+            uint32_t v = 0;
+            if (form == 2)
+                v = xtm_node(&t, XTM_OP_FLATTEN, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            v = add_bdense(&t, &a, v, oc1, XE_FLAG_OUT_BITS);
+            v = add_bdense(&t, &a, v, oc2, XE_FLAG_OUT_BITS);
+            add_decode(&t, &a, v);
+            snprintf(name, sizeof name, "binary dense bits %ux%ux%u%s -> %u -> %u", h, w, c,
+                     form == 2 ? " flattened" : "", oc1, oc2);
+            check_model(name, &t, 1);
+            xtm_free(&t);
+            arena_free(&a);
+        }
+}
+
+/* A batch of 3 images through xe_session_run_batch_u8 equals
+ * xe_session_run_batch on the table's floats, bit for bit; a float-only
+ * model refuses uint8 input. */
+static void check_u8_matches_float(const char *name, const xtm *t) {
+    size_t size;
+    uint8_t *file = xtm_write(t, &size);
+    xe_model *m = NULL;
+    xe_session *s = NULL;
+    xe_session_options o;
+    memset(&o, 0, sizeof o);
+    o.num_threads = 3;
+    if (xe_model_load_memory(file, size, 0, &m, NULL, 0) != XE_OK ||
+        xe_session_create(m, &o, &s) != XE_OK) {
+        printf("FAIL %s: load or session\n", name);
+        g_fail++;
+        xe_model_destroy(m);
+        free(file);
+        return;
+    }
+    const float *table = xe_model_input_u8_table(m);
+    const size_t in_n = (size_t)t->ih * t->iw * t->ic, nb = 3;
+    const xtm_value ov = t->values[t->nn];
+    const size_t out_n = (size_t)ov.h * ov.w * ov.c;
+    uint8_t *px = malloc(nb * in_n);
+    float *x = malloc(nb * in_n * 4), *y8 = malloc(nb * out_n * 4), *yf = malloc(nb * out_n * 4);
+    for (size_t i = 0; i < nb * in_n; i++) {
+        px[i] = (uint8_t)(i < 256 ? i : rnd()); /* every byte value at least once when it fits */
+        x[i] = table[(i % t->ic) * 256 + px[i]];
+    }
+    CHECK(table == t->params[t->u8_table].data ||
+              memcmp(table, t->params[t->u8_table].data, 256 * 4 * (size_t)t->ic) == 0,
+          "%s: xe_model_input_u8_table is not the file's table", name);
+    CHECK(xe_session_run_batch_u8(s, nb, px, nb * in_n, y8, nb * out_n) == XE_OK &&
+              xe_session_run_batch(s, nb, x, nb * in_n, yf, nb * out_n) == XE_OK &&
+              memcmp(y8, yf, nb * out_n * 4) == 0,
+          "%s: uint8 batch differs from the float batch", name);
+    CHECK(xe_session_run_u8(s, px, in_n - 1, y8, out_n) == XE_ERR_INVALID_ARGUMENT &&
+              xe_session_run_u8(s, NULL, in_n, y8, out_n) == XE_ERR_INVALID_ARGUMENT &&
+              xe_session_run_u8(NULL, px, in_n, y8, out_n) == XE_ERR_INVALID_ARGUMENT,
+          "%s: bad uint8 runs are not rejected", name);
+    free(px);
+    free(x);
+    free(y8);
+    free(yf);
+    xe_session_destroy(s);
+    xe_model_destroy(m);
+    free(file);
+}
+
+/* uint8 input (header flag U8_INPUT): random tables (dyadic values, so
+ * the conv after them stays exact) over 1 to 65 channels, alone (a relu) and
+ * in front of a conv2d and a bconv2d; xe_session_run_u8 must equal
+ * xe_session_run on the looked-up floats, batches included. */
+static void test_u8_input(void) {
+    char name[160];
+    for (size_t ci = 0; ci < 8; ci++)
+        for (int kind = 0; kind < 3; kind++) {
+            const uint32_t c = k_chan[ci], h = k_spatial[1 + rnd() % 8],
+                           w = k_spatial[1 + rnd() % 8];
+            xtm t;
+            arena a = {{0}, 0};
+            xtm_init(&t, h, w, c);
+            t.u8_table = xtm_param(&t, XTM_F32, rand_f32(&a, 256 * c, rnd_in), 256 * c);
+            const uint32_t v =
+                kind == 0 ? xtm_node(&t, XE_OP_RELU, 0, 0, XTM_NONE, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                          : add_conv(&t, &a, kind == 1 ? XE_OP_CONV2D : XE_OP_BCONV2D, XE_FLAG_RELU,
+                                     0, 3, 1 + (uint32_t)(rnd() % 2), 1, 9);
+            (void)v;
+            snprintf(name, sizeof name, "u8 input -> %s in=%ux%ux%u",
+                     kind == 0   ? "relu"
+                     : kind == 1 ? "conv2d"
+                                 : "bconv2d",
+                     h, w, c);
+            check_model(name, &t, 1);
+            check_u8_matches_float(name, &t);
+            xtm_free(&t);
+            arena_free(&a);
+        }
+}
+
 int main(void) {
     g_nisas = xe_available_isas(g_isas, 8);
     if (g_nisas > 8) g_nisas = 8;
@@ -912,6 +1151,10 @@ int main(void) {
     test_new_elementwise();
     test_dwconv2d();
     test_pad();
+    test_u8_input();
+    test_avgpool_excl_pad();
+    test_gconv2d();
+    test_binary_dense_bits();
     if (g_fail) {
         printf("test_ops: %d failure(s)\n", g_fail);
         return 1;

@@ -49,6 +49,13 @@ static int g_fail __attribute__((unused)) = 0; /* make_seeds.c includes this too
 #define XTM_OP_FLATTEN 17u
 #define XTM_OP_DWCONV2D 18u
 #define XTM_OP_PAD 19u
+/* Window padding (top, left) from the pad fields, (bottom, right) from the
+ * output size, which the writer's symmetric rule does not know: the caller
+ * sets oh/ow and the value's h/w (test_ops.c, add_avg_excl). */
+#define XTM_OP_AVGPOOL_EXCL_PAD 20u
+/* Grouped, dilated conv: kernel fields = the dilated extent, params config
+ * (u32 groups, dilation h, dilation w, 0), weights [OC][KH][KW][IC/G], bias. */
+#define XTM_OP_GCONV2D 21u
 
 typedef struct xtm_param_rec {
     uint32_t dtype;
@@ -71,6 +78,9 @@ typedef struct xtm {
     xtm_node_rec *nodes;
     xtm_param_rec *params;
     xtm_value *values; /* nn + 1 */
+    /* uint8 input (header flag U8_INPUT): the param holding the [C][256]
+     * table, or XTM_NONE for a float-only model. */
+    uint32_t u8_table;
 } xtm;
 
 static inline void xtm_init(xtm *t, uint32_t h, uint32_t w, uint32_t c) {
@@ -88,6 +98,7 @@ static inline void xtm_init(xtm *t, uint32_t h, uint32_t w, uint32_t c) {
         exit(2);
     }
     t->values[0] = (xtm_value){h, w, c, XTM_F32};
+    t->u8_table = XTM_NONE;
 }
 
 static inline void xtm_free(xtm *t) {
@@ -128,6 +139,7 @@ static inline uint32_t xtm_node(xtm *t, uint32_t op, uint32_t flags, uint32_t in
     case XE_OP_CONV2D:
     case XE_OP_BWN_CONV2D:
     case XTM_OP_DWCONV2D:
+    case XTM_OP_GCONV2D:
         o.c = out_c;
         o.dtype = XTM_F32;
         break;
@@ -221,6 +233,10 @@ static inline uint8_t *xtm_write(const xtm *t, size_t *size_out) {
     xtm_put32(f + 12, XE_PACKING_VERSION);
     xtm_put64(f + 16, size);
     xtm_put32(f + 24, 128);
+    if (t->u8_table != XTM_NONE) {
+        xtm_put32(f + 28, 1u);
+        xtm_put32(f + 52, t->u8_table);
+    }
     xtm_put32(f + 32, t->ih);
     xtm_put32(f + 36, t->iw);
     xtm_put32(f + 40, t->ic);

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..builder import GraphBuilder, Value
+from ..builder import GraphBuilder, Value, with_uint8_input
 
 EXTRA_HINT = "pip install 'xnor-edge[import]'"
 
@@ -200,6 +200,14 @@ def _floats(s: str | None) -> list[float] | None:
     return None if s is None else [float(v) for v in s.split(",")]
 
 
+def add_uint8_input(g: GraphBuilder, meta: dict[str, Any], error: type[Exception]) -> None:
+    """Makes the graph also take uint8 pixels, normalised by its metadata's mean and std."""
+    try:
+        g.uint8_input(meta.get("mean", 0.0), meta.get("std", 1.0))
+    except ValueError as e:
+        raise error(str(e)) from None
+
+
 def run_cli(args: Any, convert: Callable[..., ImportReport]) -> int:
     """``xnor-edge import``'s options (onnx_import.add_arguments) passed to an importer's convert."""
     labels = None
@@ -208,15 +216,20 @@ def run_cli(args: Any, convert: Callable[..., ImportReport]) -> int:
             ln.strip() for ln in Path(args.labels).read_text(encoding="utf-8").splitlines() if ln.strip()
         ]
     check = np.load(args.check) if args.check else None
+    mean, std = _floats(args.mean), _floats(args.std)
     convert(
         args.model,
         args.output,
         check=check,
         tolerance=args.tolerance,
         labels=labels,
-        mean=_floats(args.mean),
-        std=_floats(args.std),
+        mean=mean,
+        std=std,
         color_order=args.color_order,
         name=args.name,
     )
+    if getattr(args, "uint8_input", False):  # every importer: the checked file, plus the table
+        out = Path(args.output)
+        data = with_uint8_input(out.read_bytes(), 0.0 if mean is None else mean, 1.0 if std is None else std)
+        write_model(out, data, ImportReport(), lambda s: print(f"{s}; takes uint8 input"))
     return 0

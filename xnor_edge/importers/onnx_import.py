@@ -38,6 +38,7 @@ package's reference evaluator.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -136,6 +137,9 @@ class _Pending:
     rank: int = 4
     use_k: bool = False
     k_src: Any = None  # the value a K map must be computed from, when not x (flatten)
+    groups: int = 1  # conv2d: grouped / dilated (gconv2d) when not 1 / (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    out_bits: bool = False  # bconv2d, binary_dense: write the signs (OUT_BITS)
 
 
 SUPPORTED = (
@@ -154,6 +158,10 @@ class _Importer:
         self.report = report
         self.consts: dict[str, np.ndarray] = {}
         self.env: dict[str, Any] = {}
+        # How many nodes (and graph outputs) read each value: a binary layer read by its
+        # sign alone may write bits.
+        self.readers = Counter(i for n in self.graph.node for i in n.input if i)
+        self.readers.update(o.name for o in self.graph.output)
         from onnx import numpy_helper
 
         for t in self.graph.initializer:
@@ -213,10 +221,11 @@ class _Importer:
         g = self.g
         scale = p.scale.astype(np.float64)
         bias = p.bias.astype(np.float64)
-        self.report.count(p.kind)
+        gconv = p.kind == "conv2d" and (p.groups != 1 or p.dilation != (1, 1))
+        self.report.count("gconv2d" if gconv else p.kind)
         if p.kind == "conv2d":
             w = p.weight * scale[:, None, None, None]
-            v = g.conv2d(p.x, w, bias, p.stride, p.pad, relu=p.relu)
+            v = g.conv2d(p.x, w, bias, p.stride, p.pad, relu=p.relu, groups=p.groups, dilation=p.dilation)
         elif p.kind == "dwconv2d":
             w = p.weight * scale[:, None, None, None]
             v = g.dwconv2d(p.x, w, bias, p.stride, p.pad, relu=p.relu)
@@ -224,11 +233,15 @@ class _Importer:
             v = g.bwn_conv2d(p.x, p.weight, scale, bias, p.stride, p.pad, relu=p.relu)
         elif p.kind == "bconv2d":
             mode = "one" if p.pad_one else "zero"
-            v = g.bconv2d(p.x, p.weight, scale, bias, p.stride, p.pad, mode, use_k=p.use_k, relu=p.relu)
+            v = g.bconv2d(
+                p.x, p.weight, scale, bias, p.stride, p.pad, mode, p.use_k, p.relu, out_bits=p.out_bits
+            )
         elif p.kind == "dense":
             v = g.dense(p.x, p.weight * scale[:, None], bias, relu=p.relu, input_order="chw")
         else:
-            v = g.binary_dense(p.x, p.weight, scale, bias, use_k=p.use_k, relu=p.relu, input_order="chw")
+            v = g.binary_dense(
+                p.x, p.weight, scale, bias, p.use_k, p.relu, input_order="chw", out_bits=p.out_bits
+            )
         return _T(v, p.rank)
 
     # ------------------------------------------------------------ driving
@@ -331,6 +344,17 @@ class _Importer:
         if isinstance(src, _Affine) and np.all(src.scale == 1):  # a learnable threshold (RSign)
             self.report.count("sign_shift")
             return _Sign(self.g.sign_shift(src.v, src.shift), src.rank, node=node.name)
+        if (
+            isinstance(src, _Pending)
+            and src.kind in ("bconv2d", "binary_dense")
+            and not (src.relu or src.use_k)
+            and self.readers.get(name, 0) == 1
+        ):
+            # A binary layer read only by this sign: its output as bits (OUT_BITS, integer
+            # thresholds; the same bits as sign(dot * scale + bias)), no float round trip.
+            self.report.count("out_bits")
+            t = self.emit(replace(src, out_bits=True))
+            return _Sign(t.v, t.rank, node=node.name)
         x = self.tensor(name, node)
         return _Sign(x.v, x.rank, node=node.name)
 
@@ -418,8 +442,7 @@ class _Importer:
         if bias is None:
             raise self.fail(node, "the bias must be a constant")
         group = int(a.get("group", 1))
-        if any(d != 1 for d in a.get("dilations", [1, 1])):
-            raise self.fail(node, f"dilations {a['dilations']} are not supported (only 1)")
+        dilation = tuple(int(d) for d in a.get("dilations", [1, 1]))
         ap = a.get("auto_pad", b"NOTSET")
         if (ap.decode() if isinstance(ap, bytes) else ap) not in ("NOTSET", "VALID"):
             raise self.fail(node, f"auto_pad {ap!r} is not supported; export with explicit pads")
@@ -430,8 +453,8 @@ class _Importer:
         pad = (pads[0], pads[1])
         oc = w.shape[0]
         src = self.env_of(node.input[0], node)
-        if group != 1:
-            self.depthwise(node, src, w, bias, group, stride, pad)
+        if group != 1 or dilation != (1, 1):
+            self.grouped(node, src, w, bias, group, stride, pad, dilation)
             return
         alpha = self.weight_kind(node, wname, w)
         if isinstance(src, _Sign):
@@ -461,30 +484,28 @@ class _Importer:
             p = _Pending(kind, x, wt, sc, np.asarray(bias, np.float64), stride, pad)
         self.env[node.output[0]] = p
 
-    def depthwise(self, node: Any, src: Any, w: np.ndarray, bias: Any, group: int, stride, pad) -> None:
+    def grouped(
+        self, node: Any, src: Any, w: np.ndarray, bias: Any, group: int, stride, pad, dilation
+    ) -> None:
+        """A float Conv with group != 1 or dilations: dwconv2d when depthwise and undilated,
+        else a grouped / dilated conv2d (gconv2d, op 21)."""
         if isinstance(src, _Sign):
-            raise self.fail(node, f"group = {group} on a binarised input: no binary grouped or depthwise op")
+            raise self.fail(
+                node,
+                f"group = {group}, dilations {list(dilation)} on a binarised input: no binary grouped, "
+                "depthwise or dilated op",
+            )
         x = self.value(node.input[0], node)
         ic, oc = x.shape[2], w.shape[0]
-        if ic % group or oc % group or w.shape[1] * group != ic:
+        if group < 1 or ic % group or oc % group or w.shape[1] * group != ic:
             raise self.fail(node, f"group = {group} does not divide {ic} input and {oc} output channels")
+        if min(dilation) < 1:
+            raise self.fail(node, f"dilations {list(dilation)} must be >= 1")
         b = np.asarray(bias, np.float64)
-        if group == ic:
-            self.env[node.output[0]] = _Pending(
-                "dwconv2d", x, w.astype(np.float64), np.ones(oc), b, stride, pad
-            )
-            return
-        # No grouped op: a dense conv2d whose weights are zero outside each group's block
-        # computes the same sums (a zero product adds nothing), at `group` times the MACs.
-        full = np.zeros((oc, ic, *w.shape[2:]))
-        gi, go = ic // group, oc // group
-        for k in range(group):
-            full[k * go : (k + 1) * go, k * gi : (k + 1) * gi] = w[k * go : (k + 1) * go]
-        self.report.notes.append(
-            f"node {node.name!r} (Conv): group = {group} is written as a dense conv2d with zero "
-            f"blocks ({group}x the multiply-adds of a grouped convolution)"
+        kind = "dwconv2d" if group == ic and dilation == (1, 1) else "conv2d"
+        self.env[node.output[0]] = _Pending(
+            kind, x, w.astype(np.float64), np.ones(oc), b, stride, pad, groups=group, dilation=dilation
         )
-        self.env[node.output[0]] = _Pending("conv2d", x, full, np.ones(oc), b, stride, pad)
 
     def dense(self, node: Any, src: Any, wname: str, w: np.ndarray, bias: np.ndarray) -> None:
         """w is [OUT, IN]."""
@@ -716,11 +737,15 @@ class _Importer:
 
     # ------------------------------------------------------------------ pools
 
-    def window(self, node: Any) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    def window(
+        self, node: Any, pads: list[int] | None = None
+    ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         a = self.attrs(node)
         k = tuple(a["kernel_shape"])
         s = tuple(a.get("strides", [1, 1]))
-        pads = list(a.get("pads", [0, 0, 0, 0]))
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise self.fail(node, f"auto_pad {a['auto_pad']!r} is not supported (export explicit pads)")
+        pads = list(a.get("pads", [0, 0, 0, 0])) if pads is None else pads
         if pads[0] != pads[2] or pads[1] != pads[3]:
             raise self.fail(node, f"pads {pads}: only symmetric padding is supported")
         if a.get("ceil_mode", 0):
@@ -746,22 +771,33 @@ class _Importer:
         self.env[node.output[0]] = _T(self.g.maxpool(t.v, k, s, p))
 
     def op_AveragePool(self, node: Any) -> None:
-        k, s, p = self.window(node)
         src = self.env.get(node.input[0])
         if isinstance(src, _KPart):
+            k, s, p = self.window(node)
             if src.stage != 1 or (p != (0, 0) and not self.attrs(node).get("count_include_pad", 0)):
                 raise self.fail(node, "a K map's box must follow the channel mean and count the padding")
             self.env[node.output[0]] = replace(src, stage=2, window=(k, s, p))
             return
-        if p != (0, 0) and not self.attrs(node).get("count_include_pad", 0):
-            raise self.fail(
-                node,
-                "count_include_pad = 0 with padding is not supported (xnor-edge divides by the window size); "
-                "export with count_include_pad=True",
-            )
+        top, left, bottom, right = (int(v) for v in self.attrs(node).get("pads", [0, 0, 0, 0]))
+        k, s, _ = self.window(node, pads=[top, left, top, left])  # the other checks; pads may differ
         t = self.tensor(node.input[0], node)
+        self.env[node.output[0]] = _T(self.average_pool(node, t.v, k, s, (top, bottom, left, right)))
+
+    def average_pool(self, node: Any, x: Value, k: tuple[int, int], s: tuple[int, int], pads: tuple) -> Value:
+        """pads (top, bottom, left, right). count_include_pad = 0 with padding:
+        ``avgpool_excl_pad``; = 1: ``avgpool``, after a zero ``pad`` when asymmetric."""
+        top, bottom, left, right = pads
+        if not any(pads):
+            self.report.count("avgpool")
+            return self.g.avgpool(x, k, s, 0)
+        if not self.attrs(node).get("count_include_pad", 0):
+            self.report.count("avgpool_excl_pad")
+            return self.g.avgpool_excl_pad(x, k, s, pads)
         self.report.count("avgpool")
-        self.env[node.output[0]] = _T(self.g.avgpool(t.v, k, s, p))
+        if (top, left) == (bottom, right):
+            return self.g.avgpool(x, k, s, (top, left))
+        self.report.count("pad")
+        return self.g.avgpool(self.g.pad(x, top, bottom, left, right, 0.0), k, s, 0)
 
     def op_GlobalAveragePool(self, node: Any) -> None:
         t = self.tensor(node.input[0], node)
@@ -852,8 +888,11 @@ def import_onnx(
     std: Sequence[float] | None = None,
     color_order: str | None = None,
     name: str | None = None,
+    uint8_input: bool = False,
 ) -> tuple[GraphBuilder, ImportReport]:
-    """Builds the xnor-edge graph of an ONNX file (nothing is written)."""
+    """Builds the xnor-edge graph of an ONNX file (nothing is written). With
+    ``uint8_input`` the model also takes uint8 pixels, normalised in C as
+    ``(u / 255 - mean) / std`` (docs/format.md, "uint8 input")."""
     onnx = _onnx()
     try:
         model = onnx.load(str(path))
@@ -864,6 +903,8 @@ def import_onnx(
     report = ImportReport()
     g = _Importer(model, report).run(meta)
     _common.check_metadata(g, meta, labels, OnnxImportError)
+    if uint8_input:
+        _common.add_uint8_input(g, meta, OnnxImportError)
     return g, report
 
 
@@ -937,6 +978,12 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--std", help="per-channel std on 0..1 pixels, comma-separated")
     p.add_argument("--color-order", choices=["RGB", "BGR", "GRAY"], dest="color_order")
     p.add_argument("--name", help="model name (default: the file name)")
+    p.add_argument(
+        "--uint8-input",
+        action="store_true",
+        dest="uint8_input",
+        help="the model also takes uint8 pixels, normalised in C with --mean/--std",
+    )
     p.add_argument(
         "--check",
         metavar="INPUT.npy",

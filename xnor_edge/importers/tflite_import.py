@@ -29,10 +29,10 @@ LCE custom ops (their maths: LCE's ``core/bconv2d``):
   evaluated at import.
 
 TFLite builtins: ``CONV_2D`` (``conv2d``), ``DEPTHWISE_CONV_2D``
-(``dwconv2d``), ``FULLY_CONNECTED`` (``dense``), ``ADD`` of two tensors
+(``dwconv2d``; dilated or grouped: ``gconv2d``), ``FULLY_CONNECTED`` (``dense``), ``ADD`` of two tensors
 (``add``), ``MUL``/``ADD``/``SUB`` of a per-channel constant (folded into one
-``batchnorm``), ``MAX_POOL_2D``, ``AVERAGE_POOL_2D`` (VALID, or SAME without
-padding), ``MEAN`` over H and W (``global_avgpool``), ``RESHAPE`` to [1, N],
+``batchnorm``), ``MAX_POOL_2D``, ``AVERAGE_POOL_2D`` (SAME with padding:
+``avgpool_excl_pad``), ``MEAN`` over H and W (``global_avgpool``), ``RESHAPE`` to [1, N],
 ``SOFTMAX`` (beta 1, over channels), ``CONCATENATION`` (channels), ``PAD``
 (zeros, symmetric, in front of a conv or pool), ``RELU``, ``RELU6``,
 ``RELU_N1_TO_1``, ``PRELU``, ``LEAKY_RELU``, ``HARD_TANH``-style clips as
@@ -42,8 +42,8 @@ TFLite's SAME padding puts the odd pixel at the bottom/right (stride 2 over
 an even size); xnor-edge's windows pad symmetrically, so such a window is a
 ``pad`` node (op 19) + a VALID window, and a zero-padded ``LceBconv2d`` two
 binary convolutions (+1 and -1 padding, halved and added: the padded taps
-cancel). SAME average pooling with padding (divided by the valid count) is an
-error. Anything else is an error that names the node
+cancel). SAME average pooling with padding divides by the valid count:
+``avgpool_excl_pad`` (op 20). Anything else is an error that names the node
 (operator index and output tensor), its op type and what is supported;
 :func:`convert` writes the file only after a self-check against LCE's
 interpreter when ``larq-compute-engine`` is installed.
@@ -558,8 +558,8 @@ class _Importer:
         fw = self.float_const(op, op.inputs[1], "filter")
         if fw.ndim != 4:
             raise self.fail(op, f"filter has shape {list(fw.shape)}; expected [OC, KH, KW, IC]")
-        if o.DilationHFactor() != 1 or o.DilationWFactor() != 1:
-            raise self.fail(op, "dilation is not supported (only 1)")
+        if self.grouped_conv(op, o, x, extra, fw):
+            return
         oc, kh, kw, ic = fw.shape
         if ic != x.shape[2]:
             raise self.fail(
@@ -574,6 +574,30 @@ class _Importer:
         self.report.count("conv2d")
         v = self.g.conv2d(x, fw.transpose(0, 3, 1, 2), b, s, p, relu=act == 1)
         self.env[op.outputs[0]] = _T(v if act == 1 else self.activation(op, act, v))
+
+    def grouped_conv(
+        self, op: _Op, o: Any, x: Value, extra: tuple, fw: np.ndarray, groups: int | None = None
+    ) -> bool:
+        """A dilated CONV_2D or DEPTHWISE_CONV_2D, or a CONV_2D whose filter reads a divisor of the
+        input's channels (TFLite's grouped convolution): ``gconv2d`` (op 21). ``fw`` is
+        [OC, KH, KW, IC/G]; ``groups`` is given for a depthwise filter. Returns whether it mapped."""
+        oc, kh, kw, icg = fw.shape
+        d = (o.DilationHFactor(), o.DilationWFactor())
+        g = groups or (x.shape[2] // icg if icg and x.shape[2] % icg == 0 else 0)
+        if d == (1, 1) and (groups or icg == x.shape[2]):
+            return False
+        if g < 1 or oc % g or icg * g != x.shape[2]:
+            return False  # the caller names the mismatch
+        if min(d) < 1:
+            raise self.fail(op, f"dilation {d[0]}x{d[1]}: must be >= 1")
+        b = self.bias_const(op, oc)
+        s = (o.StrideH(), o.StrideW())
+        x, p = self.window_pad(op, x, ((kh - 1) * d[0] + 1, (kw - 1) * d[1] + 1), s, o.Padding(), extra)
+        act = o.FusedActivationFunction()
+        self.report.count("gconv2d")
+        v = self.g.conv2d(x, fw.transpose(0, 3, 1, 2), b, s, p, act == 1, groups=g, dilation=d)
+        self.env[op.outputs[0]] = _T(v if act == 1 else self.activation(op, act, v))
+        return True
 
     def dequantized_conv(self, op: _Op, o: Any) -> None:
         """CONV_2D of LceDequantize's +-1 values with filters exactly +-alpha per filter: bconv2d with
@@ -612,8 +636,8 @@ class _Importer:
         fw = self.float_const(op, op.inputs[1], "filter")
         if fw.ndim != 4 or fw.shape[0] != 1:
             raise self.fail(op, f"filter has shape {list(fw.shape)}; expected [1, KH, KW, OC]")
-        if o.DilationHFactor() != 1 or o.DilationWFactor() != 1:
-            raise self.fail(op, "dilation is not supported (only 1)")
+        if self.grouped_conv(op, o, x, extra, fw[0].transpose(2, 0, 1)[..., None], x.shape[2]):
+            return
         _, kh, kw, oc = fw.shape
         b = self.bias_const(op, oc)
         s = (o.StrideH(), o.StrideW())
@@ -768,14 +792,8 @@ class _Importer:
         x, extra = self.padded_input(op, op.inputs[0])
         k = (o.FilterHeight(), o.FilterWidth())
         s = (o.StrideH(), o.StrideW())
-        if kind == "avgpool" and o.Padding() == _SAME:
-            for size, kk, ss in zip(x.shape[:2], k, s):
-                if _same_pad(size, kk, ss)[1:] != (0, 0):
-                    raise self.fail(
-                        op,
-                        "SAME average pooling with padding divides by the valid count at the borders; "
-                        "xnor-edge divides by the window size (use VALID)",
-                    )
+        if kind == "avgpool" and self.same_avgpool(op, x, k, s, o, extra):
+            return
         if kind == "avgpool" and extra != (0, 0):
             raise self.fail(op, "a PAD in front of an average pool is not supported")
         fill = -3.4028234663852886e38 if kind == "maxpool" else None  # padding never wins a max
@@ -785,6 +803,18 @@ class _Importer:
         v = fn(x, k, s, p)
         act = o.FusedActivationFunction()
         self.env[op.outputs[0]] = _T(self.activation(op, act, v))
+
+    def same_avgpool(self, op: _Op, x: Value, k: tuple, s: tuple, o: Any, extra: tuple) -> bool:
+        """SAME average pooling that pads: divided by the valid count at the borders, which is
+        ``avgpool_excl_pad`` (the odd pixel after the input too). Returns whether it mapped."""
+        if o.Padding() != _SAME or extra != (0, 0):
+            return False
+        if all(_same_pad(size, kk, ss)[1:] == (0, 0) for size, kk, ss in zip(x.shape[:2], k, s)):
+            return False
+        self.report.count("avgpool_excl_pad")
+        v = self.g.avgpool_excl_pad(x, k, s, "same")
+        self.env[op.outputs[0]] = _T(self.activation(op, o.FusedActivationFunction(), v))
+        return True
 
     def op_MAX_POOL_2D(self, op: _Op) -> None:
         self.pool(op, "maxpool")
