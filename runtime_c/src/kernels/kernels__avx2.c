@@ -88,7 +88,7 @@ XE_INLINE void bgemm_tile_avx2(int mr, size_t ncols, size_t kc, size_t seglen, s
         __m256i acc8[XE_MR][2];
         for (int r = 0; r < mr; r++) acc8[r][0] = acc8[r][1] = _mm256_setzero_si256();
         for (; t < end; t++, u++) {
-            if (u == seglen) a += segstride - seglen, u = 0;
+            if (u == seglen) a += (ptrdiff_t)segstride - (ptrdiff_t)seglen, u = 0;
             const __m256i b0 = _mm256_loadu_si256((const __m256i *)(panel + t * XE_NB));
             const __m256i b1 = _mm256_loadu_si256((const __m256i *)(panel + t * XE_NB + 8));
             for (int r = 0; r < mr; r++) {
