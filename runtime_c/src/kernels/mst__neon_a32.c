@@ -1,0 +1,134 @@
+/*
+ * mst__neon_a32.c - the MST child kernel of the neon-a32 set (kernels.h,
+ * xe_mst_children_fn), compiled with -march=armv7-a -mfpu=neon; the set is
+ * used only where getauxval(AT_HWCAP) reports NEON (and VFPv4).
+ *
+ * Maths (docs/mst.md section 1): d_child = d_parent + D - 2x with
+ * x = sum over the child's entries (j, m, v) of popcount((a[j] AND m) XOR v).
+ *
+ * The avx2 / neon-a64 scheme (mst__avx2.c, mst__neon_a64.c), vectorised over
+ * rows, at eight rows (two Q registers) where the a64 kernel takes four: the
+ * block's window words are transposed once into at[j][8] and the chunk's
+ * popcount columns into pt[c][8]. An entry is then one VLD1 of 32 bytes
+ * (eight rows of word j), two VLD1.32 {Dn[], Dn+1[]} that load m and v already
+ * duplicated (no core-register VDUP, which costs a pipeline transfer on
+ * Cortex-A cores), and VAND, VEOR, VCNT.8, VADD.I8 per Q register: 3 + 8
+ * NEON instructions and the entry's index load for eight rows, against 3 + 4
+ * for four rows, so the per-entry loads and their address arithmetic are
+ * shared by twice as many rows. Byte sums hold at most 8 per entry, so a child's
+ * entries are taken in runs of 31 (kernels__neon_a32.c's block style: the
+ * inner loop carries no counter) and each run is widened once with VPADDL.U8
+ * and VPADAL.U16 into the 32-bit per-row sums. ARMv7 has 16 Q registers: the
+ * 8-row step uses 2 window, 2 m/v, 2 byte and 2 32-bit accumulators and 2
+ * temporaries. Transposes in and out are 4x4 VTRN.32 blocks (one vector load
+ * and store per row and 4 words instead of 4 scalar loads and stores).
+ *
+ * Leftover rows: one 4-row block (a single Q register per entry), then the
+ * reference's scalar loop for the last 0-3. Windows over AT_MAX words and
+ * chunks over PT_MAX columns take the reference's loop. Integer maths, the
+ * reference's values exactly (runtime_c/tests/test_kernels_mst.c).
+ */
+#if !defined(__ARM_NEON)
+#error "mst__neon_a32.c needs -mfpu=neon"
+#endif
+#include <arm_neon.h>
+
+#include "kernels.h"
+
+#define XE_INLINE static inline __attribute__((always_inline))
+#define AT_MAX 512 /* window words of the 8-row transpose (16 KiB on the stack) */
+#define PT_MAX 256 /* popcount columns of the 8-row transpose (8 KiB) */
+#define RUN 31     /* entries per byte-sum run: 31 * 8 <= 255 */
+
+/* dst[c * ldd + i] = src[i * lds + c] for i, c < 4 (a 4x4 block of 32-bit
+ * words): two VTRN.32 and D-register recombination. */
+XE_INLINE void transpose4(const uint32_t *src, size_t lds, uint32_t *dst, size_t ldd) {
+    const uint32x4x2_t t01 = vtrnq_u32(vld1q_u32(src), vld1q_u32(src + lds));
+    const uint32x4x2_t t23 = vtrnq_u32(vld1q_u32(src + 2 * lds), vld1q_u32(src + 3 * lds));
+    vst1q_u32(dst, vcombine_u32(vget_low_u32(t01.val[0]), vget_low_u32(t23.val[0])));
+    vst1q_u32(dst + ldd, vcombine_u32(vget_low_u32(t01.val[1]), vget_low_u32(t23.val[1])));
+    vst1q_u32(dst + 2 * ldd, vcombine_u32(vget_high_u32(t01.val[0]), vget_high_u32(t23.val[0])));
+    vst1q_u32(dst + 3 * ldd, vcombine_u32(vget_high_u32(t01.val[1]), vget_high_u32(t23.val[1])));
+}
+
+/* dst[c * S + i] = src[i * lds + c0 + c] for rows i < S (4 or 8) and
+ * columns c < n: 4x4 blocks, then scalar columns. */
+XE_INLINE void rows_to_lanes(int S, const uint32_t *src, size_t lds, size_t n, uint32_t *dst) {
+    size_t c = 0;
+    for (; c + 4 <= n; c += 4)
+        for (int h = 0; h < S; h += 4) transpose4(src + h * lds + c, lds, dst + c * S + h, S);
+    for (; c < n; c++)
+        for (int i = 0; i < S; i++) dst[c * S + i] = src[i * lds + c];
+}
+
+/* The inverse: dst[i * ldd + c] = src[c * S + i]. */
+XE_INLINE void lanes_to_rows(int S, const uint32_t *src, size_t n, uint32_t *dst, size_t ldd) {
+    size_t c = 0;
+    for (; c + 4 <= n; c += 4)
+        for (int h = 0; h < S; h += 4) transpose4(src + c * S + h, S, dst + h * ldd + c, ldd);
+    for (; c < n; c++)
+        for (int i = 0; i < S; i++) dst[i * ldd + c] = src[c * S + i];
+}
+
+/* Rows r..r+4*NV-1 (NV = 1 or 2, a constant at each call) of children
+ * [0, nchild); parents and children live in columns [cmin, out0 + nchild) of
+ * pc; at and pt are the transposes' buffers (stride S = 4*NV words). */
+XE_INLINE void block(int NV, size_t nchild, const xe_mst_child *child, const xe_mst_entry *ent,
+                     const uint32_t *a, size_t lda, size_t L, int32_t *pc, size_t ldc, size_t out0,
+                     size_t pbase, size_t cmin, uint32_t *at, uint32_t *pt) {
+    const int S = 4 * NV;
+    rows_to_lanes(S, a, lda, L, at);
+    rows_to_lanes(S, (const uint32_t *)(const void *)pc + cmin, ldc, out0 - cmin, pt);
+    for (size_t q = 0; q < nchild; q++) {
+        const xe_mst_child *ch = &child[q];
+        const xe_mst_entry *e = ent + ch->e0, *const end = ent + ch->e1;
+        uint32x4_t acc[2] = {vdupq_n_u32(0), vdupq_n_u32(0)};
+        while (e < end) {
+            const xe_mst_entry *const stop = end - e > RUN ? e + RUN : end;
+            uint8x16_t bytes[2] = {vdupq_n_u8(0), vdupq_n_u8(0)};
+            for (; e < stop; e++) {
+                const uint32_t *w = at + e->j * S;
+                const uint32x4_t m = vld1q_dup_u32(&e->m), v = vld1q_dup_u32(&e->v);
+                for (int k = 0; k < NV; k++) {
+                    const uint32x4_t x = veorq_u32(vandq_u32(vld1q_u32(w + 4 * k), m), v);
+                    bytes[k] = vaddq_u8(bytes[k], vcntq_u8(vreinterpretq_u8_u32(x)));
+                }
+            }
+            for (int k = 0; k < NV; k++) acc[k] = vpadalq_u16(acc[k], vpaddlq_u8(bytes[k]));
+        }
+        const uint32_t *par = pt + (ch->ppos - pbase - cmin) * S;
+        uint32_t *res = pt + (out0 + q - cmin) * S;
+        const uint32x4_t d = vdupq_n_u32((uint32_t)ch->d);
+        for (int k = 0; k < NV; k++) /* modulo 2^32, then read as int32: exact */
+            vst1q_u32(res + 4 * k,
+                      vsubq_u32(vaddq_u32(vld1q_u32(par + 4 * k), d), vshlq_n_u32(acc[k], 1)));
+    }
+    lanes_to_rows(S, pt + (out0 - cmin) * S, nchild, (uint32_t *)(void *)pc + out0, ldc);
+}
+
+void xe_mst_children_neon_a32(size_t rows, size_t nchild, const xe_mst_child *child,
+                              const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
+                              size_t ldc, size_t out0, size_t pbase) {
+    size_t r = 0, cmin = out0, L = 0;
+    for (size_t q = 0; q < nchild; q++) {
+        const size_t pp = child[q].ppos - pbase;
+        if (pp < cmin) cmin = pp;
+        for (uint32_t e = child[q].e0; e < child[q].e1; e++)
+            if (ent[e].j + (size_t)1 > L) L = ent[e].j + (size_t)1;
+    }
+    if (nchild && L <= AT_MAX && out0 + nchild - cmin <= PT_MAX) {
+        uint32_t at[AT_MAX * 8] __attribute__((aligned(16)));
+        uint32_t pt[PT_MAX * 8] __attribute__((aligned(16)));
+        for (; r + 8 <= rows; r += 8)
+            block(2, nchild, child, ent, a + r * lda, lda, L, pc + r * ldc, ldc, out0, pbase, cmin,
+                  at, pt);
+        if (r + 4 <= rows) {
+            block(1, nchild, child, ent, a + r * lda, lda, L, pc + r * ldc, ldc, out0, pbase, cmin,
+                  at, pt);
+            r += 4;
+        }
+    }
+    if (r < rows)
+        xe_mst_children_ref(rows - r, nchild, child, ent, a + r * lda, lda, pc + r * ldc, ldc, out0,
+                            pbase);
+}
