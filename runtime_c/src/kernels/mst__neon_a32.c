@@ -143,10 +143,9 @@ XE_INLINE void block(int NV, size_t nchild, const xe_mst_child *child, const xe_
         }
         const uint32_t *par = pt + (ch->ppos - pbase - cmin) * S;
         uint32_t *res = pt + (out0 + q - cmin) * S;
-        const uint32x4_t d = vdupq_n_u32((uint32_t)ch->d);
-        for (int k = 0; k < NV; k++) /* modulo 2^32, then read as int32: exact */
-            vst1q_u32(res + 4 * k,
-                      vsubq_u32(vaddq_u32(vld1q_u32(par + 4 * k), d), vshlq_n_u32(acc[k], 1)));
+        const uint32x4_t d = vld1q_dup_u32((const uint32_t *)(const void *)&ch->d);
+        for (int k = 0; k < NV; k++) /* parent + D - 2x modulo 2^32, read as int32: exact */
+            vst1q_u32(res + 4 * k, vmlsq_n_u32(vaddq_u32(vld1q_u32(par + 4 * k), d), acc[k], 2));
     }
     lanes_to_rows(S, pt + (out0 - cmin) * S, nchild, (uint32_t *)(void *)pc + out0, ldc);
 }
