@@ -114,9 +114,10 @@ static xe_session *open_session(const uint8_t *file, size_t size, xe_model **m) 
     return s;
 }
 
-/* Returns the session of `mode` after checking both outputs agree. */
+/* Returns the session of `mode` after checking both outputs agree; its model
+ * in *keep and the file it reads in place (loaded without a copy) in *file. */
 static xe_session *layer_setup(const uint32_t *w, const uint32_t *parent, int mst, xe_model **keep,
-                               float **in_out) {
+                               uint8_t **file, float **in_out) {
     static float scale[OC], bias[OC];
     for (int c = 0; c < OC; c++) {
         scale[c] = (float)(1 + rnd32() % 16) / 64.0f;
@@ -153,9 +154,9 @@ static xe_session *layer_setup(const uint32_t *w, const uint32_t *parent, int ms
     xe_session_destroy(mst ? sd : sm);
     xe_model_destroy(mst ? md : mm);
     *keep = mst ? mm : md;
+    *file = mst ? fm : fd;
     *in_out = in;
-    free(fd);
-    free(fm);
+    free(mst ? fd : fm);
     xtm_mst_free(&code);
     xtm_free(&td);
     xtm_free(&tm);
@@ -285,10 +286,11 @@ int main(int argc, char **argv) {
             words += w[(size_t)c * L + j] != w[(size_t)parent[c] * L + j];
     xe_model *model = NULL;
     xe_session *s = NULL;
+    uint8_t *file = NULL;
     float *in = NULL, *y = xalloc((size_t)M * OC * 4);
     pop p = {k, NULL, NULL, NULL, {{0, 0, 0, 0}}, NULL, NULL};
     if (layer)
-        s = layer_setup(w, parent, mst, &model, &in);
+        s = layer_setup(w, parent, mst, &model, &file, &in);
     else
         pop_setup(&p, w, parent);
 #define WORK()                                                                                     \
@@ -314,6 +316,7 @@ int main(int argc, char **argv) {
            (double)words / (OC - OC / CHUNK), n, ms);
     xe_session_destroy(s);
     xe_model_destroy(model);
+    free(file);
     free(in);
     free(y);
     free(w);

@@ -102,7 +102,7 @@ XE_INLINE void transpose4(const uint32_t *src, size_t lds, uint32_t *dst, size_t
     vst1q_u32(dst + 3 * ldd, vcombine_u32(vget_high_u32(t01.val[1]), vget_high_u32(t23.val[1])));
 }
 
-/* dst[c * S + i] = src[i * lds + c0 + c] for rows i < S (4 or 8) and
+/* dst[c * S + i] = src[i * lds + c] for rows i < S (4, 8 or 16) and
  * columns c < n: 4x4 blocks, then scalar columns. */
 XE_INLINE void rows_to_lanes(int S, const uint32_t *src, size_t lds, size_t n, uint32_t *dst) {
     size_t c = 0;
