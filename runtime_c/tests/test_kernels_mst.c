@@ -1,24 +1,39 @@
 /*
  * test_kernels_mst.c - every set's MST child kernel (kernels.h,
- * xe_mst_children_fn) against the portable reference, exact integer equality,
- * over random trees: rows 1..37 (block tails), windows of 1..600 words (over the
- * avx2 kernel's transpose limit), 1..300 children (over its column limit),
- * parents among roots and earlier children, 0..40 entries per child (over 31,
- * the byte-sum limit; all-ones entries that fill every byte), output and parent offsets (out0,
- * pbase) and padded leading dimensions.
+ * xe_mst_children_fn), exact integer equality, in two parts.
+ *
+ * 1. The kernel against the portable reference over random trees and pure
+ *    chains (each child's parent the child before it): rows 1..37 (the 8- and
+ *    4-row blocks' tails), windows of 1..600 words (over the vector kernels'
+ *    transpose limit, 512), 1..300 children (over their column limit, 256),
+ *    parents among roots and earlier children, 0..40 entries per child (over
+ *    31, the byte-sum limit; all-ones entries that fill every byte), output
+ *    and parent offsets (out0, pbase) and padded leading dimensions.
+ * 2. The op through the public API: a bconv2d_mst model (params written from
+ *    docs/format.md by xe_test_model.h, trees built here, not by the tree
+ *    builder) against the same filters as a plain bconv2d model, output bytes
+ *    equal, on every kernel set this CPU runs and 1-4 threads. Trees: a pure
+ *    chain of depth OC-1 (channel c's parent is c-1, one chunk), random trees
+ *    (chunks of 64 and 16), D = 0 duplicates and D = K complements; OC 2, 33,
+ *    37, 65, 70, 200 and 300 (a chain past the column limit); input channels
+ *    40 (channel-padding bits) and 64; stride 1 and 2; zero and +1 padding;
+ *    K on and off; ReLU; bit outputs (decoded by a 1x1 bconv2d so that every
+ *    bit reaches the float output).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "xe_test_model.h"
 
 #define XE_TEST_RNG_SEED 0x9E3779B97F4A7C15ull
 #include "xe_test_rng.h"
 
-/* One random problem on set fn; returns 0 when it equals the reference. */
+/* One random problem on set fn; returns 0 when it equals the reference.
+ * chain: child q's parent is child q-1 (child 0's a root), depth nchild. */
 static int one_case(xe_mst_children_fn fn, size_t rows, size_t L, size_t nroot, size_t nchild,
-                    size_t max_ent, int full) {
+                    size_t max_ent, int full, int chain) {
     const size_t pbase = rnd32() % 100, lead = rnd32() % 3, ncols = lead + nroot + nchild;
     const size_t lda = L + rnd32() % 4, ldc = ncols + rnd32() % 4, out0 = lead + nroot;
     xe_mst_child *child = malloc(nchild * sizeof *child);
@@ -30,7 +45,9 @@ static int one_case(xe_mst_children_fn fn, size_t rows, size_t L, size_t nroot, 
     for (size_t i = 0; i < rows * ldc; i++) want[i] = got[i] = (int32_t)(rnd32() % 5000);
     for (size_t q = 0; q < nchild; q++) {
         const size_t k = full ? max_ent : max_ent ? rnd32() % (max_ent + 1) : 0;
-        const size_t par = lead + rnd32() % (nroot + q); /* a root or an earlier child */
+        /* a root or an earlier child */
+        const size_t par =
+            chain ? (q ? out0 + q - 1 : lead + rnd32() % nroot) : lead + rnd32() % (nroot + q);
         child[q].ppos = (uint32_t)(par + pbase);
         child[q].d = (int32_t)(rnd32() % 3000);
         child[q].e0 = (uint32_t)ne;
@@ -51,41 +68,232 @@ static int one_case(xe_mst_children_fn fn, size_t rows, size_t L, size_t nroot, 
     return bad;
 }
 
-int main(void) {
-    static const char *const sets[] = {
+static const char *const g_sets[] = {
 #define XE_KERNEL_SET(id, name, arch, features) name,
 #include "kernel_sets.inc"
 #undef XE_KERNEL_SET
-    };
+};
+#define N_SETS (sizeof g_sets / sizeof g_sets[0])
+
+/* Part 1: every runnable set's kernel against the reference. */
+static void kernel_battery(int *tested) {
     static const size_t Ls[] = {1, 5, 18, 72, 512, 600};
     static const size_t kids[] = {1, 7, 63, 255, 300};
-    int fails = 0, tested = 0;
-    for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
-        const xe_kernels *k = xe_kernels_find(sets[s]);
+    for (size_t s = 0; s < N_SETS; s++) {
+        const xe_kernels *k = xe_kernels_find(g_sets[s]);
         if (!k) continue;
         const xe_mst_children_fn fn = xe_mst_children_for(k);
-        tested++;
-        for (size_t li = 0; li < sizeof Ls / sizeof Ls[0]; li++)
-            for (size_t ki = 0; ki < sizeof kids / sizeof kids[0]; ki++)
-                for (size_t rows = 1; rows <= 37; rows += 3) {
-                    const size_t nroot = 1 + rnd32() % 4, max_ent = (rnd32() % 2) ? 3 : 40;
-                    if (one_case(fn, rows, Ls[li], nroot, kids[ki], max_ent, 0)) {
-                        fprintf(stderr, "FAIL %s: rows %zu L %zu children %zu entries <= %zu\n",
-                                sets[s], rows, Ls[li], kids[ki], max_ent);
-                        fails++;
+        (*tested)++;
+        for (int chain = 0; chain < 2; chain++)
+            for (size_t li = 0; li < sizeof Ls / sizeof Ls[0]; li++)
+                for (size_t ki = 0; ki < sizeof kids / sizeof kids[0]; ki++)
+                    for (size_t rows = 1; rows <= 37; rows += 3) {
+                        const size_t nroot = 1 + rnd32() % 4, max_ent = (rnd32() % 2) ? 3 : 40;
+                        CHECK(!one_case(fn, rows, Ls[li], nroot, kids[ki], max_ent, 0, chain),
+                              "%s: rows %zu L %zu children %zu entries <= %zu %s", g_sets[s], rows,
+                              Ls[li], kids[ki], max_ent, chain ? "chain" : "random tree");
                     }
-                }
-        if (one_case(fn, 16, 9, 2, 5, 0, 0)) { /* children without entries: D only */
-            fprintf(stderr, "FAIL %s: children without entries\n", sets[s]);
-            fails++;
-        }
+        /* children without entries: D only */
+        CHECK(!one_case(fn, 16, 9, 2, 5, 0, 0, 0), "%s: children without entries", g_sets[s]);
+        CHECK(!one_case(fn, 16, 9, 1, 200, 0, 0, 1), "%s: chain without entries", g_sets[s]);
         /* every entry counts 32 (8 per byte): the byte sums' limit, 31, 32, 62, 63 entries */
-        for (size_t n = 30; n <= 64; n++)
-            if (one_case(fn, 24, 40, 1, 3, n, 1)) {
-                fprintf(stderr, "FAIL %s: %zu all-ones entries\n", sets[s], n);
-                fails++;
-            }
+        for (size_t n = 30; n <= 64; n++) {
+            CHECK(!one_case(fn, 24, 40, 1, 3, n, 1, 0), "%s: %zu all-ones entries", g_sets[s], n);
+            CHECK(!one_case(fn, 13, 40, 1, 9, n, 1, 1), "%s: chain, %zu all-ones entries",
+                  g_sets[s], n);
+        }
     }
-    printf("mst child kernels: %d sets, %d failures\n", tested, fails);
-    return fails != 0 || tested == 0;
+}
+
+/* ---- Part 2: the op against bconv2d ---- */
+
+enum { TREE_CHAIN, TREE_RANDOM, TREE_DUP, TREE_COMPL };
+static const char *const tree_names[] = {"chain", "random", "D=0", "D=K"};
+
+/* Blocks of one model (freed together). */
+typedef struct blocks {
+    void *p[16];
+    int n;
+} blocks;
+
+static void *blk(blocks *b, size_t bytes) {
+    void *p = calloc(bytes ? bytes : 1, 1);
+    if (!p || b->n == 16) {
+        fprintf(stderr, "test_kernels_mst: out of memory\n");
+        exit(2);
+    }
+    return b->p[b->n++] = p;
+}
+
+static void blk_free(blocks *b) {
+    while (b->n) free(b->p[--b->n]);
+}
+
+/* Filters [oc][L] (L = 9*cw) along a tree of `kind`, with its order,
+ * parents, chunk and depth bound. Channel-padding bits stay 0. */
+typedef struct tree {
+    uint32_t *w, *order, *parent, chunk, max_depth;
+} tree;
+
+static uint32_t real_bits(uint32_t ic, size_t j) {
+    const uint32_t cw = (ic + 31) / 32;
+    return (j % cw == cw - 1 && ic % 32) ? (1u << (ic % 32)) - 1 : 0xFFFFFFFFu;
+}
+
+static tree make_tree(blocks *b, int kind, uint32_t oc, uint32_t ic, size_t L) {
+    tree t = {blk(b, oc * L * 4), blk(b, oc * 4), blk(b, oc * 4), oc, 0};
+    uint32_t *depth = blk(b, oc * 4);
+    if (kind != TREE_CHAIN) t.chunk = (rnd32() % 2) ? 64 : 16;
+    for (uint32_t c0 = 0; c0 < oc; c0 += t.chunk) {
+        const uint32_t n = oc - c0 < t.chunk ? oc - c0 : t.chunk;
+        for (uint32_t q = 0; q < n; q++) t.order[c0 + q] = c0 + q;
+        for (uint32_t q = n; kind != TREE_CHAIN && q > 1; q--) {
+            const uint32_t j = rnd32() % q, tmp = t.order[c0 + q - 1];
+            t.order[c0 + q - 1] = t.order[c0 + j];
+            t.order[c0 + j] = tmp;
+        }
+        for (uint32_t q = 0; q < n; q++) {
+            const uint32_t c = t.order[c0 + q];
+            const int root = q == 0 || (kind == TREE_RANDOM && rnd32() % 8 == 0);
+            uint32_t *wc = t.w + (size_t)c * L;
+            t.parent[c] = root ? XTM_NONE : kind == TREE_CHAIN ? c - 1 : t.order[c0 + rnd32() % q];
+            depth[c] = root ? 0 : depth[t.parent[c]] + 1;
+            if (depth[c] > t.max_depth) t.max_depth = depth[c];
+            if (root) {
+                for (size_t j = 0; j < L; j++) wc[j] = rnd32() & real_bits(ic, j);
+                continue;
+            }
+            const uint32_t *wp = t.w + (size_t)t.parent[c] * L;
+            for (size_t j = 0; j < L; j++) {
+                const uint32_t real = real_bits(ic, j);
+                uint32_t m = rnd32() & rnd32() & rnd32() & real; /* sparse, most words touched */
+                if (rnd32() % 3 == 0) m = 0;                     /* untouched words */
+                if (rnd32() % 16 == 0) m = rnd32() & real;       /* dense words */
+                wc[j] = wp[j] ^ (kind == TREE_DUP ? 0 : kind == TREE_COMPL ? real : m);
+            }
+        }
+    }
+    return t;
+}
+
+/* bits (h, w, C) -> float (h, w, C+1): output j is bit j's sign times 1
+ * (a 1x1 bconv2d whose filter j has only bit j set), as in test_ops.c. */
+static uint32_t add_decode(xtm *t, blocks *b, uint32_t in) {
+    const uint32_t c = t->values[in].c, cw = (c + 31) / 32, oc = c + 1;
+    uint32_t *w = blk(b, (size_t)oc * cw * 4);
+    for (uint32_t j = 0; j < c; j++) w[(size_t)j * cw + j / 32] = 1u << (j % 32);
+    float *sc = blk(b, oc * 4), *bias = blk(b, oc * 4);
+    for (uint32_t j = 0; j < oc; j++) sc[j] = 1.0f;
+    const uint32_t p0 = xtm_param(t, XTM_BITS, w, (uint64_t)oc * cw);
+    xtm_param(t, XTM_F32, sc, oc);
+    xtm_param(t, XTM_F32, bias, oc);
+    return xtm_node(t, XE_OP_BCONV2D, 0, in, XTM_NONE, 1, 1, 1, 1, 0, 0, oc, p0, 3);
+}
+
+/* Runs a model file with set `isa` and `threads`; returns the status. */
+static xe_status run_file(const uint8_t *file, size_t size, const char *isa, uint32_t threads,
+                          const float *in, size_t in_n, float *out, size_t out_n) {
+    xe_model *m = NULL;
+    char err[256] = "";
+    xe_status st = xe_model_load_memory(file, size, 0, &m, err, sizeof err);
+    if (st != XE_OK) printf("load: %s\n", err);
+    xe_session_options o;
+    memset(&o, 0, sizeof o);
+    o.num_threads = threads;
+    xe_session *s = NULL;
+    if (st == XE_OK) st = xe_set_kernel_isa(isa);
+    if (st == XE_OK) st = xe_session_create(m, &o, &s);
+    if (st == XE_OK) st = xe_session_run(s, in, in_n, out, out_n);
+    xe_session_destroy(s);
+    xe_model_destroy(m);
+    return st;
+}
+
+/* One layer as bconv2d and as bconv2d_mst (encoding enc): every set and 1-4
+ * threads give the bconv2d output of the reference set, byte for byte. */
+static void op_case(int kind, uint32_t oc, uint32_t ic, uint32_t s, uint32_t flags, uint32_t enc) {
+    const uint32_t h = 9, w = 7, k = 3, p = 1, cw = (ic + 31) / 32;
+    const size_t L = (size_t)k * k * cw;
+    blocks b = {{0}, 0};
+    const tree tr = make_tree(&b, kind, oc, ic, L);
+    float *scale = blk(&b, oc * 4), *bias = blk(&b, oc * 4);
+    for (uint32_t c = 0; c < oc; c++) { /* dot*scale + bias never 0: no OUT_BITS tie */
+        scale[c] = (float)((int)(rnd32() % 16) + 1) / 8.0f * ((rnd32() % 5) ? 1.f : -1.f);
+        bias[c] = (float)(2 * (int)(rnd32() % 33) - 33) / 8.0f;
+    }
+    xtm dense, mst;
+    xtm_mst code;
+    xtm_init(&dense, h, w, ic);
+    xtm_init(&mst, h, w, ic);
+    uint32_t p0 = xtm_param(&dense, XTM_BITS, tr.w, oc * L);
+    xtm_param(&dense, XTM_F32, scale, oc);
+    xtm_param(&dense, XTM_F32, bias, oc);
+    uint32_t vd = xtm_node(&dense, XE_OP_BCONV2D, flags, 0, XTM_NONE, k, k, s, s, p, p, oc, p0, 3);
+    xtm_mst_encode(tr.w, oc, L, enc, tr.chunk, tr.max_depth, tr.order, tr.parent, &code);
+    p0 = xtm_mst_params(&mst, &code, scale, bias, oc);
+    uint32_t vm =
+        xtm_node(&mst, XTM_OP_BCONV2D_MST, flags, 0, XTM_NONE, k, k, s, s, p, p, oc, p0, 7);
+    if (flags & XE_FLAG_OUT_BITS) {
+        vd = add_decode(&dense, &b, vd);
+        vm = add_decode(&mst, &b, vm);
+    }
+    const size_t in_n = (size_t)h * w * ic;
+    const size_t out_n = (size_t)dense.values[vd].h * dense.values[vd].w * dense.values[vd].c;
+    float *in = blk(&b, in_n * 4), *want = blk(&b, out_n * 4), *got = blk(&b, out_n * 4);
+    for (size_t i = 0; i < in_n; i++) in[i] = (float)((int)(rnd32() % 17) - 8) / 4.0f;
+    size_t nd, nm;
+    uint8_t *fd = xtm_write(&dense, &nd), *fm = xtm_write(&mst, &nm);
+    char name[160];
+    snprintf(name, sizeof name,
+             "bconv2d_mst tree=%s oc=%u ic=%u chunk=%u depth=%u s=%u flags=%u enc=%u",
+             tree_names[kind], oc, ic, tr.chunk, tr.max_depth, s, flags, enc);
+    xe_status st = run_file(fd, nd, "ref", 1, in, in_n, want, out_n);
+    CHECK(st == XE_OK, "%s: bconv2d [ref]: %s", name, xe_status_string(st));
+    for (size_t si = 0; st == XE_OK && si < N_SETS; si++) {
+        if (!xe_kernels_find(g_sets[si])) continue; /* not built or not this CPU */
+        for (uint32_t threads = 1; threads <= 4; threads++) {
+            memset(got, 0xA5, out_n * 4);
+            const xe_status sm = run_file(fm, nm, g_sets[si], threads, in, in_n, got, out_n);
+            CHECK(sm == XE_OK, "%s [%s, %u threads]: %s", name, g_sets[si], threads,
+                  xe_status_string(sm));
+            CHECK(sm != XE_OK || !memcmp(want, got, out_n * 4),
+                  "%s [%s, %u threads]: output differs from bconv2d's", name, g_sets[si], threads);
+        }
+    }
+    xe_set_kernel_isa("auto");
+    free(fd);
+    free(fm);
+    xtm_mst_free(&code);
+    xtm_free(&dense);
+    xtm_free(&mst);
+    blk_free(&b);
+}
+
+static void op_battery(void) {
+    static const uint32_t ocs[] = {2, 33, 37, 65, 70, 200, 300};
+    /* stride, flags: zero padding, +1 padding, K, ReLU, bit outputs */
+    static const uint32_t modes[][2] = {
+        {1, 0},
+        {2, XE_FLAG_PAD_ONE},
+        {1, XE_FLAG_USE_K | XE_FLAG_RELU},
+        {2, XE_FLAG_USE_K | XE_FLAG_PAD_ONE},
+        {1, XE_FLAG_OUT_BITS},
+        {2, XE_FLAG_OUT_BITS | XE_FLAG_PAD_ONE},
+    };
+    int n = 0;
+    for (int kind = TREE_CHAIN; kind <= TREE_COMPL; kind++)
+        for (size_t oi = 0; oi < sizeof ocs / sizeof ocs[0]; oi++)
+            for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++, n++)
+                op_case(kind, ocs[oi], (n % 3) ? 40 : 64, modes[mi][0], modes[mi][1],
+                        1 + (uint32_t)(n % 2));
+}
+
+int main(void) {
+    int tested = 0;
+    kernel_battery(&tested);
+    const int kernel_fails = g_fail;
+    op_battery();
+    printf("mst child kernels: %d sets, %d kernel failures, %d op failures\n", tested, kernel_fails,
+           g_fail - kernel_fails);
+    return g_fail != 0 || tested == 0;
 }

@@ -312,7 +312,8 @@ void xe_sgemm_pack_panel(size_t nr, size_t kr, size_t nc, size_t kk, const float
 #define XE_ARCH_ARM 0
 #endif
 
-/* The sets' own MST child kernels (mst__avx2.c, mst__neon_a64.c), named in their tables. */
+/* The sets' own MST child kernels (mst__avx2.c, mst__neon_a64.c, mst__neon_a32.c), named in
+ * their tables. */
 #if XE_ARCH_X86
 void xe_mst_children_avx2(size_t rows, size_t nchild, const xe_mst_child *child,
                           const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
@@ -320,6 +321,11 @@ void xe_mst_children_avx2(size_t rows, size_t nchild, const xe_mst_child *child,
 #endif
 #if XE_ARCH_AARCH64
 void xe_mst_children_neon_a64(size_t rows, size_t nchild, const xe_mst_child *child,
+                              const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
+                              size_t ldc, size_t out0, size_t pbase);
+#endif
+#if XE_ARCH_ARM
+void xe_mst_children_neon_a32(size_t rows, size_t nchild, const xe_mst_child *child,
                               const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
                               size_t ldc, size_t out0, size_t pbase);
 #endif

@@ -251,5 +251,5 @@ const xe_kernels xe_kernels_neon_a32 = {
     pack_neon_a32,
     NULL, /* pack_abs: the reference's (no NEON version yet) */
     NULL, /* epilogue: the reference's */
-    NULL, /* mst_children: the reference twin */
+    xe_mst_children_neon_a32,
 };
