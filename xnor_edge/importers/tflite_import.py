@@ -173,6 +173,8 @@ class _Importer:
             )
         self.sg = model.Subgraphs(0)
         self.env: dict[int, Any] = {}
+        self.ones: dict[tuple[int, int], Value] = {}  # (H, W) -> a (H, W, 1) map of ones
+        self.small_maps: list[str] = []  # zero-padded LceBconv2d that LCE's optimised kernels get wrong
         self.consts: dict[int, np.ndarray] = {}
         self.names = {v: k for k, v in vars(self.tfl.BuiltinOperator).items() if not k.startswith("_")}
 
@@ -554,8 +556,14 @@ class _Importer:
             )
         (t, b), (lf, r) = pads
         sym = t == b and lf == r
-        # a map of ones (H, W, 1): a one-filter binary convolution with scale 0 and bias 1
-        ones = g.bconv2d(x, np.ones((1, ic, 1, 1)), np.zeros(1), np.ones(1))
+        h, wd = x.shape[:2]
+        if _lce_skips_correction(h, wd, kh, kw, s, (t, lf)):
+            self.small_maps.append(f"operator {op.index} ({op.name!r}, {h} x {wd} map, {kh} x {kw} kernel)")
+        # a map of ones (H, W, 1), one per size: a one-filter binary convolution, scale 0, bias 1
+        ones = self.ones.get((h, wd))
+        if ones is None:
+            ones = self.ones[(h, wd)] = g.bconv2d(x, np.ones((1, ic, 1, 1)), np.zeros(1), np.ones(1))
+            self.report.count("bconv2d")
         wsum = w.sum(axis=1)  # [OC, KH, KW]: each tap's sum over the input channels
         neg, total = -wsum[:, None], wsum.sum(axis=(1, 2))
         if sym:  # total - (sum over the taps inside the input) = sum over the padded taps
@@ -573,7 +581,7 @@ class _Importer:
             y = g.bconv2d(g.pad(bits, t, b, lf, r, 1.0), w, np.ones(oc), np.full(oc, -kk), s, 0)
             self.report.count("pad")
         y = g.batchnorm(y, mul, _lce_bias(mul, bias, kk))
-        for kind in ("bconv2d", "bconv2d", "dwconv2d", "batchnorm", "batchnorm", "add"):
+        for kind in ("bconv2d", "dwconv2d", "batchnorm", "batchnorm", "add"):
             self.report.count(kind)
         self.env[op.outputs[0]] = _T(g.add(y, fix))
 
@@ -931,6 +939,31 @@ class _Importer:
     op_PADV2 = op_PAD
 
 
+def _lce_skips_correction(h: int, w: int, kh: int, kw: int, s: tuple[int, int], before: tuple[int, int]) -> bool:
+    """Whether LCE 0.16's optimised kernels leave a padded output pixel of a zero-padded binary
+    convolution uncorrected: ``ApplyCorrection`` (core/bconv2d/zero_padding_correction.h) picks one
+    of four cases by the window's overhang on each side and skips a pixel that fits none ("cannot
+    happen" under its assumption that the kernel is smaller than the map), e.g. every pixel of a
+    2 x 2 map under a 3 x 3 kernel."""
+    oh, ow = (h + s[0] - 1) // s[0], (w + s[1] - 1) // s[1]
+    for y in range(oh):
+        top = before[0] - y * s[0]
+        bot = -top - h + kh
+        for x in range(ow):
+            left = before[1] - x * s[1]
+            right = -left - w + kw
+            if left <= 0 and right <= 0 and top <= 0 and bot <= 0:
+                continue
+            if not (
+                (right <= 0 and top > 0 and bot < 0)
+                or (left < 0 and right > 0 and bot <= 0)
+                or (left > 0 and right < 0 and top <= 0)
+                or (left <= 0 and top < 0 and bot > 0)
+            ):
+                return True
+    return False
+
+
 def _lce_bias(mul: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
     """LCE's output transform of a float-output LceBconv2d (core/bconv2d/output_transform.h) is
     ``float(clamp(2 * popcount)) * -mul + bias'`` with ``bias' = bias + K * mul`` rounded once to
@@ -1004,7 +1037,16 @@ def import_tflite(
     }
     report = ImportReport()
     try:
-        g = _Importer(model, data, report, lce_kernel).run(meta)
+        imp = _Importer(model, data, report, lce_kernel)
+        g = imp.run(meta)
+        if imp.small_maps:
+            report.notes.append(
+                "zero-padded binary convolutions on maps smaller than their kernel: "
+                + "; ".join(imp.small_maps)
+                + ". LCE 0.16's optimised kernels (its interpreter's default) skip their zero-padding "
+                "correction there (computing +1 padding); xnor-edge computes zero padding, as LCE's "
+                "reference kernel (use_reference_bconv=True) and Keras do, and the self-check uses that"
+            )
     except (IndexError, AttributeError, TypeError) as e:  # a damaged flatbuffer
         raise TfliteImportError(f"{path}: malformed TFLite file ({type(e).__name__}: {e})") from None
     _common.check_metadata(g, meta, labels, TfliteImportError)
@@ -1048,6 +1090,8 @@ def convert(
     g, report = import_tflite(src, lce_kernel=lce_kernel, **meta)
     data = _common.encode(g, report, log)
     h, w, c = g.input.shape
+    if any(n.startswith("zero-padded binary convolutions on maps smaller") for n in report.notes):
+        lce_kernel = "reference"  # LCE's optimised kernels are wrong there (see the note)
     rows = compare(src, data, _common.random_inputs(samples, (h, w, c)), lce_kernel)
     if rows is None:
         log(
