@@ -462,9 +462,20 @@ def test_xnor_net_weight_quantiser_folds_into_a_binary_conv(tmp_path):
     "hw, k, stride, wrong",
     # (map, kernel, stride): whether LCE 0.16's optimised kernels got a zero-padded SAME binary
     # convolution wrong, measured with its interpreter (tools/make_tflite_fixtures.py --defect)
-    [(1, 3, 1, True), (2, 3, 1, True), (3, 3, 1, False), (4, 3, 1, False), (3, 5, 1, True),
-     (4, 5, 1, True), (5, 5, 1, False), (6, 5, 1, False), (2, 3, 2, True), (3, 3, 2, False),
-     (4, 3, 2, False), (5, 3, 2, False)],
+    [
+        (1, 3, 1, True),
+        (2, 3, 1, True),
+        (3, 3, 1, False),
+        (4, 3, 1, False),
+        (3, 5, 1, True),
+        (4, 5, 1, True),
+        (5, 5, 1, False),
+        (6, 5, 1, False),
+        (2, 3, 2, True),
+        (3, 3, 2, False),
+        (4, 3, 2, False),
+        (5, 3, 2, False),
+    ],
 )
 def test_lce_small_map_defect_prediction(hw, k, stride, wrong):
     from xnor_edge.importers.tflite_import import _lce_skips_correction, _same_pad

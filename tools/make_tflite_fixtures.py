@@ -204,8 +204,11 @@ def lce_small_map_defect() -> int:
         x = np.random.default_rng(1).normal(size=(1, hw, hw, 32)).astype(np.float32)
         k = np.asarray(model(x))
         row = []
-        for name, opts in (("default", {}), ("indirect", {"use_indirect_bgemm": True}),
-                           ("reference", {"use_reference_bconv": True})):
+        for name, opts in (
+            ("default", {}),
+            ("indirect", {"use_indirect_bgemm": True}),
+            ("reference", {"use_reference_bconv": True}),
+        ):
             got = np.asarray(Interpreter(fb, num_threads=1, **opts).predict(x))
             row.append(f"{name} {np.abs(got - k).max():g}")
         print(f"{hw} x {hw} x 32, 3 x 3 SAME pad_values 0: max |LCE - Keras| (integers): " + ", ".join(row))
@@ -311,6 +314,7 @@ def check(path: Path, shape, n: int, seed: int, keras=None) -> dict:
         "top1_agree": float(np.mean(got.argmax(1) == want.argmax(1))),
         "layers": report.layers,
         "xnor": data,
+        "xnor_ref": g_ref.to_bytes(),
         "inputs": x,
         "outputs": want.astype(np.float32),
     }
@@ -357,11 +361,12 @@ def worker(engine: str, path: str) -> int:
     return 0
 
 
-def bench(cases: dict[str, tuple[Path, Path]], rounds: int, iters: int) -> dict:
-    """Median ms per inference at 1 thread: {case: {engine: ms}}, interleaved shuffled rounds."""
+def bench(cases: dict[str, tuple[Path, ...]], rounds: int, iters: int) -> dict:
+    """Median ms per inference at 1 thread: {case: {engine: ms}}, interleaved shuffled rounds
+    (xnor-edge-ref: the import with lce_kernel="reference", without LCE's border rounding)."""
     procs = {}
-    for case, (tfl, xnor) in cases.items():
-        for engine, p in (("lce", tfl), ("xnor-edge", xnor)):
+    for case, (tfl, xnor, xnor_ref) in cases.items():
+        for engine, p in (("lce", tfl), ("xnor-edge", xnor), ("xnor-edge-ref", xnor_ref)):
             w = subprocess.Popen(
                 [sys.executable, __file__, "--worker", engine, str(p)],
                 stdin=subprocess.PIPE,
@@ -404,7 +409,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=15, help="interleaved speed rounds")
     ap.add_argument("--iters", type=int, default=10, help="iterations per round")
     ap.add_argument("--workdir", help="keep the report's .tflite and .xnor files here (default: a temp dir)")
-    ap.add_argument("--only-fixtures", default=None, help="comma list of committed fixtures to write")
+    ap.add_argument("--only-fixtures", help="comma list of committed fixtures to write ('': none)")
     ap.add_argument("--no-speed", action="store_true", help="the report without the speed part")
     ap.add_argument("--defect", action="store_true", help="only LCE's small-map zero-padding defect")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
@@ -421,7 +426,8 @@ def main() -> int:
     rows, cases = [], {}
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="tflite_fixtures_"))
     work.mkdir(parents=True, exist_ok=True)
-    fixtures = args.only_fixtures.split(",") if args.only_fixtures else list(COMMITTED)
+    only = args.only_fixtures
+    fixtures = list(COMMITTED) if only is None else [f for f in only.split(",") if f]
     for name in fixtures:
         build = COMMITTED[name]
         path = args.out / f"{name}.tflite"
@@ -450,9 +456,10 @@ def main() -> int:
                 rows.append((name, None, str(e)))
                 print(f"{name}: not imported: {e}", flush=True)
                 continue
-            xp = work / f"{name}.xnor"
+            xp, xr = work / f"{name}.xnor", work / f"{name}.ref.xnor"
             xp.write_bytes(r["xnor"])
-            cases[name] = (path, xp)
+            xr.write_bytes(r["xnor_ref"])
+            cases[name] = (path, xp, xr)
             rows.append((name, r, None))
             print(
                 f"{name}: max|diff| {r['max_abs_diff']:.3g} rel {r['rel_diff']:.3g} top-1 "
@@ -474,7 +481,8 @@ def main() -> int:
             "| network | vs LCE: max abs diff | rel diff | top-1 agree | "
             "rel diff, reference kernels (lce_kernel='reference' vs use_reference_bconv) | "
             "rel diff vs Keras: xnor-edge / LCE | "
-            "top-1 vs Keras: xnor-edge / LCE | xnor-edge ms | LCE ms | LCE / xnor-edge |"
+            "top-1 vs Keras: xnor-edge / LCE | xnor-edge ms (lce_kernel='reference') | LCE ms | "
+            "LCE / xnor-edge |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for name, r, err in rows:
@@ -482,13 +490,13 @@ def main() -> int:
                 print(f"| {name} | not imported: {err} | | | | | | | | |")
                 continue
             s = speed.get(name, {})
-            xe, lc = s.get("xnor-edge"), s.get("lce")
+            xe, xr, lc = s.get("xnor-edge"), s.get("xnor-edge-ref"), s.get("lce")
             print(
                 f"| {name} | {r['max_abs_diff']:.3g} | {r['rel_diff']:.3g} | {r['top1_agree']:.3f} | "
                 f"{r['rel_diff_ref']:.3g} | "
                 f"{r['xe_vs_keras']:.3g} / {r['lce_vs_keras']:.3g} | "
                 f"{r['top1_xe_keras']:.3f} / {r['top1_lce_keras']:.3f} | "
-                + (f"{xe:.3f} | {lc:.3f} | {lc / xe:.2f}x |" if xe and lc else "- | - | - |")
+                + (f"{xe:.3f} ({xr:.3f}) | {lc:.3f} | {lc / xe:.2f}x |" if xe and lc else "- | - | - |")
             )
     return 0
 

@@ -489,7 +489,8 @@ class _Importer:
         pads = self.same_pads(op, x, k, s, int(o["padding"]))
         p = (pads[0][0], pads[1][0]) if pads is not None else (0, 0)
         padded = pads is not None and any(n for pair in pads for n in pair)
-        if pad_values == 0 and padded and out_t.Type() == _F32 and act == 0 and self.lce_kernel == "optimized":
+        lce_opt = self.lce_kernel == "optimized"
+        if pad_values == 0 and padded and out_t.Type() == _F32 and act == 0 and lce_opt:
             self.lce_corrected_bconv(op, x, w, s, pads)
             return
         if pads is not None and any(b != a for b, a in pads):  # SAME, one more pixel after
@@ -542,9 +543,10 @@ class _Importer:
         input channel and a batchnorm. ``lce_kernel="reference"`` computes the zero-padded dot directly
         instead, as LCE's reference kernel (``use_reference_bconv``) does.
 
-        One departure: for an output pixel whose window sticks out on both sides of an axis (a map
-        smaller than the kernel: 2 x 2 under 3 x 3), LCE 0.16's optimised kernels apply no correction
-        at all, a defect (docs/import.md); the correction here is the sum over every padded tap."""
+        One departure: where a map is too small for the kernel (1 x 1 or 2 x 2 under 3 x 3, 3 x 3 or
+        4 x 4 under 5 x 5: see ``_lce_skips_correction``), LCE 0.16's optimised kernels apply no
+        correction at all, a defect (docs/import.md); the correction here is the sum over every
+        padded tap, zero padding as the file states it."""
         g = self.g
         oc, ic, kh, kw = w.shape
         kk = kh * kw * ic
@@ -939,7 +941,9 @@ class _Importer:
     op_PADV2 = op_PAD
 
 
-def _lce_skips_correction(h: int, w: int, kh: int, kw: int, s: tuple[int, int], before: tuple[int, int]) -> bool:
+def _lce_skips_correction(
+    h: int, w: int, kh: int, kw: int, s: tuple[int, int], before: tuple[int, int]
+) -> bool:
     """Whether LCE 0.16's optimised kernels leave a padded output pixel of a zero-padded binary
     convolution uncorrected: ``ApplyCorrection`` (core/bconv2d/zero_padding_correction.h) picks one
     of four cases by the window's overhang on each side and skips a pixel that fits none ("cannot
@@ -973,7 +977,8 @@ def _lce_bias(mul: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
     gives LCE's floats, not those of ``dot * mul + bias``: the two differ by up to float32 rounding of
     K * |mul|, enough to move a value near 0 across the next binarisation."""
     m = np.asarray(mul, np.float32).astype(np.float64)
-    return (np.asarray(bias, np.float32).astype(np.float64) + float(k) * m).astype(np.float32).astype(np.float64)
+    b = np.asarray(bias, np.float32).astype(np.float64)
+    return (b + float(k) * m).astype(np.float32).astype(np.float64)
 
 
 def _fold_mean(imp: _Importer, op: _Op, x: np.ndarray, axes: np.ndarray) -> np.ndarray:
