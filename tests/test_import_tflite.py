@@ -25,13 +25,13 @@ from xnor_edge.importers.tflite_import import TfliteImportError, convert, import
 DATA = Path(__file__).parent / "data" / "import" / "tflite"
 FIXTURES = {
     # name: expected layer counts of the import. A float-output binary conv is bconv2d (dot - K)
-    # + batchnorm (LCE's multiplier and bias + K * multiplier); a zero-padded SAME one adds LCE's
-    # border correction: a one-filter bconv2d (ones), a dwconv2d, a batchnorm and an add.
-    "mixed_tiny": {"bconv2d": 4, "maxpool(bits)": 1, "prelu": 1, "batchnorm": 4, "dwconv2d": 2, "clip": 1},
+    # + batchnorm (LCE's multiplier and bias + K * multiplier), with a fused ReLU a batchnorm more.
+    "mixed_tiny": {"bconv2d": 3, "maxpool(bits)": 1, "prelu": 1, "batchnorm": 3, "dwconv2d": 1, "clip": 1},
     "quicknet_tiny": {"bconv2d": 4, "batchnorm": 8, "add": 4, "dwconv2d": 3, "maxpool": 2},
-    # SAME padding one pixel longer after the input: pad nodes and VALID windows
-    "strided_tiny": {"pad": 6, "bconv2d": 4, "maxpool(bits)": 2, "add": 1, "conv2d": 1, "dwconv2d": 1},
-    "lce_exact_tiny": {"bconv2d": 5, "dwconv2d": 2, "batchnorm": 6, "add": 2, "pad": 2, "concat": 2},
+    # SAME padding one pixel longer after the input: pad nodes, and a zero-padded binary conv as
+    # two binary convs (+1 and -1 padding) whose halves add up
+    "strided_tiny": {"pad": 6, "bconv2d": 4, "maxpool(bits)": 2, "add": 1, "conv2d": 1},
+    "lce_exact_tiny": {"bconv2d": 4, "batchnorm": 4, "add": 1, "pad": 2, "concat": 2},
 }
 
 
@@ -58,10 +58,12 @@ def test_binary_conv_outputs_bit_exact_to_lce(kernel):
     """lce_exact_tiny's output is the float outputs of three binary convolutions (zero-padded over
     an even size at stride 2, +1-padded with a fused ReLU, zero-padded at stride 1): xnor-edge gives
     LCE's floats bit for bit, those of its optimised kernels (the interpreter's default: border
-    pixels from the +1-padded dot plus a float correction) and, with lce_kernel="reference", those
-    of use_reference_bconv=True. Writing dot * mul + bias instead differs in most elements (LCE
-    computes float(2 * popcount) * -mul + (bias + K * mul))."""
-    g, _ = import_tflite(DATA / "lce_exact_tiny.tflite", lce_kernel=kernel)
+    pixels from the +1-padded dot plus a float correction) with lce_kernel="optimized", and those
+    of use_reference_bconv=True with lce_kernel="reference" (the default). Writing dot * mul + bias
+    instead differs in most elements (LCE computes float(2 * popcount) * -mul + (bias + K * mul))."""
+    g, report = import_tflite(DATA / "lce_exact_tiny.tflite", lce_kernel=kernel)
+    if kernel == "optimized":  # the border correction: ones, a dwconv2d, a batchnorm, an add each
+        assert report.layers["dwconv2d"] == 2 and report.layers["bconv2d"] == 5, report.layers
     x = np.load(DATA / "lce_exact_tiny.inputs.npy")
     suffix = "" if kernel == "optimized" else "_ref"
     want = np.load(DATA / f"lce_exact_tiny.outputs{suffix}.npy")
@@ -80,7 +82,7 @@ def test_lce_kernel_is_checked():
 @pytest.mark.parametrize("kernel", ["optimized", "reference"])
 def test_mixed_tiny_binary_layers(kernel):
     """Zero padding (pad_values 0: LCE's optimised kernels compute the +1-padded dot and correct
-    the border, after a one-filter bconv2d of ones; its reference kernel pads with zeros), +1
+    the border, after a 1 x 1 bconv2d giving ones; its reference kernel pads with zeros), +1
     padding (PAD_ONE), and a bit-packed output through LCE's thresholds (OUT_BITS) feeding a
     binary max pool."""
     g, _ = import_tflite(DATA / "mixed_tiny.tflite", lce_kernel=kernel)

@@ -282,18 +282,19 @@ def check(path: Path, shape, n: int, seed: int, keras=None) -> dict:
     import xnor_edge
     from xnor_edge.importers.tflite_import import import_tflite
 
-    g, report = import_tflite(path)
+    g, report = import_tflite(path)  # lce_kernel="reference", the default
     data = g.to_bytes()
     x = np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
-    want = lce_outputs(path, x).astype(np.float64)
-    want_ref = lce_outputs(path, x, reference=True).astype(np.float64)
-    g_ref, _ = import_tflite(path, lce_kernel="reference")
-    with xnor_edge.load(data) as m, xnor_edge.load(g_ref.to_bytes()) as mr:
+    want = lce_outputs(path, x).astype(np.float64)  # LCE's default (optimised) kernels
+    want_ref = lce_outputs(path, x, reference=True).astype(np.float64)  # use_reference_bconv
+    g_opt, _ = import_tflite(path, lce_kernel="optimized")
+    with xnor_edge.load(data) as m, xnor_edge.load(g_opt.to_bytes()) as mo:
         got = np.concatenate([np.asarray(m.run(xi[None]), np.float64).reshape(1, -1) for xi in x])
-        got_ref = np.concatenate([np.asarray(mr.run(xi[None]), np.float64).reshape(1, -1) for xi in x])
+        got_opt = np.concatenate([np.asarray(mo.run(xi[None]), np.float64).reshape(1, -1) for xi in x])
     diff = np.abs(got - want).max(axis=1)
     rel = diff / np.maximum(1.0, np.abs(want).max(axis=1))
-    rel_ref = np.abs(got_ref - want_ref).max(axis=1) / np.maximum(1.0, np.abs(want_ref).max(axis=1))
+    rel_ref = np.abs(got - want_ref).max(axis=1) / np.maximum(1.0, np.abs(want_ref).max(axis=1))
+    rel_opt = np.abs(got_opt - want).max(axis=1) / np.maximum(1.0, np.abs(want).max(axis=1))
     extra = {}
     if keras is not None:  # the float32 Keras model itself: which engine follows the source model
         k = np.asarray(keras(x), np.float64).reshape(len(x), -1)
@@ -308,13 +309,15 @@ def check(path: Path, shape, n: int, seed: int, keras=None) -> dict:
         **extra,
         "max_abs_diff": float(diff.max()),
         "rel_diff": float(rel.max()),
-        "rel_diff_ref": float(rel_ref.max()),  # lce_kernel="reference" vs use_reference_bconv
-        "top1_agree_ref": float(np.mean(got_ref.argmax(1) == want_ref.argmax(1))),
+        "rel_diff_ref": float(rel_ref.max()),  # vs LCE with use_reference_bconv
+        "top1_agree_ref": float(np.mean(got.argmax(1) == want_ref.argmax(1))),
+        "rel_diff_opt": float(rel_opt.max()),  # lce_kernel="optimized" vs LCE's default
+        "top1_agree_opt": float(np.mean(got_opt.argmax(1) == want.argmax(1))),
         "outputs_ref": want_ref.astype(np.float32),
         "top1_agree": float(np.mean(got.argmax(1) == want.argmax(1))),
         "layers": report.layers,
         "xnor": data,
-        "xnor_ref": g_ref.to_bytes(),
+        "xnor_opt": g_opt.to_bytes(),
         "inputs": x,
         "outputs": want.astype(np.float32),
     }
@@ -363,10 +366,10 @@ def worker(engine: str, path: str) -> int:
 
 def bench(cases: dict[str, tuple[Path, ...]], rounds: int, iters: int) -> dict:
     """Median ms per inference at 1 thread: {case: {engine: ms}}, interleaved shuffled rounds
-    (xnor-edge-ref: the import with lce_kernel="reference", without LCE's border rounding)."""
+    (xnor-edge-opt: the import with lce_kernel="optimized", LCE's border rounding)."""
     procs = {}
-    for case, (tfl, xnor, xnor_ref) in cases.items():
-        for engine, p in (("lce", tfl), ("xnor-edge", xnor), ("xnor-edge-ref", xnor_ref)):
+    for case, (tfl, xnor, xnor_opt) in cases.items():
+        for engine, p in (("lce", tfl), ("xnor-edge", xnor), ("xnor-edge-opt", xnor_opt)):
             w = subprocess.Popen(
                 [sys.executable, __file__, "--worker", engine, str(p)],
                 stdin=subprocess.PIPE,
@@ -440,7 +443,8 @@ def main() -> int:
             np.save(args.out / f"{name}.outputs_ref.npy", r["outputs_ref"])
         print(
             f"{name}: {path.stat().st_size} B, max|diff| {r['max_abs_diff']:.3g}, rel {r['rel_diff']:.3g}, "
-            f"reference kernels: rel {r['rel_diff_ref']:.3g}, "
+            f"vs LCE's reference kernel: rel {r['rel_diff_ref']:.3g}, lce_kernel='optimized' vs LCE: "
+            f"rel {r['rel_diff_opt']:.3g}, "
             f"top-1 {r['top1_agree']:.2f}, rel diff vs Keras: xnor-edge {r['xe_vs_keras']:.3g}, "
             f"LCE {r['lce_vs_keras']:.3g}; {r['layers']}"
         )
@@ -456,15 +460,16 @@ def main() -> int:
                 rows.append((name, None, str(e)))
                 print(f"{name}: not imported: {e}", flush=True)
                 continue
-            xp, xr = work / f"{name}.xnor", work / f"{name}.ref.xnor"
+            xp, xo = work / f"{name}.xnor", work / f"{name}.opt.xnor"
             xp.write_bytes(r["xnor"])
-            xr.write_bytes(r["xnor_ref"])
-            cases[name] = (path, xp, xr)
+            xo.write_bytes(r["xnor_opt"])
+            cases[name] = (path, xp, xo)
             rows.append((name, r, None))
             print(
                 f"{name}: max|diff| {r['max_abs_diff']:.3g} rel {r['rel_diff']:.3g} top-1 "
-                f"{r['top1_agree']:.3f}, reference kernels: rel {r['rel_diff_ref']:.3g} top-1 "
-                f"{r['top1_agree_ref']:.3f}, vs Keras: xnor-edge {r['xe_vs_keras']:.3g} "
+                f"{r['top1_agree']:.3f}, vs LCE's reference kernel: rel {r['rel_diff_ref']:.3g} top-1 "
+                f"{r['top1_agree_ref']:.3f}, lce_kernel='optimized' vs LCE: rel {r['rel_diff_opt']:.3g} "
+                f"top-1 {r['top1_agree_opt']:.3f}, vs Keras: xnor-edge {r['xe_vs_keras']:.3g} "
                 f"LCE {r['lce_vs_keras']:.3g} "
                 f"({time.time() - t0:.0f} s) {r['layers']}",
                 flush=True,
@@ -479,24 +484,24 @@ def main() -> int:
         print()
         print(
             "| network | vs LCE: max abs diff | rel diff | top-1 agree | "
-            "rel diff, reference kernels (lce_kernel='reference' vs use_reference_bconv) | "
+            "rel diff vs LCE use_reference_bconv | lce_kernel='optimized' vs LCE: rel diff / top-1 | "
             "rel diff vs Keras: xnor-edge / LCE | "
-            "top-1 vs Keras: xnor-edge / LCE | xnor-edge ms (lce_kernel='reference') | LCE ms | "
+            "top-1 vs Keras: xnor-edge / LCE | xnor-edge ms (lce_kernel='optimized') | LCE ms | "
             "LCE / xnor-edge |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name, r, err in rows:
             if r is None:
-                print(f"| {name} | not imported: {err} | | | | | | | | |")
+                print(f"| {name} | not imported: {err} | | | | | | | | | |")
                 continue
             s = speed.get(name, {})
-            xe, xr, lc = s.get("xnor-edge"), s.get("xnor-edge-ref"), s.get("lce")
+            xe, xo, lc = s.get("xnor-edge"), s.get("xnor-edge-opt"), s.get("lce")
             print(
                 f"| {name} | {r['max_abs_diff']:.3g} | {r['rel_diff']:.3g} | {r['top1_agree']:.3f} | "
-                f"{r['rel_diff_ref']:.3g} | "
+                f"{r['rel_diff_ref']:.3g} | {r['rel_diff_opt']:.3g} / {r['top1_agree_opt']:.3f} | "
                 f"{r['xe_vs_keras']:.3g} / {r['lce_vs_keras']:.3g} | "
                 f"{r['top1_xe_keras']:.3f} / {r['top1_lce_keras']:.3f} | "
-                + (f"{xe:.3f} ({xr:.3f}) | {lc:.3f} | {lc / xe:.2f}x |" if xe and lc else "- | - | - |")
+                + (f"{xe:.3f} ({xo:.3f}) | {lc:.3f} | {lc / xe:.2f}x |" if xe and lc else "- | - | - |")
             )
     return 0
 

@@ -15,10 +15,14 @@ LCE custom ops (their maths: LCE's ``core/bconv2d``):
 * ``LceBconv2d``: ``dot = K - 2 * popcount(x XOR w)`` over the window (with
   SAME padding and ``pad_values`` 0 corrected to zero padding, 1 = +1
   padding: PAD_ONE), then ``clamp(dot)`` by the fused activation, then
-  ``* post_activation_multiplier + post_activation_bias``: ``bconv2d`` with
-  scale = multiplier, bias = bias; with a fused activation, ``bconv2d``
-  (scale 1, bias 0) + ``relu``/``clip`` + ``batchnorm`` (or the RELU flag when
-  the bias is 0 and every multiplier > 0). Bit-packed output (int32) with
+  ``* post_activation_multiplier + post_activation_bias``, in LCE's own float
+  operations (bit for bit): ``float(clamp(2 * popcount)) * -mul + bias'`` with
+  ``bias' = bias + K * mul`` rounded once (``_lce_bias``), i.e. ``bconv2d``
+  (scale 1, bias -K, or the RELU flag / a clip and a ``batchnorm`` (1, -K))
+  + ``batchnorm`` (mul, bias'); zero padding as the file states it (and LCE's
+  reference kernel computes it), or with ``lce_kernel="optimized"`` as LCE's
+  default kernels do, +1 padding and a float border correction
+  (``lce_corrected_bconv``). Bit-packed output (int32) with
   ``output_threshold`` t: bit = ``popcount > t`` = ``dot < K - 2t``, a
   ``bconv2d`` with OUT_BITS, scale 1, bias ``2t - K`` (integers, exact).
 * ``LceBMaxPool2d``: ``maxpool`` of bits (AND of the valid positions' bits).
@@ -159,7 +163,7 @@ class _Op:
 
 
 class _Importer:
-    def __init__(self, model: Any, data: bytes, report: ImportReport, lce_kernel: str = "optimized") -> None:
+    def __init__(self, model: Any, data: bytes, report: ImportReport, lce_kernel: str = "reference") -> None:
         if lce_kernel not in ("optimized", "reference"):
             raise ValueError(f"lce_kernel must be 'optimized' or 'reference', got {lce_kernel!r}")
         self.lce_kernel = lce_kernel
@@ -173,7 +177,7 @@ class _Importer:
             )
         self.sg = model.Subgraphs(0)
         self.env: dict[int, Any] = {}
-        self.ones: dict[tuple[int, int], Value] = {}  # (H, W) -> a (H, W, 1) map of ones
+        self.ones: dict[tuple[int, int, int], Value] = {}  # (H, W, C) -> a map of ones
         self.small_maps: list[str] = []  # zero-padded LceBconv2d that LCE's optimised kernels get wrong
         self.consts: dict[int, np.ndarray] = {}
         self.names = {v: k for k, v in vars(self.tfl.BuiltinOperator).items() if not k.startswith("_")}
@@ -541,7 +545,7 @@ class _Importer:
         ones (integers, exact), scaled by -mul in a batchnorm and added after the binary convolution
         (fused into its epilogue). Its cost is a one-filter bconv2d, a depthwise convolution with one
         input channel and a batchnorm. ``lce_kernel="reference"`` computes the zero-padded dot directly
-        instead, as LCE's reference kernel (``use_reference_bconv``) does.
+        instead (the default), as LCE's reference kernel (``use_reference_bconv``) does.
 
         One departure: where a map is too small for the kernel (1 x 1 or 2 x 2 under 3 x 3, 3 x 3 or
         4 x 4 under 5 x 5: see ``_lce_skips_correction``), LCE 0.16's optimised kernels apply no
@@ -561,10 +565,11 @@ class _Importer:
         h, wd = x.shape[:2]
         if _lce_skips_correction(h, wd, kh, kw, s, (t, lf)):
             self.small_maps.append(f"operator {op.index} ({op.name!r}, {h} x {wd} map, {kh} x {kw} kernel)")
-        # a map of ones (H, W, 1), one per size: a one-filter binary convolution, scale 0, bias 1
-        ones = self.ones.get((h, wd))
+        # a map of ones (H, W, OC), one per shape: a 1 x 1 binary convolution, scale 0, bias 1
+        ones = self.ones.get((h, wd, oc))
         if ones is None:
-            ones = self.ones[(h, wd)] = g.bconv2d(x, np.ones((1, ic, 1, 1)), np.zeros(1), np.ones(1))
+            ones = g.bconv2d(x, np.ones((oc, ic, 1, 1)), np.zeros(oc), np.ones(oc))
+            self.ones[(h, wd, oc)] = ones
             self.report.count("bconv2d")
         wsum = w.sum(axis=1)  # [OC, KH, KW]: each tap's sum over the input channels
         neg, total = -wsum[:, None], wsum.sum(axis=(1, 2))
@@ -1017,13 +1022,16 @@ def import_tflite(
     std: Sequence[float] | None = None,
     color_order: str | None = None,
     name: str | None = None,
-    lce_kernel: str = "optimized",
+    lce_kernel: str = "reference",
 ) -> tuple[GraphBuilder, ImportReport]:
     """Builds the xnor-edge graph of a TFLite file (nothing is written).
 
-    ``lce_kernel`` picks whose floats a zero-padded binary convolution reproduces: "optimized"
-    (LCE's interpreter by default) or "reference" (``use_reference_bconv=True``); they differ in
-    the float rounding at the border pixels only (see ``_Importer.lce_corrected_bconv``)."""
+    ``lce_kernel`` picks whose floats a zero-padded binary convolution reproduces: "reference"
+    (zero padding, as the file states it and LCE's ``use_reference_bconv=True`` computes it; no
+    extra nodes) or "optimized" (LCE's default kernels: the +1-padded convolution plus a float
+    border correction, bit for bit, at the cost of a depthwise convolution and a batchnorm per such
+    layer, +50% time on Bi-Real Net, XNOR-Net and Binary AlexNet). The two differ in the last bits
+    of border pixels only (see ``_Importer.lce_corrected_bconv``)."""
     tfl = _tflite()
     data = Path(path).read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
@@ -1059,9 +1067,10 @@ def import_tflite(
 
 
 def lce_runner(
-    path: str | Path, num_threads: int = 1, lce_kernel: str = "optimized"
+    path: str | Path, num_threads: int = 1, lce_kernel: str = "reference"
 ) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Runs the TFLite file in LCE's interpreter (NHWC batch 1), or None when LCE is not installed."""
+    """Runs the TFLite file in LCE's interpreter (NHWC batch 1), or None when LCE is not installed;
+    with its reference LceBconv2d kernel for lce_kernel "reference", its default ones else."""
     try:
         from larq_compute_engine.tflite.python.interpreter import Interpreter
     except ImportError:
@@ -1072,7 +1081,7 @@ def lce_runner(
 
 
 def compare(
-    tflite_path: str | Path, xnor_bytes: bytes, inputs: np.ndarray, lce_kernel: str = "optimized"
+    tflite_path: str | Path, xnor_bytes: bytes, inputs: np.ndarray, lce_kernel: str = "reference"
 ) -> list[dict[str, float]] | None:
     """Per input (NHWC): max |difference| between LCE and xnor-edge and top-1 agreement (None: no LCE)."""
     run_src = lce_runner(tflite_path, lce_kernel=lce_kernel)
@@ -1088,10 +1097,11 @@ def convert(
     tolerance: float = 1e-4,
     samples: int = 4,
     log: Callable[[str], None] = print,
-    lce_kernel: str = "optimized",
+    lce_kernel: str = "reference",
     **meta: Any,
 ) -> ImportReport:
-    """Imports ``src`` and writes ``out`` after the self-check against LCE when installed."""
+    """Imports ``src`` and writes ``out`` after the self-check against LCE when installed (its
+    interpreter with the LceBconv2d kernel that ``lce_kernel`` names; see import_tflite)."""
     g, report = import_tflite(src, lce_kernel=lce_kernel, **meta)
     data = _common.encode(g, report, log)
     h, w, c = g.input.shape
