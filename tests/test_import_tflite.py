@@ -24,12 +24,14 @@ from xnor_edge.importers.tflite_import import TfliteImportError, convert, import
 
 DATA = Path(__file__).parent / "data" / "import" / "tflite"
 FIXTURES = {
-    # name: expected layer counts of the import
-    "mixed_tiny": {"bconv2d": 3, "maxpool(bits)": 1, "prelu": 1, "batchnorm": 1, "dwconv2d": 1, "clip": 1},
-    "quicknet_tiny": {"bconv2d": 4, "relu": 4, "batchnorm": 4, "add": 4, "dwconv2d": 3, "maxpool": 2},
+    # name: expected layer counts of the import. A float-output binary conv is bconv2d (dot - K)
+    # + batchnorm (LCE's multiplier and bias + K * multiplier), with a fused ReLU a batchnorm more.
+    "mixed_tiny": {"bconv2d": 3, "maxpool(bits)": 1, "prelu": 1, "batchnorm": 3, "dwconv2d": 1, "clip": 1},
+    "quicknet_tiny": {"bconv2d": 4, "batchnorm": 8, "add": 4, "dwconv2d": 3, "maxpool": 2},
     # SAME padding one pixel longer after the input: pad nodes, and a zero-padded binary conv as
     # two binary convs (+1 and -1 padding) whose halves add up
     "strided_tiny": {"pad": 6, "bconv2d": 4, "maxpool(bits)": 2, "add": 1, "conv2d": 1},
+    "lce_exact_tiny": {"bconv2d": 4, "batchnorm": 4, "add": 1, "pad": 2, "concat": 2},
 }
 
 
@@ -51,15 +53,44 @@ def test_fixture_matches_lce_interpreter(name):
         np.testing.assert_allclose(gi, ref.run(xi).reshape(-1), rtol=1e-5, atol=1e-5 * scale)
 
 
-def test_mixed_tiny_binary_layers():
-    """Zero padding (pad_values 0), +1 padding (PAD_ONE), and a bit-packed output through
-    LCE's thresholds (OUT_BITS) feeding a binary max pool."""
-    g, _ = import_tflite(DATA / "mixed_tiny.tflite")
+@pytest.mark.parametrize("kernel", ["optimized", "reference"])
+def test_binary_conv_outputs_bit_exact_to_lce(kernel):
+    """lce_exact_tiny's output is the float outputs of three binary convolutions (zero-padded over
+    an even size at stride 2, +1-padded with a fused ReLU, zero-padded at stride 1): xnor-edge gives
+    LCE's floats bit for bit, those of its optimised kernels (the interpreter's default: border
+    pixels from the +1-padded dot plus a float correction) with lce_kernel="optimized", and those
+    of use_reference_bconv=True with lce_kernel="reference" (the default). Writing dot * mul + bias
+    instead differs in most elements (LCE computes float(2 * popcount) * -mul + (bias + K * mul))."""
+    g, report = import_tflite(DATA / "lce_exact_tiny.tflite", lce_kernel=kernel)
+    if kernel == "optimized":  # the border correction: ones, a dwconv2d, a batchnorm, an add each
+        assert report.layers["dwconv2d"] == 2 and report.layers["bconv2d"] == 5, report.layers
+    x = np.load(DATA / "lce_exact_tiny.inputs.npy")
+    suffix = "" if kernel == "optimized" else "_ref"
+    want = np.load(DATA / f"lce_exact_tiny.outputs{suffix}.npy")
+    other = np.load(DATA / f"lce_exact_tiny.outputs{'_ref' if kernel == 'optimized' else ''}.npy")
+    assert np.count_nonzero(want != other) > 100  # the two kernels' border rounding differs
+    with xnor_edge.load(g.to_bytes()) as m:
+        got = np.stack([m.run(xi[None]).reshape(want.shape[1:]) for xi in x])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_lce_kernel_is_checked():
+    with pytest.raises(ValueError, match="lce_kernel must be 'optimized' or 'reference'"):
+        import_tflite(DATA / "lce_exact_tiny.tflite", lce_kernel="fast")
+
+
+@pytest.mark.parametrize("kernel", ["optimized", "reference"])
+def test_mixed_tiny_binary_layers(kernel):
+    """Zero padding (pad_values 0: LCE's optimised kernels compute the +1-padded dot and correct
+    the border, after a 1 x 1 bconv2d giving ones; its reference kernel pads with zeros), +1
+    padding (PAD_ONE), and a bit-packed output through LCE's thresholds (OUT_BITS) feeding a
+    binary max pool."""
+    g, _ = import_tflite(DATA / "mixed_tiny.tflite", lce_kernel=kernel)
     with xnor_edge.load(g.to_bytes()) as m:
         layers = m.info()["layers"]
     ops = [(n["op"], n["flags"]) for n in layers if n["op"] in ("bconv2d", "maxpool")]
-    assert ops[:4] == [
-        ("bconv2d", []),
+    first = [("bconv2d", []), ("bconv2d", ["pad_one"])] if kernel == "optimized" else [("bconv2d", [])]
+    assert ops == first + [
         ("bconv2d", ["pad_one", "out_bits"]),
         ("maxpool", []),
         ("bconv2d", ["pad_one"]),
@@ -438,3 +469,29 @@ def test_xnor_net_weight_quantiser_folds_into_a_binary_conv(tmp_path):
     p.write_bytes(_flatbuffer(tensors, ops, [0], [11]))
     with pytest.raises(TfliteImportError, match=r"\(CONV_2D, .*filters are not exactly \+-alpha per filter"):
         import_tflite(p)
+
+
+@pytest.mark.parametrize(
+    "hw, k, stride, wrong",
+    # (map, kernel, stride): whether LCE 0.16's optimised kernels got a zero-padded SAME binary
+    # convolution wrong, measured with its interpreter (tools/make_tflite_fixtures.py --defect)
+    [
+        (1, 3, 1, True),
+        (2, 3, 1, True),
+        (3, 3, 1, False),
+        (4, 3, 1, False),
+        (3, 5, 1, True),
+        (4, 5, 1, True),
+        (5, 5, 1, False),
+        (6, 5, 1, False),
+        (2, 3, 2, True),
+        (3, 3, 2, False),
+        (4, 3, 2, False),
+        (5, 3, 2, False),
+    ],
+)
+def test_lce_small_map_defect_prediction(hw, k, stride, wrong):
+    from xnor_edge.importers.tflite_import import _lce_skips_correction, _same_pad
+
+    _, before, _ = _same_pad(hw, k, stride)
+    assert _lce_skips_correction(hw, hw, k, k, (stride, stride), (before, before)) is wrong

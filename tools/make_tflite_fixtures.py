@@ -164,6 +164,57 @@ def strided_tiny():
     return tf.keras.Model(inp, x, name="strided_tiny")
 
 
+def lce_exact_tiny():
+    """Binary convolutions whose float outputs are the model output, compared bit for bit: a
+    zero-padded stride-2 one over an even size (TFLite's asymmetric SAME padding), then a +1-padded
+    one with a fused ReLU (QuickNet's) and a zero-padded one (border correction), concatenated.
+    The batch-norm statistics make LCE's bias + K * mul large against the outputs."""
+    import larq as lq
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    q = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
+    inp = L.Input((8, 8, 32))
+    c = lq.layers.QuantConv2D(32, 3, strides=2, padding="same", use_bias=False, **q)(inp)
+    c = L.BatchNormalization()(c)
+    a = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, use_bias=False, **q)(c)
+    a = L.ReLU()(a)
+    a = L.BatchNormalization()(a)
+    b = lq.layers.QuantConv2D(32, 3, padding="same", use_bias=False, **q)(c)
+    b = L.BatchNormalization()(b)
+    return tf.keras.Model(inp, L.concatenate([c, a, b]), name="lce_exact_tiny")
+
+
+def lce_small_map_defect() -> int:
+    """LCE 0.16's optimised LceBconv2d kernels (its interpreter's default, and use_indirect_bgemm)
+    apply no zero-padding correction where the window sticks out on both sides of an axis: a
+    zero-padded 3 x 3 SAME binary convolution on a 2 x 2 (or 1 x 1) map computes +1 padding. Its
+    reference kernel (use_reference_bconv=True), Keras and xnor-edge agree."""
+    import larq as lq
+    import larq_compute_engine as lce
+    import tensorflow as tf
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    q = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
+    tf.keras.utils.set_random_seed(0)
+    for hw in (1, 2, 3, 4):
+        inp = tf.keras.Input((hw, hw, 32))
+        model = tf.keras.Model(inp, lq.layers.QuantConv2D(8, 3, padding="same", use_bias=False, **q)(inp))
+        fb = lce.convert_keras_model(model)
+        x = np.random.default_rng(1).normal(size=(1, hw, hw, 32)).astype(np.float32)
+        k = np.asarray(model(x))
+        row = []
+        for name, opts in (
+            ("default", {}),
+            ("indirect", {"use_indirect_bgemm": True}),
+            ("reference", {"use_reference_bconv": True}),
+        ):
+            got = np.asarray(Interpreter(fb, num_threads=1, **opts).predict(x))
+            row.append(f"{name} {np.abs(got - k).max():g}")
+        print(f"{hw} x {hw} x 32, 3 x 3 SAME pad_values 0: max |LCE - Keras| (integers): " + ", ".join(row))
+    return 0
+
+
 def zoo(name: str, size: int):
     def build():
         import larq_zoo as lqz
@@ -186,13 +237,19 @@ def quicknet_tiny():
     ).build()
 
 
-COMMITTED = {"mixed_tiny": mixed_tiny, "quicknet_tiny": quicknet_tiny, "strided_tiny": strided_tiny}
+COMMITTED = {
+    "mixed_tiny": mixed_tiny,
+    "quicknet_tiny": quicknet_tiny,
+    "strided_tiny": strided_tiny,
+    "lce_exact_tiny": lce_exact_tiny,
+}
 # Even sizes exercise the pad op (TFLite's SAME padding one pixel longer after the input).
 REPORT = {
     "QuickNet-61": zoo("QuickNet", 61),
     "QuickNet-64": zoo("QuickNet", 64),
     "QuickNetSmall-64": zoo("QuickNetSmall", 64),
-    "BiRealNet-64": zoo("BiRealNet", 64),
+    "BiRealNet-64": zoo("BiRealNet", 64),  # 2 x 2 maps under 3 x 3 kernels: LCE's defect
+    "BiRealNet-128": zoo("BiRealNet", 128),
     "XNORNet-227": zoo("XNORNet", 227),
     "BinaryAlexNet-227": zoo("BinaryAlexNet", 227),
 }
@@ -214,10 +271,10 @@ def convert(build, seed: int, path: Path):
 # ---------------------------------------------------------------- checking
 
 
-def lce_outputs(path: Path, x: np.ndarray) -> np.ndarray:
+def lce_outputs(path: Path, x: np.ndarray, reference: bool = False) -> np.ndarray:
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-    it = Interpreter(path.read_bytes(), num_threads=1)
+    it = Interpreter(path.read_bytes(), num_threads=1, use_reference_bconv=reference)
     return np.concatenate([np.asarray(it.predict(xi[None]), np.float32).reshape(1, -1) for xi in x])
 
 
@@ -225,14 +282,19 @@ def check(path: Path, shape, n: int, seed: int, keras=None) -> dict:
     import xnor_edge
     from xnor_edge.importers.tflite_import import import_tflite
 
-    g, report = import_tflite(path)
+    g, report = import_tflite(path)  # lce_kernel="reference", the default
     data = g.to_bytes()
     x = np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
-    want = lce_outputs(path, x).astype(np.float64)
-    with xnor_edge.load(data) as m:
+    want = lce_outputs(path, x).astype(np.float64)  # LCE's default (optimised) kernels
+    want_ref = lce_outputs(path, x, reference=True).astype(np.float64)  # use_reference_bconv
+    g_opt, _ = import_tflite(path, lce_kernel="optimized")
+    with xnor_edge.load(data) as m, xnor_edge.load(g_opt.to_bytes()) as mo:
         got = np.concatenate([np.asarray(m.run(xi[None]), np.float64).reshape(1, -1) for xi in x])
+        got_opt = np.concatenate([np.asarray(mo.run(xi[None]), np.float64).reshape(1, -1) for xi in x])
     diff = np.abs(got - want).max(axis=1)
     rel = diff / np.maximum(1.0, np.abs(want).max(axis=1))
+    rel_ref = np.abs(got - want_ref).max(axis=1) / np.maximum(1.0, np.abs(want_ref).max(axis=1))
+    rel_opt = np.abs(got_opt - want).max(axis=1) / np.maximum(1.0, np.abs(want).max(axis=1))
     extra = {}
     if keras is not None:  # the float32 Keras model itself: which engine follows the source model
         k = np.asarray(keras(x), np.float64).reshape(len(x), -1)
@@ -247,9 +309,15 @@ def check(path: Path, shape, n: int, seed: int, keras=None) -> dict:
         **extra,
         "max_abs_diff": float(diff.max()),
         "rel_diff": float(rel.max()),
+        "rel_diff_ref": float(rel_ref.max()),  # vs LCE with use_reference_bconv
+        "top1_agree_ref": float(np.mean(got.argmax(1) == want_ref.argmax(1))),
+        "rel_diff_opt": float(rel_opt.max()),  # lce_kernel="optimized" vs LCE's default
+        "top1_agree_opt": float(np.mean(got_opt.argmax(1) == want.argmax(1))),
+        "outputs_ref": want_ref.astype(np.float32),
         "top1_agree": float(np.mean(got.argmax(1) == want.argmax(1))),
         "layers": report.layers,
         "xnor": data,
+        "xnor_opt": g_opt.to_bytes(),
         "inputs": x,
         "outputs": want.astype(np.float32),
     }
@@ -296,11 +364,12 @@ def worker(engine: str, path: str) -> int:
     return 0
 
 
-def bench(cases: dict[str, tuple[Path, Path]], rounds: int, iters: int) -> dict:
-    """Median ms per inference at 1 thread: {case: {engine: ms}}, interleaved shuffled rounds."""
+def bench(cases: dict[str, tuple[Path, ...]], rounds: int, iters: int) -> dict:
+    """Median ms per inference at 1 thread: {case: {engine: ms}}, interleaved shuffled rounds
+    (xnor-edge-opt: the import with lce_kernel="optimized", LCE's border rounding)."""
     procs = {}
-    for case, (tfl, xnor) in cases.items():
-        for engine, p in (("lce", tfl), ("xnor-edge", xnor)):
+    for case, (tfl, xnor, xnor_opt) in cases.items():
+        for engine, p in (("lce", tfl), ("xnor-edge", xnor), ("xnor-edge-opt", xnor_opt)):
             w = subprocess.Popen(
                 [sys.executable, __file__, "--worker", engine, str(p)],
                 stdin=subprocess.PIPE,
@@ -343,6 +412,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=15, help="interleaved speed rounds")
     ap.add_argument("--iters", type=int, default=10, help="iterations per round")
     ap.add_argument("--workdir", help="keep the report's .tflite and .xnor files here (default: a temp dir)")
+    ap.add_argument("--only-fixtures", help="comma list of committed fixtures to write ('': none)")
+    ap.add_argument("--no-speed", action="store_true", help="the report without the speed part")
+    ap.add_argument("--defect", action="store_true", help="only LCE's small-map zero-padding defect")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -351,18 +423,28 @@ def main() -> int:
     if why:
         print(f"skipped: {why}")
         return 0
+    if args.defect:
+        return lce_small_map_defect()
     args.out.mkdir(parents=True, exist_ok=True)
     rows, cases = [], {}
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="tflite_fixtures_"))
     work.mkdir(parents=True, exist_ok=True)
-    for name, build in COMMITTED.items():
+    only = args.only_fixtures
+    fixtures = list(COMMITTED) if only is None else [f for f in only.split(",") if f]
+    for name in fixtures:
+        build = COMMITTED[name]
         path = args.out / f"{name}.tflite"
         shape, keras = convert(build, 0, path)
-        r = check(path, shape, args.inputs, 7, keras)
+        n = min(args.inputs, 2) if name == "lce_exact_tiny" else args.inputs  # its outputs are maps
+        r = check(path, shape, n, 7, keras)
         np.save(args.out / f"{name}.inputs.npy", r["inputs"])
         np.save(args.out / f"{name}.outputs.npy", r["outputs"])
+        if name == "lce_exact_tiny":  # both LCE kernels, compared bit for bit
+            np.save(args.out / f"{name}.outputs_ref.npy", r["outputs_ref"])
         print(
             f"{name}: {path.stat().st_size} B, max|diff| {r['max_abs_diff']:.3g}, rel {r['rel_diff']:.3g}, "
+            f"vs LCE's reference kernel: rel {r['rel_diff_ref']:.3g}, lce_kernel='optimized' vs LCE: "
+            f"rel {r['rel_diff_opt']:.3g}, "
             f"top-1 {r['top1_agree']:.2f}, rel diff vs Keras: xnor-edge {r['xe_vs_keras']:.3g}, "
             f"LCE {r['lce_vs_keras']:.3g}; {r['layers']}"
         )
@@ -378,18 +460,21 @@ def main() -> int:
                 rows.append((name, None, str(e)))
                 print(f"{name}: not imported: {e}", flush=True)
                 continue
-            xp = work / f"{name}.xnor"
+            xp, xo = work / f"{name}.xnor", work / f"{name}.opt.xnor"
             xp.write_bytes(r["xnor"])
-            cases[name] = (path, xp)
+            xo.write_bytes(r["xnor_opt"])
+            cases[name] = (path, xp, xo)
             rows.append((name, r, None))
             print(
                 f"{name}: max|diff| {r['max_abs_diff']:.3g} rel {r['rel_diff']:.3g} top-1 "
-                f"{r['top1_agree']:.3f}, vs Keras: xnor-edge {r['xe_vs_keras']:.3g} "
+                f"{r['top1_agree']:.3f}, vs LCE's reference kernel: rel {r['rel_diff_ref']:.3g} top-1 "
+                f"{r['top1_agree_ref']:.3f}, lce_kernel='optimized' vs LCE: rel {r['rel_diff_opt']:.3g} "
+                f"top-1 {r['top1_agree_opt']:.3f}, vs Keras: xnor-edge {r['xe_vs_keras']:.3g} "
                 f"LCE {r['lce_vs_keras']:.3g} "
                 f"({time.time() - t0:.0f} s) {r['layers']}",
                 flush=True,
             )
-        speed = bench(cases, args.rounds, args.iters) if cases else {}
+        speed = bench(cases, args.rounds, args.iters) if cases and not args.no_speed else {}
         print()
         print(
             f"CPU: {cpu_report()['model']}; 1 thread; {args.report} random inputs per network; "
@@ -399,21 +484,24 @@ def main() -> int:
         print()
         print(
             "| network | vs LCE: max abs diff | rel diff | top-1 agree | "
+            "rel diff vs LCE use_reference_bconv | lce_kernel='optimized' vs LCE: rel diff / top-1 | "
             "rel diff vs Keras: xnor-edge / LCE | "
-            "top-1 vs Keras: xnor-edge / LCE | xnor-edge ms | LCE ms | LCE / xnor-edge |"
+            "top-1 vs Keras: xnor-edge / LCE | xnor-edge ms (lce_kernel='optimized') | LCE ms | "
+            "LCE / xnor-edge |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name, r, err in rows:
             if r is None:
-                print(f"| {name} | not imported: {err} | | | | | | | |")
+                print(f"| {name} | not imported: {err} | | | | | | | | | |")
                 continue
             s = speed.get(name, {})
-            xe, lc = s.get("xnor-edge"), s.get("lce")
+            xe, xo, lc = s.get("xnor-edge"), s.get("xnor-edge-opt"), s.get("lce")
             print(
                 f"| {name} | {r['max_abs_diff']:.3g} | {r['rel_diff']:.3g} | {r['top1_agree']:.3f} | "
+                f"{r['rel_diff_ref']:.3g} | {r['rel_diff_opt']:.3g} / {r['top1_agree_opt']:.3f} | "
                 f"{r['xe_vs_keras']:.3g} / {r['lce_vs_keras']:.3g} | "
                 f"{r['top1_xe_keras']:.3f} / {r['top1_lce_keras']:.3f} | "
-                f"{xe:.3f} | {lc:.3f} | {lc / xe:.2f}x |"
+                + (f"{xe:.3f} ({xo:.3f}) | {lc:.3f} | {lc / xe:.2f}x |" if xe and lc else "- | - | - |")
             )
     return 0
 

@@ -15,10 +15,14 @@ LCE custom ops (their maths: LCE's ``core/bconv2d``):
 * ``LceBconv2d``: ``dot = K - 2 * popcount(x XOR w)`` over the window (with
   SAME padding and ``pad_values`` 0 corrected to zero padding, 1 = +1
   padding: PAD_ONE), then ``clamp(dot)`` by the fused activation, then
-  ``* post_activation_multiplier + post_activation_bias``: ``bconv2d`` with
-  scale = multiplier, bias = bias; with a fused activation, ``bconv2d``
-  (scale 1, bias 0) + ``relu``/``clip`` + ``batchnorm`` (or the RELU flag when
-  the bias is 0 and every multiplier > 0). Bit-packed output (int32) with
+  ``* post_activation_multiplier + post_activation_bias``, in LCE's own float
+  operations (bit for bit): ``float(clamp(2 * popcount)) * -mul + bias'`` with
+  ``bias' = bias + K * mul`` rounded once (``_lce_bias``), i.e. ``bconv2d``
+  (scale 1, bias -K, or the RELU flag / a clip and a ``batchnorm`` (1, -K))
+  + ``batchnorm`` (mul, bias'); zero padding as the file states it (and LCE's
+  reference kernel computes it), or with ``lce_kernel="optimized"`` as LCE's
+  default kernels do, +1 padding and a float border correction
+  (``lce_corrected_bconv``). Bit-packed output (int32) with
   ``output_threshold`` t: bit = ``popcount > t`` = ``dot < K - 2t``, a
   ``bconv2d`` with OUT_BITS, scale 1, bias ``2t - K`` (integers, exact).
 * ``LceBMaxPool2d``: ``maxpool`` of bits (AND of the valid positions' bits).
@@ -159,7 +163,10 @@ class _Op:
 
 
 class _Importer:
-    def __init__(self, model: Any, data: bytes, report: ImportReport) -> None:
+    def __init__(self, model: Any, data: bytes, report: ImportReport, lce_kernel: str = "reference") -> None:
+        if lce_kernel not in ("optimized", "reference"):
+            raise ValueError(f"lce_kernel must be 'optimized' or 'reference', got {lce_kernel!r}")
+        self.lce_kernel = lce_kernel
         self.tfl = _tflite()
         self.model = model
         self.data = data
@@ -170,6 +177,8 @@ class _Importer:
             )
         self.sg = model.Subgraphs(0)
         self.env: dict[int, Any] = {}
+        self.ones: dict[tuple[int, int, int], Value] = {}  # (H, W, C) -> a map of ones
+        self.small_maps: list[str] = []  # zero-padded LceBconv2d that LCE's optimised kernels get wrong
         self.consts: dict[int, np.ndarray] = {}
         self.names = {v: k for k, v in vars(self.tfl.BuiltinOperator).items() if not k.startswith("_")}
 
@@ -483,6 +492,11 @@ class _Importer:
         g = self.g
         pads = self.same_pads(op, x, k, s, int(o["padding"]))
         p = (pads[0][0], pads[1][0]) if pads is not None else (0, 0)
+        padded = pads is not None and any(n for pair in pads for n in pair)
+        lce_opt = self.lce_kernel == "optimized"
+        if pad_values == 0 and padded and out_t.Type() == _F32 and act == 0 and lce_opt:
+            self.lce_corrected_bconv(op, x, w, s, pads)
+            return
         if pads is not None and any(b != a for b, a in pads):  # SAME, one more pixel after
             if pad_values == 0:
                 self.zero_padded_bconv(op, x, w, s, pads, act, out_t)
@@ -509,15 +523,74 @@ class _Importer:
             raise self.fail(
                 op, f"post-activation multiplier/bias have {mul.size}/{bias.size} values for {oc}"
             )
-        if act == 0:
-            v = g.bconv2d(x, w, mul, bias, s, p, mode)
-        elif act == 1 and np.all(mul > 0) and np.all(bias == 0):
-            v = g.bconv2d(x, w, mul, bias, s, p, mode, relu=True)
-        else:  # clamp(dot) * mul + bias
-            v = self.activation(op, act, g.bconv2d(x, w, np.ones(oc), np.zeros(oc), s, p, mode))
+        kk = kh * kw * cin
+        one, zero = np.ones(oc), np.zeros(oc)
+        if act == 0:  # dot - K (integers, exact)
+            v = g.bconv2d(x, w, one, np.full(oc, -kk), s, p, mode)
+        else:  # clamp(dot) - K
+            v = g.bconv2d(x, w, one, zero, s, p, mode, relu=act == 1)
+            if act != 1:
+                v = self.activation(op, act, v)
             self.report.count("batchnorm")
-            v = g.batchnorm(v, mul, bias)
-        self.env[op.outputs[0]] = _T(v)
+            v = g.batchnorm(v, one, np.full(oc, -kk))
+        self.report.count("batchnorm")
+        self.env[op.outputs[0]] = _T(g.batchnorm(v, mul, _lce_bias(mul, bias, kk)))
+
+    def lce_corrected_bconv(self, op: _Op, x: Value, w, s, pads) -> None:
+        """A zero-padded (pad_values 0, SAME) float-output LceBconv2d as LCE's optimised kernels, its
+        interpreter's default, compute it (core/bconv2d/optimized_bgemm.h, zero_padding_correction.h):
+        the +1-padded dot (padding bits 0), output-transformed, plus per border pixel the float
+        ``(-mul) * corr`` with corr the sum of the weights over the padded taps. The rounding of that
+        extra add is LCE's, and reproduced here: ``corr`` comes from a depthwise convolution of a map of
+        ones (integers, exact), scaled by -mul in a batchnorm and added after the binary convolution
+        (fused into its epilogue). Its cost is a one-filter bconv2d, a depthwise convolution with one
+        input channel and a batchnorm. ``lce_kernel="reference"`` computes the zero-padded dot directly
+        instead (the default), as LCE's reference kernel (``use_reference_bconv``) does.
+
+        One departure: where a map is too small for the kernel (1 x 1 or 2 x 2 under 3 x 3, 3 x 3 or
+        4 x 4 under 5 x 5: see ``_lce_skips_correction``), LCE 0.16's optimised kernels apply no
+        correction at all, a defect (docs/import.md); the correction here is the sum over every
+        padded tap, zero padding as the file states it."""
+        g = self.g
+        oc, ic, kh, kw = w.shape
+        kk = kh * kw * ic
+        mul = self.need_const(op, op.inputs[2], "post_activation_multiplier").astype(np.float64).reshape(-1)
+        bias = self.need_const(op, op.inputs[3], "post_activation_bias").astype(np.float64).reshape(-1)
+        if mul.size != oc or bias.size != oc:
+            raise self.fail(
+                op, f"post-activation multiplier/bias have {mul.size}/{bias.size} values for {oc}"
+            )
+        (t, b), (lf, r) = pads
+        sym = t == b and lf == r
+        h, wd = x.shape[:2]
+        if _lce_skips_correction(h, wd, kh, kw, s, (t, lf)):
+            self.small_maps.append(f"operator {op.index} ({op.name!r}, {h} x {wd} map, {kh} x {kw} kernel)")
+        # a map of ones (H, W, OC), one per shape: a 1 x 1 binary convolution, scale 0, bias 1
+        ones = self.ones.get((h, wd, oc))
+        if ones is None:
+            ones = g.bconv2d(x, np.ones((oc, ic, 1, 1)), np.zeros(oc), np.ones(oc))
+            self.ones[(h, wd, oc)] = ones
+            self.report.count("bconv2d")
+        wsum = w.sum(axis=1)  # [OC, KH, KW]: each tap's sum over the input channels
+        neg, total = -wsum[:, None], wsum.sum(axis=(1, 2))
+        if sym:  # total - (sum over the taps inside the input) = sum over the padded taps
+            corr = g.dwconv2d(ones, neg, total, s, (t, lf))
+        else:
+            corr = g.dwconv2d(g.pad(ones, t, b, lf, r, 0.0), neg, total, s, 0)
+            self.report.count("pad")
+        fix = g.batchnorm(corr, -np.asarray(mul, np.float32), np.zeros(oc))
+        if sym:
+            y = g.bconv2d(x, w, np.ones(oc), np.full(oc, -kk), s, (t, lf), "one")
+        else:
+            bits = x if x.dtype == "bits" else g.sign(x)
+            if x.dtype != "bits":
+                self.report.count("sign")
+            y = g.bconv2d(g.pad(bits, t, b, lf, r, 1.0), w, np.ones(oc), np.full(oc, -kk), s, 0)
+            self.report.count("pad")
+        y = g.batchnorm(y, mul, _lce_bias(mul, bias, kk))
+        for kind in ("bconv2d", "dwconv2d", "batchnorm", "batchnorm", "add"):
+            self.report.count(kind)
+        self.env[op.outputs[0]] = _T(g.add(y, fix))
 
     def zero_padded_bconv(self, op: _Op, x: Value, w, s, pads, act: int, out_t) -> None:
         """LceBconv2d with pad_values 0 (padded taps add 0) and TFLite's SAME padding one pixel longer
@@ -531,7 +604,9 @@ class _Importer:
         bits = x if x.dtype == "bits" else g.sign(x)
         (t, b), (lf, r) = pads
         half, zero = np.full(oc, 0.5), np.zeros(oc)
-        dots = [g.bconv2d(g.pad(bits, t, b, lf, r, fill), w, half, zero, s, 0) for fill in (1.0, -1.0)]
+        # float output: each half minus K / 2, so that their sum is dot - K (LCE's output transform)
+        sub = np.full(oc, -kk / 2.0) if out_t.Type() == _F32 and act == 0 else zero
+        dots = [g.bconv2d(g.pad(bits, t, b, lf, r, fill), w, half, sub, s, 0) for fill in (1.0, -1.0)]
         self.report.layers["pad"] = self.report.layers.get("pad", 0) + 2
         self.report.layers["bconv2d"] = self.report.layers.get("bconv2d", 0) + 2
         self.report.count("add")
@@ -544,8 +619,11 @@ class _Importer:
             return
         mul = self.need_const(op, op.inputs[2], "post_activation_multiplier").astype(np.float64).reshape(-1)
         bias = self.need_const(op, op.inputs[3], "post_activation_bias").astype(np.float64).reshape(-1)
+        if act != 0:  # LCE rejects a fused activation with zero padding; clamp(dot) - K all the same
+            self.report.count("batchnorm")
+            dot = g.batchnorm(self.activation(op, act, dot), np.ones(oc), np.full(oc, -kk))
         self.report.count("batchnorm")
-        self.env[op.outputs[0]] = _T(g.batchnorm(self.activation(op, act, dot), mul, bias))
+        self.env[op.outputs[0]] = _T(g.batchnorm(dot, mul, _lce_bias(mul, bias, kk)))
 
     # --------------------------------------------------------- float layers
 
@@ -898,6 +976,46 @@ class _Importer:
     op_PADV2 = op_PAD
 
 
+def _lce_skips_correction(
+    h: int, w: int, kh: int, kw: int, s: tuple[int, int], before: tuple[int, int]
+) -> bool:
+    """Whether LCE 0.16's optimised kernels leave a padded output pixel of a zero-padded binary
+    convolution uncorrected: ``ApplyCorrection`` (core/bconv2d/zero_padding_correction.h) picks one
+    of four cases by the window's overhang on each side and skips a pixel that fits none ("cannot
+    happen" under its assumption that the kernel is smaller than the map), e.g. every pixel of a
+    2 x 2 map under a 3 x 3 kernel."""
+    oh, ow = (h + s[0] - 1) // s[0], (w + s[1] - 1) // s[1]
+    for y in range(oh):
+        top = before[0] - y * s[0]
+        bot = -top - h + kh
+        for x in range(ow):
+            left = before[1] - x * s[1]
+            right = -left - w + kw
+            if left <= 0 and right <= 0 and top <= 0 and bot <= 0:
+                continue
+            if not (
+                (right <= 0 and top > 0 and bot < 0)
+                or (left < 0 and right > 0 and bot <= 0)
+                or (left > 0 and right < 0 and top <= 0)
+                or (left <= 0 and top < 0 and bot > 0)
+            ):
+                return True
+    return False
+
+
+def _lce_bias(mul: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
+    """LCE's output transform of a float-output LceBconv2d (core/bconv2d/output_transform.h) is
+    ``float(clamp(2 * popcount)) * -mul + bias'`` with ``bias' = bias + K * mul`` rounded once to
+    float32 when the kernel is prepared (K * mul is exact in float64; measured bit-exact against LCE
+    0.16's interpreter). With ``y = clamp(dot) - K = -clamp(2 * popcount)`` (an integer, exact in
+    float32) a batchnorm ``y * mul + bias'`` rounds the same product and the same sum, so the import
+    gives LCE's floats, not those of ``dot * mul + bias``: the two differ by up to float32 rounding of
+    K * |mul|, enough to move a value near 0 across the next binarisation."""
+    m = np.asarray(mul, np.float32).astype(np.float64)
+    b = np.asarray(bias, np.float32).astype(np.float64)
+    return (b + float(k) * m).astype(np.float32).astype(np.float64)
+
+
 def _fold_mean(imp: _Importer, op: _Op, x: np.ndarray, axes: np.ndarray) -> np.ndarray:
     o = imp.builtin_options(op, "ReducerOptions")
     return x.mean(axis=tuple(int(a) for a in np.asarray(axes).reshape(-1)), keepdims=bool(o and o.KeepDims()))
@@ -934,8 +1052,16 @@ def import_tflite(
     std: Sequence[float] | None = None,
     color_order: str | None = None,
     name: str | None = None,
+    lce_kernel: str = "reference",
 ) -> tuple[GraphBuilder, ImportReport]:
-    """Builds the xnor-edge graph of a TFLite file (nothing is written)."""
+    """Builds the xnor-edge graph of a TFLite file (nothing is written).
+
+    ``lce_kernel`` picks whose floats a zero-padded binary convolution reproduces: "reference"
+    (zero padding, as the file states it and LCE's ``use_reference_bconv=True`` computes it; no
+    extra nodes) or "optimized" (LCE's default kernels: the +1-padded convolution plus a float
+    border correction, bit for bit, at the cost of a depthwise convolution and a batchnorm per such
+    layer, +50% time on Bi-Real Net, XNOR-Net and Binary AlexNet). The two differ in the last bits
+    of border pixels only (see ``_Importer.lce_corrected_bconv``)."""
     tfl = _tflite()
     data = Path(path).read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
@@ -954,26 +1080,41 @@ def import_tflite(
     }
     report = ImportReport()
     try:
-        g = _Importer(model, data, report).run(meta)
+        imp = _Importer(model, data, report, lce_kernel)
+        g = imp.run(meta)
+        if imp.small_maps:
+            report.notes.append(
+                "zero-padded binary convolutions on maps smaller than their kernel: "
+                + "; ".join(imp.small_maps)
+                + ". LCE 0.16's optimised kernels (its interpreter's default) skip their zero-padding "
+                "correction there (computing +1 padding); xnor-edge computes zero padding, as LCE's "
+                "reference kernel (use_reference_bconv=True) and Keras do, and the self-check uses that"
+            )
     except (IndexError, AttributeError, TypeError) as e:  # a damaged flatbuffer
         raise TfliteImportError(f"{path}: malformed TFLite file ({type(e).__name__}: {e})") from None
     _common.check_metadata(g, meta, labels, TfliteImportError)
     return g, report
 
 
-def lce_runner(path: str | Path, num_threads: int = 1) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Runs the TFLite file in LCE's interpreter (NHWC batch 1), or None when LCE is not installed."""
+def lce_runner(
+    path: str | Path, num_threads: int = 1, lce_kernel: str = "reference"
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Runs the TFLite file in LCE's interpreter (NHWC batch 1), or None when LCE is not installed;
+    with its reference LceBconv2d kernel for lce_kernel "reference", its default ones else."""
     try:
         from larq_compute_engine.tflite.python.interpreter import Interpreter
     except ImportError:
         return None
-    it = Interpreter(Path(path).read_bytes(), num_threads=num_threads)
+    ref = lce_kernel == "reference"
+    it = Interpreter(Path(path).read_bytes(), num_threads=num_threads, use_reference_bconv=ref)
     return lambda x: np.asarray(it.predict(x), dtype=np.float64)
 
 
-def compare(tflite_path: str | Path, xnor_bytes: bytes, inputs: np.ndarray) -> list[dict[str, float]] | None:
+def compare(
+    tflite_path: str | Path, xnor_bytes: bytes, inputs: np.ndarray, lce_kernel: str = "reference"
+) -> list[dict[str, float]] | None:
     """Per input (NHWC): max |difference| between LCE and xnor-edge and top-1 agreement (None: no LCE)."""
-    run_src = lce_runner(tflite_path)
+    run_src = lce_runner(tflite_path, lce_kernel=lce_kernel)
     if run_src is None:
         return None
     return _common.compare_outputs(xnor_bytes, inputs, run_src)
@@ -986,13 +1127,17 @@ def convert(
     tolerance: float = 1e-4,
     samples: int = 4,
     log: Callable[[str], None] = print,
+    lce_kernel: str = "reference",
     **meta: Any,
 ) -> ImportReport:
-    """Imports ``src`` and writes ``out`` after the self-check against LCE when installed."""
-    g, report = import_tflite(src, **meta)
+    """Imports ``src`` and writes ``out`` after the self-check against LCE when installed (its
+    interpreter with the LceBconv2d kernel that ``lce_kernel`` names; see import_tflite)."""
+    g, report = import_tflite(src, lce_kernel=lce_kernel, **meta)
     data = _common.encode(g, report, log)
     h, w, c = g.input.shape
-    rows = compare(src, data, _common.random_inputs(samples, (h, w, c)))
+    if any(n.startswith("zero-padded binary convolutions on maps smaller") for n in report.notes):
+        lce_kernel = "reference"  # LCE's optimised kernels are wrong there (see the note)
+    rows = compare(src, data, _common.random_inputs(samples, (h, w, c)), lce_kernel)
     if rows is None:
         log(
             "self-check skipped: larq-compute-engine is not installed (pip install larq-compute-engine); "
@@ -1002,7 +1147,7 @@ def convert(
         _common.self_check(rows, "LCE's interpreter", tolerance, samples, log, TfliteImportError)
     if check is not None:
         x = _common.check_inputs(check, (h, w, c), TfliteImportError, " (NHWC)")
-        crows = compare(src, data, x)
+        crows = compare(src, data, x, lce_kernel)
         if crows is None:
             raise ImportError("--check needs LCE's interpreter: pip install larq-compute-engine")
         _common.log_check_rows(crows, log)
