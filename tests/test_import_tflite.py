@@ -227,6 +227,20 @@ def test_cli_import_dispatches_on_tflite(tmp_path, capsys):
     assert float(np.abs(got - want).max()) <= 1e-4 * max(1.0, float(np.abs(want).max()))
 
 
+@pytest.mark.parametrize("kernel", ["optimized", "reference"])
+def test_cli_lce_kernel_option(tmp_path, capsys, kernel):
+    """`xnor-edge import --lce-kernel` reaches the importer: the written file gives that LCE
+    kernel's floats of lce_exact_tiny bit for bit."""
+    out = tmp_path / "e.xnor"
+    rc = cli.main(["import", str(DATA / "lce_exact_tiny.tflite"), "-o", str(out), "--lce-kernel", kernel])
+    assert rc == 0, capsys.readouterr().out
+    x = np.load(DATA / "lce_exact_tiny.inputs.npy")
+    want = np.load(DATA / f"lce_exact_tiny.outputs{'' if kernel == 'optimized' else '_ref'}.npy")
+    with xnor_edge.load(out) as m:
+        got = np.stack([m.run(xi[None]).reshape(want.shape[1:]) for xi in x])
+    np.testing.assert_array_equal(got, want)
+
+
 def test_cli_failed_import_writes_nothing(tmp_path, capsys):
     src = _avgpool_same_on_odd(tmp_path)
     out = tmp_path / "bad.xnor"

@@ -985,6 +985,15 @@ def add_arguments(p: Any) -> None:
         help="the model also takes uint8 pixels, normalised in C with --mean/--std",
     )
     p.add_argument(
+        "--lce-kernel",
+        choices=["reference", "optimized"],
+        default="reference",
+        dest="lce_kernel",
+        help="TFLite only: reproduce the floats of LCE's reference binary-conv kernel (default: zero "
+        "padding as the file states it) or of its optimised default kernels (their border "
+        "correction, bit for bit with LCE's default interpreter; slower; docs/import.md)",
+    )
+    p.add_argument(
         "--check",
         metavar="INPUT.npy",
         help="input(s) (ONNX: NCHW, TFLite: NHWC): print max |difference| per output",

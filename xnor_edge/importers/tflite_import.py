@@ -1156,4 +1156,5 @@ def convert(
 
 
 def run_cli(args: Any) -> int:
-    return _common.run_cli(args, convert)
+    kernel = getattr(args, "lce_kernel", "reference")
+    return _common.run_cli(args, lambda *a, **kw: convert(*a, lce_kernel=kernel, **kw))
