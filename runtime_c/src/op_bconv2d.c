@@ -47,14 +47,44 @@ typedef struct bconv_plan {
     size_t ow_lo, ow_hi;  /* likewise output columns */
     size_t ncc;           /* column border classes (axis_class) */
     int seg;              /* windows read in place (window_popcounts_seg) */
+    size_t segw;          /* a kernel row's words in the gathered rows (bconv_seg_words) */
 } bconv_plan;
 
 /* Output rows narrower than this gather their windows (im2col) instead: a
  * stretch of fewer positions than a micro-kernel's rows wastes its tile. */
+#ifndef XE_SEG_MIN_OUT_W
 #define XE_SEG_MIN_OUT_W 8u
+#endif
+/* Sets with kr > 1 (NEON) read windows in place only while a kernel row is at
+ * most this many words: instructions of a whole 3x3 layer through the public
+ * API under qemu-aarch64 (bench_mst --mode dense --part layer), in place over
+ * im2col: 56x56x64 (6 words) 0.970, 28x28x128 (12) 1.041, 14x14x256 (24)
+ * 1.031. Per segment the kernel restarts its step loop and k tail, which
+ * costs more than copying wide rows; the x86 sets (kr 1) win at every width. */
+#ifndef XE_SEG_MAX_ROW_WORDS_KR
+#define XE_SEG_MAX_ROW_WORDS_KR 8u
+#endif
 
 static int needs_pbuf(const xe_node_info *f) {
     return f->in_dtype == XE_DTYPE_F32 || f->pad_h || f->pad_w;
+}
+
+/* bconv2d packs its filters segment by segment (one segment per kernel row,
+ * xe_bgemm_pack_seg) where the set has segmented kernels and the conv is not
+ * pointwise; its gathered rows then pad each kernel row alike. */
+static int bconv_seg_layout(const xe_node *n, const xe_kernels *k) {
+    return xe_bgemm_has_seg(k) && !xe_is_pointwise(&n->info) &&
+           (size_t)n->info.kernel_w * n->cw <= XE_SEG_MAX_WORDS;
+}
+
+static size_t bconv_seg_words(const xe_node *n, const xe_kernels *k) {
+    const size_t row = (size_t)n->info.kernel_w * n->cw;
+    return bconv_seg_layout(n, k) ? xe_bgemm_seg_words(k, row) : row;
+}
+
+/* Words of one packed filter: the window, each kernel row padded (above). */
+static size_t bconv_packed_kw(const xe_node *n, const xe_kernels *k) {
+    return n->info.kernel_h * bconv_seg_words(n, k);
 }
 
 void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *per_thread,
@@ -72,8 +102,9 @@ void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *pe
         sh = xe_add(sh, xe_align_up(xe_mul((size_t)f->out_h * f->out_w, 4, ovf)), ovf);
     }
     size_t pt = 0;
-    if (!xe_is_pointwise(f))
-        pt = xe_align_up(xe_mul(xe_mul(taps * cw, XE_CHUNK_ROWS, ovf), 4, ovf));
+    if (!xe_is_pointwise(f)) /* gathered rows, each kernel row padded to at most XE_MAX_KR */
+        pt = xe_align_up(
+            xe_mul(xe_mul(taps * cw + f->kernel_h * (XE_MAX_KR - 1u), XE_CHUNK_ROWS, ovf), 4, ovf));
     pt = xe_add(pt, xe_align_up(xe_mul(oc, XE_CHUNK_ROWS * 4, ovf)), ovf); /* popcounts */
     pt = xe_add(pt, xe_align_up(xe_mul(oc, 4, ovf)), ovf); /* one row of floats (pack_out) */
     pt = xe_add(pt, xe_align_up(extra), ovf);              /* the op's own */
@@ -381,7 +412,7 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
     const xe_node *n = pl->n;
     const xe_node_info *f = &n->info;
     const size_t m = (size_t)f->out_h * f->out_w, oc = f->out_c, cw = n->cw;
-    const size_t kh = f->kernel_h, kw = f->kernel_w, kwords = kh * kw * cw;
+    const size_t kh = f->kernel_h, kw = f->kernel_w, segw = pl->segw, kwords = kh * segw;
     const size_t crows = chunk_rows(m, xe_pool_threads(pl->ex->pool));
     const size_t step = pl->ops->oc_step, split = oc_split(m, oc, step, crows);
     const size_t p0 = (task / split) * crows, o0 = (task % split) * step;
@@ -405,8 +436,11 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
             const size_t p = p0 + r, oh = p / f->out_w, ow = p % f->out_w;
             const uint32_t *src =
                 pl->pbuf + ((oh * f->stride_h) * pl->pw_full + ow * f->stride_w) * cw;
-            for (size_t i = 0; i < kh; i++)
-                copy_words(col + r * kwords + i * kw * cw, src + i * pl->pw_full * cw, kw * cw);
+            for (size_t i = 0; i < kh; i++) {
+                uint32_t *dst = col + r * kwords + i * segw;
+                copy_words(dst, src + i * pl->pw_full * cw, kw * cw);
+                for (size_t u = kw * cw; u < segw; u++) dst[u] = 0;
+            }
         }
         pl->ops->popcounts(n, pl->ex, rows, o0, ncols, col, kwords, pc, scratch);
     }
@@ -444,8 +478,9 @@ void xe_bconv_run(const xe_node *n, const xe_exec *ex, const void *in, void *out
     } else {
         pl.pbuf = in;
     }
-    pl.seg = !xe_is_pointwise(f) && ops->popcounts_seg && xe_bgemm_has_seg(ex->k) &&
-             f->out_w >= XE_SEG_MIN_OUT_W;
+    pl.segw = ops->popcounts_seg ? bconv_seg_words(n, ex->k) : (size_t)f->kernel_w * n->cw;
+    pl.seg = ops->popcounts_seg && bconv_seg_layout(n, ex->k) && f->out_w >= XE_SEG_MIN_OUT_W &&
+             (ex->k->bgemm_cfg.kr == 1 || (size_t)f->kernel_w * n->cw <= XE_SEG_MAX_ROW_WORDS_KR);
     interior(f->pad_h, f->kernel_h, f->stride_h, f->in_h, f->out_h, &pl.oh_lo, &pl.oh_hi);
     interior(f->pad_w, f->kernel_w, f->stride_w, f->in_w, f->out_w, &pl.ow_lo, &pl.ow_hi);
     pl.ncc = pl.ow_lo + 1 + (f->out_w - pl.ow_hi);
@@ -484,8 +519,7 @@ static void bconv_popcounts_seg(const xe_node *n, const xe_exec *ex, size_t rows
 static void bconv_popcounts(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0,
                             size_t ncols, const uint32_t *a, size_t lda, int32_t *pc,
                             uint8_t *scratch) {
-    const size_t kwords = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
-    xe_bgemm(ex->k, rows, o0, ncols, kwords, a, lda, ex->prepared, pc, ncols);
+    xe_bgemm(ex->k, rows, o0, ncols, bconv_packed_kw(n, ex->k), a, lda, ex->prepared, pc, ncols);
 }
 
 static void bconv_scratch(const xe_node *n, size_t *shared, size_t *per_thread, int *ovf) {
@@ -496,8 +530,7 @@ static void bconv_scratch(const xe_node *n, size_t *shared, size_t *per_thread, 
  * classes' pad-tap popcounts (xe_bconv_corr_fill), when the node has them,
  * then (aligned) OUT_BITS thresholds st[OC], m[OC] when all params are finite. */
 static size_t bconv_corr_offset(const xe_node *n, const xe_kernels *k) {
-    const size_t kw = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
-    return xe_align_up(xe_bgemm_packed_words(k, n->info.out_c, kw) * 4);
+    return xe_align_up(xe_bgemm_packed_words(k, n->info.out_c, bconv_packed_kw(n, k)) * 4);
 }
 
 static size_t bconv_thr_offset(const xe_node *n, const xe_kernels *k) {
@@ -578,8 +611,9 @@ static xe_status bconv_precompute(xe_loader *ld, xe_node *n) {
 static size_t bconv_session_bytes(const xe_node *n, const xe_kernels *k) {
     const xe_node_info *f = &n->info;
     int ovf = 0;
-    const size_t kw = xe_mul((size_t)f->kernel_h * f->kernel_w, n->cw, &ovf);
-    size_t bytes = xe_align_up(xe_mul(xe_bgemm_packed_words(k, f->out_c, kw), 4, &ovf));
+    (void)xe_mul((size_t)f->kernel_h * f->kernel_w, n->cw, &ovf); /* the window fits size_t */
+    const size_t kp = ovf ? 0 : bconv_packed_kw(n, k);
+    size_t bytes = xe_align_up(xe_mul(xe_bgemm_packed_words(k, f->out_c, kp), 4, &ovf));
     bytes = xe_add(bytes, xe_align_up(xe_bconv_corr_bytes(n)), &ovf);
     if (bconv_has_thr(n)) bytes = xe_add(bytes, xe_mul(f->out_c, 8, &ovf), &ovf);
     return ovf ? SIZE_MAX : bytes;
@@ -588,7 +622,11 @@ static size_t bconv_session_bytes(const xe_node *n, const xe_kernels *k) {
 static void bconv_session_prepare(const xe_node *n, const xe_kernels *k, void *dst) {
     const xe_node_info *f = &n->info;
     const size_t kw = (size_t)f->kernel_h * f->kernel_w * n->cw;
-    xe_bgemm_pack(k, f->out_c, kw, n->params[W], kw, dst);
+    if (bconv_seg_layout(n, k))
+        xe_bgemm_pack_seg(k, f->out_c, f->kernel_h, (size_t)f->kernel_w * n->cw, n->params[W], kw,
+                          dst);
+    else
+        xe_bgemm_pack(k, f->out_c, kw, n->params[W], kw, dst);
     xe_bconv_corr_fill(n, n->pre, (int32_t *)(void *)((uint8_t *)dst + bconv_corr_offset(n, k)));
     if (bconv_has_thr(n)) {
         int32_t *thr = (int32_t *)(void *)((uint8_t *)dst + bconv_thr_offset(n, k));

@@ -347,23 +347,36 @@ static int check_bgemm_seg(const xe_kernels *kt, size_t m, size_t n, size_t segs
     uint32_t *a = ta.data, *b = tb.data, *rows = xmalloc((m * kw + 1) * 4);
     const size_t csz = m * ldc + 4;
     int32_t *want = xmalloc(csz * 4), *got = xmalloc(csz * 4);
-    void *pblock;
     int ok = 1;
     for (size_t i = 0; i < asz; i++) a[i] = rnd32();
     for (size_t i = 0; i < ntot * kw; i++) b[i] = rnd32();
     if (rnd32() % 4 == 0) /* every bit differs somewhere: the largest counts */
         for (size_t i = 0; i < asz; i++) a[i] = ~b[(n0 * kw + i) % (ntot * kw)];
+    const size_t sw = xe_bgemm_seg_words(kt, seglen), kp = segs * sw;
+    uint32_t *prow = xmalloc((m * kp + 1) * 4);
     for (size_t i = 0; i < m; i++)
-        for (size_t g = 0; g < segs; g++)
+        for (size_t g = 0; g < segs; g++) {
             memcpy(rows + i * kw + g * seglen, a + i * lda + g * segstride, seglen * 4);
+            memcpy(prow + i * kp + g * sw, a + i * lda + g * segstride, seglen * 4);
+            memset(prow + i * kp + g * sw + seglen, 0, (sw - seglen) * 4);
+        }
     for (size_t i = 0; i < csz; i++) want[i] = got[i] = CANARY_I;
     bgemm_plain(m, n, kw, rows, kw, b + n0 * kw, kw, want, ldc);
-    const uint32_t *packed = packed_b(kt, ntot, kw, b, kw, &pblock, &ok);
+    const size_t pwords = round_up(ntot, kt->bgemm_cfg.nr) * kp;
+    tight_buf tp = tight_alloc(1, pwords, pwords, 4); /* packing past its size: ASan */
+    uint32_t *packed = tp.data;
+    xe_bgemm_pack_seg(kt, ntot, segs, seglen, b, kw, packed);
     xe_bgemm_seg(kt, m, n0, n, segs, seglen, segstride, a, lda, packed, got, ldc);
     ok = ok && compare_i32(kt, "segmented", want, got, csz, m, n0, n, kw, lda, kw, ldc);
+    /* The same packing is the plain one of the segment-padded rows (the
+     * im2col fallback of op_bconv2d for narrow outputs). */
+    for (size_t i = 0; i < csz; i++) got[i] = CANARY_I;
+    xe_bgemm(kt, m, n0, n, kp, prow, kp, packed, got, ldc);
+    ok = ok && compare_i32(kt, "segment-padded rows", want, got, csz, m, n0, n, kw, kp, kw, ldc);
+    free(prow);
     free(ta.block);
     free(tb.block);
-    free(pblock);
+    free(tp.block);
     free(rows);
     free(want);
     free(got);
@@ -407,7 +420,10 @@ static int check_geometry(const xe_kernels *kt, const char *name) {
     const xe_bgemm_config *b = &kt->bgemm_cfg;
     const xe_sgemm_config *s = &kt->sgemm_cfg;
     int ok = strcmp(kt->name, name) == 0 && kt->pack;
-    ok = ok && b->mr >= 1 && b->mr <= XE_MAX_MR && b->kr >= 1 && b->pack;
+    ok = ok && b->mr >= 1 && b->mr <= XE_MAX_MR && b->kr >= 1 && b->kr <= XE_MAX_KR && b->pack;
+    ok = ok && (b->seg_ukernel[0] ? b->seg_ukernel[b->mr - 1] != NULL : 1);
+    for (size_t r = b->seg_ukernel[0] ? b->mr : 0; r < XE_MAX_MR; r++)
+        ok = ok && b->seg_ukernel[r] == NULL;
     ok = ok && b->nr >= 1 && b->nr <= XE_MAX_NR && (b->nr & (b->nr - 1)) == 0;
     ok = ok && b->ukernel[0] && b->ukernel[b->mr - 1];
     for (size_t r = b->mr; r < XE_MAX_MR; r++) ok = ok && b->ukernel[r] == NULL;
@@ -421,9 +437,9 @@ static int check_geometry(const xe_kernels *kt, const char *name) {
     if (!ok)
         fprintf(stderr,
                 "FAIL %s geometry: name, entry points, 1 <= mr <= %d, nr a power of two <= %d, "
-                "kr >= 1 (sgemm: 1), ukernel[0] and [mr-1] set and none past mr (seg_ukernel: "
-                "the same, or none)\n",
-                name, XE_MAX_MR, XE_MAX_NR);
+                "1 <= kr <= %d (sgemm: 1), ukernel[0] and [mr-1] set and none past mr "
+                "(seg_ukernel: the same, or none)\n",
+                name, XE_MAX_MR, XE_MAX_NR, XE_MAX_KR);
     return ok;
 }
 

@@ -96,18 +96,28 @@ void xe_bgemm(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t kw, con
         bgemm_rows(g, m, n - j < nb ? n - j : nb, kw, a, lda, packed + j * kp, c + j, ldc);
 }
 
+void xe_bgemm_pack_seg(const xe_kernels *k, size_t n, size_t segs, size_t seglen, const uint32_t *b,
+                       size_t ldb, uint32_t *packed) {
+    const xe_bgemm_config *g = &k->bgemm_cfg;
+    const size_t sw = xe_bgemm_seg_words(k, seglen);
+    for (size_t j = 0; j < n; j += g->nr)
+        for (size_t s = 0; s < segs; s++, packed += (size_t)g->nr * sw)
+            g->pack(g->nr, g->kr, n - j < g->nr ? n - j : g->nr, seglen, b + j * ldb + s * seglen,
+                    ldb, packed);
+}
+
 void xe_bgemm_seg(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t segs, size_t seglen,
                   size_t segstride, const uint32_t *a, size_t lda, const uint32_t *packed,
                   int32_t *c, size_t ldc) {
     const xe_bgemm_config *g = &k->bgemm_cfg;
-    const size_t kw = segs * seglen, nb = col_block(g->nr, kw * 4);
-    packed += n0 / g->nr * g->nr * kw; /* kr = 1: no padding of the panels */
+    const size_t kp = segs * xe_bgemm_seg_words(k, seglen), nb = col_block(g->nr, kp * 4);
+    packed += n0 / g->nr * g->nr * kp;
     for (size_t j = 0; j < n; j += nb) {
         const size_t nc = n - j < nb ? n - j : nb;
         for (size_t i = 0; i < m;) {
             size_t r = m - i < g->mr ? m - i : g->mr;
             while (g->seg_ukernel[r - 1] == NULL) r--;
-            g->seg_ukernel[r - 1](nc, segs, seglen, segstride, a + i * lda, lda, packed + j * kw,
+            g->seg_ukernel[r - 1](nc, segs, seglen, segstride, a + i * lda, lda, packed + j * kp,
                                   c + i * ldc + j, ldc);
             i += r;
         }

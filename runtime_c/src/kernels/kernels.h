@@ -56,6 +56,7 @@
 /* Largest mr and nr of any set (sizes of the driver's tables and temporaries). */
 #define XE_MAX_MR 8
 #define XE_MAX_NR 32
+#define XE_MAX_KR 4 /* bgemm k unroll (a segment pads to a multiple of it) */
 
 /* Portable SWAR popcount (no compiler builtin): the reference kernels' and the
  * loader's (per-tap weight popcounts). */
@@ -76,14 +77,18 @@ static inline int32_t xe_popcount32(uint32_t v) {
 typedef void (*xe_bgemm_ukernel_fn)(size_t nc, size_t kw, const uint32_t *a, size_t lda,
                                     const uint32_t *panel, int32_t *c, size_t ldc);
 
-/* Segmented-A bgemm micro-kernel (im2col-free binary convolution), optional,
- * only in sets with kr = 1: as the bgemm micro-kernel with kw = segs * seglen,
- * but A's word t of row i is
- *   a[i*lda + (t / seglen) * segstride + t % seglen]
- * (the same integers as bgemm on the gathered rows). For a convolution over
- * the zero-padded packed input, a segment is one kernel row (KW * words per
- * pixel, contiguous), segstride the padded input row and lda stride_w * words
- * per pixel: the window is read in place instead of copied. */
+/* Segmented-A bgemm micro-kernel (im2col-free binary convolution), optional:
+ * as the bgemm micro-kernel over segs segments of seglen words, A's word u of
+ * segment g in row i at
+ *   a[i*lda + g*segstride + u]
+ * against panels packed segment by segment, each segment padded with zero
+ * words to a multiple of kr (xe_bgemm_pack_seg; with kr = 1 that is the plain
+ * packing), and the same integers as bgemm on the gathered rows. For a
+ * convolution over the zero-padded packed input, a segment is one kernel row
+ * (KW * words per pixel, contiguous), segstride the padded input row and lda
+ * stride_w * words per pixel: the window is read in place instead of copied.
+ * seglen <= XE_SEG_MAX_WORDS (accumulator bounds may assume it). */
+#define XE_SEG_MAX_WORDS 2040u
 typedef void (*xe_bgemm_seg_ukernel_fn)(size_t nc, size_t segs, size_t seglen, size_t segstride,
                                         const uint32_t *a, size_t lda, const uint32_t *panel,
                                         int32_t *c, size_t ldc);
@@ -134,8 +139,8 @@ typedef struct xe_bgemm_config {
     uint8_t mr, nr, kr;
     xe_bgemm_ukernel_fn ukernel[XE_MAX_MR];
     xe_bgemm_pack_fn pack;
-    /* Optional, same rules as ukernel, kr = 1 only (all NULL: callers gather
-     * rows, see xe_bgemm_has_seg). */
+    /* Optional, same rules as ukernel (all NULL: callers gather rows, see
+     * xe_bgemm_has_seg). */
     xe_bgemm_seg_ukernel_fn seg_ukernel[XE_MAX_MR];
 } xe_bgemm_config;
 
@@ -250,11 +255,20 @@ void xe_sgemm(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t kk, con
               size_t lda, const float *packed, float *c, size_t ldc);
 
 /* Binary GEMM with segmented A rows (xe_bgemm_seg_ukernel_fn), columns
- * [n0, n0 + n) of the packed B as xe_bgemm; only for sets where
- * xe_bgemm_has_seg(k). */
+ * [n0, n0 + n) of B packed by xe_bgemm_pack_seg; only for sets where
+ * xe_bgemm_has_seg(k). xe_bgemm_seg_words: a segment's packed length, seglen
+ * rounded up to kr. A packing by xe_bgemm_pack_seg is also xe_bgemm_pack's of
+ * the filter rows with each segment padded so (zero words), for xe_bgemm on
+ * rows gathered the same way. */
 static inline int xe_bgemm_has_seg(const xe_kernels *k) {
     return k->bgemm_cfg.seg_ukernel[0] != NULL;
 }
+static inline size_t xe_bgemm_seg_words(const xe_kernels *k, size_t seglen) {
+    const size_t kr = k->bgemm_cfg.kr;
+    return (seglen + kr - 1) / kr * kr;
+}
+void xe_bgemm_pack_seg(const xe_kernels *k, size_t n, size_t segs, size_t seglen, const uint32_t *b,
+                       size_t ldb, uint32_t *packed);
 void xe_bgemm_seg(const xe_kernels *k, size_t m, size_t n0, size_t n, size_t segs, size_t seglen,
                   size_t segstride, const uint32_t *a, size_t lda, const uint32_t *packed,
                   int32_t *c, size_t ldc);

@@ -206,6 +206,60 @@ XE_INLINE void bgemm_tile_a64(int mr, size_t nc, size_t kw, const uint32_t *a, s
     } while (v < nvec);
 }
 
+/* One full 16-byte step of MR rows (A at a + r*lda) against a panel step. */
+XE_INLINE void full_step(int mr, const uint32_t *a, size_t lda, const uint32_t *w,
+                         uint16x8_t acc[4]) {
+    uint8x16_t b[8];
+    load_step(w, b);
+    int r = 0;
+    for (; r + 1 < mr; r += 2) {
+        uint8x16_t t0, t1;
+        xor_count8x2(vreinterpretq_u8_u32(vld1q_u32(a + r * lda)),
+                     vreinterpretq_u8_u32(vld1q_u32(a + (r + 1) * lda)), b, &t0, &t1);
+        acc[r] = vpadalq_u8(acc[r], t0);
+        acc[r + 1] = vpadalq_u8(acc[r + 1], t1);
+    }
+    if (r < mr)
+        acc[r] = vpadalq_u8(acc[r], xor_count8(vreinterpretq_u8_u32(vld1q_u32(a + r * lda)), b));
+}
+
+/* The segmented tile (im2col-free windows, kernels.h): each segment of seglen
+ * words at a + g*segstride against its own run of panel steps (seglen
+ * rounded up to 4 words, zero padded: xe_bgemm_pack_seg), full steps then a
+ * 1-3 word tail as in the plain tile, all into the same 16-bit accumulators;
+ * they are widened and stored (or added) before a segment would take a block
+ * past XE_A64_BLOCK steps (each step, tail included, adds <= 128 per lane). */
+XE_INLINE void bgemm_seg_tile_a64(int mr, size_t nc, size_t segs, size_t seglen, size_t segstride,
+                                  const uint32_t *a, size_t lda, const uint32_t *w, int32_t *c,
+                                  size_t ldc) {
+    const size_t nvec = seglen / 4, rem = seglen % 4, steps = (seglen + 3) / 4;
+    uint16x8_t acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = vdupq_n_u16(0);
+    size_t used = 0;
+    int first = 1;
+    for (size_t g = 0; g < segs; g++, a += segstride, w += steps * 32) {
+        if (used + steps > XE_A64_BLOCK) {
+            for (int r = 0; r < mr; r++)
+                store_row(c + r * ldc, acc[r], nc, first), acc[r] = vdupq_n_u16(0);
+            first = 0, used = 0;
+        }
+        XE_UNROLL_2
+        for (size_t v = 0; v < nvec; v++) full_step(mr, a + v * 4, lda, w + v * 32, acc);
+        if (rem > 2) {
+            uint8x16_t b[8];
+            load_step(w + nvec * 32, b);
+            for (int r = 0; r < mr; r++) {
+                const uint8x16_t av = vreinterpretq_u8_u32(load_tail(a + r * lda + nvec * 4, rem));
+                acc[r] = vpadalq_u8(acc[r], xor_count8(av, b));
+            }
+        } else if (rem) {
+            tail_half(mr, rem, a + nvec * 4, lda, w + nvec * 32, acc);
+        }
+        used += steps;
+    }
+    for (int r = 0; r < mr; r++) store_row(c + r * ldc, acc[r], nc, first);
+}
+
 /* Consecutive panels of 8 columns, (kw rounded up to 4) * 8 words each. */
 XE_INLINE void bgemm_panels_a64(int mr, size_t nc, size_t kw, const uint32_t *a, size_t lda,
                                 const uint32_t *w, int32_t *c, size_t ldc) {
@@ -223,6 +277,21 @@ XE_BGEMM_A64(1)
 XE_BGEMM_A64(2)
 XE_BGEMM_A64(3)
 XE_BGEMM_A64(4)
+
+/* Consecutive panels of 8 columns, segs * (seglen rounded up to 4) * 8 words each. */
+#define XE_BGEMM_SEG_A64(MR)                                                                       \
+    static void bgemm_seg_##MR##x8_a64(size_t nc, size_t segs, size_t seglen, size_t segstride,    \
+                                       const uint32_t *a, size_t lda, const uint32_t *w,           \
+                                       int32_t *c, size_t ldc) {                                   \
+        const size_t step = segs * ((seglen + 3) / 4) * 32;                                        \
+        for (; nc > 8; nc -= 8, w += step, c += 8)                                                 \
+            bgemm_seg_tile_a64(MR, 8, segs, seglen, segstride, a, lda, w, c, ldc);                 \
+        bgemm_seg_tile_a64(MR, nc, segs, seglen, segstride, a, lda, w, c, ldc);                    \
+    }
+XE_BGEMM_SEG_A64(1)
+XE_BGEMM_SEG_A64(2)
+XE_BGEMM_SEG_A64(3)
+XE_BGEMM_SEG_A64(4)
 /* Sign pack: FCMLT #0 is false for NaN and for -0.0, exactly the contract's
  * x < 0. Lane masks AND per-lane bit weights, ORed over the 8 groups of 4
  * channels of a word, then ADDV (the bits are disjoint, so add = or). */
@@ -317,7 +386,7 @@ const xe_kernels xe_kernels_neon_a64 = {
      4,
      {bgemm_1x8_a64, bgemm_2x8_a64, bgemm_3x8_a64, bgemm_4x8_a64},
      xe_bgemm_pack_panel,
-     {NULL}}, /* kr 4: no segmented kernels */
+     {bgemm_seg_1x8_a64, bgemm_seg_2x8_a64, bgemm_seg_3x8_a64, bgemm_seg_4x8_a64}},
     {4,
      16,
      1,
