@@ -9,6 +9,10 @@
  *                                           at THREADS (default 2), blocks of 10 runs
  *                                           of the two sessions alternated, and the
  *                                           ratio: which nodes do not scale
+ *   bench_pool wake [ROUNDS]                how long a parked (or spinning) worker
+ *                                           takes to join a job that starts after an
+ *                                           idle gap of 0.1 to 20 ms (median, p90, and
+ *                                           how often it missed a 20 ms window)
  *
  * Medians of repeated rounds; run old and new builds interleaved from a shell
  * loop for A/B comparisons. Building with -DBENCH_POOL_OLD_API measures a
@@ -234,6 +238,57 @@ static int bench_nodes(const char *path, int runs, uint32_t threads) {
     return rc;
 }
 
+/* wake: task 0 (the caller's own range) waits up to 20 ms for task 1 (the
+ * worker's range) to start, and the start time is the worker's wake latency. */
+typedef struct wake_ctx {
+    uint64_t t0, joined;
+    int flag;
+} wake_ctx;
+
+static void wake_task(void *ctx, size_t task, uint32_t thread) {
+    wake_ctx *w = ctx;
+    if (task == 1) {
+        if (thread != 0) w->joined = now_ns() - w->t0;
+        __atomic_store_n(&w->flag, 1, __ATOMIC_RELEASE);
+        return;
+    }
+    while (!__atomic_load_n(&w->flag, __ATOMIC_ACQUIRE) && now_ns() - w->t0 < 20000000u) {
+    }
+}
+
+static int bench_wake(int rounds) {
+    xe_pool *p = NULL;
+    if (xe_pool_create(2, &p) != XE_OK) return 1;
+    static const uint32_t gaps_us[] = {100, 500, 2000, 5000, 20000};
+    printf("gap_us  join_median_us  join_p90_us  missed(of %d)\n", rounds);
+    for (size_t g = 0; g < sizeof gaps_us / sizeof *gaps_us; g++) {
+        uint64_t *v = calloc((size_t)rounds, sizeof *v);
+        int n = 0, missed = 0;
+        for (int r = 0; r < rounds; r++) {
+            const struct timespec ts = {0, (long)gaps_us[g] * 1000};
+            nanosleep(&ts, NULL);
+            wake_ctx w = {now_ns(), 0, 0};
+            xe_pool_begin(p);
+            xe_pool_run(p, 2, wake_task, &w);
+            xe_pool_end(p);
+            if (w.joined)
+                v[n++] = w.joined;
+            else
+                missed++;
+        }
+        if (n) {
+            qsort(v, (size_t)n, sizeof *v, cmp_u64);
+            printf("%6u  %14.1f  %11.1f  %d\n", gaps_us[g], v[n / 2] / 1e3, v[n * 9 / 10] / 1e3,
+                   missed);
+        } else {
+            printf("%6u  %14s  %11s  %d\n", gaps_us[g], "-", "-", missed);
+        }
+        free(v);
+    }
+    xe_pool_destroy(p);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "jobs") == 0) return bench_jobs(argc - 2, argv + 2);
     if (argc >= 4 && strcmp(argv[1], "model") == 0)
@@ -242,9 +297,11 @@ int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "nodes") == 0)
         return bench_nodes(argv[2], argc > 3 ? atoi(argv[3]) : 50,
                            argc > 4 ? (uint32_t)strtoul(argv[4], NULL, 10) : 2);
+    if (argc >= 2 && strcmp(argv[1], "wake") == 0) return bench_wake(argc > 2 ? atoi(argv[2]) : 50);
     fprintf(
         stderr,
-        "usage: %s jobs [THREADS...] | model MODEL THREADS [RUNS] | nodes MODEL [RUNS [THREADS]]\n",
+        "usage: %s jobs [THREADS...] | model MODEL THREADS [RUNS] | nodes MODEL [RUNS [THREADS]] "
+        "| wake [ROUNDS]\n",
         argv[0]);
     return 2;
 }
