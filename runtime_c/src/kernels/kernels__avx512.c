@@ -361,21 +361,14 @@ static void pack_abs_avx512(size_t rows, size_t channels, const float *x, size_t
     }
     size_t r = 0;
     if (channels % 16 == 0) {
-        for (; r + 32 <= rows; r += 32) {
+        for (int nb; r + 16 <= rows; r += 16u * (unsigned)nb) {
+            nb = rows - r >= 32 ? 2 : 1;
             if (s)
                 pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r,
-                              1, 2);
+                              1, nb);
             else
                 pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r,
-                              0, 2);
-        }
-        for (; r + 16 <= rows; r += 16) {
-            if (s)
-                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r,
-                              1, 1);
-            else
-                pack_abs_full(channels, x + r * ldx, ldx, s, b, out + r * ldo, ldo, inv, amean + r,
-                              0, 1);
+                              0, nb);
         }
     }
     for (; r < rows; r += 16)
