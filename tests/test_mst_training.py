@@ -186,3 +186,62 @@ def test_init_xnor_refuses_a_file_that_does_not_fit(tmp_path):
     (tmp_path / "junk.xnor").write_bytes(b"not a model")
     with pytest.raises(XnorInitError, match="junk.xnor"):
         init_from_xnor(wider, tmp_path / "junk.xnor")
+
+
+def _float_state(ck: dict) -> dict:
+    """Every parameter and buffer of a checkpoint except the binary layers' latent weights."""
+    model = build_model(ck["config"])
+    latent = {n + ".weight" for n, _ in mst_reg.binary_convs(model)}
+    return {k: v for k, v in ck["model"].items() if k not in latent}, latent
+
+
+def test_freeze_float_trains_only_the_latent_weights(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    fake_mnist(data, 128, 32)
+    a = tmp_path / "a"  # a start point with non-trivial BN statistics, affine and alpha
+    base = _digits_args(data, a, "xnor") + ["--alpha-mode", "learned", "--lr", "1e-2", "--seed", "1"]
+    assert train.main(base + ["--epochs", "1"]) == 0
+    start = _last(a)
+    runs = {}
+    for frozen in (True, False):
+        run = tmp_path / f"frozen{frozen}"
+        args = [x if x != str(a) else str(run) for x in base]
+        args += ["--epochs", "1", "--init", str(a / "last.pt"), "--mst-lambda", "0.5", "--mst-variant", "word"]
+        assert train.main(args + (["--freeze-float"] if frozen else [])) == 0
+        runs[frozen] = _last(run)
+    before, latent = _float_state(start)
+    assert latent and len(before) > 3 * len(latent)  # BN weight/bias/statistics, alpha, biases, float convs
+    after = _float_state(runs[True])[0]
+    assert after.keys() == before.keys()
+    for k in before:  # bit-unchanged: parameters and BN buffers (running statistics, counters)
+        assert torch.equal(after[k], before[k]), k
+    for k in latent:  # 4 steps of Adam at lr 1e-2 move every latent tensor
+        assert not torch.equal(runs[True]["model"][k], start["model"][k]), k
+    assert runs[True]["freeze_float"] is True and runs[True]["args"]["freeze_float"] is True
+    # The optimiser holds only the latent weights.
+    assert sum(len(g["params"]) for g in runs[True]["optimizer"]["param_groups"]) == len(latent)
+    # Without the option the same run moves the float parameters and BN statistics (so the
+    # comparison above can fail).
+    moved = _float_state(runs[False])[0]
+    assert any("running_mean" in k and not torch.equal(moved[k], before[k]) for k in before)
+    assert any(k.endswith("alpha") and not torch.equal(moved[k], before[k]) for k in before)
+    assert runs[False]["freeze_float"] is False
+    # The card says so; a resume must keep the option.
+    run = tmp_path / "frozenTrue"
+    md = tmp_path / "c.md"
+    assert export.main([str(run / "last.pt"), str(tmp_path / "c.xnor")]) == 0
+    card_args = [str(run / "last.pt"), str(tmp_path / "c.xnor"), "--data", "mnist", "--data-path", str(data)]
+    assert card.main(card_args + ["--out", str(md)]) == 0
+    assert "(`--freeze-float`)" in md.read_text()
+    capsys.readouterr()
+    again = [x if x != str(a) else str(run) for x in base] + ["--mst-lambda", "0.5", "--mst-variant", "word"]
+    assert train.main(again + ["--epochs", "2", "--resume"]) == 2
+    assert "--freeze-float" in capsys.readouterr().out
+
+
+def test_freeze_float_refuses_a_model_without_binary_layers(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    fake_mnist(data, 64, 16)
+    args = _digits_args(data, tmp_path / "f", "float") + ["--epochs", "1", "--freeze-float"]
+    assert train.main(args) == 2
+    assert "no binary layers" in capsys.readouterr().out

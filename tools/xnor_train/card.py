@@ -90,6 +90,12 @@ def mst_lines(ck: dict) -> list[str]:
             f"statistics; latent weights {'sign * alpha' if init.get('latent') is None else 'sign * ' + str(init['latent'])}).",  # noqa: E501
             "",
         ]
+    if ck.get("freeze_float"):
+        out += [
+            "Only the binary layers' latent weights were trained (`--freeze-float`): float layers, "
+            "batch-norm affine and statistics (eval mode), alpha and biases kept as they started.",
+            "",
+        ]
     m = ck.get("mst")
     if not m or not m.get("lambda"):
         return out
