@@ -245,3 +245,45 @@ def test_freeze_float_refuses_a_model_without_binary_layers(tmp_path, capsys):
     args = _digits_args(data, tmp_path / "f", "float") + ["--epochs", "1", "--freeze-float"]
     assert train.main(args) == 2
     assert "no binary layers" in capsys.readouterr().out
+
+
+def test_layer_norm_scales_each_layers_pull_to_its_task_gradient(tmp_path):
+    torch.manual_seed(0)
+    cfg = dict(arch="vgg-small", variant="xnor", width=8, order="bacp", alpha_mode="learned", pad_mode="zero",
+               in_ch=3, num_classes=10, input_size=16)  # fmt: skip
+    model = build_model(cfg)
+    reg = mst_reg.MstRegularizer(model, 0.5, "word", chunk=8)
+    layers = reg.layers
+    assert len(layers) >= 3
+    # Task gradients of very different sizes per layer; the first layer has none.
+    task = {}
+    for k, (name, m) in enumerate(layers[1:], start=1):
+        m.weight.grad = torch.randn_like(m.weight) * 10.0**-k
+        task[name] = m.weight.grad.clone()
+    total = reg.add_balanced_grad(0.5)
+    assert layers[0][1].weight.grad is None  # no task gradient: no pull either
+    for name, m in layers[1:]:
+        added = m.weight.grad - task[name]
+        assert added.abs().max() > 0
+        # The pull's mean size is lambda x the task gradient's, whatever the layer's scale.
+        assert added.abs().mean().item() == pytest.approx(0.5 * task[name].abs().mean().item(), rel=1e-4)
+        # ... in the direction of R_l's gradient.
+        child, parent = reg.trees[name]
+        (g,) = torch.autograd.grad(mst_reg.edge_penalty(m.weight, child, parent, "word"), m.weight)
+        assert torch.allclose(added / added.abs().mean(), g / g.abs().mean(), atol=1e-5)
+    assert total.item() > 0
+    assert reg.add_balanced_grad(0.0).item() == 0.0
+
+
+def test_layer_norm_option_is_recorded_and_acts(tmp_path):
+    data = tmp_path / "mnist"
+    fake_mnist(data, 256, 32)
+    run = tmp_path / "ln"
+    args = _digits_args(data, run, "xnor") + MST + ["--epochs", "3", "--mst-lambda", "3", "--mst-variant", "word"]
+    assert train.main(args + ["--mst-layer-norm"]) == 0
+    ck = _last(run)
+    assert ck["mst"]["layer_norm"] is True
+    first = ck["history"][0]["mst"]["mean_edge_k"]
+    assert ck["history"][-1]["mst"]["mean_edge_k"] < 0.8 * first, ck["history"]
+    # Without the option the record is as before (older checkpoints still resume).
+    assert "layer_norm" not in mst_reg.mst_record(train.parse_args(args))

@@ -152,9 +152,9 @@ def table(path: str) -> str:
     """The markdown results table of a --json file (docs/mst.md section 9)."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     out = [
-        "| lambda | variant | latent | fine-tune | time | top-1 (C, 10k) | bit-identical | mean D/K | "
-        "size vs packing | ops ratio | layers 1 thr | model 1 thr | layers 2 thr | model 2 thr |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| lambda | variant | latent | lr | ramp | floats | fine-tune | time | top-1 (C, 10k) | bit-identical | "
+        "mean D/K | size vs packing | ops ratio | layers 1 thr | model 1 thr | layers 2 thr | model 2 thr |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r.get("mst")
@@ -162,10 +162,13 @@ def table(path: str) -> str:
         tune = f"{r['epochs']} x {r['images']} img" if m else "-"
         cmd = (r.get("command") or "").split()
         latent = cmd[cmd.index("--init-latent") + 1] if "--init-latent" in cmd else "-"
+        lr = cmd[cmd.index("--lr") + 1] if "--lr" in cmd else "-"
+        ramp = f"{m.get('ramp_epochs', 0):g}" if m else "-"
+        floats = ("frozen" if "--freeze-float" in cmd else "trained") if m else "-"
         t = f"{r['wall_s'] / 60:.1f} min" if m else "-"
         sp = r["speed"]
         out.append(
-            f"| {lam} | {var} | {latent} | {tune} | {t} | {r['top1'] * 100:.2f}% | "
+            f"| {lam} | {var} | {latent} | {lr} | {ramp} | {floats} | {tune} | {t} | {r['top1'] * 100:.2f}% | "
             f"{'yes' if r['bit_identical'] else 'NO'} | "
             f"{r['mean_d_k']:.4f} | {r['size_ratio']:.2f}x | {r['ops_ratio']:.3f} | "
             f"{sp['t1']['layers_speedup']:.2f}x | {sp['t1']['model_speedup']:.2f}x | "

@@ -7,8 +7,8 @@
 # FREEZE=1 trains only the binary layers' latent weights (--freeze-float: float layers,
 # batch norm (eval mode), alpha and biases as in the file); EPOCHS (default 2), LR
 # (default 2e-4) and RAMP (--mst-ramp-epochs, default 0) as named; the last epoch keeps
-# its trees frozen.
-# Usage: [SUBSET=N] [LATENT=V] [FREEZE=1] [EPOCHS=E] [LR=X] [RAMP=R] [TAG=suffix] \
+# its trees frozen. LNORM=1 balances the pull per layer (--mst-layer-norm).
+# Usage: [SUBSET=N] [LATENT=V] [FREEZE=1] [LNORM=1] [EPOCHS=E] [LR=X] [RAMP=R] [TAG=suffix] \
 #     tools/mst_sweep_train.sh DATA_ARCHIVE RUNS_DIR "variant:lambda ..."
 set -eu
 data=$1
@@ -21,6 +21,7 @@ for spec in $1; do
     [ -f "$out/last.pt" ] && continue
     freeze=
     if [ "${FREEZE:-0}" = 1 ]; then freeze=--freeze-float; fi
+    if [ "${LNORM:-0}" = 1 ]; then freeze="$freeze --mst-layer-norm"; fi
     nice -n 19 python -m xnor_train.train --data cifar10 --data-path "$data" --arch vgg-small \
         --width 64 --variant xnor --alpha-mode learned --init-xnor models/cifar10-vggsmall-xnor.xnor \
         --init-latent "${LATENT:-0.002}" --epochs "${EPOCHS:-2}" --subset "${SUBSET:-6400}" --test-subset 1000 --batch-size 128 \

@@ -548,13 +548,17 @@ def train_one_epoch(epoch: int, lp: Loop) -> tuple[float, float]:
         if lp.teacher is not None:
             w = args.distill_weight
             loss = (1.0 - w) * loss + w * distill_loss(logits, t_logits, args.distill_temp)
+        balanced = lp.mst is not None and args.mst_layer_norm
         if lp.mst is not None:
             if args.mst_rebuild_steps and i and i % args.mst_rebuild_steps == 0:
                 lp.mst.update_trees()  # a no-op once frozen
             lam = lambda_ramp(epoch + i / steps, args.mst_lambda, args.mst_ramp_epochs)
-            loss = loss + lp.mst.loss(lam)
+            if not balanced:
+                loss = loss + lp.mst.loss(lam)
         lp.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if balanced:  # the pull added per layer after the task gradient is known
+            loss = loss.detach() + lp.mst.add_balanced_grad(lam).to(loss.device)
         lp.opt.step()
         tot_loss += loss.item() * len(yb)
         tot_correct += (logits.argmax(1) == yb).sum().item()
