@@ -16,7 +16,7 @@ whole model and the binary layers' node times, uncompressed vs compressed, at 1 
 threads, one image per run, in interleaved rounds (each round times every
 (file, threads) session on the same image, in a shuffled order), medians over rounds.
 
---pause PID sends SIGSTOP to that process (a training run) for the timing and SIGCONT
+--pause PID (repeatable) sends SIGSTOP to that process (a training run) for the timing and SIGCONT
 after, so the timing does not compete with it.
 """
 
@@ -119,7 +119,7 @@ def timing(paths: list[Path], x: np.ndarray, rounds: int, reps: int = 20) -> dic
     return out
 
 
-def measure(src: Path, dst: Path, x: np.ndarray, y: np.ndarray, rounds: int, pause: int | None) -> dict:
+def measure(src: Path, dst: Path, x: np.ndarray, y: np.ndarray, rounds: int, pause: list[int] | None) -> dict:
     data = src.read_bytes()
     coded, report = mst.compress_model(data, chunk=64, max_depth=None, min_ratio=1.0, forest=True)
     dst.write_bytes(coded)
@@ -139,9 +139,9 @@ def measure(src: Path, dst: Path, x: np.ndarray, y: np.ndarray, rounds: int, pau
     return res
 
 
-def _signal(pid: int | None, sig: int) -> None:
+def _signal(pids: list[int] | None, sig: int) -> None:
     """--pause: a training run that has ended in the meantime is no error."""
-    if pid:
+    for pid in pids or ():
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -184,7 +184,9 @@ def main(argv=None) -> int:
     p.add_argument("--data-path", default=None)
     p.add_argument("--baseline", default=None, help="also measure this model file as it is")
     p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--pause", type=int, default=None, help="SIGSTOP this pid while timing")
+    p.add_argument(
+        "--pause", type=int, action="append", default=None, help="SIGSTOP this pid while timing (repeatable)"
+    )
     p.add_argument("--json", default=None, help="append one JSON line per run here")
     p.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a --json file")
     args = p.parse_args(argv)
