@@ -287,3 +287,21 @@ def test_layer_norm_option_is_recorded_and_acts(tmp_path):
     assert ck["history"][-1]["mst"]["mean_edge_k"] < 0.8 * first, ck["history"]
     # Without the option the record is as before (older checkpoints still resume).
     assert "layer_norm" not in mst_reg.mst_record(train.parse_args(args))
+
+
+def test_skip_layers_leaves_the_first_convolutions_unpenalised():
+    torch.manual_seed(0)
+    cfg = dict(arch="vgg-small", variant="xnor", width=8, order="bacp", alpha_mode="learned", pad_mode="zero",
+               in_ch=3, num_classes=10, input_size=16)  # fmt: skip
+    model = build_model(cfg)
+    every = [n for n, _ in mst_reg.binary_convs(model)]
+    reg = mst_reg.MstRegularizer(model, 1.0, "word", chunk=8, skip_layers=2)
+    assert [n for n, _ in reg.layers] == every[2:] and set(reg.trees) == set(every[2:])
+    reg.loss().backward()
+    convs = dict(mst_reg.binary_convs(model))
+    assert all(convs[n].weight.grad is None for n in every[:2])
+    assert all(convs[n].weight.grad.abs().sum() > 0 for n in every[2:])
+    args = train.parse_args(["--data", "cifar10", "--out", "x", "--mst-lambda", "1", "--mst-skip-layers", "2"])
+    assert mst_reg.mst_record(args)["skip_layers"] == 2
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "cifar10", "--out", "x", "--mst-skip-layers", "-1"])

@@ -109,6 +109,7 @@ def mst_lines(ck: dict) -> list[str]:
         f"{m['ramp_epochs']} epochs, trees rebuilt every epoch"
         + (f" and every {m['rebuild_steps']} steps" if m.get("rebuild_steps") else "")
         + (", each layer's pull scaled to lambda x its task gradient" if m.get("layer_norm") else "")
+        + (f", the first {m['skip_layers']} binary convolutions unpenalised" if m.get("skip_layers") else "")
         + f", frozen for the last {m['freeze_epochs']} epoch(s); chunk {m['chunk']}, depth bound "
         f"{m['max_depth']}. Plain-MST mean D/K / words differing (layer means) per epoch: {dist}.",
         "",

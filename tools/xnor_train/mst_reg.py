@@ -101,6 +101,7 @@ class MstRegularizer:
         variant: str = "bit",
         chunk: int | None = 64,
         max_depth: int | None = None,
+        skip_layers: int = 0,
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -110,7 +111,9 @@ class MstRegularizer:
         self.chunk = chunk
         self.max_depth = max_depth
         self.frozen = False
-        self.layers = list(binary_convs(model))
+        # --mst-skip-layers: the first binary convolutions (small, and the most sensitive
+        # to a pull: docs/mst.md section 9) carry no penalty
+        self.layers = list(binary_convs(model))[skip_layers:]
         self.trees: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.update_trees(force=True)
 
@@ -228,6 +231,13 @@ def mst_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--mst-max-depth", type=int, default=None, help="tree depth bound (default none)")
     g.add_argument(
+        "--mst-skip-layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="no penalty on the first N binary convolutions (default 0)",
+    )
+    g.add_argument(
         "--mst-layer-norm",
         action="store_true",
         help="balance the pull per layer: each layer's penalty gradient rescaled to lambda times the "
@@ -253,6 +263,7 @@ def mst_record(args: argparse.Namespace) -> dict:
         "rebuild_steps": int(args.mst_rebuild_steps),
         # only when on, so the checkpoints written before the option still --resume
         **({"layer_norm": True} if getattr(args, "mst_layer_norm", False) else {}),
+        **({"skip_layers": int(args.mst_skip_layers)} if getattr(args, "mst_skip_layers", 0) else {}),
     }
 
 

@@ -351,8 +351,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.mst_variant not in VARIANTS_MST:
         p.error(f"--mst-variant must be one of {VARIANTS_MST}")
-    if args.mst_lambda < 0 or args.mst_ramp_epochs < 0 or args.mst_freeze_epochs < 0:
-        p.error("--mst-lambda, --mst-ramp-epochs and --mst-freeze-epochs must not be negative")
+    if min(args.mst_lambda, args.mst_ramp_epochs, args.mst_freeze_epochs, args.mst_skip_layers) < 0:
+        p.error(
+            "--mst-lambda, --mst-ramp-epochs, --mst-freeze-epochs and --mst-skip-layers must not be negative"
+        )
     if not 0.0 <= args.distill_weight <= 1.0:
         p.error(f"--distill-weight must be within [0, 1], not {args.distill_weight}")
     if args.distill_temp <= 0:
@@ -687,8 +689,9 @@ def prepare(args, command: str, dist: Dist, device: torch.device, out: Path, log
     mst = None
     if args.mst_lambda > 0:
         mst = MstRegularizer(
-            model, args.mst_lambda, args.mst_variant, args.mst_chunk or None, args.mst_max_depth
-        )
+            model, args.mst_lambda, args.mst_variant, args.mst_chunk or None, args.mst_max_depth,
+            args.mst_skip_layers,
+        )  # fmt: skip
         if state.get("mst_trees"):
             mst.load_tree_state(state["mst_trees"])
         log(f"MST regulariser {mst_record(args)} on {len(mst.layers)} binary convolutions")
