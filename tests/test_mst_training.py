@@ -305,3 +305,23 @@ def test_skip_layers_leaves_the_first_convolutions_unpenalised():
     assert mst_reg.mst_record(args)["skip_layers"] == 2
     with pytest.raises(SystemExit):
         train.parse_args(["--data", "cifar10", "--out", "x", "--mst-skip-layers", "-1"])
+
+
+def test_freeze_latent_keeps_every_sign_and_trains_the_rest(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    fake_mnist(data, 128, 32)
+    a, b = tmp_path / "a", tmp_path / "b"
+    base = _digits_args(data, a, "xnor") + ["--alpha-mode", "learned", "--lr", "1e-2", "--seed", "1"]
+    assert train.main(base + ["--epochs", "1"]) == 0
+    args = [x if x != str(a) else str(b) for x in base] + ["--epochs", "1", "--init", str(a / "last.pt")]
+    assert train.main(args + ["--freeze-latent"]) == 0
+    start, end = _last(a), _last(b)
+    before, latent = _float_state(start)
+    after = _float_state(end)[0]
+    for k in latent:
+        assert torch.equal(end["model"][k], start["model"][k]), k
+    assert any(k.endswith("alpha") and not torch.equal(after[k], before[k]) for k in before)
+    assert any("running_mean" in k and not torch.equal(after[k], before[k]) for k in before)
+    assert end["freeze_latent"] is True and end["freeze_float"] is False
+    with pytest.raises(SystemExit):
+        train.parse_args(args + ["--freeze-latent", "--freeze-float"])

@@ -96,6 +96,12 @@ def mst_lines(ck: dict) -> list[str]:
             "batch-norm affine and statistics (eval mode), alpha and biases kept as they started.",
             "",
         ]
+    if ck.get("freeze_latent"):
+        out += [
+            "The binary layers' latent weights (every sign) were kept as they started "
+            "(`--freeze-latent`); only the float parameters trained.",
+            "",
+        ]
     m = ck.get("mst")
     if not m or not m.get("lambda"):
         return out

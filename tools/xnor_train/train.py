@@ -196,6 +196,21 @@ def make_optimizer(args, model):
     return torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
 
 
+def freeze_latent(model: nn.Module) -> list[str]:
+    """--freeze-latent: the binary layers' latent weights (so every sign, and the MST
+    coding of the file) stay as they are; everything else trains. Returns the names
+    still trained."""
+    from .layers import BinConv2d, BinLinear
+
+    latent = {id(m.weight) for m in model.modules() if isinstance(m, (BinConv2d, BinLinear))}
+    trained = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(id(p) not in latent)
+        if id(p) not in latent:
+            trained.append(name)
+    return trained
+
+
 def freeze_float(model: nn.Module) -> list[str]:
     """--freeze-float: every parameter but the binary layers' latent weights (BinConv2d and
     BinLinear ``weight``) stops receiving gradient; returns the names still trained. Batch
@@ -347,8 +362,17 @@ def parse_args(argv=None):
         "(running statistics unchanged); for fine-tuning a shipped model (--init-xnor) with the "
         "MST regulariser, docs/mst.md section 9",
     )
+    p.add_argument(
+        "--freeze-latent",
+        action="store_true",
+        help="the opposite: keep the binary layers' latent weights (every sign) as they are and train "
+        "everything else, e.g. to let batch norm, alpha and the float layers recover after an MST "
+        "fine-tune without changing its coding",
+    )
     mst_options(p)
     args = p.parse_args(argv)
+    if args.freeze_float and args.freeze_latent:
+        p.error("--freeze-float and --freeze-latent exclude each other")
     if args.mst_variant not in VARIANTS_MST:
         p.error(f"--mst-variant must be one of {VARIANTS_MST}")
     if min(args.mst_lambda, args.mst_ramp_epochs, args.mst_freeze_epochs, args.mst_skip_layers) < 0:
@@ -620,6 +644,11 @@ def start_state(args, model, opt, cfg: dict, last: Path, device, command: str, l
         ck = torch.load(last, map_location=device, weights_only=False)
         if ck["config"] != cfg:
             raise RunError(f"checkpoint config {ck['config']} differs from the arguments' {cfg}")
+        if bool(ck.get("freeze_latent", False)) != args.freeze_latent:
+            raise RunError(
+                f"checkpoint --freeze-latent {bool(ck.get('freeze_latent', False))} differs from the "
+                f"arguments' {args.freeze_latent}"
+            )
         if bool(ck.get("freeze_float", False)) != args.freeze_float:
             raise RunError(
                 f"checkpoint --freeze-float {bool(ck.get('freeze_float', False))} differs from the "
@@ -682,6 +711,9 @@ def prepare(args, command: str, dist: Dist, device: torch.device, out: Path, log
         if not trained:
             raise RunError(f"--freeze-float: the {cfg['variant']} model has no binary layers to train")
         log(f"--freeze-float: training only {len(trained)} latent weight tensors, batch norm in eval mode")
+    if args.freeze_latent:
+        trained = freeze_latent(model)
+        log(f"--freeze-latent: binary latent weights fixed, training {len(trained)} other tensors")
     opt = make_optimizer(args, model)
     state = start_state(args, model, opt, cfg, out / "last.pt", device, command, log)
     if args.init_xnor:
@@ -760,6 +792,7 @@ def save_checkpoint(lp: Loop, rec: dict, wall: float, best_acc: float, best_too:
         torch_version=torch.__version__,
         date=time.strftime("%Y-%m-%d"),
         freeze_float=bool(lp.args.freeze_float),
+        freeze_latent=bool(lp.args.freeze_latent),
         mst=mst_record(lp.args),
         mst_trees=lp.mst.tree_state() if lp.mst is not None else None,
     )
