@@ -152,9 +152,9 @@ def table(path: str) -> str:
     """The markdown results table of a --json file (docs/mst.md section 9)."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     out = [
-        "| lambda | variant | latent | lr | ramp | floats | fine-tune | time | top-1 (C, 10k) | bit-identical | "
+        "| lambda | variant | pull | seed | latent | lr | ramp | floats | fine-tune | time | top-1 (C, 10k) | bit-identical | "
         "mean D/K | size vs packing | ops ratio | layers 1 thr | model 1 thr | layers 2 thr | model 2 thr |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r.get("mst")
@@ -165,10 +165,16 @@ def table(path: str) -> str:
         lr = cmd[cmd.index("--lr") + 1] if "--lr" in cmd else "-"
         ramp = f"{m.get('ramp_epochs', 0):g}" if m else "-"
         floats = ("frozen" if "--freeze-float" in cmd else "trained") if m else "-"
+        seed = cmd[cmd.index("--seed") + 1] if "--seed" in cmd else "-"
+        pull = "-"
+        if m:  # one lambda for every layer, balanced per layer (--mst-layer-norm), first N skipped
+            pull = ("balanced" if m.get("layer_norm") else "plain") + (
+                f", skip {m['skip_layers']}" if m.get("skip_layers") else ""
+            )
         t = f"{r['wall_s'] / 60:.1f} min" if m else "-"
         sp = r["speed"]
         out.append(
-            f"| {lam} | {var} | {latent} | {lr} | {ramp} | {floats} | {tune} | {t} | {r['top1'] * 100:.2f}% | "
+            f"| {lam} | {var} | {pull} | {seed} | {latent} | {lr} | {ramp} | {floats} | {tune} | {t} | {r['top1'] * 100:.2f}% | "
             f"{'yes' if r['bit_identical'] else 'NO'} | "
             f"{r['mean_d_k']:.4f} | {r['size_ratio']:.2f}x | {r['ops_ratio']:.3f} | "
             f"{sp['t1']['layers_speedup']:.2f}x | {sp['t1']['model_speedup']:.2f}x | "
