@@ -186,3 +186,157 @@ def test_init_xnor_refuses_a_file_that_does_not_fit(tmp_path):
     (tmp_path / "junk.xnor").write_bytes(b"not a model")
     with pytest.raises(XnorInitError, match="junk.xnor"):
         init_from_xnor(wider, tmp_path / "junk.xnor")
+
+
+def _float_state(ck: dict) -> dict:
+    """Every parameter and buffer of a checkpoint except the binary layers' latent weights."""
+    model = build_model(ck["config"])
+    latent = {n + ".weight" for n, _ in mst_reg.binary_convs(model)}
+    return {k: v for k, v in ck["model"].items() if k not in latent}, latent
+
+
+def test_freeze_float_trains_only_the_latent_weights(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    fake_mnist(data, 128, 32)
+    a = tmp_path / "a"  # a start point with non-trivial BN statistics, affine and alpha
+    base = _digits_args(data, a, "xnor") + ["--alpha-mode", "learned", "--lr", "1e-2", "--seed", "1"]
+    assert train.main(base + ["--epochs", "1"]) == 0
+    start = _last(a)
+    runs = {}
+    for frozen in (True, False):
+        run = tmp_path / f"frozen{frozen}"
+        args = [x if x != str(a) else str(run) for x in base]
+        args += [
+            "--epochs",
+            "1",
+            "--init",
+            str(a / "last.pt"),
+            "--mst-lambda",
+            "0.5",
+            "--mst-variant",
+            "word",
+        ]
+        assert train.main(args + (["--freeze-float"] if frozen else [])) == 0
+        runs[frozen] = _last(run)
+    before, latent = _float_state(start)
+    assert latent and len(before) > 3 * len(latent)  # BN weight/bias/statistics, alpha, biases, float convs
+    after = _float_state(runs[True])[0]
+    assert after.keys() == before.keys()
+    for k in before:  # bit-unchanged: parameters and BN buffers (running statistics, counters)
+        assert torch.equal(after[k], before[k]), k
+    for k in latent:  # 4 steps of Adam at lr 1e-2 move every latent tensor
+        assert not torch.equal(runs[True]["model"][k], start["model"][k]), k
+    assert runs[True]["freeze_float"] is True and runs[True]["args"]["freeze_float"] is True
+    # The optimiser holds only the latent weights.
+    assert sum(len(g["params"]) for g in runs[True]["optimizer"]["param_groups"]) == len(latent)
+    # Without the option the same run moves the float parameters and BN statistics (so the
+    # comparison above can fail).
+    moved = _float_state(runs[False])[0]
+    assert any("running_mean" in k and not torch.equal(moved[k], before[k]) for k in before)
+    assert any(k.endswith("alpha") and not torch.equal(moved[k], before[k]) for k in before)
+    assert runs[False]["freeze_float"] is False
+    # The card says so; a resume must keep the option.
+    run = tmp_path / "frozenTrue"
+    md = tmp_path / "c.md"
+    assert export.main([str(run / "last.pt"), str(tmp_path / "c.xnor")]) == 0
+    card_args = [str(run / "last.pt"), str(tmp_path / "c.xnor"), "--data", "mnist", "--data-path", str(data)]
+    assert card.main(card_args + ["--out", str(md)]) == 0
+    assert "(`--freeze-float`)" in md.read_text()
+    capsys.readouterr()
+    again = [x if x != str(a) else str(run) for x in base] + ["--mst-lambda", "0.5", "--mst-variant", "word"]
+    assert train.main(again + ["--epochs", "2", "--resume"]) == 2
+    assert "--freeze-float" in capsys.readouterr().out
+
+
+def test_freeze_float_refuses_a_model_without_binary_layers(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    fake_mnist(data, 64, 16)
+    args = _digits_args(data, tmp_path / "f", "float") + ["--epochs", "1", "--freeze-float"]
+    assert train.main(args) == 2
+    assert "no binary layers" in capsys.readouterr().out
+
+
+def test_layer_norm_scales_each_layers_pull_to_its_task_gradient(tmp_path):
+    torch.manual_seed(0)
+    cfg = dict(arch="vgg-small", variant="xnor", width=8, order="bacp", alpha_mode="learned", pad_mode="zero",
+               in_ch=3, num_classes=10, input_size=16)  # fmt: skip
+    model = build_model(cfg)
+    reg = mst_reg.MstRegularizer(model, 0.5, "word", chunk=8)
+    layers = reg.layers
+    assert len(layers) >= 3
+    # Task gradients of very different sizes per layer; the first layer has none.
+    task = {}
+    for k, (name, m) in enumerate(layers[1:], start=1):
+        m.weight.grad = torch.randn_like(m.weight) * 10.0**-k
+        task[name] = m.weight.grad.clone()
+    total = reg.add_balanced_grad(0.5)
+    assert layers[0][1].weight.grad is None  # no task gradient: no pull either
+    for name, m in layers[1:]:
+        added = m.weight.grad - task[name]
+        assert added.abs().max() > 0
+        # The pull's mean size is lambda x the task gradient's, whatever the layer's scale.
+        assert added.abs().mean().item() == pytest.approx(0.5 * task[name].abs().mean().item(), rel=1e-4)
+        # ... in the direction of R_l's gradient.
+        child, parent = reg.trees[name]
+        (g,) = torch.autograd.grad(mst_reg.edge_penalty(m.weight, child, parent, "word"), m.weight)
+        assert torch.allclose(added / added.abs().mean(), g / g.abs().mean(), atol=1e-5)
+    assert total.item() > 0
+    assert reg.add_balanced_grad(0.0).item() == 0.0
+
+
+def test_layer_norm_option_is_recorded_and_acts(tmp_path):
+    data = tmp_path / "mnist"
+    fake_mnist(data, 256, 32)
+    run = tmp_path / "ln"
+    args = (
+        _digits_args(data, run, "xnor")
+        + MST
+        + ["--epochs", "3", "--mst-lambda", "3", "--mst-variant", "word"]
+    )
+    assert train.main(args + ["--mst-layer-norm"]) == 0
+    ck = _last(run)
+    assert ck["mst"]["layer_norm"] is True
+    first = ck["history"][0]["mst"]["mean_edge_k"]
+    assert ck["history"][-1]["mst"]["mean_edge_k"] < 0.8 * first, ck["history"]
+    # Without the option the record is as before (older checkpoints still resume).
+    assert "layer_norm" not in mst_reg.mst_record(train.parse_args(args))
+
+
+def test_skip_layers_leaves_the_first_convolutions_unpenalised():
+    torch.manual_seed(0)
+    cfg = dict(arch="vgg-small", variant="xnor", width=8, order="bacp", alpha_mode="learned", pad_mode="zero",
+               in_ch=3, num_classes=10, input_size=16)  # fmt: skip
+    model = build_model(cfg)
+    every = [n for n, _ in mst_reg.binary_convs(model)]
+    reg = mst_reg.MstRegularizer(model, 1.0, "word", chunk=8, skip_layers=2)
+    assert [n for n, _ in reg.layers] == every[2:] and set(reg.trees) == set(every[2:])
+    reg.loss().backward()
+    convs = dict(mst_reg.binary_convs(model))
+    assert all(convs[n].weight.grad is None for n in every[:2])
+    assert all(convs[n].weight.grad.abs().sum() > 0 for n in every[2:])
+    args = train.parse_args(
+        ["--data", "cifar10", "--out", "x", "--mst-lambda", "1", "--mst-skip-layers", "2"]
+    )
+    assert mst_reg.mst_record(args)["skip_layers"] == 2
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "cifar10", "--out", "x", "--mst-skip-layers", "-1"])
+
+
+def test_freeze_latent_keeps_every_sign_and_trains_the_rest(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    fake_mnist(data, 128, 32)
+    a, b = tmp_path / "a", tmp_path / "b"
+    base = _digits_args(data, a, "xnor") + ["--alpha-mode", "learned", "--lr", "1e-2", "--seed", "1"]
+    assert train.main(base + ["--epochs", "1"]) == 0
+    args = [x if x != str(a) else str(b) for x in base] + ["--epochs", "1", "--init", str(a / "last.pt")]
+    assert train.main(args + ["--freeze-latent"]) == 0
+    start, end = _last(a), _last(b)
+    before, latent = _float_state(start)
+    after = _float_state(end)[0]
+    for k in latent:
+        assert torch.equal(end["model"][k], start["model"][k]), k
+    assert any(k.endswith("alpha") and not torch.equal(after[k], before[k]) for k in before)
+    assert any("running_mean" in k and not torch.equal(after[k], before[k]) for k in before)
+    assert end["freeze_latent"] is True and end["freeze_float"] is False
+    with pytest.raises(SystemExit):
+        train.parse_args(args + ["--freeze-latent", "--freeze-float"])

@@ -16,7 +16,7 @@ whole model and the binary layers' node times, uncompressed vs compressed, at 1 
 threads, one image per run, in interleaved rounds (each round times every
 (file, threads) session on the same image, in a shuffled order), medians over rounds.
 
---pause PID sends SIGSTOP to that process (a training run) for the timing and SIGCONT
+--pause PID (repeatable) sends SIGSTOP to that process (a training run) for the timing and SIGCONT
 after, so the timing does not compete with it.
 """
 
@@ -119,7 +119,7 @@ def timing(paths: list[Path], x: np.ndarray, rounds: int, reps: int = 20) -> dic
     return out
 
 
-def measure(src: Path, dst: Path, x: np.ndarray, y: np.ndarray, rounds: int, pause: int | None) -> dict:
+def measure(src: Path, dst: Path, x: np.ndarray, y: np.ndarray, rounds: int, pause: list[int] | None) -> dict:
     data = src.read_bytes()
     coded, report = mst.compress_model(data, chunk=64, max_depth=None, min_ratio=1.0, forest=True)
     dst.write_bytes(coded)
@@ -139,9 +139,9 @@ def measure(src: Path, dst: Path, x: np.ndarray, y: np.ndarray, rounds: int, pau
     return res
 
 
-def _signal(pid: int | None, sig: int) -> None:
+def _signal(pids: list[int] | None, sig: int) -> None:
     """--pause: a training run that has ended in the meantime is no error."""
-    if pid:
+    for pid in pids or ():
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -152,9 +152,9 @@ def table(path: str) -> str:
     """The markdown results table of a --json file (docs/mst.md section 9)."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     out = [
-        "| lambda | variant | latent | fine-tune | time | top-1 (C, 10k) | bit-identical | mean D/K | "
-        "size vs packing | ops ratio | layers 1 thr | model 1 thr | layers 2 thr | model 2 thr |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| lambda | variant | pull | seed | latent | lr | ramp | floats | fine-tune | time | top-1 (C, 10k) | bit-identical | "
+        "mean D/K | size vs packing | ops ratio | layers 1 thr | model 1 thr | layers 2 thr | model 2 thr |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r.get("mst")
@@ -162,10 +162,19 @@ def table(path: str) -> str:
         tune = f"{r['epochs']} x {r['images']} img" if m else "-"
         cmd = (r.get("command") or "").split()
         latent = cmd[cmd.index("--init-latent") + 1] if "--init-latent" in cmd else "-"
+        lr = cmd[cmd.index("--lr") + 1] if "--lr" in cmd else "-"
+        ramp = f"{m.get('ramp_epochs', 0):g}" if m else "-"
+        floats = ("frozen" if "--freeze-float" in cmd else "trained") if m else "-"
+        seed = cmd[cmd.index("--seed") + 1] if "--seed" in cmd else "-"
+        pull = "-"
+        if m:  # one lambda for every layer, balanced per layer (--mst-layer-norm), first N skipped
+            pull = ("balanced" if m.get("layer_norm") else "plain") + (
+                f", skip {m['skip_layers']}" if m.get("skip_layers") else ""
+            )
         t = f"{r['wall_s'] / 60:.1f} min" if m else "-"
         sp = r["speed"]
         out.append(
-            f"| {lam} | {var} | {latent} | {tune} | {t} | {r['top1'] * 100:.2f}% | "
+            f"| {lam} | {var} | {pull} | {seed} | {latent} | {lr} | {ramp} | {floats} | {tune} | {t} | {r['top1'] * 100:.2f}% | "
             f"{'yes' if r['bit_identical'] else 'NO'} | "
             f"{r['mean_d_k']:.4f} | {r['size_ratio']:.2f}x | {r['ops_ratio']:.3f} | "
             f"{sp['t1']['layers_speedup']:.2f}x | {sp['t1']['model_speedup']:.2f}x | "
@@ -181,7 +190,9 @@ def main(argv=None) -> int:
     p.add_argument("--data-path", default=None)
     p.add_argument("--baseline", default=None, help="also measure this model file as it is")
     p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--pause", type=int, default=None, help="SIGSTOP this pid while timing")
+    p.add_argument(
+        "--pause", type=int, action="append", default=None, help="SIGSTOP this pid while timing (repeatable)"
+    )
     p.add_argument("--json", default=None, help="append one JSON line per run here")
     p.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a --json file")
     args = p.parse_args(argv)

@@ -4,7 +4,13 @@
 # short epochs of a seeded SUBSET-image subset (default 6400, i.e. 50 steps of 128 per
 # epoch): the first with the trees rebuilt every 10 steps, the second with them frozen.
 # One thread, niced (a shared 2-core machine).
-# Usage: [SUBSET=N] [LATENT=V] [TAG=suffix] tools/mst_sweep_train.sh DATA_ARCHIVE RUNS_DIR "variant:lambda ..."
+# FREEZE=1 trains only the binary layers' latent weights (--freeze-float: float layers,
+# batch norm (eval mode), alpha and biases as in the file); EPOCHS (default 2), LR
+# (default 2e-4), SEED (default 0) and RAMP (--mst-ramp-epochs, default 0) as named; the last epoch keeps
+# its trees frozen. LNORM=1 balances the pull per layer (--mst-layer-norm);
+# SKIP=N leaves the first N binary convolutions unpenalised (--mst-skip-layers).
+# Usage: [SUBSET=N] [LATENT=V] [FREEZE=1] [LNORM=1] [SKIP=N] [EPOCHS=E] [SEED=S] [LR=X] [RAMP=R] [TAG=suffix] \
+#     tools/mst_sweep_train.sh DATA_ARCHIVE RUNS_DIR "variant:lambda ..."
 set -eu
 data=$1
 runs=$2
@@ -14,10 +20,15 @@ for spec in $1; do
     lam=${spec##*:}
     out="$runs/$variant-$lam${TAG:-}"
     [ -f "$out/last.pt" ] && continue
-    nice -n 10 python -m xnor_train.train --data cifar10 --data-path "$data" --arch vgg-small \
+    freeze=
+    if [ "${FREEZE:-0}" = 1 ]; then freeze=--freeze-float; fi
+    if [ "${LNORM:-0}" = 1 ]; then freeze="$freeze --mst-layer-norm"; fi
+    if [ "${SKIP:-0}" != 0 ]; then freeze="$freeze --mst-skip-layers $SKIP"; fi
+    nice -n 19 python -m xnor_train.train --data cifar10 --data-path "$data" --arch vgg-small \
         --width 64 --variant xnor --alpha-mode learned --init-xnor models/cifar10-vggsmall-xnor.xnor \
-        --init-latent "${LATENT:-0.002}" --epochs 2 --subset "${SUBSET:-6400}" --test-subset 1000 --batch-size 128 \
-        --optimizer adam --lr 2e-4 --schedule cosine --seed 0 --threads 1 --device cpu \
+        --init-latent "${LATENT:-0.002}" --epochs "${EPOCHS:-2}" --subset "${SUBSET:-6400}" --test-subset 1000 --batch-size 128 \
+        --optimizer adam --lr "${LR:-2e-4}" --schedule cosine --seed "${SEED:-0}" --threads 1 --device cpu \
         --mst-lambda "$lam" --mst-variant "$variant" --mst-rebuild-steps 10 --mst-freeze-epochs 1 \
+        --mst-ramp-epochs "${RAMP:-0}" $freeze \
         --out "$out" > "$out.log" 2>&1 || echo "run $out failed" >&2
 done

@@ -90,6 +90,18 @@ def mst_lines(ck: dict) -> list[str]:
             f"statistics; latent weights {'sign * alpha' if init.get('latent') is None else 'sign * ' + str(init['latent'])}).",  # noqa: E501
             "",
         ]
+    if ck.get("freeze_float"):
+        out += [
+            "Only the binary layers' latent weights were trained (`--freeze-float`): float layers, "
+            "batch-norm affine and statistics (eval mode), alpha and biases kept as they started.",
+            "",
+        ]
+    if ck.get("freeze_latent"):
+        out += [
+            "The binary layers' latent weights (every sign) were kept as they started "
+            "(`--freeze-latent`); only the float parameters trained.",
+            "",
+        ]
     m = ck.get("mst")
     if not m or not m.get("lambda"):
         return out
@@ -102,6 +114,8 @@ def mst_lines(ck: dict) -> list[str]:
         f"MST regulariser (docs/mst.md): lambda {m['lambda']}, variant {m['variant']}, ramp "
         f"{m['ramp_epochs']} epochs, trees rebuilt every epoch"
         + (f" and every {m['rebuild_steps']} steps" if m.get("rebuild_steps") else "")
+        + (", each layer's pull scaled to lambda x its task gradient" if m.get("layer_norm") else "")
+        + (f", the first {m['skip_layers']} binary convolutions unpenalised" if m.get("skip_layers") else "")
         + f", frozen for the last {m['freeze_epochs']} epoch(s); chunk {m['chunk']}, depth bound "
         f"{m['max_depth']}. Plain-MST mean D/K / words differing (layer means) per epoch: {dist}.",
         "",

@@ -101,6 +101,7 @@ class MstRegularizer:
         variant: str = "bit",
         chunk: int | None = 64,
         max_depth: int | None = None,
+        skip_layers: int = 0,
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -110,7 +111,9 @@ class MstRegularizer:
         self.chunk = chunk
         self.max_depth = max_depth
         self.frozen = False
-        self.layers = list(binary_convs(model))
+        # --mst-skip-layers: the first binary convolutions (small, and the most sensitive
+        # to a pull: docs/mst.md section 9) carry no penalty
+        self.layers = list(binary_convs(model))[skip_layers:]
         self.trees: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.update_trees(force=True)
 
@@ -143,6 +146,32 @@ class MstRegularizer:
         if total is None:
             return torch.zeros(())
         return lam * total
+
+    def add_balanced_grad(self, lam: float) -> torch.Tensor:
+        """--mst-layer-norm: after the task loss's backward, adds to every layer's latent
+        weight gradient lam * (mean |task grad| / mean |grad R_l|) * grad R_l, so that in every
+        layer the pull's mean size is lam times the task gradient's on this batch (docs/mst.md
+        section 9: with one lambda the first binary layer's pull was 6x its task gradient and
+        the last's 0.4x). A layer without a task gradient (none yet, or all zero) gets none.
+        Returns the weighted penalty lam * sum scale_l * R_l (detached, for the log)."""
+        total = torch.zeros(())
+        if lam == 0:
+            return total
+        for name, m in self.layers:
+            child, parent = self.trees[name]
+            w = m.weight
+            if w.grad is None or child.numel() == 0:
+                continue
+            task = w.grad.abs().mean()
+            r = edge_penalty(w, child, parent, self.variant)
+            (g,) = torch.autograd.grad(r, w)
+            pull = g.abs().mean()
+            if task == 0 or pull == 0:
+                continue
+            scale = (task / pull).detach()
+            w.grad.add_(g, alpha=float(lam * scale))
+            total = total + (lam * scale * r).detach().cpu()
+        return total
 
     def state(self) -> dict:
         """What a checkpoint and a model card record about the regulariser."""
@@ -202,6 +231,19 @@ def mst_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--mst-max-depth", type=int, default=None, help="tree depth bound (default none)")
     g.add_argument(
+        "--mst-skip-layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="no penalty on the first N binary convolutions (default 0)",
+    )
+    g.add_argument(
+        "--mst-layer-norm",
+        action="store_true",
+        help="balance the pull per layer: each layer's penalty gradient rescaled to lambda times the "
+        "mean size of its task-loss gradient on the batch (instead of one lambda for R_l as defined)",
+    )
+    g.add_argument(
         "--mst-rebuild-steps",
         type=int,
         default=0,
@@ -219,6 +261,9 @@ def mst_record(args: argparse.Namespace) -> dict:
         "chunk": int(args.mst_chunk),
         "max_depth": args.mst_max_depth,
         "rebuild_steps": int(args.mst_rebuild_steps),
+        # only when on, so the checkpoints written before the option still --resume
+        **({"layer_norm": True} if getattr(args, "mst_layer_norm", False) else {}),
+        **({"skip_layers": int(args.mst_skip_layers)} if getattr(args, "mst_skip_layers", 0) else {}),
     }
 
 

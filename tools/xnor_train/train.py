@@ -187,11 +187,53 @@ def evaluate_torch(
 def make_optimizer(args, model):
     decay, no_decay = [], []
     for p in model.parameters():
+        if not p.requires_grad:  # --freeze-float: not handed to the optimiser at all
+            continue
         (no_decay if p.dim() <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if args.optimizer == "adam":
         return torch.optim.Adam(groups, lr=args.lr)
     return torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
+
+
+def freeze_latent(model: nn.Module) -> list[str]:
+    """--freeze-latent: the binary layers' latent weights (so every sign, and the MST
+    coding of the file) stay as they are; everything else trains. Returns the names
+    still trained."""
+    from .layers import BinConv2d, BinLinear
+
+    latent = {id(m.weight) for m in model.modules() if isinstance(m, (BinConv2d, BinLinear))}
+    trained = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(id(p) not in latent)
+        if id(p) not in latent:
+            trained.append(name)
+    return trained
+
+
+def freeze_float(model: nn.Module) -> list[str]:
+    """--freeze-float: every parameter but the binary layers' latent weights (BinConv2d and
+    BinLinear ``weight``) stops receiving gradient; returns the names still trained. Batch
+    norm is kept in eval mode by ``set_train_mode`` (its running statistics never move)."""
+    from .layers import BinConv2d, BinLinear
+
+    latent = {id(m.weight) for m in model.modules() if isinstance(m, (BinConv2d, BinLinear))}
+    trained = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(id(p) in latent)
+        if id(p) in latent:
+            trained.append(name)
+    return trained
+
+
+def set_train_mode(model: nn.Module, frozen_float: bool) -> None:
+    """Training mode, except, with --freeze-float, every batch norm stays in eval mode: it
+    normalises with its running statistics and leaves them unchanged."""
+    model.train()
+    if frozen_float:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def lr_factor(args, step: int, total_steps: int, steps_per_epoch: int) -> float:
@@ -312,12 +354,31 @@ def parse_args(argv=None):
         help="--init-xnor with --alpha-mode learned: latent weights sign * V instead of sign * alpha "
         "(alpha is then the learned parameter, set from the file), so signs move in few steps",
     )
+    p.add_argument(
+        "--freeze-float",
+        action="store_true",
+        help="train only the binary layers' latent weights: every other parameter (float convs, "
+        "classifier, batch-norm affine, learned alpha, biases) frozen and batch norm in eval mode "
+        "(running statistics unchanged); for fine-tuning a shipped model (--init-xnor) with the "
+        "MST regulariser, docs/mst.md section 9",
+    )
+    p.add_argument(
+        "--freeze-latent",
+        action="store_true",
+        help="the opposite: keep the binary layers' latent weights (every sign) as they are and train "
+        "everything else, e.g. to let batch norm, alpha and the float layers recover after an MST "
+        "fine-tune without changing its coding",
+    )
     mst_options(p)
     args = p.parse_args(argv)
+    if args.freeze_float and args.freeze_latent:
+        p.error("--freeze-float and --freeze-latent exclude each other")
     if args.mst_variant not in VARIANTS_MST:
         p.error(f"--mst-variant must be one of {VARIANTS_MST}")
-    if args.mst_lambda < 0 or args.mst_ramp_epochs < 0 or args.mst_freeze_epochs < 0:
-        p.error("--mst-lambda, --mst-ramp-epochs and --mst-freeze-epochs must not be negative")
+    if min(args.mst_lambda, args.mst_ramp_epochs, args.mst_freeze_epochs, args.mst_skip_layers) < 0:
+        p.error(
+            "--mst-lambda, --mst-ramp-epochs, --mst-freeze-epochs and --mst-skip-layers must not be negative"
+        )
     if not 0.0 <= args.distill_weight <= 1.0:
         p.error(f"--distill-weight must be within [0, 1], not {args.distill_weight}")
     if args.distill_temp <= 0:
@@ -481,7 +542,7 @@ def train_one_epoch(epoch: int, lp: Loop) -> tuple[float, float]:
     steps, total_steps = lp.steps_per_epoch, lp.steps_per_epoch * args.epochs
     share = args.batch_size // lp.dist.world
     mine = slice(lp.dist.rank * share, (lp.dist.rank + 1) * share)
-    lp.model.train()
+    set_train_mode(lp.model, args.freeze_float)
     perm = torch.randperm(len(xtr), generator=gen)
     bar = _progress(steps, f"epoch {epoch + 1}/{args.epochs}", lp.dist.main)
     tot_loss, tot_correct, seen = 0.0, 0, 0
@@ -513,13 +574,17 @@ def train_one_epoch(epoch: int, lp: Loop) -> tuple[float, float]:
         if lp.teacher is not None:
             w = args.distill_weight
             loss = (1.0 - w) * loss + w * distill_loss(logits, t_logits, args.distill_temp)
+        balanced = lp.mst is not None and args.mst_layer_norm
         if lp.mst is not None:
             if args.mst_rebuild_steps and i and i % args.mst_rebuild_steps == 0:
                 lp.mst.update_trees()  # a no-op once frozen
             lam = lambda_ramp(epoch + i / steps, args.mst_lambda, args.mst_ramp_epochs)
-            loss = loss + lp.mst.loss(lam)
+            if not balanced:
+                loss = loss + lp.mst.loss(lam)
         lp.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if balanced:  # the pull added per layer after the task gradient is known
+            loss = loss.detach() + lp.mst.add_balanced_grad(lam).to(loss.device)
         lp.opt.step()
         tot_loss += loss.item() * len(yb)
         tot_correct += (logits.argmax(1) == yb).sum().item()
@@ -579,6 +644,16 @@ def start_state(args, model, opt, cfg: dict, last: Path, device, command: str, l
         ck = torch.load(last, map_location=device, weights_only=False)
         if ck["config"] != cfg:
             raise RunError(f"checkpoint config {ck['config']} differs from the arguments' {cfg}")
+        if bool(ck.get("freeze_latent", False)) != args.freeze_latent:
+            raise RunError(
+                f"checkpoint --freeze-latent {bool(ck.get('freeze_latent', False))} differs from the "
+                f"arguments' {args.freeze_latent}"
+            )
+        if bool(ck.get("freeze_float", False)) != args.freeze_float:
+            raise RunError(
+                f"checkpoint --freeze-float {bool(ck.get('freeze_float', False))} differs from the "
+                f"arguments' {args.freeze_float}"
+            )
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         # --epochs may change on resume: the schedule is recomputed for the new total.
@@ -631,6 +706,14 @@ def prepare(args, command: str, dist: Dist, device: torch.device, out: Path, log
     ds = load_data(args)
     cfg = model_config(args, ds)
     model = build_model(cfg).to(device)
+    if args.freeze_float:
+        trained = freeze_float(model)
+        if not trained:
+            raise RunError(f"--freeze-float: the {cfg['variant']} model has no binary layers to train")
+        log(f"--freeze-float: training only {len(trained)} latent weight tensors, batch norm in eval mode")
+    if args.freeze_latent:
+        trained = freeze_latent(model)
+        log(f"--freeze-latent: binary latent weights fixed, training {len(trained)} other tensors")
     opt = make_optimizer(args, model)
     state = start_state(args, model, opt, cfg, out / "last.pt", device, command, log)
     if args.init_xnor:
@@ -638,8 +721,9 @@ def prepare(args, command: str, dist: Dist, device: torch.device, out: Path, log
     mst = None
     if args.mst_lambda > 0:
         mst = MstRegularizer(
-            model, args.mst_lambda, args.mst_variant, args.mst_chunk or None, args.mst_max_depth
-        )
+            model, args.mst_lambda, args.mst_variant, args.mst_chunk or None, args.mst_max_depth,
+            args.mst_skip_layers,
+        )  # fmt: skip
         if state.get("mst_trees"):
             mst.load_tree_state(state["mst_trees"])
         log(f"MST regulariser {mst_record(args)} on {len(mst.layers)} binary convolutions")
@@ -707,6 +791,8 @@ def save_checkpoint(lp: Loop, rec: dict, wall: float, best_acc: float, best_too:
         world_size=lp.dist.world,
         torch_version=torch.__version__,
         date=time.strftime("%Y-%m-%d"),
+        freeze_float=bool(lp.args.freeze_float),
+        freeze_latent=bool(lp.args.freeze_latent),
         mst=mst_record(lp.args),
         mst_trees=lp.mst.tree_state() if lp.mst is not None else None,
     )
