@@ -152,7 +152,8 @@ def table(path: str) -> str:
     """The markdown results table of a --json file (docs/mst.md section 9)."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     out = [
-        "| lambda | variant | pull | seed | latent | lr | ramp | floats | fine-tune | time | top-1 (C, 10k) | bit-identical | "
+        "| lambda | variant | pull | seed | latent | lr | ramp | floats | fine-tune | time | "
+        "top-1 (C, 10k) | bit-identical | "
         "mean D/K | size vs packing | ops ratio | layers 1 thr | model 1 thr | layers 2 thr | model 2 thr |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -174,7 +175,8 @@ def table(path: str) -> str:
         t = f"{r['wall_s'] / 60:.1f} min" if m else "-"
         sp = r["speed"]
         out.append(
-            f"| {lam} | {var} | {pull} | {seed} | {latent} | {lr} | {ramp} | {floats} | {tune} | {t} | {r['top1'] * 100:.2f}% | "
+            f"| {lam} | {var} | {pull} | {seed} | {latent} | {lr} | {ramp} | {floats} | {tune} | {t} | "
+            f"{r['top1'] * 100:.2f}% | "
             f"{'yes' if r['bit_identical'] else 'NO'} | "
             f"{r['mean_d_k']:.4f} | {r['size_ratio']:.2f}x | {r['ops_ratio']:.3f} | "
             f"{sp['t1']['layers_speedup']:.2f}x | {sp['t1']['model_speedup']:.2f}x | "
