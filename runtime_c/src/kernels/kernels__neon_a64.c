@@ -159,53 +159,6 @@ XE_INLINE void tail_half(int mr, size_t rem, const uint32_t *a, size_t lda, cons
     }
 }
 
-/* MR <= 4 rows (a compile-time constant at each call) against one packed panel
- * of 8 columns; stores nc <= 8 columns. Blocks of at most XE_A64_BLOCK steps,
- * the last one also taking the k tail (<= 96 bits), so a 16-bit lane gains
- * at most 128 * 511 + 96 = 65504 per block; each block's lanes are widened
- * and stored (first block) or added to c (later blocks, k > 2047 words). */
-XE_INLINE void bgemm_tile_a64(int mr, size_t nc, size_t kw, const uint32_t *a, size_t lda,
-                              const uint32_t *w, int32_t *c, size_t ldc) {
-    const size_t nvec = kw / 4, rem = kw % 4;
-    size_t v = 0;
-    int first = 1;
-    do {
-        const size_t end = nvec - v > XE_A64_BLOCK ? v + XE_A64_BLOCK : nvec;
-        uint16x8_t acc[4];
-        for (int r = 0; r < 4; r++) acc[r] = vdupq_n_u16(0);
-        XE_UNROLL_2
-        for (; v < end; v++) {
-            uint8x16_t b[8];
-            load_step(w + v * 32, b);
-            int r = 0;
-            for (; r + 1 < mr; r += 2) {
-                uint8x16_t t0, t1;
-                xor_count8x2(vreinterpretq_u8_u32(vld1q_u32(a + r * lda + v * 4)),
-                             vreinterpretq_u8_u32(vld1q_u32(a + (r + 1) * lda + v * 4)), b, &t0,
-                             &t1);
-                acc[r] = vpadalq_u8(acc[r], t0);
-                acc[r + 1] = vpadalq_u8(acc[r + 1], t1);
-            }
-            if (r < mr) {
-                const uint8x16_t av = vreinterpretq_u8_u32(vld1q_u32(a + r * lda + v * 4));
-                acc[r] = vpadalq_u8(acc[r], xor_count8(av, b));
-            }
-        }
-        if (end == nvec && rem > 2) {
-            uint8x16_t b[8];
-            load_step(w + v * 32, b);
-            for (int r = 0; r < mr; r++) {
-                const uint8x16_t av = vreinterpretq_u8_u32(load_tail(a + r * lda + v * 4, rem));
-                acc[r] = vpadalq_u8(acc[r], xor_count8(av, b));
-            }
-        } else if (end == nvec && rem) {
-            tail_half(mr, rem, a + v * 4, lda, w + v * 32, acc);
-        }
-        for (int r = 0; r < mr; r++) store_row(c + r * ldc, acc[r], nc, first);
-        first = 0;
-    } while (v < nvec);
-}
-
 /* One full 16-byte step of MR rows (A at a + r*lda) against a panel step. */
 XE_INLINE void full_step(int mr, const uint32_t *a, size_t lda, const uint32_t *w,
                          uint16x8_t acc[4]) {
@@ -221,6 +174,44 @@ XE_INLINE void full_step(int mr, const uint32_t *a, size_t lda, const uint32_t *
     }
     if (r < mr)
         acc[r] = vpadalq_u8(acc[r], xor_count8(vreinterpretq_u8_u32(vld1q_u32(a + r * lda)), b));
+}
+
+/* The k tail of rem = 1..3 words at a (rows lda apart) against the panel step
+ * at w: a whole step with zeroed upper lanes (3 words) or half a step. */
+XE_INLINE void tail_step(int mr, size_t rem, const uint32_t *a, size_t lda, const uint32_t *w,
+                         uint16x8_t acc[4]) {
+    if (rem > 2) {
+        uint8x16_t b[8];
+        load_step(w, b);
+        for (int r = 0; r < mr; r++) {
+            const uint8x16_t av = vreinterpretq_u8_u32(load_tail(a + r * lda, rem));
+            acc[r] = vpadalq_u8(acc[r], xor_count8(av, b));
+        }
+    } else if (rem) {
+        tail_half(mr, rem, a, lda, w, acc);
+    }
+}
+
+/* MR <= 4 rows (a compile-time constant at each call) against one packed panel
+ * of 8 columns; stores nc <= 8 columns. Blocks of at most XE_A64_BLOCK steps,
+ * the last one also taking the k tail (<= 96 bits), so a 16-bit lane gains
+ * at most 128 * 511 + 96 = 65504 per block; each block's lanes are widened
+ * and stored (first block) or added to c (later blocks, k > 2047 words). */
+XE_INLINE void bgemm_tile_a64(int mr, size_t nc, size_t kw, const uint32_t *a, size_t lda,
+                              const uint32_t *w, int32_t *c, size_t ldc) {
+    const size_t nvec = kw / 4, rem = kw % 4;
+    size_t v = 0;
+    int first = 1;
+    do {
+        const size_t end = nvec - v > XE_A64_BLOCK ? v + XE_A64_BLOCK : nvec;
+        uint16x8_t acc[4];
+        for (int r = 0; r < 4; r++) acc[r] = vdupq_n_u16(0);
+        XE_UNROLL_2
+        for (; v < end; v++) full_step(mr, a + v * 4, lda, w + v * 32, acc);
+        if (end == nvec) tail_step(mr, rem, a + v * 4, lda, w + v * 32, acc);
+        for (int r = 0; r < mr; r++) store_row(c + r * ldc, acc[r], nc, first);
+        first = 0;
+    } while (v < nvec);
 }
 
 /* The segmented tile (im2col-free windows, kernels.h): each segment of seglen
@@ -245,16 +236,7 @@ XE_INLINE void bgemm_seg_tile_a64(int mr, size_t nc, size_t segs, size_t seglen,
         }
         XE_UNROLL_2
         for (size_t v = 0; v < nvec; v++) full_step(mr, a + v * 4, lda, w + v * 32, acc);
-        if (rem > 2) {
-            uint8x16_t b[8];
-            load_step(w + nvec * 32, b);
-            for (int r = 0; r < mr; r++) {
-                const uint8x16_t av = vreinterpretq_u8_u32(load_tail(a + r * lda + nvec * 4, rem));
-                acc[r] = vpadalq_u8(acc[r], xor_count8(av, b));
-            }
-        } else if (rem) {
-            tail_half(mr, rem, a + nvec * 4, lda, w + nvec * 32, acc);
-        }
+        tail_step(mr, rem, a + nvec * 4, lda, w + nvec * 32, acc);
         used += steps;
     }
     for (int r = 0; r < mr; r++) store_row(c + r * ldc, acc[r], nc, first);
