@@ -13,11 +13,21 @@
  *                                           takes to join a job that starts after an
  *                                           idle gap of 0.1 to 20 ms (median, p90, and
  *                                           how often it missed a 20 ms window)
+ *   bench_pool burst [ROUNDS [TASK_US]]     after idle gaps of 1 ms to 0.8 s, a burst
+ *                                           of 40 jobs of two TASK_US tasks (default
+ *                                           40): burst time over 40 tasks' time (1.0 =
+ *                                           both threads worked throughout, 2.0 = one
+ *                                           thread's time) and how many jobs ran both
+ *                                           tasks on one CPU (Linux)
  *
  * Medians of repeated rounds; run old and new builds interleaved from a shell
  * loop for A/B comparisons. Building with -DBENCH_POOL_OLD_API measures a
  * thread pool without xe_pool_begin/end (the one before issue 14).
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getcpu */
+#endif
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +44,11 @@ static uint64_t now_ns(void) {
 
 static int cmp_u64(const void *a, const void *b) {
     const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -289,6 +304,59 @@ static int bench_wake(int rounds) {
     return 0;
 }
 
+/* burst: the pattern of a camera app or of tools/bench_peers.py (inferences in
+ * short bursts after idle gaps): does the worker join, and on its own CPU? */
+typedef struct burst_ctx {
+    uint64_t work_ns;
+    int cpu[2];
+} burst_ctx;
+
+static void burst_task(void *ctx, size_t task, uint32_t thread) {
+    burst_ctx *b = ctx;
+    (void)thread;
+    const uint64_t t0 = now_ns();
+    while (now_ns() - t0 < b->work_ns) {
+    }
+#if defined(__linux__)
+    b->cpu[task] = sched_getcpu();
+#else
+    b->cpu[task] = (int)task; /* unknown: never counted as one CPU */
+#endif
+}
+
+static int bench_burst(int rounds, uint32_t task_us) {
+    enum { JOBS = 40 };
+    xe_pool *p = NULL;
+    if (rounds < 1 || xe_pool_create(2, &p) != XE_OK) return 1;
+    static const uint32_t gaps_ms[] = {1, 5, 20, 60, 150, 400, 800};
+    double *r = calloc((size_t)rounds, sizeof *r);
+    if (!r) return 1;
+    printf("gap_ms  burst/ideal_median  p90   jobs_both_tasks_on_one_cpu\n");
+    for (size_t g = 0; g < sizeof gaps_ms / sizeof *gaps_ms; g++) {
+        int same = 0;
+        for (int k = 0; k < rounds; k++) {
+            const struct timespec ts = {(time_t)(gaps_ms[g] / 1000),
+                                        (long)(gaps_ms[g] % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            const uint64_t t0 = now_ns();
+            for (int j = 0; j < JOBS; j++) {
+                burst_ctx b = {(uint64_t)task_us * 1000u, {0, 1}};
+                xe_pool_begin(p);
+                xe_pool_run(p, 2, burst_task, &b);
+                xe_pool_end(p);
+                same += b.cpu[0] == b.cpu[1];
+            }
+            r[k] = (double)(now_ns() - t0) / (JOBS * (double)task_us * 1000.0);
+        }
+        qsort(r, (size_t)rounds, sizeof *r, cmp_double);
+        printf("%6u  %18.2f  %4.2f  %d/%d\n", gaps_ms[g], r[rounds / 2], r[rounds * 9 / 10], same,
+               rounds * JOBS);
+    }
+    free(r);
+    xe_pool_destroy(p);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "jobs") == 0) return bench_jobs(argc - 2, argv + 2);
     if (argc >= 4 && strcmp(argv[1], "model") == 0)
@@ -298,10 +366,13 @@ int main(int argc, char **argv) {
         return bench_nodes(argv[2], argc > 3 ? atoi(argv[3]) : 50,
                            argc > 4 ? (uint32_t)strtoul(argv[4], NULL, 10) : 2);
     if (argc >= 2 && strcmp(argv[1], "wake") == 0) return bench_wake(argc > 2 ? atoi(argv[2]) : 50);
+    if (argc >= 2 && strcmp(argv[1], "burst") == 0)
+        return bench_burst(argc > 2 ? atoi(argv[2]) : 15,
+                           argc > 3 ? (uint32_t)strtoul(argv[3], NULL, 10) : 40u);
     fprintf(
         stderr,
         "usage: %s jobs [THREADS...] | model MODEL THREADS [RUNS] | nodes MODEL [RUNS [THREADS]] "
-        "| wake [ROUNDS]\n",
+        "| wake [ROUNDS] | burst [ROUNDS [TASK_US]]\n",
         argv[0]);
     return 2;
 }

@@ -56,15 +56,22 @@
  * and a 2-thread CIFAR VGG-small run in bursts of 10 after 5 ms pauses was no
  * faster than 1 thread (0.99x) because the worker never joined within a burst.
  * So an idle worker first naps: sleeps of XE_POOL_NAP_US (200 us) that
- * re-check for work, for up to XE_POOL_NAP_TOTAL_US (50 ms), then parks; its
+ * re-check for work, for up to XE_POOL_NAP_TOTAL_US (1 s), then parks; its
  * own timer wakes it on its own core. It keeps napping while its wake-ups from
  * parking are measured slow (over XE_POOL_SLOW_WAKE_US, 300 us, from the
- * caller's broadcast), and parks at once after they are measured fast, as on
- * bare metal, so there a pool naps only for its first idle 50 ms. Measured on
- * the VM (one run each, bursts of 10 after 5 ms pauses, 1 vs 2 threads):
- * VGG-small 0.99x -> 1.74x, ResNet-18 96 px 1.75x -> 1.78x; join after a
- * 20 ms gap 2.9 ms -> 0.12 ms; cost while idle, one worker: 10% of a core
- * between inferences 33 ms apart (30 fps), 0.6% at 200 ms apart.
+ * caller's first broadcast after it parked), and parks at once after they are
+ * measured fast, as on bare metal, so there a pool naps only for its first
+ * idle second. (Until 2026-12-03 the wake-up was timed from the caller's
+ * latest broadcast, and every job broadcasts while a worker is still parked,
+ * so wake-ups of milliseconds measured as tens of microseconds and the pool
+ * stopped napping.) Measured on the VM (`bench_pool burst 10`: 40 jobs of two
+ * 40 us tasks after an idle gap; burst time over 40 tasks' time, 2.0 = one
+ * thread's): after 400 ms and 800 ms gaps 2.67 and 2.67 with the earlier
+ * 50 ms of napping, 1.09 and 1.09 with 1 s plus the move below; gaps up to
+ * 150 ms 1.04-1.09 both. Cost while idle, one worker, on the VM: 7-12% of a
+ * core with inferences 33-200 ms apart, 4.6% at 2 s apart
+ * (the shipped ResNet-18 at 2 threads, process CPU time). A worker that finds
+ * itself on its caller's CPU moves off it (move_off_caller_cpu).
  *
  * Parallel regions. xe_pool_begin/xe_pool_end bracket one inference: begin
  * wakes parked workers at once (their wake-up overlaps the caller's first
@@ -79,6 +86,9 @@
  * run, were slower at 2 threads than at 1.) Jobs outside any region get the
  * spin-then-park behaviour above.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getcpu, sched_setaffinity: see move_off_caller_cpu */
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -103,7 +113,10 @@
 #define XE_POOL_NAP_US 200u
 #endif
 #ifndef XE_POOL_NAP_TOTAL_US
-#define XE_POOL_NAP_TOTAL_US 50000u
+#define XE_POOL_NAP_TOTAL_US 1000000u
+#endif
+#ifndef XE_POOL_MOVE_EVERY_US
+#define XE_POOL_MOVE_EVERY_US 10000u
 #endif
 #ifndef XE_POOL_MIN_PARALLEL_NS
 #define XE_POOL_MIN_PARALLEL_NS 2000u
@@ -135,7 +148,9 @@ struct xe_pool {
         char pad[XE_POOL_LINE];
     } done;
     /* Rarely written. */
-    uint64_t wake_ns;   /* when the caller last broadcast to parked workers */
+    uint64_t wake_ns;   /* the caller's first broadcast since a worker last parked */
+    uint64_t park_ns;   /* when a worker last parked */
+    int32_t caller_cpu; /* the CPU the caller published the current job from, or -1 */
     uint32_t slow_wake; /* the last measured wake-up from parking was slow: nap */
     uint32_t sleepers;  /* workers parked, or about to park */
     uint32_t waiting;   /* the caller is blocked on `finished` */
@@ -164,6 +179,11 @@ struct range {
 typedef struct worker_arg {
     xe_pool *pool;
     uint32_t index;
+#if defined(__linux__)
+    cpu_set_t allowed; /* the worker's affinity as created (the caller's at creation) */
+    int have_allowed;
+    uint64_t moved_ns; /* when it last moved off the caller's CPU */
+#endif
 } worker_arg;
 
 static void cpu_relax(void) {
@@ -211,9 +231,53 @@ static size_t drain(xe_pool *p, xe_task_fn fn, void *ctx, uint32_t thread) {
     return ran;
 }
 
+static int current_cpu(void) {
+#if defined(__linux__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+/* A worker that finds itself on the CPU its caller published the job from
+ * moves to another CPU it may run on: it narrows its affinity to exclude that
+ * CPU (the kernel migrates a running thread before the call returns) and at
+ * once restores it, so no restriction remains. On the 2-vCPU development VM a
+ * worker woken after an idle gap of a few hundred ms (by a broadcast, or by
+ * its own nap timer while the caller slept) often ran on the caller's vCPU and
+ * stayed there for whole bursts of inferences, spinning beside it: 10 jobs of
+ * two 40 us tasks took 2.6x one task's time (2.0 is one thread's) and most
+ * jobs ran both tasks on one CPU (runtime_c/bench/bench_pool burst). At most
+ * one move per XE_POOL_MOVE_EVERY_US, so a pool with more threads than CPUs
+ * does not migrate on every job; threads confined to one CPU are left alone.
+ * The check is a load of the CPU number (rseq) per job. */
+static void move_off_caller_cpu(xe_pool *p, worker_arg *wa) {
+#if defined(__linux__)
+    const int cpu = __atomic_load_n(&p->caller_cpu, __ATOMIC_RELAXED);
+    if (cpu < 0 || sched_getcpu() != cpu || !wa->have_allowed || cpu >= CPU_SETSIZE) return;
+    const uint64_t t = now_ns();
+    if (t - wa->moved_ns < (uint64_t)XE_POOL_MOVE_EVERY_US * 1000u) return;
+    wa->moved_ns = t;
+    cpu_set_t others = wa->allowed;
+    CPU_CLR(cpu, &others);
+    if (CPU_COUNT(&others) == 0) return;
+    if (sched_setaffinity(0, sizeof others, &others) == 0)
+        sched_setaffinity(0, sizeof wa->allowed, &wa->allowed);
+#else
+    (void)p;
+    (void)wa;
+#endif
+}
+
 static void wake_parked(xe_pool *p) {
     if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) == 0) return;
-    __atomic_store_n(&p->wake_ns, now_ns(), __ATOMIC_RELAXED);
+    /* Only the first broadcast after a worker parked is the time its wake-up
+     * is measured from: every job broadcasts again until the worker has
+     * decremented `sleepers`, and timing from the latest one made wake-ups of
+     * milliseconds look like tens of microseconds. */
+    if (__atomic_load_n(&p->wake_ns, __ATOMIC_RELAXED) <=
+        __atomic_load_n(&p->park_ns, __ATOMIC_RELAXED))
+        __atomic_store_n(&p->wake_ns, now_ns(), __ATOMIC_RELAXED);
     pthread_mutex_lock(&p->mu);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
@@ -227,6 +291,7 @@ static int park(xe_pool *p, uint64_t seen, uint32_t region) {
     int slept = 0;
     const uint64_t parked_at = now_ns();
     pthread_mutex_lock(&p->mu);
+    __atomic_store_n(&p->park_ns, parked_at, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
     while (job_gen(__atomic_load_n(&p->job.v.word, __ATOMIC_SEQ_CST)) == seen &&
            __atomic_load_n(&p->region, __ATOMIC_SEQ_CST) == region &&
@@ -315,6 +380,9 @@ static void *worker_main(void *arg) {
     const uint32_t index = wa->index;
     uint64_t seen = 0;
     uint32_t ended = 0;
+#if defined(__linux__)
+    wa->have_allowed = sched_getaffinity(0, sizeof wa->allowed, &wa->allowed) == 0;
+#endif
     for (;;) {
         uint64_t w = wait_job(p, seen, &ended);
         if (w == 0) break;
@@ -326,6 +394,7 @@ static void *worker_main(void *arg) {
             entered = __atomic_compare_exchange_n(&p->job.v.word, &w, w + 1, 1, __ATOMIC_ACQUIRE,
                                                   __ATOMIC_ACQUIRE);
         if (!entered) continue;
+        move_off_caller_cpu(p, wa);
         const size_t ran = drain(p, p->job.v.fn, p->job.v.ctx, index);
         if (ran) {
             __atomic_fetch_add(&p->done.v, ran, __ATOMIC_SEQ_CST);
@@ -359,6 +428,7 @@ xe_status xe_pool_create(uint32_t num_threads, xe_pool **out) {
     p->threads = num_threads;
     p->spin_us = XE_POOL_SPIN_US;
     p->slow_wake = 1; /* nap until a wake-up from parking is measured fast */
+    p->caller_cpu = -1;
     if (posix_memalign(&mem, XE_POOL_LINE, num_threads * sizeof(struct range)) != 0) {
         free(p);
         return XE_ERR_OUT_OF_MEMORY;
@@ -435,6 +505,7 @@ void xe_pool_run(xe_pool *p, size_t n_tasks, xe_task_fn fn, void *ctx) {
     }
     p->job.v.fn = fn;
     p->job.v.ctx = ctx;
+    __atomic_store_n(&p->caller_cpu, current_cpu(), __ATOMIC_RELAXED);
     p->job.v.n_tasks = n_tasks;
     for (uint32_t t = 0; t < p->threads; t++) {
         p->ranges[t].end = n_tasks * (t + 1) / p->threads;
