@@ -310,6 +310,39 @@ class Worker:
             return {"error": f"worker exited with status {self.proc.wait()}"}
         return self._recv()
 
+    def cpu_ns(self) -> int | None:
+        """CPU time all of the worker's threads have run (Linux schedstat), or None."""
+        total = 0
+        try:
+            for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+                with open(f"/proc/{self.proc.pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return total
+
+    def settle(self, max_s: float, window_s: float = 0.005, busy: float = 0.25) -> float | None:
+        """Waits until the worker's threads ran under `busy` of one core over the last
+        `window_s` (spinning pool threads gone quiet), at most max_s; returns the wait
+        in seconds, or None where its CPU time cannot be read."""
+        t0 = time.perf_counter()
+        last = self.cpu_ns()
+        if last is None:
+            return None
+        marks = [(t0, last)]
+        while time.perf_counter() - t0 < max_s:
+            time.sleep(0.001)
+            now, c = time.perf_counter(), self.cpu_ns()
+            if c is None:
+                return None
+            marks.append((now, c))
+            old = [m for m in marks if now - m[0] >= window_s]
+            if old:
+                t_old, c_old = old[-1]
+                if (c - c_old) * 1e-9 < busy * (now - t_old):
+                    return now - t0
+        return time.perf_counter() - t0
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -627,6 +660,7 @@ def measure(
         (w.engine, w.threads, c): {"wall_ns": [], "cpu_ns": [], "proc_ns": [], "c_ns": []} for w, c in pairs
     }
     rng = random.Random(args.seed)
+    settle_s: dict = {}
     try:
         for r in range(args.rounds):
             rng.shuffle(pairs)
@@ -644,12 +678,21 @@ def measure(
                 acc = raw[(w.engine, w.threads, case)]
                 for k in acc:
                     acc[k].extend(rep[k])
+                if args.settle == "on":
+                    waited = w.settle(args.settle_max_s)
+                    if waited is not None:
+                        settle_s.setdefault(w.engine, []).append(waited)
                 if args.gap_ms:
                     time.sleep(args.gap_ms * 1e-3)
             print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         for w in workers:
             w.close()
+    if settle_s:
+        infos["_settle_ms"] = {
+            e: {"median": float(np.median(v)) * 1e3, "max": float(np.max(v)) * 1e3}
+            for e, v in sorted(settle_s.items())
+        }
     results = []
     for (engine, t, case), acc in raw.items():
         results.append(
@@ -797,6 +840,13 @@ def header_lines(meta: dict) -> list[str]:
             f"- {name}: {n['arch']['arch']} width {n['arch']['width']}, input {h}x{w}x{c}, "
             f"{n['macs'] / 1e6:.0f} M MACs ({n['binary_macs'] / 1e6:.0f} M in binary convolutions); "
             "the peers run the same layout with float convolutions"
+        )
+    settle = meta["infos"].get("_settle_ms")
+    if settle:
+        lines.append(
+            "- before each request the previous engine's process was let go quiet (its threads under "
+            "a quarter of a core over 5 ms), after a request of "
+            + ", ".join(f"{e} median {v['median']:.1f} ms (max {v['max']:.1f})" for e, v in settle.items())
         )
     for e, why in meta["skipped"].items():
         lines.append(f"- skipped {e}: {why}")
@@ -954,8 +1004,15 @@ def parse_args(argv=None):
     ap.add_argument("--max-request-s", type=float, default=1.0, help="cap on one request's duration (s)")
     ap.add_argument("--warmup", type=float, default=None, help="warm-up seconds per case (default 0.2)")
     ap.add_argument(
-        "--gap-ms", type=float, default=5.0, help="pause between requests (spinning threads settle)"
+        "--settle",
+        choices=("on", "off"),
+        default="on",
+        help="after each request, wait until that engine's process has gone quiet (under a "
+        "quarter of a core over 5 ms; Linux): onnxruntime's pool threads spin on a core for "
+        "~50 ms after a run, which would take the core from the next engine's request",
     )
+    ap.add_argument("--settle-max-s", type=float, default=0.5, help="cap on one settle wait (s)")
+    ap.add_argument("--gap-ms", type=float, default=5.0, help="pause between requests, after settling")
     ap.add_argument(
         "--ort-spin",
         choices=("on", "off"),
@@ -1046,6 +1103,7 @@ def main(argv=None) -> int:
             "threads": threads,
             "max_request_s": args.max_request_s,
             "gap_ms": args.gap_ms,
+            "settle": args.settle,
             "ort_spin": args.ort_spin,
             "seed": args.seed,
             "quick": args.quick,
