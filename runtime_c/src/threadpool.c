@@ -245,9 +245,10 @@ static int current_cpu(void) {
  * once restores it, so no restriction remains. On the 2-vCPU development VM a
  * worker woken after an idle gap of a few hundred ms (by a broadcast, or by
  * its own nap timer while the caller slept) often ran on the caller's vCPU and
- * stayed there for whole bursts of inferences, spinning beside it: 10 jobs of
- * two 40 us tasks took 2.6x one task's time (2.0 is one thread's) and most
- * jobs ran both tasks on one CPU (runtime_c/bench/bench_pool burst). At most
+ * stayed there for whole bursts of inferences, spinning beside it: after a
+ * 400 ms gap, 40 jobs of two 40 us tasks took 2.67x 40 tasks' time (2.0 is one
+ * thread's) and 337 of 400 jobs ran both tasks on one CPU (`bench_pool burst
+ * 10`; with this move and 1 s of napping: 1.09x, 15 of 400). At most
  * one move per XE_POOL_MOVE_EVERY_US, so a pool with more threads than CPUs
  * does not migrate on every job; threads confined to one CPU are left alone.
  * The check is a load of the CPU number (rseq) per job. */
