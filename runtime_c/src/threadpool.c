@@ -41,37 +41,40 @@
  * on the 2-vCPU development VM, a 2-thread ResNet-18 at 96 px ran no faster
  * than 1 thread whenever inferences came in short bursts after idle, as in
  * tools/bench_peers.py: 1.18x vs 1.70x at 1000 us, --gap-ms 100, one run; a
- * parked worker's wake-up on a halted vCPU costs far more than on bare metal.) The caller
+ * parked worker's wake-up took milliseconds there, for the reason below.) The caller
  * broadcasts only when some worker is parked (a seq_cst store of the job word, then a seq_cst load
  * of the sleeper count; the worker increments the count, then re-checks the
  * job word under the mutex: one of the two always sees the other). Jobs of
  * one task run inline without touching shared state, as do jobs whose
  * estimated cost (xe_pool_run_work) is below XE_POOL_MIN_PARALLEL_NS.
  *
- * Napping instead of parking where parking is slow. On the 2-vCPU KVM
- * development VM a parked worker woken by the caller often lands on the
- * caller's own vCPU (the scheduler avoids the other, halted one) and waits
- * there behind it until load balancing moves it, milliseconds later:
- * `bench_pool wake` measured a median join of 2.9 ms after a 20 ms idle gap,
- * and a 2-thread CIFAR VGG-small run in bursts of 10 after 5 ms pauses was no
- * faster than 1 thread (0.99x) because the worker never joined within a burst.
- * So an idle worker first naps: sleeps of XE_POOL_NAP_US (200 us) that
- * re-check for work, for up to XE_POOL_NAP_TOTAL_US (1 s), then parks; its
- * own timer wakes it on its own core. It keeps napping while its wake-ups from
- * parking are measured slow (over XE_POOL_SLOW_WAKE_US, 300 us, from the
- * caller's first broadcast after it parked), and parks at once after they are
- * measured fast, as on bare metal, so there a pool naps only for its first
- * idle second. (Until 2026-12-03 the wake-up was timed from the caller's
- * latest broadcast, and every job broadcasts while a worker is still parked,
- * so wake-ups of milliseconds measured as tens of microseconds and the pool
- * stopped napping.) Measured on the VM (`bench_pool burst 10`: 40 jobs of two
- * 40 us tasks after an idle gap; burst time over 40 tasks' time, 2.0 = one
- * thread's): after 400 ms and 800 ms gaps 2.67 and 2.67 with the earlier
- * 50 ms of napping, 1.09 and 1.09 with 1 s plus the move below; gaps up to
- * 150 ms 1.04-1.09 both. Cost while idle, one worker, on the VM: 7-12% of a
- * core with inferences 33-200 ms apart, 4.6% at 2 s apart
- * (the shipped ResNet-18 at 2 threads, process CPU time). A worker that finds
- * itself on its caller's CPU moves off it (move_off_caller_cpu).
+ * Napping instead of parking where parking is slow, and never on the
+ * caller's CPU. On the 2-vCPU KVM development VM a parked worker woken by the
+ * caller landed on the caller's own vCPU (the scheduler's "wake affine"
+ * choice) and waited there behind it until the next tick or load balancing:
+ * `bench_pool wake` measured a median join of 2.9-3.9 ms after a 20 ms idle
+ * gap. Two measures, both measured there (`bench_pool wake 20` and `bench_pool
+ * burst 8`, the machine otherwise quiet):
+ * - a worker parks with its caller's CPU taken out of its affinity, restored
+ *   when it wakes, and moves off its caller's CPU when it finds itself there
+ *   at a job (move_off_caller_cpu): join after 2-20 ms gaps 28-56 us median;
+ * - where a wake-up from parking is measured slow (over XE_POOL_SLOW_WAKE_US,
+ *   300 us, from the caller's first broadcast after the worker parked), the
+ *   worker first naps: its wait on the condition variable times out every
+ *   XE_POOL_NAP_US (200 us) for up to XE_POOL_NAP_TOTAL_US (1 s), so its vCPU
+ *   never idles long enough to be slow to wake; a broadcast still wakes it at
+ *   once. Where wake-ups are measured fast it parks at once, so there a pool
+ *   naps only for its first idle second.
+ * Bursts of 40 jobs of two 40 us tasks after idle gaps of 1 ms to 0.8 s take
+ * 1.03-1.06x the two-thread ideal (median; 2.0 would be one thread's time;
+ * before: 2.67x after 400 and 800 ms gaps). Without the naps the medians
+ * stay there but the p90 after 800 ms reaches 3.8x. Cost while idle, one
+ * worker, on the VM: 8% of a core with inferences 200 ms apart (process CPU
+ * time, the shipped ResNet-18 at 2 threads). (Until 2026-12-03 wake-ups were
+ * timed from the caller's latest broadcast, repeated by every job while a
+ * worker is still parked, so milliseconds measured as microseconds and the
+ * pool stopped napping; naps were plain sleeps, which a broadcast cannot cut
+ * short, and lasted 50 ms.)
  *
  * Parallel regions. xe_pool_begin/xe_pool_end bracket one inference: begin
  * wakes parked workers at once (their wake-up overlaps the caller's first
@@ -179,11 +182,7 @@ struct range {
 typedef struct worker_arg {
     xe_pool *pool;
     uint32_t index;
-#if defined(__linux__)
-    cpu_set_t allowed; /* the worker's affinity as created (the caller's at creation) */
-    int have_allowed;
     uint64_t moved_ns; /* when it last moved off the caller's CPU */
-#endif
 } worker_arg;
 
 static void cpu_relax(void) {
@@ -239,31 +238,41 @@ static int current_cpu(void) {
 #endif
 }
 
-/* A worker that finds itself on the CPU its caller published the job from
- * moves to another CPU it may run on: it narrows its affinity to exclude that
- * CPU (the kernel migrates a running thread before the call returns) and at
- * once restores it, so no restriction remains. On the 2-vCPU development VM a
- * worker woken after an idle gap of a few hundred ms (by a broadcast, or by
- * its own nap timer while the caller slept) often ran on the caller's vCPU and
- * stayed there for whole bursts of inferences, spinning beside it: after a
- * 400 ms gap, 40 jobs of two 40 us tasks took 2.67x 40 tasks' time (2.0 is one
- * thread's) and 337 of 400 jobs ran both tasks on one CPU (`bench_pool burst
- * 10`; with this move and 1 s of napping: 1.09x, 15 of 400). At most
- * one move per XE_POOL_MOVE_EVERY_US, so a pool with more threads than CPUs
- * does not migrate on every job; threads confined to one CPU are left alone.
- * The check is a load of the CPU number (rseq) per job. */
+/* Keeping a worker off its caller's CPU (Linux). The scheduler wakes a
+ * sleeping thread where its waker runs when it judges that cheaper ("wake
+ * affine"), and there the worker waits behind the busy caller until the next
+ * tick or load balancing moves it. On the 2-vCPU development VM that made a
+ * parked worker join a job 3.9 ms after the caller's broadcast (median, after
+ * a 20 ms idle gap; `bench_pool wake`). So a worker parks with its caller's
+ * CPU taken out of its affinity (the wake-up must then go to another CPU) and
+ * restores its affinity when it wakes: join 26-37 us at every gap. And a
+ * worker that finds itself on its caller's CPU at a job (woken by its own nap
+ * timer while the caller slept, or moved by the scheduler) moves off it the
+ * same way, narrowing and at once restoring its affinity (the kernel migrates
+ * a running thread before the call returns); at most once per
+ * XE_POOL_MOVE_EVERY_US, so a pool with more threads than CPUs does not
+ * migrate on every job. Threads allowed only one CPU are left alone, and the
+ * affinity restored is the one read just before, so a mask the application
+ * sets stays in force. The per-job check is a load of the CPU number (rseq). */
+#if defined(__linux__)
+static int exclude_cpu(int cpu, cpu_set_t *saved) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof *saved, saved) != 0) return 0;
+    if (!CPU_ISSET(cpu, saved) || CPU_COUNT(saved) < 2) return 0;
+    cpu_set_t others = *saved;
+    CPU_CLR(cpu, &others);
+    return sched_setaffinity(0, sizeof others, &others) == 0;
+}
+#endif
+
 static void move_off_caller_cpu(xe_pool *p, worker_arg *wa) {
 #if defined(__linux__)
     const int cpu = __atomic_load_n(&p->caller_cpu, __ATOMIC_RELAXED);
-    if (cpu < 0 || sched_getcpu() != cpu || !wa->have_allowed || cpu >= CPU_SETSIZE) return;
+    if (cpu < 0 || sched_getcpu() != cpu) return;
     const uint64_t t = now_ns();
     if (t - wa->moved_ns < (uint64_t)XE_POOL_MOVE_EVERY_US * 1000u) return;
     wa->moved_ns = t;
-    cpu_set_t others = wa->allowed;
-    CPU_CLR(cpu, &others);
-    if (CPU_COUNT(&others) == 0) return;
-    if (sched_setaffinity(0, sizeof others, &others) == 0)
-        sched_setaffinity(0, sizeof wa->allowed, &wa->allowed);
+    cpu_set_t saved;
+    if (exclude_cpu(cpu, &saved)) sched_setaffinity(0, sizeof saved, &saved);
 #else
     (void)p;
     (void)wa;
@@ -286,44 +295,56 @@ static void wake_parked(xe_pool *p) {
 
 /* Parks until the generation moves past `seen`, the region state moves from
  * `region`, or shutdown; returns 0 when one of them had already happened.
- * A wake-up by the caller's broadcast is timed: slower than
- * XE_POOL_SLOW_WAKE_US sets slow_wake, faster clears it. */
+ * Where parking was measured slow (slow_wake) it first naps: timed waits of
+ * XE_POOL_NAP_US on the same condition variable, re-checking between them,
+ * for up to XE_POOL_NAP_TOTAL_US, then waits untimed. A napping worker counts
+ * as parked, so the caller's broadcast wakes it at once rather than at its
+ * next timeout. A wake-up from the untimed wait by the caller's broadcast is
+ * timed: slower than XE_POOL_SLOW_WAKE_US sets slow_wake, faster clears it. */
 static int park(xe_pool *p, uint64_t seen, uint32_t region) {
-    int slept = 0;
+    int slept = 0, untimed = 0;
+#if defined(__linux__)
+    cpu_set_t saved;
+    const int narrowed = exclude_cpu(__atomic_load_n(&p->caller_cpu, __ATOMIC_RELAXED), &saved);
+#endif
     const uint64_t parked_at = now_ns();
+    const uint64_t nap_ns = __atomic_load_n(&p->slow_wake, __ATOMIC_RELAXED)
+                                ? (uint64_t)XE_POOL_NAP_TOTAL_US * 1000u
+                                : 0;
     pthread_mutex_lock(&p->mu);
     __atomic_store_n(&p->park_ns, parked_at, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
     while (job_gen(__atomic_load_n(&p->job.v.word, __ATOMIC_SEQ_CST)) == seen &&
            __atomic_load_n(&p->region, __ATOMIC_SEQ_CST) == region &&
            !__atomic_load_n(&p->shutdown, __ATOMIC_SEQ_CST)) {
-        pthread_cond_wait(&p->wake, &p->mu);
+        if (now_ns() - parked_at < nap_ns) {
+            /* CLOCK_REALTIME, the condition variable's default clock: a clock
+             * step only lengthens or shortens one poll interval. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)XE_POOL_NAP_US * 1000;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&p->wake, &p->mu, &ts);
+        } else {
+            untimed = 1;
+            pthread_cond_wait(&p->wake, &p->mu);
+        }
         slept = 1;
     }
     __atomic_sub_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&p->mu);
+#if defined(__linux__)
+    if (narrowed) sched_setaffinity(0, sizeof saved, &saved);
+#endif
     const uint64_t woken = __atomic_load_n(&p->wake_ns, __ATOMIC_RELAXED);
-    if (slept && woken > parked_at) {
+    if (untimed && woken > parked_at) {
         const int slow = now_ns() - woken > (uint64_t)XE_POOL_SLOW_WAKE_US * 1000u;
         __atomic_store_n(&p->slow_wake, (uint32_t)slow, __ATOMIC_RELAXED);
     }
     return slept;
-}
-
-/* Where parking was measured slow (slow_wake): short sleeps that re-check the
- * job word, the region and shutdown, up to XE_POOL_NAP_TOTAL_US; returns 1
- * when one of them changed (the worker goes back to waiting), 0 to park. */
-static int nap(xe_pool *p, uint64_t seen, uint32_t region) {
-    if (!__atomic_load_n(&p->slow_wake, __ATOMIC_RELAXED)) return 0;
-    const struct timespec ts = {0, (long)XE_POOL_NAP_US * 1000};
-    for (uint32_t i = 0; i < XE_POOL_NAP_TOTAL_US / XE_POOL_NAP_US; i++) {
-        nanosleep(&ts, NULL);
-        if (job_gen(__atomic_load_n(&p->job.v.word, __ATOMIC_ACQUIRE)) != seen ||
-            __atomic_load_n(&p->region, __ATOMIC_RELAXED) != region ||
-            __atomic_load_n(&p->shutdown, __ATOMIC_RELAXED))
-            return 1;
-    }
-    return 0;
 }
 
 /* Waits for a generation other than `seen`; returns its job word, or 0 at
@@ -345,7 +366,7 @@ static uint64_t wait_job(xe_pool *p, uint64_t seen, uint32_t *ended) {
             if (region & 1) {
                 if (over) sched_yield();
             } else if (over || (region != *ended && idle >= XE_POOL_TAIL_US * 1000u)) {
-                if (!nap(p, seen, region) && park(p, seen, region)) *ended = region;
+                if (park(p, seen, region)) *ended = region;
                 t0 = now_ns();
             }
         }
@@ -381,9 +402,6 @@ static void *worker_main(void *arg) {
     const uint32_t index = wa->index;
     uint64_t seen = 0;
     uint32_t ended = 0;
-#if defined(__linux__)
-    wa->have_allowed = sched_getaffinity(0, sizeof wa->allowed, &wa->allowed) == 0;
-#endif
     for (;;) {
         uint64_t w = wait_job(p, seen, &ended);
         if (w == 0) break;
