@@ -13,6 +13,9 @@
  *                                           takes to join a job that starts after an
  *                                           idle gap of 0.1 to 20 ms (median, p90, and
  *                                           how often it missed a 20 ms window)
+ *   bench_pool cpus MODEL [SAMPLES]         per sample: 1-thread median pinned to each
+ *                                           CPU in turn, then the 2-thread median (Linux):
+ *                                           is one CPU slower than the other right now?
  *   bench_pool burst [ROUNDS [TASK_US]]     after idle gaps of 1 ms to 0.8 s, a burst
  *                                           of 40 jobs of two TASK_US tasks (default
  *                                           40): burst time over 40 tasks' time (1.0 =
@@ -357,6 +360,75 @@ static int bench_burst(int rounds, uint32_t task_us) {
     return 0;
 }
 
+/* cpus: on a VM the vCPUs need not run at the same speed at the same time;
+ * this shows it (and whether 2 threads gain) sample by sample. */
+static uint64_t median_runs(xe_session *s, const node_bench *b, int runs, uint64_t *t) {
+    for (int r = 0; r < runs; r++) {
+        const uint64_t t0 = now_ns();
+        xe_session_run(s, b->in, b->in_n, b->out, b->out_n);
+        t[r] = now_ns() - t0;
+    }
+    return median(t, (size_t)runs);
+}
+
+static int bench_cpus(const char *path, int samples) {
+#if defined(__linux__)
+    enum { RUNS = 40 };
+    node_bench b;
+    xe_session *s1 = NULL, *s2 = NULL;
+    uint64_t t[RUNS];
+    cpu_set_t all;
+    if (node_bench_open(&b, path) || sched_getaffinity(0, sizeof all, &all) != 0) return 1;
+    xe_session_options o;
+    memset(&o, 0, sizeof o);
+    o.num_threads = 1;
+    if (xe_session_create(b.m, &o, &s1) != XE_OK) return 1;
+    o.num_threads = 2;
+    if (xe_session_create(b.m, &o, &s2) != XE_OK) return 1;
+    int ncpu = 0, cpus[2];
+    for (int c = 0; c < CPU_SETSIZE && ncpu < 2; c++)
+        if (CPU_ISSET(c, &all)) cpus[ncpu++] = c;
+    if (ncpu < 2) {
+        fprintf(stderr, "cpus: this process may run on one CPU only\n");
+        return 1;
+    }
+    printf("%s, kernel set %s: medians of %d runs (us)\n", path, xe_kernel_isa(), RUNS);
+    printf("sample  1thr_cpu%d  1thr_cpu%d  slower/faster  2thr  faster_1thr/2thr\n", cpus[0],
+           cpus[1]);
+    int uneven = 0;
+    for (int k = 0; k < samples; k++) {
+        uint64_t one[2];
+        for (int i = 0; i < 2; i++) {
+            cpu_set_t m;
+            CPU_ZERO(&m);
+            CPU_SET(cpus[i], &m);
+            sched_setaffinity(0, sizeof m, &m);
+            median_runs(s1, &b, 5, t);
+            one[i] = median_runs(s1, &b, RUNS, t);
+        }
+        sched_setaffinity(0, sizeof all, &all);
+        median_runs(s2, &b, 5, t);
+        const uint64_t two = median_runs(s2, &b, RUNS, t);
+        const uint64_t lo = one[0] < one[1] ? one[0] : one[1], hi = one[0] + one[1] - lo;
+        uneven += (double)hi > 1.3 * (double)lo;
+        printf("%6d  %9.1f  %9.1f  %13.2f  %4.1f  %16.2f\n", k, one[0] / 1e3, one[1] / 1e3,
+               (double)hi / (double)lo, two / 1e3, (double)lo / (double)two);
+    }
+    printf("samples with one CPU over 1.3x slower than the other: %d of %d\n", uneven, samples);
+    xe_session_destroy(s1);
+    xe_session_destroy(s2);
+    xe_model_destroy(b.m);
+    free(b.in);
+    free(b.out);
+    return 0;
+#else
+    (void)path;
+    (void)samples;
+    fprintf(stderr, "cpus: Linux only\n");
+    return 1;
+#endif
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "jobs") == 0) return bench_jobs(argc - 2, argv + 2);
     if (argc >= 4 && strcmp(argv[1], "model") == 0)
@@ -366,13 +438,15 @@ int main(int argc, char **argv) {
         return bench_nodes(argv[2], argc > 3 ? atoi(argv[3]) : 50,
                            argc > 4 ? (uint32_t)strtoul(argv[4], NULL, 10) : 2);
     if (argc >= 2 && strcmp(argv[1], "wake") == 0) return bench_wake(argc > 2 ? atoi(argv[2]) : 50);
+    if (argc >= 3 && strcmp(argv[1], "cpus") == 0)
+        return bench_cpus(argv[2], argc > 3 ? atoi(argv[3]) : 20);
     if (argc >= 2 && strcmp(argv[1], "burst") == 0)
         return bench_burst(argc > 2 ? atoi(argv[2]) : 15,
                            argc > 3 ? (uint32_t)strtoul(argv[3], NULL, 10) : 40u);
     fprintf(
         stderr,
         "usage: %s jobs [THREADS...] | model MODEL THREADS [RUNS] | nodes MODEL [RUNS [THREADS]] "
-        "| wake [ROUNDS] | burst [ROUNDS [TASK_US]]\n",
+        "| wake [ROUNDS] | burst [ROUNDS [TASK_US]] | cpus MODEL [SAMPLES]\n",
         argv[0]);
     return 2;
 }
