@@ -405,6 +405,9 @@ def probe_peers(engines: list[str], mode: str) -> tuple[dict, dict]:
                 skipped[e] = f"ai-edge-litert not installed ({err}); pip install ai-edge-litert"
         elif e == "lce":
             try:
+                # larq 0.14 (the converter's model builder) needs Keras 2 (tf-keras), chosen
+                # when TensorFlow is first imported, which importing LCE does
+                os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
                 import larq_compute_engine  # noqa: F401
 
                 versions[e] = {"package": "larq-compute-engine"}
@@ -538,13 +541,76 @@ def build_network_cases(
         for name in names:
             if name in given.get("lce", {}):
                 per_engine["lce"][name] = {"tflite": given["lce"][name]}
-            else:
-                _skip(
-                    notes,
-                    f"lce on {name}: no LCE model given (--lce {name}=FILE, the binary network "
-                    "converted with larq_compute_engine.convert_keras_model)",
-                )
+            elif name in layout:
+                path = workdir / f"{name}-lce.tflite"
+                try:
+                    with _stdout_to_stderr():
+                        path.write_bytes(_lce_flatbuffer(layout[name]["arch"]))
+                except ImportError as e:
+                    _skip(
+                        notes,
+                        f"lce on {name}: converting needs larq and larq-compute-engine ({e}); "
+                        f"or pass --lce {name}=FILE",
+                    )
+                    continue
+                per_engine["lce"][name] = {"tflite": str(path)}
     return per_engine, labels
+
+
+def _lce_flatbuffer(cfg: dict) -> bytes:
+    """The binary network of cfg's layout (xnor_train.models: B-A-C-P blocks, float stem,
+    1x1 float projection shortcuts, float classifier) built in Larq with random weights
+    and converted by LCE's converter. Binary convolutions: sign inputs and weights
+    (`ste_sign`), no K scale (LCE has none), padding with +1 (`pad_values=1`, the
+    padding LCE's optimised kernels take without a correction: its fastest form)."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # larq 0.14 needs tf-keras (Keras 2)
+    import larq as lq
+    import larq_compute_engine as lce
+    import tensorflow as tf
+
+    keras = tf.keras
+    tf.random.set_seed(0)
+    L = keras.layers
+    w, hw, arch = cfg["width"], cfg["input_size"], cfg["arch"]
+    quant = dict(
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+        pad_values=1.0,
+    )
+
+    def bconv(x, c: int, stride: int):
+        x = L.BatchNormalization()(x)
+        return lq.layers.QuantConv2D(c, 3, strides=stride, padding="same", **quant)(x)
+
+    inp = keras.Input((hw, hw, cfg["in_ch"]))
+    if arch == "resnet18":
+        x = L.Conv2D(w, 7, 2, use_bias=False)(L.ZeroPadding2D(3)(inp))
+        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.MaxPool2D(3, 2)(L.ZeroPadding2D(1)(x))  # after ReLU, zero = -inf padding
+        cin = w
+        for i, cout in enumerate((w, 2 * w, 4 * w, 8 * w)):
+            for j in range(2):
+                stride = 2 if i > 0 and j == 0 else 1
+                y = L.ReLU()(bconv(x, cout, stride))
+                y = L.BatchNormalization()(bconv(y, cout, 1))
+                sc = x
+                if stride != 1 or cin != cout:
+                    sc = L.BatchNormalization()(L.Conv2D(cout, 1, stride, use_bias=False)(x))
+                x, cin = L.Add()([y, sc]), cout
+        x = L.GlobalAveragePooling2D()(L.ReLU()(x))
+    elif arch == "vgg-small":
+        x = L.ReLU()(L.BatchNormalization()(L.Conv2D(w, 3, padding="same")(inp)))
+        for c, pool in ((w, True), (2 * w, False), (2 * w, True), (4 * w, False), (4 * w, True)):
+            x = L.ReLU()(bconv(x, c, 1))
+            if pool:
+                x = L.MaxPool2D(2)(x)
+        x = L.Flatten()(L.BatchNormalization()(x))
+    else:
+        raise ValueError(f"no LCE layout for {arch}")
+    model = keras.Model(inp, L.Dense(cfg["num_classes"])(x))
+    return lce.convert_keras_model(model)
 
 
 def _one_layer_xnor(hw: int, c: int, k: int, path: Path) -> None:
@@ -839,7 +905,13 @@ def header_lines(meta: dict) -> list[str]:
         lines.append(
             f"- {name}: {n['arch']['arch']} width {n['arch']['width']}, input {h}x{w}x{c}, "
             f"{n['macs'] / 1e6:.0f} M MACs ({n['binary_macs'] / 1e6:.0f} M in binary convolutions); "
-            "the peers run the same layout with float convolutions"
+            "the float peers run the same layout with float convolutions"
+            + (
+                "; lce runs it binary (Larq QuantConv2D, sign inputs and weights, no K, +1 padding), "
+                "converted by LCE's converter"
+                if "lce" in meta["infos"]
+                else ""
+            )
         )
     settle = meta["infos"].get("_settle_ms")
     if settle:
@@ -860,7 +932,7 @@ def network_tables(results, labels, peers, threads) -> list[str]:
     head = "| network (batch 1) | threads | xnor-edge |"
     sep = "|---|---|---|"
     for p in peers:
-        head += f" {p} float | xnor-edge vs {p} |"
+        head += f" {p} {'binary' if p == 'lce' else 'float'} | xnor-edge vs {p} |"
         sep += "---|---|"
     out += [head, sep]
     for case, label in labels.items():
