@@ -41,6 +41,7 @@ typedef xe_mst_child mst_child;
 typedef struct mst_pre {
     int32_t *wpop;        /* [KH*KW][OC] of the decoded filters */
     uint32_t *perm;       /* runtime position -> channel */
+    uint32_t *rperm;      /* runtime position -> channel - its chunk's first channel */
     uint32_t *root_first; /* per chunk, + 1: index of its first root in ROOTS */
     mst_child *pos;       /* per runtime position */
     mst_entry *ent;       /* all children's entries */
@@ -52,6 +53,7 @@ static void mst_destroy(xe_node *n) {
     if (!p) return;
     free(p->wpop);
     free(p->perm);
+    free(p->rperm);
     free(p->root_first);
     free(p->pos);
     free(p->ent);
@@ -232,6 +234,7 @@ static void runtime_order(const xe_node *n, mst_pre *p, mst_tmp *tmp) {
                 }
     }
     for (uint32_t q = 0; q < oc; q++) {
+        p->rperm[q] = p->perm[q] - q / chunk * chunk;
         p->pos[q] = tmp->byc[p->perm[q]];
         if (p->pos[q].ppos != NO_PARENT) p->pos[q].ppos = rpos[p->pos[q].ppos];
     }
@@ -261,6 +264,7 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
     if (p) {
         p->wpop = malloc(taps * oc * 4);
         p->perm = malloc(oc * 4);
+        p->rperm = malloc(oc * 4);
         p->root_first = malloc((nchunks + 1) * 4);
         p->pos = malloc(oc * sizeof(mst_child));
         int ovf = 0;
@@ -270,8 +274,8 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
         const uint64_t step = (uint64_t)chunk / gcd32(chunk, 32) * 32;
         p->step = step > oc ? oc : (uint32_t)step;
     }
-    if (!p || !p->wpop || !p->perm || !p->root_first || !p->pos || !p->ent || !tmp.dec ||
-        !tmp.depth || !tmp.m || !tmp.done || !tmp.byc)
+    if (!p || !p->wpop || !p->perm || !p->rperm || !p->root_first || !p->pos || !p->ent ||
+        !tmp.dec || !tmp.depth || !tmp.m || !tmp.done || !tmp.byc)
         st = xe_node_oom(ld, " for the MST tree");
     if (st == XE_OK) st = check_tables(ld, n, tmp.done);
     if (st == XE_OK) {
@@ -327,11 +331,23 @@ static void mst_session_prepare(const xe_node *n, const xe_kernels *k, void *dst
 
 /* The window popcounts of channels [o0, o0 + ncols) (whole chunks): the
  * chunk's roots by the session's bgemm on its packed roots, its children from
- * their parents, in runtime positions; then scattered to channel order. */
+ * their parents, in runtime positions; then scattered to channel order. A set
+ * with a whole-chunk kernel (kernels.h, mst_chunk) computes both on the
+ * file's unpacked roots and writes each position straight to its channel. */
 static void mst_popcounts(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0, size_t ncols,
                           const uint32_t *a, size_t lda, int32_t *pc, uint8_t *scratch) {
     const mst_pre *p = n->pre;
     const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw, chunk = p->chunk;
+    if (ex->k->mst_chunk) {
+        const uint32_t *roots = n->params[ROOTS];
+        for (size_t c0 = o0; c0 < o0 + ncols; c0 += chunk) {
+            const size_t j = c0 / chunk, r0 = p->root_first[j], nr = p->root_first[j + 1] - r0;
+            const size_t c1 = o0 + ncols - c0 < chunk ? o0 + ncols : c0 + chunk;
+            ex->k->mst_chunk(rows, 1, L, 0, a, lda, nr, roots + r0 * L, c1 - (c0 + nr),
+                             &p->pos[c0 + nr], p->ent, p->rperm + c0, pc, ncols, c0 - o0, o0);
+        }
+        return;
+    }
     const uint32_t *packed = ex->prepared;
     for (size_t j = 0; j < o0 / chunk; j++)
         packed += xe_bgemm_packed_words(ex->k, p->root_first[j + 1] - p->root_first[j], L);

@@ -68,6 +68,73 @@ static int one_case(xe_mst_children_fn fn, size_t rows, size_t L, size_t nroot, 
     return bad;
 }
 
+/* One random whole-chunk problem (kernels.h, xe_mst_chunk_fn) on fn, the
+ * window in segs segments of seglen words segstride apart (segs 1: plain
+ * rows); returns 0 when it equals this test's own composition: the rows
+ * gathered, the roots' popcounts by a plain loop, the children by
+ * xe_mst_children_ref in position order, then each position moved to its
+ * column perm[i] (or i). */
+static int one_chunk_case(xe_mst_chunk_fn fn, size_t rows, size_t segs, size_t seglen, size_t nroot,
+                          size_t nchild, size_t max_ent, int use_perm, int chain) {
+    const size_t L = segs * seglen, npos = nroot + nchild, segstride = seglen + rnd32() % 5;
+    const size_t lead = rnd32() % 3, pbase = rnd32() % 100, ldc = lead + npos + rnd32() % 4;
+    const size_t lda = (segs - 1) * segstride + seglen + rnd32() % 4;
+    xe_mst_child *child = malloc((nchild + 1) * sizeof *child);
+    xe_mst_entry *ent = malloc((nchild * max_ent + 1) * sizeof *ent);
+    uint32_t *a = malloc((rows * lda + 1) * sizeof *a), *g = malloc((rows * L + 1) * sizeof *g);
+    uint32_t *roots = malloc((nroot * L + 1) * sizeof *roots), *perm = malloc((npos + 1) * 4);
+    int32_t *want = malloc(rows * ldc * sizeof *want), *got = malloc(rows * ldc * sizeof *got);
+    int32_t *pos = malloc((rows * npos + 1) * sizeof *pos);
+    size_t ne = 0;
+    for (size_t i = 0; i < rows * lda; i++) a[i] = rnd32();
+    for (size_t i = 0; i < nroot * L; i++) roots[i] = rnd32();
+    for (size_t i = 0; i < rows * ldc; i++) want[i] = got[i] = (int32_t)(rnd32() % 5000);
+    for (size_t i = 0; i < npos; i++) perm[i] = (uint32_t)i;
+    for (size_t i = npos; use_perm && i > 1; i--) {
+        const size_t k = rnd32() % i;
+        const uint32_t t = perm[i - 1];
+        perm[i - 1] = perm[k];
+        perm[k] = t;
+    }
+    for (size_t q = 0; q < nchild; q++) {
+        const size_t k = max_ent ? rnd32() % (max_ent + 1) : 0;
+        const size_t par = chain && q ? nroot + q - 1 : rnd32() % (nroot + q);
+        child[q] = (xe_mst_child){(uint32_t)(lead + par + pbase), (int32_t)(rnd32() % 3000),
+                                  (uint32_t)ne, 0};
+        for (size_t e = 0; e < k; e++, ne++) {
+            const uint32_t m = rnd32() | 1u << (rnd32() % 32);
+            ent[ne] = (xe_mst_entry){(uint32_t)(rnd32() % L), m, rnd32() & m};
+        }
+        child[q].e1 = (uint32_t)ne;
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t t = 0; t < L; t++)
+            g[r * L + t] = a[r * lda + t / seglen * segstride + t % seglen];
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < nroot; i++) {
+            int32_t x = 0;
+            for (size_t t = 0; t < L; t++) x += xe_popcount32(g[r * L + t] ^ roots[i * L + t]);
+            pos[r * npos + i] = x;
+        }
+    /* children in position order: parents at ppos - pbase - lead */
+    xe_mst_children_ref(rows, nchild, child, ent, g, L, pos, npos, nroot, pbase + lead);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < npos; i++) want[r * ldc + lead + perm[i]] = pos[r * npos + i];
+    fn(rows, segs, seglen, segstride, a, lda, nroot, roots, nchild, child, ent,
+       use_perm ? perm : NULL, got, ldc, lead, pbase);
+    const int bad = memcmp(want, got, rows * ldc * sizeof *got) != 0;
+    free(child);
+    free(ent);
+    free(a);
+    free(g);
+    free(roots);
+    free(perm);
+    free(want);
+    free(got);
+    free(pos);
+    return bad;
+}
+
 static const char *const g_sets[] = {
 #define XE_KERNEL_SET(id, name, arch, features) name,
 #include "kernel_sets.inc"
@@ -102,6 +169,42 @@ static void kernel_battery(int *tested) {
             CHECK(!one_case(fn, 13, 40, 1, 9, n, 1, 1), "%s: chain, %zu all-ones entries",
                   g_sets[s], n);
         }
+    }
+}
+
+/* Part 1b: the reference twin and every set's whole-chunk kernel against
+ * this test's composition: rows 1..37 (16-row blocks and their tails),
+ * windows of 1..600 words (over the avx512 transpose limit, 512) in one or
+ * three segments, 0..9 roots (over a 4-root group), 0..300 children (with the
+ * roots over the 256-column limit), chains and random trees, with and
+ * without a permutation. */
+static void chunk_battery(int *tested) {
+    static const size_t Ls[] = {1, 5, 18, 72, 512, 600};
+    static const size_t kids[] = {0, 1, 7, 63, 250, 300};
+    for (size_t s = 0; s <= N_SETS; s++) {
+        const xe_kernels *k = s < N_SETS ? xe_kernels_find(g_sets[s]) : NULL;
+        const char *name = s < N_SETS ? g_sets[s] : "reference twin";
+        const xe_mst_chunk_fn fn = s < N_SETS ? (k ? k->mst_chunk : NULL) : xe_mst_chunk_ref;
+        if (!fn) continue;
+        (*tested)++;
+        for (int chain = 0; chain < 2; chain++)
+            for (size_t li = 0; li < sizeof Ls / sizeof Ls[0]; li++)
+                for (size_t ki = 0; ki < sizeof kids / sizeof kids[0]; ki++)
+                    for (size_t rows = 1; rows <= 37; rows += 4) {
+                        /* a child needs a root before it (a chunk's first position) */
+                        size_t nroot = rnd32() % 10;
+                        if (!nroot && kids[ki]) nroot = 1;
+                        const size_t max_ent = (rnd32() % 2) ? 3 : 40;
+                        const size_t segs = (Ls[li] % 3 == 0 && rnd32() % 2) ? 3 : 1;
+                        const int use_perm = (int)(rnd32() % 2);
+                        if (!nroot && !kids[ki]) continue;
+                        CHECK(!one_chunk_case(fn, rows, segs, Ls[li] / segs, nroot, kids[ki],
+                                              max_ent, use_perm, chain),
+                              "%s chunk: rows %zu L %zu (%zu segments) roots %zu children %zu "
+                              "entries <= %zu %s%s",
+                              name, rows, Ls[li], segs, nroot, kids[ki], max_ent,
+                              chain ? "chain" : "random tree", use_perm ? ", permuted" : "");
+                    }
     }
 }
 
@@ -291,9 +394,13 @@ static void op_battery(void) {
 int main(void) {
     int tested = 0;
     kernel_battery(&tested);
+    int chunk_tested = 0;
+    chunk_battery(&chunk_tested);
     const int kernel_fails = g_fail;
     op_battery();
-    printf("mst child kernels: %d sets, %d kernel failures, %d op failures\n", tested, kernel_fails,
-           g_fail - kernel_fails);
-    return g_fail != 0 || tested == 0;
+    printf(
+        "mst child kernels: %d sets, whole-chunk kernels: %d (with the reference twin), %d kernel "
+        "failures, %d op failures\n",
+        tested, chunk_tested, kernel_fails, g_fail - kernel_fails);
+    return g_fail != 0 || tested == 0 || chunk_tested == 0;
 }

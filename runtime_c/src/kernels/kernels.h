@@ -209,6 +209,29 @@ typedef void (*xe_mst_children_fn)(size_t rows, size_t nchild, const xe_mst_chil
 void xe_mst_children_ref(size_t rows, size_t nchild, const xe_mst_child *child,
                          const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
                          size_t ldc, size_t out0, size_t pbase);
+/* A whole chunk, roots and children, for sets that keep a block of rows in
+ * their own layout across both (optional, xe_kernels.mst_chunk; NULL: the
+ * caller runs xe_bgemm on the packed roots, then the child kernel). With
+ * L = segs * seglen window words, word t of row r at
+ *   A(r, t) = a[r*lda + (t / seglen)*segstride + t % seglen]
+ * (im2col'd rows: segs = 1, seglen = L; in place: as xe_bgemm_seg), for r < rows:
+ * the chunk's positions i < nroot + nchild (its roots, then its children) land
+ * in columns out0 + P(i) of pc, P(i) = perm[i] (a permutation of
+ * [0, nroot + nchild)) or i where perm is NULL:
+ *   pc[r*ldc + out0 + P(i)] = sum_{t < L} popcount(A(r, t) XOR roots[i*L + t])   for i < nroot,
+ * then child q (xe_mst_children_fn's maths on the rows A(r, .), entries' j
+ * indexing t) at position nroot + q, from its parent at position
+ * ppos - pbase - out0 < nroot + q (read from the parent's column). Exact
+ * integers: the reference twin's values. */
+typedef void (*xe_mst_chunk_fn)(size_t rows, size_t segs, size_t seglen, size_t segstride,
+                                const uint32_t *a, size_t lda, size_t nroot, const uint32_t *roots,
+                                size_t nchild, const xe_mst_child *child, const xe_mst_entry *ent,
+                                const uint32_t *perm, int32_t *pc, size_t ldc, size_t out0,
+                                size_t pbase);
+void xe_mst_chunk_ref(size_t rows, size_t segs, size_t seglen, size_t segstride, const uint32_t *a,
+                      size_t lda, size_t nroot, const uint32_t *roots, size_t nchild,
+                      const xe_mst_child *child, const xe_mst_entry *ent, const uint32_t *perm,
+                      int32_t *pc, size_t ldc, size_t out0, size_t pbase);
 typedef struct xe_kernels {
     const char *name; /* as listed in kernel_sets.inc */
     xe_bgemm_config bgemm_cfg;
@@ -218,6 +241,7 @@ typedef struct xe_kernels {
     xe_pack_abs_fn pack_abs;
     xe_epilogue_fn epilogue;
     xe_mst_children_fn mst_children; /* optional: NULL = xe_mst_children_ref */
+    xe_mst_chunk_fn mst_chunk;       /* optional: NULL = xe_bgemm, then mst_children */
 } xe_kernels;
 
 /* The reference versions (kernels__ref.c), and the set's own or those. */
@@ -350,6 +374,17 @@ void xe_mst_children_neon_a32(size_t rows, size_t nchild, const xe_mst_child *ch
 #define XE_ARCH_X86_AVX512 1
 #else
 #define XE_ARCH_X86_AVX512 0
+#endif
+
+/* The avx512 set's MST kernels (mst__avx512.c). */
+#if XE_ARCH_X86_AVX512
+void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *child,
+                            const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
+                            size_t ldc, size_t out0, size_t pbase);
+void xe_mst_chunk_avx512(size_t rows, size_t segs, size_t seglen, size_t segstride,
+                         const uint32_t *a, size_t lda, size_t nroot, const uint32_t *roots,
+                         size_t nchild, const xe_mst_child *child, const xe_mst_entry *ent,
+                         const uint32_t *perm, int32_t *pc, size_t ldc, size_t out0, size_t pbase);
 #endif
 
 /* XE_IF(cond, yes, no): yes if cond expands to 1, no if it expands to 0. */

@@ -25,6 +25,38 @@ void xe_mst_children_ref(size_t rows, size_t nchild, const xe_mst_child *child,
     }
 }
 
+/* A whole chunk (kernels.h, xe_mst_chunk_fn): word t of row r read from its
+ * segment, the roots' popcounts, then the children as the twin above. */
+static uint32_t word_at(const uint32_t *ar, size_t t, size_t seglen, size_t segstride) {
+    return ar[t / seglen * segstride + t % seglen];
+}
+
+void xe_mst_chunk_ref(size_t rows, size_t segs, size_t seglen, size_t segstride, const uint32_t *a,
+                      size_t lda, size_t nroot, const uint32_t *roots, size_t nchild,
+                      const xe_mst_child *child, const xe_mst_entry *ent, const uint32_t *perm,
+                      int32_t *pc, size_t ldc, size_t out0, size_t pbase) {
+    const size_t L = segs * seglen;
+    for (size_t r = 0; r < rows; r++) {
+        const uint32_t *ar = a + r * lda;
+        int32_t *pr = pc + r * ldc + out0; /* position i in column P(i) */
+        for (size_t i = 0; i < nroot; i++) {
+            int32_t x = 0;
+            for (size_t t = 0; t < L; t++)
+                x += xe_popcount32(word_at(ar, t, seglen, segstride) ^ roots[i * L + t]);
+            pr[perm ? perm[i] : i] = x;
+        }
+        for (size_t i = 0; i < nchild; i++) {
+            const xe_mst_child *ch = &child[i];
+            const size_t par = ch->ppos - pbase - out0, me = nroot + i;
+            int32_t x = 0;
+            for (uint32_t e = ch->e0; e < ch->e1; e++)
+                x +=
+                    xe_popcount32((word_at(ar, ent[e].j, seglen, segstride) & ent[e].m) ^ ent[e].v);
+            pr[perm ? perm[me] : me] = pr[perm ? perm[par] : par] + ch->d - 2 * x;
+        }
+    }
+}
+
 xe_mst_children_fn xe_mst_children_for(const xe_kernels *k) {
     return k && k->mst_children ? k->mst_children : xe_mst_children_ref;
 }
