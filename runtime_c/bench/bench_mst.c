@@ -173,6 +173,7 @@ typedef struct pop {
     const xe_kernels *k;
     uint32_t *a, *dense, *roots; /* window words [M][L]; packed filters; packed roots */
     const uint32_t *w;           /* the filters [OC][L], unpacked */
+    const uint32_t *arow[M];     /* row r of a, for the whole-chunk kernel */
     xe_mst_child pos[OC];
     xe_mst_entry *ent;
     int32_t *pc; /* [ROWS][OC] */
@@ -198,7 +199,7 @@ static void pop_mst(pop *p) {
         const size_t rows = M - r < ROWS ? M - r : ROWS;
         for (size_t c0 = 0; c0 < OC; c0 += CHUNK) {
             if (chunk) { /* as the op: the set's whole-chunk kernel on the unpacked root */
-                chunk(rows, 1, L, 0, p->a + r * L, L, 1, p->w + c0 * L, CHUNK - 1, &p->pos[c0 + 1],
+                chunk(rows, p->arow + r, 1, L, 0, 1, p->w + c0 * L, CHUNK - 1, &p->pos[c0 + 1],
                       p->ent, NULL, p->pc, OC, c0, 0);
                 continue;
             }
@@ -214,6 +215,7 @@ static void pop_setup(pop *p, const uint32_t *w, const uint32_t *parent) {
     p->w = w;
     p->a = xalloc((size_t)M * L * 4);
     for (size_t i = 0; i < (size_t)M * L; i++) p->a[i] = rnd32();
+    for (size_t r = 0; r < M; r++) p->arow[r] = p->a + r * L;
     p->dense = xalloc(xe_bgemm_packed_words(p->k, OC, L) * 4);
     xe_bgemm_pack(p->k, OC, L, w, L, p->dense);
     const size_t pw = xe_bgemm_packed_words(p->k, 1, L);
@@ -252,8 +254,8 @@ static void pop_setup(pop *p, const uint32_t *w, const uint32_t *parent) {
             exit(1);
         }
         for (size_t c0 = 0; p->k->mst_chunk && c0 < OC; c0 += CHUNK)
-            p->k->mst_chunk(rows, 1, L, 0, p->a + r * L, L, 1, w + c0 * L, CHUNK - 1,
-                            &p->pos[c0 + 1], p->ent, NULL, p->pc, OC, c0, 0);
+            p->k->mst_chunk(rows, p->arow + r, 1, L, 0, 1, w + c0 * L, CHUNK - 1, &p->pos[c0 + 1],
+                            p->ent, NULL, p->pc, OC, c0, 0);
         if (p->k->mst_chunk && memcmp(want, p->pc, rows * OC * 4) != 0) {
             fprintf(stderr, "bench_mst: MST popcounts (chunk kernel) differ from dense ones\n");
             exit(1);
@@ -311,7 +313,7 @@ int main(int argc, char **argv) {
     xe_session *s = NULL;
     uint8_t *file = NULL;
     float *in = NULL, *y = xalloc((size_t)M * OC * 4);
-    pop p = {k, NULL, NULL, NULL, NULL, {{0, 0, 0, 0}}, NULL, NULL};
+    pop p = {k, NULL, NULL, NULL, NULL, {NULL}, {{0, 0, 0, 0}}, NULL, NULL};
     if (layer)
         s = layer_setup(w, parent, mst, &model, &file, &in);
     else

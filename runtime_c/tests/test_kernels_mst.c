@@ -70,7 +70,8 @@ static int one_case(xe_mst_children_fn fn, size_t rows, size_t L, size_t nroot, 
 
 /* One random whole-chunk problem (kernels.h, xe_mst_chunk_fn) on fn, the
  * window in segs segments of seglen words segstride apart (segs 1: plain
- * rows); returns 0 when it equals this test's own composition: the rows
+ * rows), the rows at scattered addresses (row r at a + roff[r], in no
+ * order); returns 0 when it equals this test's own composition: the rows
  * gathered, the roots' popcounts by a plain loop, the children by
  * xe_mst_children_ref in position order, then each position moved to its
  * column perm[i] (or i). */
@@ -107,9 +108,11 @@ static int one_chunk_case(xe_mst_chunk_fn fn, size_t rows, size_t segs, size_t s
         }
         child[q].e1 = (uint32_t)ne;
     }
+    const uint32_t **arow = malloc(rows * sizeof *arow);
+    for (size_t r = 0; r < rows; r++) /* the rows in a scrambled order of the slots */
+        arow[r] = a + (rows - 1 - (r + rows / 2) % rows) * lda;
     for (size_t r = 0; r < rows; r++)
-        for (size_t t = 0; t < L; t++)
-            g[r * L + t] = a[r * lda + t / seglen * segstride + t % seglen];
+        for (size_t t = 0; t < L; t++) g[r * L + t] = arow[r][t / seglen * segstride + t % seglen];
     for (size_t r = 0; r < rows; r++)
         for (size_t i = 0; i < nroot; i++) {
             int32_t x = 0;
@@ -120,8 +123,9 @@ static int one_chunk_case(xe_mst_chunk_fn fn, size_t rows, size_t segs, size_t s
     xe_mst_children_ref(rows, nchild, child, ent, g, L, pos, npos, nroot, pbase + lead);
     for (size_t r = 0; r < rows; r++)
         for (size_t i = 0; i < npos; i++) want[r * ldc + lead + perm[i]] = pos[r * npos + i];
-    fn(rows, segs, seglen, segstride, a, lda, nroot, roots, nchild, child, ent,
+    fn(rows, arow, segs, seglen, segstride, nroot, roots, nchild, child, ent,
        use_perm ? perm : NULL, got, ldc, lead, pbase);
+    free(arow);
     const int bad = memcmp(want, got, rows * ldc * sizeof *got) != 0;
     free(child);
     free(ent);

@@ -211,25 +211,26 @@ void xe_mst_children_ref(size_t rows, size_t nchild, const xe_mst_child *child,
                          size_t ldc, size_t out0, size_t pbase);
 /* A whole chunk, roots and children, for sets that keep a block of rows in
  * their own layout across both (optional, xe_kernels.mst_chunk; NULL: the
- * caller runs xe_bgemm on the packed roots, then the child kernel). With
- * L = segs * seglen window words, word t of row r at
- *   A(r, t) = a[r*lda + (t / seglen)*segstride + t % seglen]
- * (im2col'd rows: segs = 1, seglen = L; in place: as xe_bgemm_seg), for r < rows:
- * the chunk's positions i < nroot + nchild (its roots, then its children) land
- * in columns out0 + P(i) of pc, P(i) = perm[i] (a permutation of
+ * caller runs xe_bgemm on the packed roots, then the child kernel). Row r's
+ * window is read in place: with L = segs * seglen words, its word t is
+ *   A(r, t) = arow[r][(t / seglen)*segstride + t % seglen]
+ * (im2col'd rows: segs = 1, seglen = L; a convolution's padded input: one
+ * segment per kernel row, as xe_bgemm_seg, but any row addresses). The
+ * chunk's positions i < nroot + nchild (its roots, then its children) land in
+ * columns out0 + P(i) of pc, P(i) = perm[i] (a permutation of
  * [0, nroot + nchild)) or i where perm is NULL:
  *   pc[r*ldc + out0 + P(i)] = sum_{t < L} popcount(A(r, t) XOR roots[i*L + t])   for i < nroot,
  * then child q (xe_mst_children_fn's maths on the rows A(r, .), entries' j
  * indexing t) at position nroot + q, from its parent at position
  * ppos - pbase - out0 < nroot + q (read from the parent's column). Exact
  * integers: the reference twin's values. */
-typedef void (*xe_mst_chunk_fn)(size_t rows, size_t segs, size_t seglen, size_t segstride,
-                                const uint32_t *a, size_t lda, size_t nroot, const uint32_t *roots,
-                                size_t nchild, const xe_mst_child *child, const xe_mst_entry *ent,
-                                const uint32_t *perm, int32_t *pc, size_t ldc, size_t out0,
-                                size_t pbase);
-void xe_mst_chunk_ref(size_t rows, size_t segs, size_t seglen, size_t segstride, const uint32_t *a,
-                      size_t lda, size_t nroot, const uint32_t *roots, size_t nchild,
+typedef void (*xe_mst_chunk_fn)(size_t rows, const uint32_t *const *arow, size_t segs,
+                                size_t seglen, size_t segstride, size_t nroot,
+                                const uint32_t *roots, size_t nchild, const xe_mst_child *child,
+                                const xe_mst_entry *ent, const uint32_t *perm, int32_t *pc,
+                                size_t ldc, size_t out0, size_t pbase);
+void xe_mst_chunk_ref(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
+                      size_t segstride, size_t nroot, const uint32_t *roots, size_t nchild,
                       const xe_mst_child *child, const xe_mst_entry *ent, const uint32_t *perm,
                       int32_t *pc, size_t ldc, size_t out0, size_t pbase);
 typedef struct xe_kernels {
@@ -381,10 +382,10 @@ void xe_mst_children_neon_a32(size_t rows, size_t nchild, const xe_mst_child *ch
 void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *child,
                             const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
                             size_t ldc, size_t out0, size_t pbase);
-void xe_mst_chunk_avx512(size_t rows, size_t segs, size_t seglen, size_t segstride,
-                         const uint32_t *a, size_t lda, size_t nroot, const uint32_t *roots,
-                         size_t nchild, const xe_mst_child *child, const xe_mst_entry *ent,
-                         const uint32_t *perm, int32_t *pc, size_t ldc, size_t out0, size_t pbase);
+void xe_mst_chunk_avx512(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
+                         size_t segstride, size_t nroot, const uint32_t *roots, size_t nchild,
+                         const xe_mst_child *child, const xe_mst_entry *ent, const uint32_t *perm,
+                         int32_t *pc, size_t ldc, size_t out0, size_t pbase);
 #endif
 
 /* XE_IF(cond, yes, no): yes if cond expands to 1, no if it expands to 0. */

@@ -32,8 +32,8 @@
 #include "kernels.h"
 #include "transpose16__avx512.h"
 
-#define AT_MAX 512 /* window words of the 16-row transpose (32 KiB on the stack) */
-#define PT_MAX 256 /* popcount columns of the 16-row transpose (16 KiB) */
+#define AT_MAX 512 /* window words of the 16-row transpose (33 KiB on the stack) */
+#define PT_MAX 256 /* popcount columns of the 16-row transpose (17 KiB) */
 #define RB 16      /* rows per block: one lane each */
 
 #define XE_INLINE static inline __attribute__((always_inline))
@@ -44,20 +44,23 @@ XE_INLINE __mmask16 lanes(size_t n) {
 }
 
 /* out[t*16 + i] = word t of row i for i < rows (<= 16; lanes past rows zero),
- * t < segs * seglen, word t of row i at a[i*lda + (t / seglen)*segstride +
- * t % seglen]. Reads only those words. */
-static void transpose_in(size_t rows, size_t segs, size_t seglen, size_t segstride,
-                         const uint32_t *a, size_t lda, uint32_t *out) {
-    for (size_t g = 0; g < segs; g++, a += segstride, out += seglen * RB)
+ * t < segs * seglen, word t of row i at rp[i][(t / seglen)*segstride +
+ * t % seglen]. Reads only those words; writes out[] up to 15 rows of 16
+ * words past the last (each segment's tail is overwritten by the next). */
+static void transpose_in(size_t rows, const uint32_t *const *rp, size_t segs, size_t seglen,
+                         size_t segstride, uint32_t *out) {
+    for (size_t g = 0, off = 0; g < segs; g++, off += segstride, out += seglen * RB)
         for (size_t t0 = 0; t0 < seglen; t0 += RB) {
             const size_t kb = seglen - t0 < RB ? seglen - t0 : RB;
             const __mmask16 m = lanes(kb);
             __m512i r[RB];
             for (size_t i = 0; i < RB; i++)
-                r[i] = i < rows ? _mm512_maskz_loadu_epi32(m, a + i * lda + t0)
+                r[i] = i < rows ? _mm512_maskz_loadu_epi32(m, rp[i] + off + t0)
                                 : _mm512_setzero_si512();
             transpose16(r);
-            for (size_t u = 0; u < kb; u++) _mm512_store_si512((void *)(out + (t0 + u) * RB), r[u]);
+            /* all 16 (out has RB rows of slack past the last): a loop to kb
+             * became a memcpy of r spilled to the stack */
+            for (size_t u = 0; u < RB; u++) _mm512_store_si512((void *)(out + (t0 + u) * RB), r[u]);
         }
 }
 
@@ -194,35 +197,39 @@ void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *chil
         children_scalar(rows, nchild, child, ent, a, lda, pc, ldc, out0, pbase);
         return;
     }
-    uint32_t at[AT_MAX * RB] __attribute__((aligned(64)));
-    int32_t pt[PT_MAX * RB] __attribute__((aligned(64)));
+    uint32_t at[(AT_MAX + RB) * RB] __attribute__((aligned(64)));
+    int32_t pt[(PT_MAX + RB) * RB] __attribute__((aligned(64)));
     for (size_t r = 0; r < rows; r += RB) {
         const size_t nb = rows - r < RB ? rows - r : RB;
         int32_t *pb = pc + r * ldc;
-        transpose_in(nb, 1, L, 0, a + r * lda, lda, at);
+        const uint32_t *rp[RB], *cp[RB];
+        for (size_t i = 0; i < nb; i++) {
+            rp[i] = a + (r + i) * lda;
+            cp[i] = (const uint32_t *)(const void *)(pb + i * ldc + cmin);
+        }
+        transpose_in(nb, rp, 1, L, 0, at);
         /* the parents computed before this call: columns [cmin, out0) */
-        transpose_in(nb, 1, out0 - cmin, 0, (const uint32_t *)(const void *)(pb + cmin), ldc,
-                     (uint32_t *)(void *)pt);
+        transpose_in(nb, cp, 1, out0 - cmin, 0, (uint32_t *)(void *)pt);
         children16(nchild, child, ent, at, pt, pbase + cmin, out0 - cmin, NULL);
         transpose_out(nb, nchild, pt + (out0 - cmin) * RB, pb + out0, ldc);
     }
 }
 
-void xe_mst_chunk_avx512(size_t rows, size_t segs, size_t seglen, size_t segstride,
-                         const uint32_t *a, size_t lda, size_t nroot, const uint32_t *roots,
-                         size_t nchild, const xe_mst_child *child, const xe_mst_entry *ent,
-                         const uint32_t *perm, int32_t *pc, size_t ldc, size_t out0, size_t pbase) {
+void xe_mst_chunk_avx512(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
+                         size_t segstride, size_t nroot, const uint32_t *roots, size_t nchild,
+                         const xe_mst_child *child, const xe_mst_entry *ent, const uint32_t *perm,
+                         int32_t *pc, size_t ldc, size_t out0, size_t pbase) {
     const size_t L = segs * seglen, npos = nroot + nchild;
     if (L > AT_MAX || npos > PT_MAX) {
-        xe_mst_chunk_ref(rows, segs, seglen, segstride, a, lda, nroot, roots, nchild, child, ent,
+        xe_mst_chunk_ref(rows, arow, segs, seglen, segstride, nroot, roots, nchild, child, ent,
                          perm, pc, ldc, out0, pbase);
         return;
     }
-    uint32_t at[AT_MAX * RB] __attribute__((aligned(64)));
-    int32_t pt[PT_MAX * RB] __attribute__((aligned(64)));
+    uint32_t at[(AT_MAX + RB) * RB] __attribute__((aligned(64)));
+    int32_t pt[(PT_MAX + RB) * RB] __attribute__((aligned(64)));
     for (size_t r = 0; r < rows; r += RB) {
         const size_t nb = rows - r < RB ? rows - r : RB;
-        transpose_in(nb, segs, seglen, segstride, a + r * lda, lda, at);
+        transpose_in(nb, arow + r, segs, seglen, segstride, at);
         roots16(L, nroot, roots, at, pt, perm);
         children16(nchild, child, ent, at, pt, pbase + out0, nroot, perm);
         transpose_out(nb, npos, pt, pc + r * ldc + out0, ldc);

@@ -31,13 +31,13 @@ static uint32_t word_at(const uint32_t *ar, size_t t, size_t seglen, size_t segs
     return ar[t / seglen * segstride + t % seglen];
 }
 
-void xe_mst_chunk_ref(size_t rows, size_t segs, size_t seglen, size_t segstride, const uint32_t *a,
-                      size_t lda, size_t nroot, const uint32_t *roots, size_t nchild,
+void xe_mst_chunk_ref(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
+                      size_t segstride, size_t nroot, const uint32_t *roots, size_t nchild,
                       const xe_mst_child *child, const xe_mst_entry *ent, const uint32_t *perm,
                       int32_t *pc, size_t ldc, size_t out0, size_t pbase) {
     const size_t L = segs * seglen;
     for (size_t r = 0; r < rows; r++) {
-        const uint32_t *ar = a + r * lda;
+        const uint32_t *ar = arow[r];
         int32_t *pr = pc + r * ldc + out0; /* position i in column P(i) */
         for (size_t i = 0; i < nroot; i++) {
             int32_t x = 0;
