@@ -32,9 +32,11 @@
 #include "kernels.h"
 #include "transpose16__avx512.h"
 
-#define AT_MAX 512 /* window words of the 16-row transpose (33 KiB on the stack) */
-#define PT_MAX 256 /* popcount columns of the 16-row transpose (17 KiB) */
-#define RB 16      /* rows per block: one lane each */
+#define AT_MAX 512  /* window words of the 16-row transpose (33 KiB on the stack) */
+#define PT_MAX 256  /* popcount columns of the 16-row transpose (17 KiB) */
+#define RB 16       /* rows per vector: one lane each */
+#define AT_MAX2 256 /* the same at 32 rows (2 vectors; 34 KiB) */
+#define PT_MAX2 128 /* (17 KiB) */
 
 #define XE_INLINE static inline __attribute__((always_inline))
 
@@ -43,13 +45,14 @@ XE_INLINE __mmask16 lanes(size_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
 }
 
-/* out[t*16 + i] = word t of row i for i < rows (<= 16; lanes past rows zero),
- * t < segs * seglen, word t of row i at rp[i][(t / seglen)*segstride +
- * t % seglen]. Reads only those words; writes out[] up to 15 rows of 16
- * words past the last (each segment's tail is overwritten by the next). */
+/* out[t*ostride + i] = word t of row i for i < rows (<= 16; lanes past rows
+ * zero), t < segs * seglen, word t of row i at rp[i][(t / seglen)*segstride
+ * + t % seglen]. Reads only those words; writes out[] up to 15 rows of
+ * ostride words past the last (each segment's tail is overwritten by the
+ * next). */
 static void transpose_in(size_t rows, const uint32_t *const *rp, size_t segs, size_t seglen,
-                         size_t segstride, uint32_t *out) {
-    for (size_t g = 0, off = 0; g < segs; g++, off += segstride, out += seglen * RB)
+                         size_t segstride, uint32_t *out, size_t ostride) {
+    for (size_t g = 0, off = 0; g < segs; g++, off += segstride, out += seglen * ostride)
         for (size_t t0 = 0; t0 < seglen; t0 += RB) {
             const size_t kb = seglen - t0 < RB ? seglen - t0 : RB;
             const __mmask16 m = lanes(kb);
@@ -60,18 +63,20 @@ static void transpose_in(size_t rows, const uint32_t *const *rp, size_t segs, si
             transpose16(r);
             /* all 16 (out has RB rows of slack past the last): a loop to kb
              * became a memcpy of r spilled to the stack */
-            for (size_t u = 0; u < RB; u++) _mm512_store_si512((void *)(out + (t0 + u) * RB), r[u]);
+            for (size_t u = 0; u < RB; u++)
+                _mm512_store_si512((void *)(out + (t0 + u) * ostride), r[u]);
         }
 }
 
-/* pc[i*ldc + c] = pt[c*16 + i] for i < rows, c < n. */
-static void transpose_out(size_t rows, size_t n, const int32_t *pt, int32_t *pc, size_t ldc) {
+/* pc[i*ldc + c] = pt[c*istride + i] for i < rows (<= 16), c < n. */
+static void transpose_out(size_t rows, size_t n, const int32_t *pt, size_t istride, int32_t *pc,
+                          size_t ldc) {
     for (size_t c0 = 0; c0 < n; c0 += RB) {
         const size_t nb = n - c0 < RB ? n - c0 : RB;
         const __mmask16 m = lanes(nb);
         __m512i r[RB];
         for (size_t u = 0; u < RB; u++)
-            r[u] = u < nb ? _mm512_load_si512((const void *)(pt + (c0 + u) * RB))
+            r[u] = u < nb ? _mm512_load_si512((const void *)(pt + (c0 + u) * istride))
                           : _mm512_setzero_si512();
         transpose16(r);
         for (size_t i = 0; i < rows; i++) _mm512_mask_storeu_epi32(pc + i * ldc + c0, m, r[i]);
@@ -81,82 +86,85 @@ static void transpose_out(size_t rows, size_t n, const int32_t *pt, int32_t *pc,
 /* Position i's slot in pt: perm[i], or i without perm. */
 XE_INLINE size_t slot(const uint32_t *perm, size_t i) { return perm ? perm[i] : i; }
 
-/* The children on transposed data: child q (position q0 + q) and its parent
- * (position ppos - pfirst) at their slots pt[slot*16]. */
-static void children16(size_t nchild, const xe_mst_child *child, const xe_mst_entry *ent,
-                       const uint32_t *at, int32_t *pt, size_t pfirst, size_t q0,
-                       const uint32_t *perm) {
+/* The children on transposed data, nv vectors of 16 rows (a row of at and
+ * pt is nv * 16 lanes): child q (position q0 + q) and its parent (position
+ * ppos - pfirst) at their slots pt[slot * 16 * nv]. An entry's j, m and v are
+ * loaded once for the nv vectors. */
+XE_INLINE void children_nv(int nv, size_t nchild, const xe_mst_child *child,
+                           const xe_mst_entry *ent, const uint32_t *at, int32_t *pt, size_t pfirst,
+                           size_t q0, const uint32_t *perm) {
+    const size_t w = (size_t)nv * RB;
     for (size_t q = 0; q < nchild; q++) {
         const xe_mst_child *ch = &child[q];
         __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-        const xe_mst_entry *e = ent + ch->e0, *end = ent + ch->e1;
-        for (; e + 2 <= end; e += 2) {
-            const __m512i w0 = _mm512_load_si512((const void *)(at + (size_t)e[0].j * RB));
-            const __m512i w1 = _mm512_load_si512((const void *)(at + (size_t)e[1].j * RB));
-            const __m512i x0 = _mm512_ternarylogic_epi32(w0, _mm512_set1_epi32((int)e[0].m),
-                                                         _mm512_set1_epi32((int)e[0].v), 0x6A);
-            const __m512i x1 = _mm512_ternarylogic_epi32(w1, _mm512_set1_epi32((int)e[1].m),
-                                                         _mm512_set1_epi32((int)e[1].v), 0x6A);
-            acc0 = _mm512_add_epi32(acc0, _mm512_popcnt_epi32(x0));
-            acc1 = _mm512_add_epi32(acc1, _mm512_popcnt_epi32(x1));
+        for (const xe_mst_entry *e = ent + ch->e0, *end = ent + ch->e1; e < end; e++) {
+            /* (a & m) ^ v: VPTERNLOGD 0x6A */
+            const uint32_t *a0 = at + (size_t)e->j * w;
+            const __m512i m = _mm512_set1_epi32((int)e->m), v = _mm512_set1_epi32((int)e->v);
+            acc0 = _mm512_add_epi32(_mm512_popcnt_epi32(_mm512_ternarylogic_epi32(
+                                        _mm512_load_si512((const void *)a0), m, v, 0x6A)),
+                                    acc0);
+            if (nv == 2)
+                acc1 =
+                    _mm512_add_epi32(_mm512_popcnt_epi32(_mm512_ternarylogic_epi32(
+                                         _mm512_load_si512((const void *)(a0 + RB)), m, v, 0x6A)),
+                                     acc1);
         }
-        if (e < end) { /* (a & m) ^ v: VPTERNLOGD 0x6A */
-            const __m512i w0 = _mm512_load_si512((const void *)(at + (size_t)e->j * RB));
-            const __m512i x0 = _mm512_ternarylogic_epi32(w0, _mm512_set1_epi32((int)e->m),
-                                                         _mm512_set1_epi32((int)e->v), 0x6A);
-            acc0 = _mm512_add_epi32(acc0, _mm512_popcnt_epi32(x0));
+        const int32_t *par = pt + slot(perm, ch->ppos - pfirst) * w;
+        int32_t *out = pt + slot(perm, q0 + q) * w;
+        const __m512i d = _mm512_set1_epi32(ch->d);
+        for (int k = 0; k < nv; k++) {
+            const __m512i x = k ? acc1 : acc0;
+            const __m512i pv = _mm512_load_si512((const void *)(par + k * RB));
+            _mm512_store_si512((void *)(out + k * RB),
+                               _mm512_sub_epi32(_mm512_add_epi32(pv, d), _mm512_slli_epi32(x, 1)));
         }
-        const __m512i x = _mm512_add_epi32(acc0, acc1);
-        const __m512i par =
-            _mm512_load_si512((const void *)(pt + slot(perm, ch->ppos - pfirst) * RB));
-        const __m512i res = _mm512_sub_epi32(_mm512_add_epi32(par, _mm512_set1_epi32(ch->d)),
-                                             _mm512_add_epi32(x, x));
-        _mm512_store_si512((void *)(pt + slot(perm, q0 + q) * RB), res);
     }
 }
 
-/* The roots on transposed data: root i (position i, words roots[i*L ..
- * i*L + L)) at its slot pt[slot*16]. Four roots share each load of at. */
-static void roots16(size_t L, size_t nroot, const uint32_t *roots, const uint32_t *at, int32_t *pt,
-                    const uint32_t *perm) {
+/* The roots on transposed data, nv vectors of 16 rows: root i (position i,
+ * words roots[i*L .. i*L + L)) at its slot pt[slot * 16 * nv]. Four vector
+ * sums at a time (four roots of 16 rows, two of 32) share each load of at. */
+XE_INLINE void roots_nv(int nv, size_t L, size_t nroot, const uint32_t *roots, const uint32_t *at,
+                        int32_t *pt, const uint32_t *perm) {
+    const size_t w = (size_t)nv * RB, g = 4 / (size_t)nv; /* roots a group */
     size_t i = 0;
-    for (; i + 4 <= nroot; i += 4) {
-        const uint32_t *w0 = roots + i * L, *w1 = w0 + L, *w2 = w1 + L, *w3 = w2 + L;
-        __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
-        for (size_t t = 0; t < L; t++) {
-            const __m512i av = _mm512_load_si512((const void *)(at + t * RB));
-            s0 = _mm512_add_epi32(
-                s0, _mm512_popcnt_epi32(_mm512_xor_si512(av, _mm512_set1_epi32((int)w0[t]))));
-            s1 = _mm512_add_epi32(
-                s1, _mm512_popcnt_epi32(_mm512_xor_si512(av, _mm512_set1_epi32((int)w1[t]))));
-            s2 = _mm512_add_epi32(
-                s2, _mm512_popcnt_epi32(_mm512_xor_si512(av, _mm512_set1_epi32((int)w2[t]))));
-            s3 = _mm512_add_epi32(
-                s3, _mm512_popcnt_epi32(_mm512_xor_si512(av, _mm512_set1_epi32((int)w3[t]))));
-        }
-        _mm512_store_si512((void *)(pt + slot(perm, i) * RB), s0);
-        _mm512_store_si512((void *)(pt + slot(perm, i + 1) * RB), s1);
-        _mm512_store_si512((void *)(pt + slot(perm, i + 2) * RB), s2);
-        _mm512_store_si512((void *)(pt + slot(perm, i + 3) * RB), s3);
+    for (; i + g <= nroot; i += g) {
+        __m512i s[4];
+        for (int k = 0; k < 4; k++) s[k] = _mm512_setzero_si512();
+        for (size_t t = 0; t < L; t++)
+            for (size_t k = 0; k < 4; k++) {
+                const __m512i av = _mm512_load_si512((const void *)(at + t * w + (k % nv) * RB));
+                const __m512i wv = _mm512_set1_epi32((int)roots[(i + k / nv) * L + t]);
+                s[k] = _mm512_add_epi32(s[k], _mm512_popcnt_epi32(_mm512_xor_si512(av, wv)));
+            }
+        for (size_t k = 0; k < 4; k++)
+            _mm512_store_si512((void *)(pt + slot(perm, i + k / nv) * w + (k % nv) * RB), s[k]);
     }
-    for (; i < nroot; i++) {
-        const uint32_t *w = roots + i * L;
-        __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+    for (; i < nroot; i++) { /* two sums per vector: even and odd words */
+        const uint32_t *wr = roots + i * L;
+        __m512i s0[2], s1[2];
+        for (int v = 0; v < nv; v++) s0[v] = s1[v] = _mm512_setzero_si512();
         size_t t = 0;
         for (; t + 2 <= L; t += 2) {
-            const __m512i a0 = _mm512_load_si512((const void *)(at + t * RB));
-            const __m512i a1 = _mm512_load_si512((const void *)(at + (t + 1) * RB));
-            s0 = _mm512_add_epi32(
-                s0, _mm512_popcnt_epi32(_mm512_xor_si512(a0, _mm512_set1_epi32((int)w[t]))));
-            s1 = _mm512_add_epi32(
-                s1, _mm512_popcnt_epi32(_mm512_xor_si512(a1, _mm512_set1_epi32((int)w[t + 1]))));
+            const __m512i w0 = _mm512_set1_epi32((int)wr[t]),
+                          w1 = _mm512_set1_epi32((int)wr[t + 1]);
+            for (int v = 0; v < nv; v++) {
+                const __m512i a0 = _mm512_load_si512((const void *)(at + t * w + v * RB));
+                const __m512i a1 = _mm512_load_si512((const void *)(at + (t + 1) * w + v * RB));
+                s0[v] = _mm512_add_epi32(s0[v], _mm512_popcnt_epi32(_mm512_xor_si512(a0, w0)));
+                s1[v] = _mm512_add_epi32(s1[v], _mm512_popcnt_epi32(_mm512_xor_si512(a1, w1)));
+            }
         }
-        if (t < L) {
-            const __m512i a0 = _mm512_load_si512((const void *)(at + t * RB));
-            s0 = _mm512_add_epi32(
-                s0, _mm512_popcnt_epi32(_mm512_xor_si512(a0, _mm512_set1_epi32((int)w[t]))));
+        for (int v = 0; v < nv; v++) {
+            if (t < L)
+                s0[v] = _mm512_add_epi32(s0[v],
+                                         _mm512_popcnt_epi32(_mm512_xor_si512(
+                                             _mm512_load_si512((const void *)(at + t * w + v * RB)),
+                                             _mm512_set1_epi32((int)wr[t]))));
+            _mm512_store_si512((void *)(pt + slot(perm, i) * w + v * RB),
+                               _mm512_add_epi32(s0[v], s1[v]));
         }
-        _mm512_store_si512((void *)(pt + slot(perm, i) * RB), _mm512_add_epi32(s0, s1));
     }
 }
 
@@ -207,31 +215,52 @@ void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *chil
             rp[i] = a + (r + i) * lda;
             cp[i] = (const uint32_t *)(const void *)(pb + i * ldc + cmin);
         }
-        transpose_in(nb, rp, 1, L, 0, at);
+        transpose_in(nb, rp, 1, L, 0, at, RB);
         /* the parents computed before this call: columns [cmin, out0) */
-        transpose_in(nb, cp, 1, out0 - cmin, 0, (uint32_t *)(void *)pt);
-        children16(nchild, child, ent, at, pt, pbase + cmin, out0 - cmin, NULL);
-        transpose_out(nb, nchild, pt + (out0 - cmin) * RB, pb + out0, ldc);
+        transpose_in(nb, cp, 1, out0 - cmin, 0, (uint32_t *)(void *)pt, RB);
+        children_nv(1, nchild, child, ent, at, pt, pbase + cmin, out0 - cmin, NULL);
+        transpose_out(nb, nchild, pt + (out0 - cmin) * RB, RB, pb + out0, ldc);
     }
 }
+
+/* The chunk kernel's blocks of nv * 16 rows (nv 1 or 2) over buffers of
+ * at_max window words and pt_max columns, on the stack of this call only. */
+#define XE_CHUNK_BLOCKS(NV, AT_WORDS, PT_COLS)                                                     \
+    __attribute__((noinline)) static void chunk_blocks##NV(                                        \
+        size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen, size_t segstride,    \
+        size_t nroot, const uint32_t *roots, size_t nchild, const xe_mst_child *child,             \
+        const xe_mst_entry *ent, const uint32_t *perm, int32_t *pc, size_t ldc, size_t out0,       \
+        size_t pbase) {                                                                            \
+        const size_t L = segs * seglen, npos = nroot + nchild, w = NV * RB;                        \
+        uint32_t at[(AT_WORDS + RB) * NV * RB] __attribute__((aligned(64)));                       \
+        int32_t pt[(PT_COLS + RB) * NV * RB] __attribute__((aligned(64)));                         \
+        for (size_t r = 0; r < rows; r += w) {                                                     \
+            const size_t nb = rows - r < w ? rows - r : w;                                         \
+            for (size_t v = 0; v * RB < nb; v++)                                                   \
+                transpose_in(nb - v * RB < RB ? nb - v * RB : RB, arow + r + v * RB, segs, seglen, \
+                             segstride, at + v * RB, w);                                           \
+            roots_nv(NV, L, nroot, roots, at, pt, perm);                                           \
+            children_nv(NV, nchild, child, ent, at, pt, pbase + out0, nroot, perm);                \
+            for (size_t v = 0; v * RB < nb; v++)                                                   \
+                transpose_out(nb - v * RB < RB ? nb - v * RB : RB, npos, pt + v * RB, w,           \
+                              pc + (r + v * RB) * ldc + out0, ldc);                                \
+        }                                                                                          \
+    }
+XE_CHUNK_BLOCKS(1, AT_MAX, PT_MAX)
+XE_CHUNK_BLOCKS(2, AT_MAX2, PT_MAX2)
 
 void xe_mst_chunk_avx512(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
                          size_t segstride, size_t nroot, const uint32_t *roots, size_t nchild,
                          const xe_mst_child *child, const xe_mst_entry *ent, const uint32_t *perm,
                          int32_t *pc, size_t ldc, size_t out0, size_t pbase) {
     const size_t L = segs * seglen, npos = nroot + nchild;
-    if (L > AT_MAX || npos > PT_MAX) {
+    if (rows > RB && L <= AT_MAX2 && npos <= PT_MAX2)
+        chunk_blocks2(rows, arow, segs, seglen, segstride, nroot, roots, nchild, child, ent, perm,
+                      pc, ldc, out0, pbase);
+    else if (L <= AT_MAX && npos <= PT_MAX)
+        chunk_blocks1(rows, arow, segs, seglen, segstride, nroot, roots, nchild, child, ent, perm,
+                      pc, ldc, out0, pbase);
+    else
         xe_mst_chunk_ref(rows, arow, segs, seglen, segstride, nroot, roots, nchild, child, ent,
                          perm, pc, ldc, out0, pbase);
-        return;
-    }
-    uint32_t at[(AT_MAX + RB) * RB] __attribute__((aligned(64)));
-    int32_t pt[(PT_MAX + RB) * RB] __attribute__((aligned(64)));
-    for (size_t r = 0; r < rows; r += RB) {
-        const size_t nb = rows - r < RB ? rows - r : RB;
-        transpose_in(nb, arow + r, segs, seglen, segstride, at);
-        roots16(L, nroot, roots, at, pt, perm);
-        children16(nchild, child, ent, at, pt, pbase + out0, nroot, perm);
-        transpose_out(nb, npos, pt, pc + r * ldc + out0, ldc);
-    }
 }
