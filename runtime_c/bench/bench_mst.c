@@ -17,7 +17,8 @@
  *   popcounts  the popcount stage alone, as the op calls it: per block of
  *              XE_CHUNK_ROWS (32) rows of random window words, xe_bgemm over
  *              the 256 filters (dense) or, per chunk, xe_bgemm over its root
- *              and the set's child kernel (mst).
+ *              and the set's child kernel (mst), or the set's whole-chunk
+ *              kernel where it has one (avx512; --no-chunk: the former).
  * Before timing, both forms run once and must agree exactly (dense and MST
  * outputs byte-equal, popcounts equal), else exit 1.
  *
