@@ -175,6 +175,7 @@ typedef struct pop {
     uint32_t *a, *dense, *roots; /* window words [M][L]; packed filters; packed roots */
     const uint32_t *w;           /* the filters [OC][L], unpacked */
     const uint32_t *arow[M];     /* row r of a, for the whole-chunk kernel */
+    xe_mst_chunk chunks[OC / CHUNK];
     xe_mst_child pos[OC];
     xe_mst_entry *ent;
     int32_t *pc; /* [ROWS][OC] */
@@ -198,12 +199,11 @@ static void pop_mst(pop *p) {
     const size_t pw = xe_bgemm_packed_words(p->k, 1, L);
     for (size_t r = 0; r < M; r += ROWS) {
         const size_t rows = M - r < ROWS ? M - r : ROWS;
+        if (chunk) { /* as the op: the set's whole-chunk kernel, all chunks in one call */
+            chunk(rows, p->arow + r, 1, L, 0, OC / CHUNK, p->chunks, p->ent, p->pc, OC, 0);
+            continue;
+        }
         for (size_t c0 = 0; c0 < OC; c0 += CHUNK) {
-            if (chunk) { /* as the op: the set's whole-chunk kernel on the unpacked root */
-                chunk(rows, p->arow + r, 1, L, 0, 1, p->w + c0 * L, CHUNK - 1, &p->pos[c0 + 1],
-                      p->ent, NULL, p->pc, OC, c0, 0);
-                continue;
-            }
             xe_bgemm(p->k, rows, 0, 1, L, p->a + r * L, L, p->roots + c0 / CHUNK * pw, p->pc + c0,
                      OC);
             children(rows, CHUNK - 1, &p->pos[c0 + 1], p->ent, p->a + r * L, L, p->pc, OC, c0 + 1,
@@ -238,6 +238,9 @@ static void pop_setup(pop *p, const uint32_t *w, const uint32_t *parent) {
             }
         p->pos[c].e1 = ne;
     }
+    for (uint32_t j = 0; j < OC / CHUNK; j++) /* one root, then 63 children, in place */
+        p->chunks[j] = (xe_mst_chunk){
+            1, CHUNK - 1, w + (size_t)j * CHUNK * L, &p->pos[j * CHUNK + 1], NULL, j * CHUNK};
     p->pc = xalloc((size_t)ROWS * OC * 4);
     int32_t *want = xalloc((size_t)ROWS * OC * 4);
     const xe_mst_children_fn children = xe_mst_children_for(p->k);
@@ -254,9 +257,11 @@ static void pop_setup(pop *p, const uint32_t *w, const uint32_t *parent) {
             fprintf(stderr, "bench_mst: MST popcounts differ from dense ones\n");
             exit(1);
         }
-        for (size_t c0 = 0; p->k->mst_chunk && c0 < OC; c0 += CHUNK)
-            p->k->mst_chunk(rows, p->arow + r, 1, L, 0, 1, w + c0 * L, CHUNK - 1, &p->pos[c0 + 1],
-                            p->ent, NULL, p->pc, OC, c0, 0);
+        if (p->k->mst_chunk) {
+            memset(p->pc, 0, rows * OC * 4);
+            p->k->mst_chunk(rows, p->arow + r, 1, L, 0, OC / CHUNK, p->chunks, p->ent, p->pc, OC,
+                            0);
+        }
         if (p->k->mst_chunk && memcmp(want, p->pc, rows * OC * 4) != 0) {
             fprintf(stderr, "bench_mst: MST popcounts (chunk kernel) differ from dense ones\n");
             exit(1);
@@ -314,7 +319,8 @@ int main(int argc, char **argv) {
     xe_session *s = NULL;
     uint8_t *file = NULL;
     float *in = NULL, *y = xalloc((size_t)M * OC * 4);
-    pop p = {k, NULL, NULL, NULL, NULL, {NULL}, {{0, 0, 0, 0}}, NULL, NULL};
+    pop p = {k,    NULL, NULL, NULL, NULL, {NULL}, {{0, 0, NULL, NULL, NULL, 0}}, {{0, 0, 0, 0}},
+             NULL, NULL};
     if (layer)
         s = layer_setup(w, parent, mst, &model, &file, &in);
     else

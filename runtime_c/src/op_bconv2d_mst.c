@@ -43,6 +43,7 @@ typedef struct mst_pre {
     int32_t *wpop;        /* [KH*KW][OC] of the decoded filters */
     uint32_t *perm;       /* runtime position -> channel */
     uint32_t *rperm;      /* runtime position -> channel - its chunk's first channel */
+    xe_mst_chunk *cdesc;  /* per chunk: the whole-chunk kernels' description */
     uint32_t *root_first; /* per chunk, + 1: index of its first root in ROOTS */
     mst_child *pos;       /* per runtime position */
     mst_entry *ent;       /* all children's entries */
@@ -55,6 +56,7 @@ static void mst_destroy(xe_node *n) {
     free(p->wpop);
     free(p->perm);
     free(p->rperm);
+    free(p->cdesc);
     free(p->root_first);
     free(p->pos);
     free(p->ent);
@@ -241,6 +243,20 @@ static void runtime_order(const xe_node *n, mst_pre *p, mst_tmp *tmp) {
     }
 }
 
+/* The whole-chunk kernels' chunk records (kernels.h, xe_mst_chunk): roots
+ * in place in ROOTS, children and columns in runtime-position order. */
+static void chunk_descs(const xe_node *n, mst_pre *p) {
+    const uint32_t oc = n->info.out_c, chunk = p->chunk;
+    const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
+    const uint32_t *roots = n->params[ROOTS];
+    for (uint32_t j = 0, c0 = 0; c0 < oc; j++, c0 += chunk) {
+        const uint32_t c1 = oc - c0 < chunk ? oc : c0 + chunk;
+        const uint32_t r0 = p->root_first[j], nr = p->root_first[j + 1] - r0;
+        p->cdesc[j] = (xe_mst_chunk){
+            nr, c1 - c0 - nr, roots + (size_t)r0 * L, &p->pos[c0 + nr], p->rperm + c0, c0};
+    }
+}
+
 static uint32_t gcd32(uint32_t a, uint32_t b) {
     while (b) {
         const uint32_t r = a % b;
@@ -266,6 +282,7 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
         p->wpop = malloc(taps * oc * 4);
         p->perm = malloc(oc * 4);
         p->rperm = malloc(oc * 4);
+        p->cdesc = malloc(nchunks * sizeof(xe_mst_chunk));
         p->root_first = malloc((nchunks + 1) * 4);
         p->pos = malloc(oc * sizeof(mst_child));
         int ovf = 0;
@@ -275,8 +292,8 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
         const uint64_t step = (uint64_t)chunk / gcd32(chunk, 32) * 32;
         p->step = step > oc ? oc : (uint32_t)step;
     }
-    if (!p || !p->wpop || !p->perm || !p->rperm || !p->root_first || !p->pos || !p->ent ||
-        !tmp.dec || !tmp.depth || !tmp.m || !tmp.done || !tmp.byc)
+    if (!p || !p->wpop || !p->perm || !p->rperm || !p->cdesc || !p->root_first || !p->pos ||
+        !p->ent || !tmp.dec || !tmp.depth || !tmp.m || !tmp.done || !tmp.byc)
         st = xe_node_oom(ld, " for the MST tree");
     if (st == XE_OK) st = check_tables(ld, n, tmp.done);
     if (st == XE_OK) {
@@ -285,6 +302,7 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
     }
     if (st == XE_OK) {
         runtime_order(n, p, &tmp);
+        chunk_descs(n, p);
         xe_bconv_wpop(n, tmp.dec, p->wpop);
     }
     free(tmp.dec);
@@ -363,21 +381,17 @@ static void mst_session_prepare(const xe_node *n, const xe_kernels *k, void *dst
 }
 
 /* A set's whole-chunk kernel (kernels.h, mst_chunk) over channels
- * [o0, o0 + ncols): per chunk, its roots on the file's unpacked words and its
+ * [o0, o0 + ncols), whole chunks, in one call (the rows' layout is made once
+ * for all of them): per chunk its roots on the file's unpacked words and its
  * children, each position written straight to its channel's column (rperm);
  * row r's window is segs segments of seglen words at arow[r], segstride apart. */
 static void mst_chunks_run(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0,
                            size_t ncols, const uint32_t *const *arow, size_t segs, size_t seglen,
                            size_t segstride, int32_t *pc) {
     const mst_pre *p = n->pre;
-    const size_t L = segs * seglen, chunk = p->chunk;
-    const uint32_t *roots = n->params[ROOTS];
-    for (size_t c0 = o0; c0 < o0 + ncols; c0 += chunk) {
-        const size_t j = c0 / chunk, r0 = p->root_first[j], nr = p->root_first[j + 1] - r0;
-        const size_t c1 = o0 + ncols - c0 < chunk ? o0 + ncols : c0 + chunk;
-        ex->k->mst_chunk(rows, arow, segs, seglen, segstride, nr, roots + r0 * L, c1 - (c0 + nr),
-                         &p->pos[c0 + nr], p->ent, p->rperm + c0, pc, ncols, c0 - o0, o0);
-    }
+    const size_t j0 = o0 / p->chunk, j1 = (o0 + ncols + p->chunk - 1) / p->chunk;
+    ex->k->mst_chunk(rows, arow, segs, seglen, segstride, j1 - j0, p->cdesc + j0, p->ent, pc, ncols,
+                     o0);
 }
 
 /* The driver's in-place windows (xe_bconv_ops.popcounts_rows), for sets with

@@ -68,64 +68,77 @@ static int one_case(xe_mst_children_fn fn, size_t rows, size_t L, size_t nroot, 
     return bad;
 }
 
-/* One random whole-chunk problem (kernels.h, xe_mst_chunk_fn) on fn, the
- * window in segs segments of seglen words segstride apart (segs 1: plain
- * rows), the rows at scattered addresses (row r at a + roff[r], in no
- * order); returns 0 when it equals this test's own composition: the rows
- * gathered, the roots' popcounts by a plain loop, the children by
- * xe_mst_children_ref in position order, then each position moved to its
- * column perm[i] (or i). */
-static int one_chunk_case(xe_mst_chunk_fn fn, size_t rows, size_t segs, size_t seglen, size_t nroot,
-                          size_t nchild, size_t max_ent, int use_perm, int chain) {
-    const size_t L = segs * seglen, npos = nroot + nchild, segstride = seglen + rnd32() % 5;
-    const size_t lead = rnd32() % 3, pbase = rnd32() % 100, ldc = lead + npos + rnd32() % 4;
-    const size_t lda = (segs - 1) * segstride + seglen + rnd32() % 4;
-    xe_mst_child *child = malloc((nchild + 1) * sizeof *child);
-    xe_mst_entry *ent = malloc((nchild * max_ent + 1) * sizeof *ent);
+/* One random whole-chunk problem (kernels.h, xe_mst_chunk_fn) on fn: nchunk
+ * chunks side by side in the columns (chunk k with nroot or, if 0, 1-9 roots,
+ * and nchild children), the window in segs segments of seglen words
+ * segstride apart (segs 1: plain rows), the rows at scrambled addresses;
+ * returns 0 when it equals this test's own composition: the rows gathered,
+ * the roots' popcounts by a plain loop, the children by xe_mst_children_ref
+ * in position order, then each position moved to its column perm[i] (or i). */
+static int one_chunk_case(xe_mst_chunk_fn fn, size_t rows, size_t segs, size_t seglen,
+                          size_t nchunk, size_t nroot, size_t nchild, size_t max_ent, int use_perm,
+                          int chain) {
+    const size_t L = segs * seglen, segstride = seglen + rnd32() % 5, lead = rnd32() % 3;
+    const size_t cbase = rnd32() % 100, lda = (segs - 1) * segstride + seglen + rnd32() % 4;
+    xe_mst_chunk ck[4];
+    size_t nr[4], np[4], ncols = lead, ne = 0;
+    for (size_t k = 0; k < nchunk; k++) {
+        nr[k] = nroot ? nroot : 1 + rnd32() % 9;
+        np[k] = nr[k] + nchild;
+        ncols += np[k];
+    }
+    const size_t ldc = ncols + rnd32() % 4;
+    xe_mst_child *child = malloc((nchunk * nchild + 1) * sizeof *child);
+    xe_mst_entry *ent = malloc((nchunk * nchild * max_ent + 1) * sizeof *ent);
     uint32_t *a = malloc((rows * lda + 1) * sizeof *a), *g = malloc((rows * L + 1) * sizeof *g);
-    uint32_t *roots = malloc((nroot * L + 1) * sizeof *roots), *perm = malloc((npos + 1) * 4);
+    uint32_t *roots = malloc((nchunk * 9 * L + 1) * sizeof *roots);
+    uint32_t *perm = malloc((nchunk * (9 + nchild) + 1) * 4);
     int32_t *want = malloc(rows * ldc * sizeof *want), *got = malloc(rows * ldc * sizeof *got);
-    int32_t *pos = malloc((rows * npos + 1) * sizeof *pos);
-    size_t ne = 0;
-    for (size_t i = 0; i < rows * lda; i++) a[i] = rnd32();
-    for (size_t i = 0; i < nroot * L; i++) roots[i] = rnd32();
-    for (size_t i = 0; i < rows * ldc; i++) want[i] = got[i] = (int32_t)(rnd32() % 5000);
-    for (size_t i = 0; i < npos; i++) perm[i] = (uint32_t)i;
-    for (size_t i = npos; use_perm && i > 1; i--) {
-        const size_t k = rnd32() % i;
-        const uint32_t t = perm[i - 1];
-        perm[i - 1] = perm[k];
-        perm[k] = t;
-    }
-    for (size_t q = 0; q < nchild; q++) {
-        const size_t k = max_ent ? rnd32() % (max_ent + 1) : 0;
-        const size_t par = chain && q ? nroot + q - 1 : rnd32() % (nroot + q);
-        child[q] = (xe_mst_child){(uint32_t)(lead + par + pbase), (int32_t)(rnd32() % 3000),
-                                  (uint32_t)ne, 0};
-        for (size_t e = 0; e < k; e++, ne++) {
-            const uint32_t m = rnd32() | 1u << (rnd32() % 32);
-            ent[ne] = (xe_mst_entry){(uint32_t)(rnd32() % L), m, rnd32() & m};
-        }
-        child[q].e1 = (uint32_t)ne;
-    }
+    int32_t *pos = malloc((rows * (9 + nchild) + 1) * sizeof *pos);
     const uint32_t **arow = malloc(rows * sizeof *arow);
+    for (size_t i = 0; i < rows * lda; i++) a[i] = rnd32();
+    for (size_t i = 0; i < nchunk * 9 * L; i++) roots[i] = rnd32();
+    for (size_t i = 0; i < rows * ldc; i++) want[i] = got[i] = (int32_t)(rnd32() % 5000);
     for (size_t r = 0; r < rows; r++) /* the rows in a scrambled order of the slots */
         arow[r] = a + (rows - 1 - (r + rows / 2) % rows) * lda;
     for (size_t r = 0; r < rows; r++)
         for (size_t t = 0; t < L; t++) g[r * L + t] = arow[r][t / seglen * segstride + t % seglen];
-    for (size_t r = 0; r < rows; r++)
-        for (size_t i = 0; i < nroot; i++) {
-            int32_t x = 0;
-            for (size_t t = 0; t < L; t++) x += xe_popcount32(g[r * L + t] ^ roots[i * L + t]);
-            pos[r * npos + i] = x;
+    for (size_t k = 0, col = lead; k < nchunk; col += np[k], k++) {
+        uint32_t *pk = perm + k * (9 + nchild);
+        xe_mst_child *chk = child + k * nchild;
+        ck[k] = (xe_mst_chunk){(uint32_t)nr[k],      (uint32_t)nchild, roots + k * 9 * L, chk,
+                               use_perm ? pk : NULL, cbase + col};
+        for (size_t i = 0; i < np[k]; i++) pk[i] = (uint32_t)i;
+        for (size_t i = np[k]; use_perm && i > 1; i--) {
+            const size_t q = rnd32() % i;
+            const uint32_t t = pk[i - 1];
+            pk[i - 1] = pk[q];
+            pk[q] = t;
         }
-    /* children in position order: parents at ppos - pbase - lead */
-    xe_mst_children_ref(rows, nchild, child, ent, g, L, pos, npos, nroot, pbase + lead);
-    for (size_t r = 0; r < rows; r++)
-        for (size_t i = 0; i < npos; i++) want[r * ldc + lead + perm[i]] = pos[r * npos + i];
-    fn(rows, arow, segs, seglen, segstride, nroot, roots, nchild, child, ent,
-       use_perm ? perm : NULL, got, ldc, lead, pbase);
-    free(arow);
+        for (size_t q = 0; q < nchild; q++) {
+            const size_t n = max_ent ? rnd32() % (max_ent + 1) : 0;
+            const size_t par = chain && q ? nr[k] + q - 1 : rnd32() % (nr[k] + q);
+            chk[q] = (xe_mst_child){(uint32_t)(ck[k].c0 + par), (int32_t)(rnd32() % 3000),
+                                    (uint32_t)ne, 0};
+            for (size_t e = 0; e < n; e++, ne++) {
+                const uint32_t m = rnd32() | 1u << (rnd32() % 32);
+                ent[ne] = (xe_mst_entry){(uint32_t)(rnd32() % L), m, rnd32() & m};
+            }
+            chk[q].e1 = (uint32_t)ne;
+        }
+        for (size_t r = 0; r < rows; r++)
+            for (size_t i = 0; i < nr[k]; i++) {
+                int32_t x = 0;
+                for (size_t t = 0; t < L; t++)
+                    x += xe_popcount32(g[r * L + t] ^ ck[k].roots[i * L + t]);
+                pos[r * np[k] + i] = x;
+            }
+        /* children in position order: parent positions ppos - c0 */
+        xe_mst_children_ref(rows, nchild, chk, ent, g, L, pos, np[k], nr[k], ck[k].c0);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t i = 0; i < np[k]; i++) want[r * ldc + col + pk[i]] = pos[r * np[k] + i];
+    }
+    fn(rows, arow, segs, seglen, segstride, nchunk, ck, ent, got, ldc, cbase);
     const int bad = memcmp(want, got, rows * ldc * sizeof *got) != 0;
     free(child);
     free(ent);
@@ -136,6 +149,7 @@ static int one_chunk_case(xe_mst_chunk_fn fn, size_t rows, size_t segs, size_t s
     free(want);
     free(got);
     free(pos);
+    free(arow);
     return bad;
 }
 
@@ -177,14 +191,15 @@ static void kernel_battery(int *tested) {
 }
 
 /* Part 1b: the reference twin and every set's whole-chunk kernel against
- * this test's composition: rows 1..37 (16-row blocks and their tails),
- * windows of 1..600 words (over the avx512 transpose limit, 512) in one or
- * three segments, 0..9 roots (over a 4-root group), 0..300 children (with the
- * roots over the 256-column limit), chains and random trees, with and
- * without a permutation. */
+ * this test's composition: rows 1..37 (16- and 32-row blocks and their
+ * tails), windows of 1..600 words (over the avx512 transpose limits, 256 and
+ * 512) in one or three segments, 1..4 chunks a call, 1..9 roots a chunk (over
+ * a root group), 0..250 children a chunk (with the roots over the column
+ * limits, 128 and 256), chains and random trees, with and without a
+ * permutation. */
 static void chunk_battery(int *tested) {
-    static const size_t Ls[] = {1, 5, 18, 72, 512, 600};
-    static const size_t kids[] = {0, 1, 7, 63, 250, 300};
+    static const size_t Ls[] = {1, 5, 18, 72, 256, 300, 512, 600};
+    static const size_t kids[] = {0, 1, 7, 63, 120, 250};
     for (size_t s = 0; s <= N_SETS; s++) {
         const xe_kernels *k = s < N_SETS ? xe_kernels_find(g_sets[s]) : NULL;
         const char *name = s < N_SETS ? g_sets[s] : "reference twin";
@@ -195,18 +210,14 @@ static void chunk_battery(int *tested) {
             for (size_t li = 0; li < sizeof Ls / sizeof Ls[0]; li++)
                 for (size_t ki = 0; ki < sizeof kids / sizeof kids[0]; ki++)
                     for (size_t rows = 1; rows <= 37; rows += 4) {
-                        /* a child needs a root before it (a chunk's first position) */
-                        size_t nroot = rnd32() % 10;
-                        if (!nroot && kids[ki]) nroot = 1;
-                        const size_t max_ent = (rnd32() % 2) ? 3 : 40;
+                        const size_t nchunk = 1 + rnd32() % 4, max_ent = (rnd32() % 2) ? 3 : 40;
                         const size_t segs = (Ls[li] % 3 == 0 && rnd32() % 2) ? 3 : 1;
                         const int use_perm = (int)(rnd32() % 2);
-                        if (!nroot && !kids[ki]) continue;
-                        CHECK(!one_chunk_case(fn, rows, segs, Ls[li] / segs, nroot, kids[ki],
+                        CHECK(!one_chunk_case(fn, rows, segs, Ls[li] / segs, nchunk, 0, kids[ki],
                                               max_ent, use_perm, chain),
-                              "%s chunk: rows %zu L %zu (%zu segments) roots %zu children %zu "
-                              "entries <= %zu %s%s",
-                              name, rows, Ls[li], segs, nroot, kids[ki], max_ent,
+                              "%s chunk: rows %zu L %zu (%zu segments) %zu chunks of 1-9 roots, "
+                              "%zu children, entries <= %zu %s%s",
+                              name, rows, Ls[li], segs, nchunk, kids[ki], max_ent,
                               chain ? "chain" : "random tree", use_perm ? ", permuted" : "");
                     }
     }

@@ -223,15 +223,16 @@ void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *chil
     }
 }
 
-/* The chunk kernel's blocks of nv * 16 rows (nv 1 or 2) over buffers of
- * at_max window words and pt_max columns, on the stack of this call only. */
+/* The chunk kernel's blocks of NV * 16 rows (NV 1 or 2) over buffers of
+ * AT_WORDS window words and PT_COLS columns (every chunk at most that many),
+ * on the stack of this call only: each block is transposed once for all the
+ * chunks. */
 #define XE_CHUNK_BLOCKS(NV, AT_WORDS, PT_COLS)                                                     \
     __attribute__((noinline)) static void chunk_blocks##NV(                                        \
         size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen, size_t segstride,    \
-        size_t nroot, const uint32_t *roots, size_t nchild, const xe_mst_child *child,             \
-        const xe_mst_entry *ent, const uint32_t *perm, int32_t *pc, size_t ldc, size_t out0,       \
-        size_t pbase) {                                                                            \
-        const size_t L = segs * seglen, npos = nroot + nchild, w = NV * RB;                        \
+        size_t nchunk, const xe_mst_chunk *chunk, const xe_mst_entry *ent, int32_t *pc,            \
+        size_t ldc, size_t cbase) {                                                                \
+        const size_t L = segs * seglen, w = NV * RB;                                               \
         uint32_t at[(AT_WORDS + RB) * NV * RB] __attribute__((aligned(64)));                       \
         int32_t pt[(PT_COLS + RB) * NV * RB] __attribute__((aligned(64)));                         \
         for (size_t r = 0; r < rows; r += w) {                                                     \
@@ -239,28 +240,32 @@ void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *chil
             for (size_t v = 0; v * RB < nb; v++)                                                   \
                 transpose_in(nb - v * RB < RB ? nb - v * RB : RB, arow + r + v * RB, segs, seglen, \
                              segstride, at + v * RB, w);                                           \
-            roots_nv(NV, L, nroot, roots, at, pt, perm);                                           \
-            children_nv(NV, nchild, child, ent, at, pt, pbase + out0, nroot, perm);                \
-            for (size_t v = 0; v * RB < nb; v++)                                                   \
-                transpose_out(nb - v * RB < RB ? nb - v * RB : RB, npos, pt + v * RB, w,           \
-                              pc + (r + v * RB) * ldc + out0, ldc);                                \
+            for (size_t k = 0; k < nchunk; k++) {                                                  \
+                const xe_mst_chunk *ck = &chunk[k];                                                \
+                roots_nv(NV, L, ck->nroot, ck->roots, at, pt, ck->perm);                           \
+                children_nv(NV, ck->nchild, ck->child, ent, at, pt, ck->c0, ck->nroot, ck->perm);  \
+                for (size_t v = 0; v * RB < nb; v++)                                               \
+                    transpose_out(nb - v * RB < RB ? nb - v * RB : RB, ck->nroot + ck->nchild,     \
+                                  pt + v * RB, w, pc + (r + v * RB) * ldc + (ck->c0 - cbase),      \
+                                  ldc);                                                            \
+            }                                                                                      \
         }                                                                                          \
     }
 XE_CHUNK_BLOCKS(1, AT_MAX, PT_MAX)
 XE_CHUNK_BLOCKS(2, AT_MAX2, PT_MAX2)
 
 void xe_mst_chunk_avx512(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
-                         size_t segstride, size_t nroot, const uint32_t *roots, size_t nchild,
-                         const xe_mst_child *child, const xe_mst_entry *ent, const uint32_t *perm,
-                         int32_t *pc, size_t ldc, size_t out0, size_t pbase) {
-    const size_t L = segs * seglen, npos = nroot + nchild;
+                         size_t segstride, size_t nchunk, const xe_mst_chunk *chunk,
+                         const xe_mst_entry *ent, int32_t *pc, size_t ldc, size_t cbase) {
+    const size_t L = segs * seglen;
+    size_t npos = 0; /* the largest chunk */
+    for (size_t k = 0; k < nchunk; k++)
+        if ((size_t)chunk[k].nroot + chunk[k].nchild > npos)
+            npos = (size_t)chunk[k].nroot + chunk[k].nchild;
     if (rows > RB && L <= AT_MAX2 && npos <= PT_MAX2)
-        chunk_blocks2(rows, arow, segs, seglen, segstride, nroot, roots, nchild, child, ent, perm,
-                      pc, ldc, out0, pbase);
+        chunk_blocks2(rows, arow, segs, seglen, segstride, nchunk, chunk, ent, pc, ldc, cbase);
     else if (L <= AT_MAX && npos <= PT_MAX)
-        chunk_blocks1(rows, arow, segs, seglen, segstride, nroot, roots, nchild, child, ent, perm,
-                      pc, ldc, out0, pbase);
+        chunk_blocks1(rows, arow, segs, seglen, segstride, nchunk, chunk, ent, pc, ldc, cbase);
     else
-        xe_mst_chunk_ref(rows, arow, segs, seglen, segstride, nroot, roots, nchild, child, ent,
-                         perm, pc, ldc, out0, pbase);
+        xe_mst_chunk_ref(rows, arow, segs, seglen, segstride, nchunk, chunk, ent, pc, ldc, cbase);
 }

@@ -32,27 +32,30 @@ static uint32_t word_at(const uint32_t *ar, size_t t, size_t seglen, size_t segs
 }
 
 void xe_mst_chunk_ref(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
-                      size_t segstride, size_t nroot, const uint32_t *roots, size_t nchild,
-                      const xe_mst_child *child, const xe_mst_entry *ent, const uint32_t *perm,
-                      int32_t *pc, size_t ldc, size_t out0, size_t pbase) {
+                      size_t segstride, size_t nchunk, const xe_mst_chunk *chunk,
+                      const xe_mst_entry *ent, int32_t *pc, size_t ldc, size_t cbase) {
     const size_t L = segs * seglen;
-    for (size_t r = 0; r < rows; r++) {
-        const uint32_t *ar = arow[r];
-        int32_t *pr = pc + r * ldc + out0; /* position i in column P(i) */
-        for (size_t i = 0; i < nroot; i++) {
-            int32_t x = 0;
-            for (size_t t = 0; t < L; t++)
-                x += xe_popcount32(word_at(ar, t, seglen, segstride) ^ roots[i * L + t]);
-            pr[perm ? perm[i] : i] = x;
-        }
-        for (size_t i = 0; i < nchild; i++) {
-            const xe_mst_child *ch = &child[i];
-            const size_t par = ch->ppos - pbase - out0, me = nroot + i;
-            int32_t x = 0;
-            for (uint32_t e = ch->e0; e < ch->e1; e++)
-                x +=
-                    xe_popcount32((word_at(ar, ent[e].j, seglen, segstride) & ent[e].m) ^ ent[e].v);
-            pr[perm ? perm[me] : me] = pr[perm ? perm[par] : par] + ch->d - 2 * x;
+    for (size_t k = 0; k < nchunk; k++) {
+        const xe_mst_chunk *ck = &chunk[k];
+        const uint32_t *perm = ck->perm;
+        for (size_t r = 0; r < rows; r++) {
+            const uint32_t *ar = arow[r];
+            int32_t *pr = pc + r * ldc + (ck->c0 - cbase); /* position i in column P(i) */
+            for (size_t i = 0; i < ck->nroot; i++) {
+                int32_t x = 0;
+                for (size_t t = 0; t < L; t++)
+                    x += xe_popcount32(word_at(ar, t, seglen, segstride) ^ ck->roots[i * L + t]);
+                pr[perm ? perm[i] : i] = x;
+            }
+            for (size_t i = 0; i < ck->nchild; i++) {
+                const xe_mst_child *ch = &ck->child[i];
+                const size_t par = ch->ppos - ck->c0, me = ck->nroot + i;
+                int32_t x = 0;
+                for (uint32_t e = ch->e0; e < ch->e1; e++)
+                    x += xe_popcount32((word_at(ar, ent[e].j, seglen, segstride) & ent[e].m) ^
+                                       ent[e].v);
+                pr[perm ? perm[me] : me] = pr[perm ? perm[par] : par] + ch->d - 2 * x;
+            }
         }
     }
 }
