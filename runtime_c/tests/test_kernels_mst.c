@@ -1,14 +1,17 @@
 /*
  * test_kernels_mst.c - every set's MST child kernel (kernels.h,
- * xe_mst_children_fn), exact integer equality, in two parts.
+ * xe_mst_children_fn) and whole-chunk kernel (xe_mst_chunk_fn), exact
+ * integer equality, in two parts.
  *
- * 1. The kernel against the portable reference over random trees and pure
- *    chains (each child's parent the child before it): rows 1..37 (the 8- and
- *    4-row blocks' tails), windows of 1..600 words (over the vector kernels'
- *    transpose limit, 512), 1..300 children (over their column limit, 256),
- *    parents among roots and earlier children, 0..40 entries per child (over
- *    31, the byte-sum limit; all-ones entries that fill every byte), output
- *    and parent offsets (out0, pbase) and padded leading dimensions.
+ * 1. The child kernel against the portable reference over random trees and
+ *    pure chains (each child's parent the child before it): rows 1..37 (the
+ *    16-, 8- and 4-row blocks' tails), windows of 1..600 words (over the vector
+ *    kernels' transpose limit, 512), 1..300 children (over their column limit,
+ *    256), parents among roots and earlier children, 0..40 entries per child
+ *    (over 31, the byte-sum limit; all-ones entries that fill every byte),
+ *    output and parent offsets (out0, pbase) and padded leading dimensions.
+ *    1b. The reference twin xe_mst_chunk_ref and every set's chunk kernel
+ *    against this file's own composition (chunk_battery).
  * 2. The op through the public API: a bconv2d_mst model (params written from
  *    docs/format.md by xe_test_model.h, trees built here, not by the tree
  *    builder) against the same filters as a plain bconv2d model, output bytes
