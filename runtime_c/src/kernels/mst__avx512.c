@@ -4,24 +4,30 @@
  * compiled with kernels__avx512.c's flags (-mavx512f -mavx512bw -mavx512vl
  * -mavx512vpopcntdq -mfma -mpopcnt).
  *
- * Sixteen rows at a time, vectorised over rows (one 32-bit lane per row): the
- * block's window words are transposed once, 16 x 16 words through registers
- * (transpose16), into at[t][16], and the popcount columns live transposed in
- * pt[c][16]. Then
- *   a child's entry (j, m, v): one load of at[j], one VPTERNLOGD ((a & m) ^ v,
- *     m and v broadcast) and one VPOPCNTD into a 32-bit sum, for 16 rows (no
- *     byte sums and no flush: a lane adds at most 32 an entry);
- *   a child: its parent's column one load, d - 2x, its own column one store;
+ * Vectorised over rows, one 32-bit lane per row, 16 rows a vector: a block
+ * of rows' window words are transposed once, 16 x 16 words through
+ * registers (transpose16), into at[t][16 * nv], and the popcount columns
+ * live transposed in pt[c][16 * nv] (nv = 2 vectors, 32 rows, where the
+ * window is at most AT_MAX2 words and each chunk at most PT_MAX2 columns;
+ * else nv = 1 up to AT_MAX and PT_MAX). Then
+ *   a child's entry (j, m, v): j, m and v loaded once, then per vector one
+ *     load of at[j], VPTERNLOGD ((a & m) ^ v, m broadcast, v broadcast from
+ *     memory), VPOPCNTD into a 32-bit sum (no byte sums and no flush: a lane
+ *     adds at most 32 an entry);
+ *   a child: its parent's column one load, d - 2x, its own column one store,
+ *     at the slot of its channel (perm), so the transpose back writes
+ *     channel order;
  *   a root (the chunk kernel): per window word one load of at[t], VPXORD with
- *     the root's word broadcast, VPOPCNTD, VPADDD; four roots share each load.
- *     This is the bgemm's work per column (no 32-column panel to fill: a
- *     chunk's one root costs 1/32 of a 32-column panel's bgemm).
- * The results go back to rows by the same transpose, masked to the block's
- * rows and columns. A block of fewer than 16 rows is the same code with the
- * missing rows' lanes zero (computed, never stored), so there is no scalar row
- * tail. Windows over AT_MAX words or chunks over PT_MAX columns take a scalar
- * path (POPCNT; the chunk kernel then the reference twin). Integer maths, the
- * reference's values exactly (runtime_c/tests/test_kernels_mst.c).
+ *     the root's word broadcast, VPOPCNTD, VPADDD; four vector sums share
+ *     each load. This is the bgemm's work per column with no 32-column panel
+ *     to fill: a chunk's one root costs 1/32 of a panel.
+ * The chunk kernel runs every chunk of its call on one transposed block. The
+ * results go back to rows by the same transpose, masked to the block's rows
+ * and columns; a block of fewer rows is the same code with the missing rows'
+ * lanes zero (computed, never stored), so there is no scalar row tail.
+ * Windows over AT_MAX words or chunks over PT_MAX columns take a scalar path
+ * (POPCNT). Integer maths, the reference's values exactly
+ * (runtime_c/tests/test_kernels_mst.c); docs/mst.md section 5.1.
  */
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) ||                   \
     !defined(__AVX512VPOPCNTDQ__)
@@ -254,6 +260,38 @@ void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *chil
 XE_CHUNK_BLOCKS(1, AT_MAX, PT_MAX)
 XE_CHUNK_BLOCKS(2, AT_MAX2, PT_MAX2)
 
+/* Windows over AT_MAX words or chunks over PT_MAX columns: the reference
+ * twin's loops with hardware POPCNT, one row at a time. */
+static void chunk_scalar(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
+                         size_t segstride, size_t nchunk, const xe_mst_chunk *chunk,
+                         const xe_mst_entry *ent, int32_t *pc, size_t ldc, size_t cbase) {
+    const size_t L = segs * seglen;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t k = 0; k < nchunk; k++) {
+            const xe_mst_chunk *ck = &chunk[k];
+            const uint32_t *perm = ck->perm;
+            int32_t *pr = pc + r * ldc + (ck->c0 - cbase);
+            for (size_t i = 0; i < ck->nroot; i++) {
+                const uint32_t *w = ck->roots + i * L;
+                int32_t x = 0;
+                for (size_t g = 0, t = 0; g < segs; g++)
+                    for (size_t u = 0; u < seglen; u++, t++)
+                        x += __builtin_popcount(arow[r][g * segstride + u] ^ w[t]);
+                pr[slot(perm, i)] = x;
+            }
+            for (size_t q = 0; q < ck->nchild; q++) {
+                const xe_mst_child *ch = &ck->child[q];
+                int32_t x = 0;
+                for (uint32_t e = ch->e0; e < ch->e1; e++) {
+                    const size_t j = ent[e].j;
+                    const uint32_t a = arow[r][j / seglen * segstride + j % seglen];
+                    x += __builtin_popcount((a & ent[e].m) ^ ent[e].v);
+                }
+                pr[slot(perm, ck->nroot + q)] = pr[slot(perm, ch->ppos - ck->c0)] + ch->d - 2 * x;
+            }
+        }
+}
+
 void xe_mst_chunk_avx512(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
                          size_t segstride, size_t nchunk, const xe_mst_chunk *chunk,
                          const xe_mst_entry *ent, int32_t *pc, size_t ldc, size_t cbase) {
@@ -267,5 +305,5 @@ void xe_mst_chunk_avx512(size_t rows, const uint32_t *const *arow, size_t segs, 
     else if (L <= AT_MAX && npos <= PT_MAX)
         chunk_blocks1(rows, arow, segs, seglen, segstride, nchunk, chunk, ent, pc, ldc, cbase);
     else
-        xe_mst_chunk_ref(rows, arow, segs, seglen, segstride, nchunk, chunk, ent, pc, ldc, cbase);
+        chunk_scalar(rows, arow, segs, seglen, segstride, nchunk, chunk, ent, pc, ldc, cbase);
 }
