@@ -17,14 +17,19 @@
  *   popcounts  the popcount stage alone, as the op calls it: per block of
  *              XE_CHUNK_ROWS (32) rows of random window words, xe_bgemm over
  *              the 256 filters (dense) or, per chunk, xe_bgemm over its root
- *              and the set's child kernel (mst).
+ *              and the set's child kernel (mst), or the set's whole-chunk
+ *              kernel where it has one (avx512; --no-chunk: the former).
  * Before timing, both forms run once and must agree exactly (dense and MST
  * outputs byte-equal, popcounts equal), else exit 1.
  *
  * Usage: bench_mst --isa NAME --mode dense|mst [--part layer|popcounts]
  *                  [--dk F] [--pattern bunched|scattered] [--reps N] [--ref-children]
+ *                  [--no-chunk]
  * --ref-children (popcounts, mst) calls the portable reference twin instead
- * of the set's child kernel, to show what the set's own kernel gains.
+ * of the set's child kernel, to show what the set's own kernel gains. Where
+ * the set has a whole-chunk kernel (kernels.h, mst_chunk: avx512) the op and
+ * the popcounts part call it, on the unpacked root, instead of xe_bgemm and
+ * the child kernel; --no-chunk keeps xe_bgemm and the child kernel.
  * With --reps N the work repeats exactly N times (after one warm-up), so the
  * instruction counts of N and 2N repetitions differ by N repetitions' work;
  * without it, a timing of 0.3 s or more is printed.
@@ -168,6 +173,9 @@ static xe_session *layer_setup(const uint32_t *w, const uint32_t *parent, int ms
 typedef struct pop {
     const xe_kernels *k;
     uint32_t *a, *dense, *roots; /* window words [M][L]; packed filters; packed roots */
+    const uint32_t *w;           /* the filters [OC][L], unpacked */
+    const uint32_t *arow[M];     /* row r of a, for the whole-chunk kernel */
+    xe_mst_chunk chunks[OC / CHUNK];
     xe_mst_child pos[OC];
     xe_mst_entry *ent;
     int32_t *pc; /* [ROWS][OC] */
@@ -182,12 +190,19 @@ static void pop_dense(pop *p) {
 
 static int ref_children;
 
+static int no_chunk;
+
 static void pop_mst(pop *p) {
     const xe_mst_children_fn children =
         ref_children ? xe_mst_children_ref : xe_mst_children_for(p->k);
+    const xe_mst_chunk_fn chunk = ref_children || no_chunk ? NULL : p->k->mst_chunk;
     const size_t pw = xe_bgemm_packed_words(p->k, 1, L);
     for (size_t r = 0; r < M; r += ROWS) {
         const size_t rows = M - r < ROWS ? M - r : ROWS;
+        if (chunk) { /* as the op: the set's whole-chunk kernel, all chunks in one call */
+            chunk(rows, p->arow + r, 1, L, 0, OC / CHUNK, p->chunks, p->ent, p->pc, OC, 0);
+            continue;
+        }
         for (size_t c0 = 0; c0 < OC; c0 += CHUNK) {
             xe_bgemm(p->k, rows, 0, 1, L, p->a + r * L, L, p->roots + c0 / CHUNK * pw, p->pc + c0,
                      OC);
@@ -198,8 +213,10 @@ static void pop_mst(pop *p) {
 }
 
 static void pop_setup(pop *p, const uint32_t *w, const uint32_t *parent) {
+    p->w = w;
     p->a = xalloc((size_t)M * L * 4);
     for (size_t i = 0; i < (size_t)M * L; i++) p->a[i] = rnd32();
+    for (size_t r = 0; r < M; r++) p->arow[r] = p->a + r * L;
     p->dense = xalloc(xe_bgemm_packed_words(p->k, OC, L) * 4);
     xe_bgemm_pack(p->k, OC, L, w, L, p->dense);
     const size_t pw = xe_bgemm_packed_words(p->k, 1, L);
@@ -221,10 +238,13 @@ static void pop_setup(pop *p, const uint32_t *w, const uint32_t *parent) {
             }
         p->pos[c].e1 = ne;
     }
+    for (uint32_t j = 0; j < OC / CHUNK; j++) /* one root, then 63 children, in place */
+        p->chunks[j] = (xe_mst_chunk){
+            1, CHUNK - 1, w + (size_t)j * CHUNK * L, &p->pos[j * CHUNK + 1], NULL, j * CHUNK};
     p->pc = xalloc((size_t)ROWS * OC * 4);
     int32_t *want = xalloc((size_t)ROWS * OC * 4);
     const xe_mst_children_fn children = xe_mst_children_for(p->k);
-    for (size_t r = 0; r < M; r += ROWS) { /* every row block: MST equals dense */
+    for (size_t r = 0; r < M; r += ROWS) { /* every row block: MST equals dense, both paths */
         const size_t rows = M - r < ROWS ? M - r : ROWS;
         xe_bgemm(p->k, rows, 0, OC, L, p->a + r * L, L, p->dense, want, OC);
         for (size_t c0 = 0; c0 < OC; c0 += CHUNK) {
@@ -235,6 +255,15 @@ static void pop_setup(pop *p, const uint32_t *w, const uint32_t *parent) {
         }
         if (memcmp(want, p->pc, rows * OC * 4) != 0) {
             fprintf(stderr, "bench_mst: MST popcounts differ from dense ones\n");
+            exit(1);
+        }
+        if (p->k->mst_chunk) {
+            memset(p->pc, 0, rows * OC * 4);
+            p->k->mst_chunk(rows, p->arow + r, 1, L, 0, OC / CHUNK, p->chunks, p->ent, p->pc, OC,
+                            0);
+        }
+        if (p->k->mst_chunk && memcmp(want, p->pc, rows * OC * 4) != 0) {
+            fprintf(stderr, "bench_mst: MST popcounts (chunk kernel) differ from dense ones\n");
             exit(1);
         }
     }
@@ -260,10 +289,12 @@ int main(int argc, char **argv) {
             reps = atol(argv[++i]);
         else if (!strcmp(argv[i], "--ref-children"))
             ref_children = 1;
+        else if (!strcmp(argv[i], "--no-chunk"))
+            no_chunk = 1;
         else {
             fprintf(stderr,
                     "usage: %s --isa NAME --mode dense|mst [--part layer|popcounts] [--dk F] "
-                    "[--pattern bunched|scattered] [--reps N] [--ref-children]\n",
+                    "[--pattern bunched|scattered] [--reps N] [--ref-children] [--no-chunk]\n",
                     argv[0]);
             return 2;
         }
@@ -288,7 +319,8 @@ int main(int argc, char **argv) {
     xe_session *s = NULL;
     uint8_t *file = NULL;
     float *in = NULL, *y = xalloc((size_t)M * OC * 4);
-    pop p = {k, NULL, NULL, NULL, {{0, 0, 0, 0}}, NULL, NULL};
+    pop p = {k,    NULL, NULL, NULL, NULL, {NULL}, {{0, 0, NULL, NULL, NULL, 0}}, {{0, 0, 0, 0}},
+             NULL, NULL};
     if (layer)
         s = layer_setup(w, parent, mst, &model, &file, &in);
     else
@@ -312,8 +344,11 @@ int main(int argc, char **argv) {
     const double ms = (now_s() - t0) * 1e3 / (double)n;
     printf("isa=%s%s part=%s mode=%s pattern=%s dk=%.3f D=%u words/child=%.2f reps=%ld ms=%.4f "
            "check=ok\n",
-           k->name, ref_children ? "+ref-children" : "", part, mode, pattern, dk, D,
-           (double)words / (OC - OC / CHUNK), n, ms);
+           k->name,
+           ref_children               ? "+ref-children"
+           : no_chunk && k->mst_chunk ? "+no-chunk"
+                                      : "",
+           part, mode, pattern, dk, D, (double)words / (OC - OC / CHUNK), n, ms);
     xe_session_destroy(s);
     xe_model_destroy(model);
     free(file);

@@ -428,6 +428,14 @@ static void gemm_task(void *ctx, size_t task, uint32_t thread) {
     scratch += xe_align_up(oc * 4);
     if (xe_is_pointwise(f)) {
         pl->ops->popcounts(n, pl->ex, rows, o0, ncols, pl->pbuf + p0 * cw, cw, pc, scratch);
+    } else if (pl->ops->popcounts_rows) {
+        const uint32_t *arow[XE_CHUNK_ROWS]; /* rows <= crows <= XE_CHUNK_ROWS */
+        size_t oh = p0 / f->out_w, ow = p0 % f->out_w;
+        for (size_t r = 0; r < rows; r++) {
+            arow[r] = pl->pbuf + ((oh * f->stride_h) * pl->pw_full + ow * f->stride_w) * cw;
+            if (++ow == f->out_w) ow = 0, oh++;
+        }
+        pl->ops->popcounts_rows(n, pl->ex, rows, o0, ncols, arow, kw * cw, pl->pw_full * cw, pc);
     } else if (pl->seg) {
         window_popcounts_seg(pl, p0, rows, o0, ncols, pc);
     } else {
@@ -559,9 +567,9 @@ static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const
     const int32_t *thr = bconv_has_thr(n)
                              ? (const int32_t *)(const void *)(block + bconv_thr_offset(n, ex->k))
                              : NULL;
-    const xe_bconv_ops ops = {n->pre,      n->params[SCALE],   n->params[BIAS],
-                              XE_CHUNK_OC, bconv_popcounts,    corr,
-                              thr,         bconv_popcounts_seg};
+    const xe_bconv_ops ops = {n->pre,      n->params[SCALE],    n->params[BIAS],
+                              XE_CHUNK_OC, bconv_popcounts,     corr,
+                              thr,         bconv_popcounts_seg, NULL};
     xe_bconv_run(n, ex, in, out, &ops);
 }
 

@@ -24,6 +24,7 @@
  * bgemm, the file's roots in place) then its children, both in the file's
  * order, so a parent is always computed before its child.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,8 @@ typedef xe_mst_child mst_child;
 typedef struct mst_pre {
     int32_t *wpop;        /* [KH*KW][OC] of the decoded filters */
     uint32_t *perm;       /* runtime position -> channel */
+    uint32_t *rperm;      /* runtime position -> channel - its chunk's first channel */
+    xe_mst_chunk *cdesc;  /* per chunk: the whole-chunk kernels' description */
     uint32_t *root_first; /* per chunk, + 1: index of its first root in ROOTS */
     mst_child *pos;       /* per runtime position */
     mst_entry *ent;       /* all children's entries */
@@ -52,6 +55,8 @@ static void mst_destroy(xe_node *n) {
     if (!p) return;
     free(p->wpop);
     free(p->perm);
+    free(p->rperm);
+    free(p->cdesc);
     free(p->root_first);
     free(p->pos);
     free(p->ent);
@@ -232,8 +237,23 @@ static void runtime_order(const xe_node *n, mst_pre *p, mst_tmp *tmp) {
                 }
     }
     for (uint32_t q = 0; q < oc; q++) {
+        p->rperm[q] = p->perm[q] - q / chunk * chunk;
         p->pos[q] = tmp->byc[p->perm[q]];
         if (p->pos[q].ppos != NO_PARENT) p->pos[q].ppos = rpos[p->pos[q].ppos];
+    }
+}
+
+/* The whole-chunk kernels' chunk records (kernels.h, xe_mst_chunk): roots
+ * in place in ROOTS, children and columns in runtime-position order. */
+static void chunk_descs(const xe_node *n, mst_pre *p) {
+    const uint32_t oc = n->info.out_c, chunk = p->chunk;
+    const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
+    const uint32_t *roots = n->params[ROOTS];
+    for (uint32_t j = 0, c0 = 0; c0 < oc; j++, c0 += chunk) {
+        const uint32_t c1 = oc - c0 < chunk ? oc : c0 + chunk;
+        const uint32_t r0 = p->root_first[j], nr = p->root_first[j + 1] - r0;
+        p->cdesc[j] = (xe_mst_chunk){
+            nr, c1 - c0 - nr, roots + (size_t)r0 * L, &p->pos[c0 + nr], p->rperm + c0, c0};
     }
 }
 
@@ -261,6 +281,8 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
     if (p) {
         p->wpop = malloc(taps * oc * 4);
         p->perm = malloc(oc * 4);
+        p->rperm = malloc(oc * 4);
+        p->cdesc = malloc(nchunks * sizeof(xe_mst_chunk));
         p->root_first = malloc((nchunks + 1) * 4);
         p->pos = malloc(oc * sizeof(mst_child));
         int ovf = 0;
@@ -270,8 +292,8 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
         const uint64_t step = (uint64_t)chunk / gcd32(chunk, 32) * 32;
         p->step = step > oc ? oc : (uint32_t)step;
     }
-    if (!p || !p->wpop || !p->perm || !p->root_first || !p->pos || !p->ent || !tmp.dec ||
-        !tmp.depth || !tmp.m || !tmp.done || !tmp.byc)
+    if (!p || !p->wpop || !p->perm || !p->rperm || !p->cdesc || !p->root_first || !p->pos ||
+        !p->ent || !tmp.dec || !tmp.depth || !tmp.m || !tmp.done || !tmp.byc)
         st = xe_node_oom(ld, " for the MST tree");
     if (st == XE_OK) st = check_tables(ld, n, tmp.done);
     if (st == XE_OK) {
@@ -280,6 +302,7 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
     }
     if (st == XE_OK) {
         runtime_order(n, p, &tmp);
+        chunk_descs(n, p);
         xe_bconv_wpop(n, tmp.dec, p->wpop);
     }
     free(tmp.dec);
@@ -294,44 +317,106 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
     return st;
 }
 
-/* The session keeps each chunk's roots packed for its kernel set, chunk after
- * chunk (the roots of a chunk are contiguous in ROOTS). */
+/* The session block: each chunk's roots packed for its kernel set, chunk
+ * after chunk (the roots of a chunk are contiguous in ROOTS; none for a set
+ * with a whole-chunk kernel, which reads them unpacked), then at corr_offset
+ * the border classes' pad-tap popcounts (xe_bconv_corr_fill, from the decoded
+ * filters' wpop) when the node has them, then at thr_offset the OUT_BITS
+ * thresholds st[OC], m[OC] when every scale and bias is finite: bconv2d's
+ * tables, the same integers. */
 static size_t mst_chunks(const xe_node *n) {
     const mst_pre *p = n->pre;
     return (n->info.out_c + p->chunk - 1) / p->chunk;
 }
 
-static size_t mst_session_bytes(const xe_node *n, const xe_kernels *k) {
+static size_t mst_corr_offset(const xe_node *n, const xe_kernels *k, int *ovf) {
     const mst_pre *p = n->pre;
     const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
     size_t words = 0;
-    int ovf = 0;
-    for (size_t j = 0; j < mst_chunks(n); j++)
+    for (size_t j = 0; !k->mst_chunk && j < mst_chunks(n); j++)
         words = xe_add(words, xe_bgemm_packed_words(k, p->root_first[j + 1] - p->root_first[j], L),
-                       &ovf);
-    const size_t bytes = xe_mul(words, 4, &ovf);
+                       ovf);
+    return xe_align_up(xe_mul(words, 4, ovf));
+}
+
+static size_t mst_thr_offset(const xe_node *n, const xe_kernels *k, int *ovf) {
+    return xe_add(mst_corr_offset(n, k, ovf), xe_align_up(xe_bconv_corr_bytes(n)), ovf);
+}
+
+static int mst_has_thr(const xe_node *n) {
+    if (!(n->info.flags & XE_FLAG_OUT_BITS)) return 0;
+    const float *s = n->params[SCALE], *b = n->params[BIAS];
+    for (size_t o = 0; o < n->info.out_c; o++)
+        if (!isfinite(s[o]) || !isfinite(b[o])) return 0;
+    return 1;
+}
+
+static size_t mst_session_bytes(const xe_node *n, const xe_kernels *k) {
+    int ovf = 0;
+    size_t bytes = mst_thr_offset(n, k, &ovf);
+    if (mst_has_thr(n)) bytes = xe_add(bytes, xe_mul(n->info.out_c, 8, &ovf), &ovf);
     return ovf ? SIZE_MAX : bytes;
 }
 
 static void mst_session_prepare(const xe_node *n, const xe_kernels *k, void *dst) {
     const mst_pre *p = n->pre;
-    const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
+    const xe_node_info *f = &n->info;
+    const size_t L = (size_t)f->kernel_h * f->kernel_w * n->cw;
     const uint32_t *roots = n->params[ROOTS];
     uint32_t *out = dst;
-    for (size_t j = 0; j < mst_chunks(n); j++) {
+    int ovf = 0;
+    for (size_t j = 0; !k->mst_chunk && j < mst_chunks(n); j++) {
         const size_t r0 = p->root_first[j], nr = p->root_first[j + 1] - r0;
         xe_bgemm_pack(k, nr, L, roots + r0 * L, L, out);
         out += xe_bgemm_packed_words(k, nr, L);
     }
+    xe_bconv_corr_fill(n, p->wpop,
+                       (int32_t *)(void *)((uint8_t *)dst + mst_corr_offset(n, k, &ovf)));
+    if (mst_has_thr(n)) {
+        int32_t *thr = (int32_t *)(void *)((uint8_t *)dst + mst_thr_offset(n, k, &ovf));
+        xe_bconv_thresholds(n->params[SCALE], n->params[BIAS], f->out_c,
+                            (int32_t)((size_t)f->in_c * f->kernel_h * f->kernel_w), thr,
+                            thr + f->out_c);
+    }
 }
 
-/* The window popcounts of channels [o0, o0 + ncols) (whole chunks): the
- * chunk's roots by the session's bgemm on its packed roots, its children from
- * their parents, in runtime positions; then scattered to channel order. */
+/* A set's whole-chunk kernel (kernels.h, mst_chunk) over channels
+ * [o0, o0 + ncols), whole chunks, in one call (the rows' layout is made once
+ * for all of them): per chunk its roots on the file's unpacked words and its
+ * children, each position written straight to its channel's column (rperm);
+ * row r's window is segs segments of seglen words at arow[r], segstride apart. */
+static void mst_chunks_run(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0,
+                           size_t ncols, const uint32_t *const *arow, size_t segs, size_t seglen,
+                           size_t segstride, int32_t *pc) {
+    const mst_pre *p = n->pre;
+    const size_t j0 = o0 / p->chunk, j1 = (o0 + ncols + p->chunk - 1) / p->chunk;
+    ex->k->mst_chunk(rows, arow, segs, seglen, segstride, j1 - j0, p->cdesc + j0, p->ent, pc, ncols,
+                     o0);
+}
+
+/* The driver's in-place windows (xe_bconv_ops.popcounts_rows), for sets with
+ * a whole-chunk kernel: no im2col copy. */
+static void mst_popcounts_rows(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0,
+                               size_t ncols, const uint32_t *const *arow, size_t seglen,
+                               size_t segstride, int32_t *pc) {
+    mst_chunks_run(n, ex, rows, o0, ncols, arow, n->info.kernel_h, seglen, segstride, pc);
+}
+
+/* The window popcounts of channels [o0, o0 + ncols) (whole chunks) on
+ * gathered rows: with a whole-chunk kernel as above (one segment a row);
+ * otherwise the chunk's roots by the session's bgemm on its packed roots, its
+ * children from their parents by the set's child kernel, in runtime
+ * positions, then scattered to channel order. */
 static void mst_popcounts(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0, size_t ncols,
                           const uint32_t *a, size_t lda, int32_t *pc, uint8_t *scratch) {
     const mst_pre *p = n->pre;
     const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw, chunk = p->chunk;
+    if (ex->k->mst_chunk) {
+        const uint32_t *arow[XE_CHUNK_ROWS]; /* the driver's rows <= XE_CHUNK_ROWS */
+        for (size_t r = 0; r < rows; r++) arow[r] = a + r * lda;
+        mst_chunks_run(n, ex, rows, o0, ncols, arow, 1, L, 0, pc);
+        return;
+    }
     const uint32_t *packed = ex->prepared;
     for (size_t j = 0; j < o0 / chunk; j++)
         packed += xe_bgemm_packed_words(ex->k, p->root_first[j + 1] - p->root_first[j], L);
@@ -356,8 +441,24 @@ static void mst_scratch(const xe_node *n, size_t *shared, size_t *per_thread, in
 static void mst_run(const xe_node *n, const xe_exec *ex, const void *in, const void *in1,
                     void *out) {
     const mst_pre *p = n->pre;
-    const xe_bconv_ops ops = {
-        p->wpop, n->params[SCALE], n->params[BIAS], p->step, mst_popcounts, NULL, NULL, NULL};
+    const uint8_t *block = ex->prepared;
+    int ovf = 0;
+    const int32_t *corr =
+        xe_bconv_corr_bytes(n)
+            ? (const int32_t *)(const void *)(block + mst_corr_offset(n, ex->k, &ovf))
+            : NULL;
+    const int32_t *thr =
+        mst_has_thr(n) ? (const int32_t *)(const void *)(block + mst_thr_offset(n, ex->k, &ovf))
+                       : NULL;
+    const xe_bconv_ops ops = {p->wpop,
+                              n->params[SCALE],
+                              n->params[BIAS],
+                              p->step,
+                              mst_popcounts,
+                              corr,
+                              thr,
+                              NULL,
+                              ex->k->mst_chunk ? mst_popcounts_rows : NULL};
     xe_bconv_run(n, ex, in, out, &ops);
 }
 

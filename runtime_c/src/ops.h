@@ -191,6 +191,14 @@ typedef struct xe_bconv_ops {
     void (*popcounts_seg)(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0, size_t ncols,
                           size_t seglen, size_t segstride, const uint32_t *a, size_t lda,
                           int32_t *pc, size_t ldc);
+    /* Optional: popcounts with each row's window read in place at its own
+     * address, arow[r] (r < rows <= XE_CHUNK_ROWS): kh kernel rows of seglen
+     * words, segstride apart in the padded input; pc as `popcounts`. Used
+     * (over popcounts_seg and im2col) wherever it is set and the conv is not
+     * pointwise; NULL: the paths above. */
+    void (*popcounts_rows)(const xe_node *n, const xe_exec *ex, size_t rows, size_t o0,
+                           size_t ncols, const uint32_t *const *arow, size_t seglen,
+                           size_t segstride, int32_t *pc);
 } xe_bconv_ops;
 /* Scratch of the driver plus `extra` per-thread bytes for the op. */
 void xe_bconv_scratch(const xe_node *n, size_t extra, size_t *shared, size_t *per_thread, int *ovf);

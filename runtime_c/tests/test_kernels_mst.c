@@ -1,14 +1,17 @@
 /*
  * test_kernels_mst.c - every set's MST child kernel (kernels.h,
- * xe_mst_children_fn), exact integer equality, in two parts.
+ * xe_mst_children_fn) and whole-chunk kernel (xe_mst_chunk_fn), exact
+ * integer equality, in two parts.
  *
- * 1. The kernel against the portable reference over random trees and pure
- *    chains (each child's parent the child before it): rows 1..37 (the 8- and
- *    4-row blocks' tails), windows of 1..600 words (over the vector kernels'
- *    transpose limit, 512), 1..300 children (over their column limit, 256),
- *    parents among roots and earlier children, 0..40 entries per child (over
- *    31, the byte-sum limit; all-ones entries that fill every byte), output
- *    and parent offsets (out0, pbase) and padded leading dimensions.
+ * 1. The child kernel against the portable reference over random trees and
+ *    pure chains (each child's parent the child before it): rows 1..37 (the
+ *    16-, 8- and 4-row blocks' tails), windows of 1..600 words (over the vector
+ *    kernels' transpose limit, 512), 1..300 children (over their column limit,
+ *    256), parents among roots and earlier children, 0..40 entries per child
+ *    (over 31, the byte-sum limit; all-ones entries that fill every byte),
+ *    output and parent offsets (out0, pbase) and padded leading dimensions.
+ *    1b. The reference twin xe_mst_chunk_ref and every set's chunk kernel
+ *    against this file's own composition (chunk_battery).
  * 2. The op through the public API: a bconv2d_mst model (params written from
  *    docs/format.md by xe_test_model.h, trees built here, not by the tree
  *    builder) against the same filters as a plain bconv2d model, output bytes
@@ -68,6 +71,91 @@ static int one_case(xe_mst_children_fn fn, size_t rows, size_t L, size_t nroot, 
     return bad;
 }
 
+/* One random whole-chunk problem (kernels.h, xe_mst_chunk_fn) on fn: nchunk
+ * chunks side by side in the columns (chunk k with nroot or, if 0, 1-9 roots,
+ * and nchild children), the window in segs segments of seglen words
+ * segstride apart (segs 1: plain rows), the rows at scrambled addresses;
+ * returns 0 when it equals this test's own composition: the rows gathered,
+ * the roots' popcounts by a plain loop, the children by xe_mst_children_ref
+ * in position order, then each position moved to its column perm[i] (or i). */
+static int one_chunk_case(xe_mst_chunk_fn fn, size_t rows, size_t segs, size_t seglen,
+                          size_t nchunk, size_t nroot, size_t nchild, size_t max_ent, int use_perm,
+                          int chain) {
+    const size_t L = segs * seglen, segstride = seglen + rnd32() % 5, lead = rnd32() % 3;
+    const size_t cbase = rnd32() % 100, lda = (segs - 1) * segstride + seglen + rnd32() % 4;
+    xe_mst_chunk ck[4];
+    size_t nr[4], np[4], ncols = lead, ne = 0;
+    for (size_t k = 0; k < nchunk; k++) {
+        nr[k] = nroot ? nroot : 1 + rnd32() % 9;
+        np[k] = nr[k] + nchild;
+        ncols += np[k];
+    }
+    const size_t ldc = ncols + rnd32() % 4;
+    xe_mst_child *child = malloc((nchunk * nchild + 1) * sizeof *child);
+    xe_mst_entry *ent = malloc((nchunk * nchild * max_ent + 1) * sizeof *ent);
+    uint32_t *a = malloc((rows * lda + 1) * sizeof *a), *g = malloc((rows * L + 1) * sizeof *g);
+    uint32_t *roots = malloc((nchunk * 9 * L + 1) * sizeof *roots);
+    uint32_t *perm = malloc((nchunk * (9 + nchild) + 1) * 4);
+    int32_t *want = malloc(rows * ldc * sizeof *want), *got = malloc(rows * ldc * sizeof *got);
+    int32_t *pos = malloc((rows * (9 + nchild) + 1) * sizeof *pos);
+    const uint32_t **arow = malloc(rows * sizeof *arow);
+    for (size_t i = 0; i < rows * lda; i++) a[i] = rnd32();
+    for (size_t i = 0; i < nchunk * 9 * L; i++) roots[i] = rnd32();
+    for (size_t i = 0; i < rows * ldc; i++) want[i] = got[i] = (int32_t)(rnd32() % 5000);
+    for (size_t r = 0; r < rows; r++) /* the rows in a scrambled order of the slots */
+        arow[r] = a + (rows - 1 - (r + rows / 2) % rows) * lda;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t t = 0; t < L; t++) g[r * L + t] = arow[r][t / seglen * segstride + t % seglen];
+    for (size_t k = 0, col = lead; k < nchunk; col += np[k], k++) {
+        uint32_t *pk = perm + k * (9 + nchild);
+        xe_mst_child *chk = child + k * nchild;
+        ck[k] = (xe_mst_chunk){(uint32_t)nr[k],      (uint32_t)nchild, roots + k * 9 * L, chk,
+                               use_perm ? pk : NULL, cbase + col};
+        for (size_t i = 0; i < np[k]; i++) pk[i] = (uint32_t)i;
+        for (size_t i = np[k]; use_perm && i > 1; i--) {
+            const size_t q = rnd32() % i;
+            const uint32_t t = pk[i - 1];
+            pk[i - 1] = pk[q];
+            pk[q] = t;
+        }
+        for (size_t q = 0; q < nchild; q++) {
+            const size_t n = max_ent ? rnd32() % (max_ent + 1) : 0;
+            const size_t par = chain && q ? nr[k] + q - 1 : rnd32() % (nr[k] + q);
+            chk[q] = (xe_mst_child){(uint32_t)(ck[k].c0 + par), (int32_t)(rnd32() % 3000),
+                                    (uint32_t)ne, 0};
+            for (size_t e = 0; e < n; e++, ne++) {
+                const uint32_t m = rnd32() | 1u << (rnd32() % 32);
+                ent[ne] = (xe_mst_entry){(uint32_t)(rnd32() % L), m, rnd32() & m};
+            }
+            chk[q].e1 = (uint32_t)ne;
+        }
+        for (size_t r = 0; r < rows; r++)
+            for (size_t i = 0; i < nr[k]; i++) {
+                int32_t x = 0;
+                for (size_t t = 0; t < L; t++)
+                    x += xe_popcount32(g[r * L + t] ^ ck[k].roots[i * L + t]);
+                pos[r * np[k] + i] = x;
+            }
+        /* children in position order: parent positions ppos - c0 */
+        xe_mst_children_ref(rows, nchild, chk, ent, g, L, pos, np[k], nr[k], ck[k].c0);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t i = 0; i < np[k]; i++) want[r * ldc + col + pk[i]] = pos[r * np[k] + i];
+    }
+    fn(rows, arow, segs, seglen, segstride, nchunk, ck, ent, got, ldc, cbase);
+    const int bad = memcmp(want, got, rows * ldc * sizeof *got) != 0;
+    free(child);
+    free(ent);
+    free(a);
+    free(g);
+    free(roots);
+    free(perm);
+    free(want);
+    free(got);
+    free(pos);
+    free(arow);
+    return bad;
+}
+
 static const char *const g_sets[] = {
 #define XE_KERNEL_SET(id, name, arch, features) name,
 #include "kernel_sets.inc"
@@ -102,6 +190,39 @@ static void kernel_battery(int *tested) {
             CHECK(!one_case(fn, 13, 40, 1, 9, n, 1, 1), "%s: chain, %zu all-ones entries",
                   g_sets[s], n);
         }
+    }
+}
+
+/* Part 1b: the reference twin and every set's whole-chunk kernel against
+ * this test's composition: rows 1..37 (16- and 32-row blocks and their
+ * tails), windows of 1..600 words (over the avx512 transpose limits, 256 and
+ * 512) in one or three segments, 1..4 chunks a call, 1..9 roots a chunk (over
+ * a root group), 0..250 children a chunk (with the roots over the column
+ * limits, 128 and 256), chains and random trees, with and without a
+ * permutation. */
+static void chunk_battery(int *tested) {
+    static const size_t Ls[] = {1, 5, 18, 72, 256, 300, 512, 600};
+    static const size_t kids[] = {0, 1, 7, 63, 120, 250};
+    for (size_t s = 0; s <= N_SETS; s++) {
+        const xe_kernels *k = s < N_SETS ? xe_kernels_find(g_sets[s]) : NULL;
+        const char *name = s < N_SETS ? g_sets[s] : "reference twin";
+        const xe_mst_chunk_fn fn = s < N_SETS ? (k ? k->mst_chunk : NULL) : xe_mst_chunk_ref;
+        if (!fn) continue;
+        (*tested)++;
+        for (int chain = 0; chain < 2; chain++)
+            for (size_t li = 0; li < sizeof Ls / sizeof Ls[0]; li++)
+                for (size_t ki = 0; ki < sizeof kids / sizeof kids[0]; ki++)
+                    for (size_t rows = 1; rows <= 37; rows += 4) {
+                        const size_t nchunk = 1 + rnd32() % 4, max_ent = (rnd32() % 2) ? 3 : 40;
+                        const size_t segs = (Ls[li] % 3 == 0 && rnd32() % 2) ? 3 : 1;
+                        const int use_perm = (int)(rnd32() % 2);
+                        CHECK(!one_chunk_case(fn, rows, segs, Ls[li] / segs, nchunk, 0, kids[ki],
+                                              max_ent, use_perm, chain),
+                              "%s chunk: rows %zu L %zu (%zu segments) %zu chunks of 1-9 roots, "
+                              "%zu children, entries <= %zu %s%s",
+                              name, rows, Ls[li], segs, nchunk, kids[ki], max_ent,
+                              chain ? "chain" : "random tree", use_perm ? ", permuted" : "");
+                    }
     }
 }
 
@@ -291,9 +412,13 @@ static void op_battery(void) {
 int main(void) {
     int tested = 0;
     kernel_battery(&tested);
+    int chunk_tested = 0;
+    chunk_battery(&chunk_tested);
     const int kernel_fails = g_fail;
     op_battery();
-    printf("mst child kernels: %d sets, %d kernel failures, %d op failures\n", tested, kernel_fails,
-           g_fail - kernel_fails);
-    return g_fail != 0 || tested == 0;
+    printf(
+        "mst child kernels: %d sets, whole-chunk kernels: %d (with the reference twin), %d kernel "
+        "failures, %d op failures\n",
+        tested, chunk_tested, kernel_fails, g_fail - kernel_fails);
+    return g_fail != 0 || tested == 0 || chunk_tested == 0;
 }

@@ -209,6 +209,37 @@ typedef void (*xe_mst_children_fn)(size_t rows, size_t nchild, const xe_mst_chil
 void xe_mst_children_ref(size_t rows, size_t nchild, const xe_mst_child *child,
                          const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
                          size_t ldc, size_t out0, size_t pbase);
+/* Whole chunks, roots and children, for sets that keep a block of rows in
+ * their own layout across them (optional, xe_kernels.mst_chunk; NULL: the
+ * caller runs xe_bgemm on the packed roots, then the child kernel), several
+ * chunks of the same rows in one call (the rows' layout is made once). Row
+ * r's window is read in place: with L = segs * seglen words, its word t is
+ *   A(r, t) = arow[r][(t / seglen)*segstride + t % seglen]
+ * (im2col'd rows: segs = 1, seglen = L; a convolution's padded input: one
+ * segment per kernel row, as xe_bgemm_seg, but any row addresses). Chunk k
+ * (ck = chunk[k]) has positions i < nroot + nchild, its roots then its
+ * children, and position i lands in column ck.c0 - cbase + P(i) of pc, with
+ * P(i) = ck.perm[i] (a permutation of [0, nroot + nchild)) or i where perm
+ * is NULL:
+ *   root i < nroot:  popcount sum over t < L of A(r, t) XOR ck.roots[i*L + t];
+ *   child q (position nroot + q): xe_mst_children_fn's maths on the rows
+ *   A(r, .) (entries' j indexing t) from its parent at position
+ *   ck.child[q].ppos - ck.c0 < nroot + q (read from the parent's column).
+ * Exact integers: the reference twin's values. */
+typedef struct xe_mst_chunk {
+    uint32_t nroot, nchild;
+    const uint32_t *roots;     /* nroot filters of L words */
+    const xe_mst_child *child; /* nchild records; ppos absolute (c0 + position) */
+    const uint32_t *perm;      /* NULL or nroot + nchild columns */
+    size_t c0;                 /* the chunk's first position (and column, before cbase) */
+} xe_mst_chunk;
+typedef void (*xe_mst_chunk_fn)(size_t rows, const uint32_t *const *arow, size_t segs,
+                                size_t seglen, size_t segstride, size_t nchunk,
+                                const xe_mst_chunk *chunk, const xe_mst_entry *ent, int32_t *pc,
+                                size_t ldc, size_t cbase);
+void xe_mst_chunk_ref(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
+                      size_t segstride, size_t nchunk, const xe_mst_chunk *chunk,
+                      const xe_mst_entry *ent, int32_t *pc, size_t ldc, size_t cbase);
 typedef struct xe_kernels {
     const char *name; /* as listed in kernel_sets.inc */
     xe_bgemm_config bgemm_cfg;
@@ -218,6 +249,7 @@ typedef struct xe_kernels {
     xe_pack_abs_fn pack_abs;
     xe_epilogue_fn epilogue;
     xe_mst_children_fn mst_children; /* optional: NULL = xe_mst_children_ref */
+    xe_mst_chunk_fn mst_chunk;       /* optional: NULL = xe_bgemm, then mst_children */
 } xe_kernels;
 
 /* The reference versions (kernels__ref.c), and the set's own or those. */
@@ -350,6 +382,16 @@ void xe_mst_children_neon_a32(size_t rows, size_t nchild, const xe_mst_child *ch
 #define XE_ARCH_X86_AVX512 1
 #else
 #define XE_ARCH_X86_AVX512 0
+#endif
+
+/* The avx512 set's MST kernels (mst__avx512.c). */
+#if XE_ARCH_X86_AVX512
+void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *child,
+                            const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
+                            size_t ldc, size_t out0, size_t pbase);
+void xe_mst_chunk_avx512(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
+                         size_t segstride, size_t nchunk, const xe_mst_chunk *chunk,
+                         const xe_mst_entry *ent, int32_t *pc, size_t ldc, size_t cbase);
 #endif
 
 /* XE_IF(cond, yes, no): yes if cond expands to 1, no if it expands to 0. */

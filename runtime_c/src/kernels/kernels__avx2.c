@@ -323,6 +323,7 @@ const xe_kernels xe_kernels_avx2 = {
     pack_abs_avx2,
     epilogue_avx2,
     xe_mst_children_avx2,
+    NULL, /* mst_chunk: xe_bgemm on the roots, then mst_children */
 };
 
 /* ==== Binary-convolution input and output passes (not GEMM; kernels.h) ====

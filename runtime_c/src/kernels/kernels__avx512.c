@@ -41,6 +41,7 @@
 #include <immintrin.h>
 
 #include "kernels.h"
+#include "transpose16__avx512.h"
 
 #define XE_INLINE static inline __attribute__((always_inline))
 /* The row loops are unrolled so the accumulators live in registers at -O2
@@ -117,34 +118,6 @@ XE_BGEMM_AVX512(5)
 XE_BGEMM_AVX512(6)
 XE_BGEMM_AVX512(7)
 XE_BGEMM_AVX512(8)
-
-/* Transposes the 16 x 16 words in r: afterwards r[t] holds word t of the 16
- * rows (32-bit unpacks within 128-bit lanes, 64-bit unpacks, then a 4 x 4
- * transpose of the 128-bit lanes with VSHUFI32X4). */
-XE_INLINE void transpose16(__m512i r[16]) {
-    __m512i t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    /* u[4i + j], 128-bit lane L: word 4L + j of rows 4i .. 4i + 3. */
-    for (int i = 0; i < 4; i++) {
-        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-    for (int j = 0; j < 4; j++) {
-        const __m512i x0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44);
-        const __m512i x1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xEE);
-        const __m512i x2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
-        const __m512i x3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xEE);
-        r[j] = _mm512_shuffle_i32x4(x0, x2, 0x88);
-        r[4 + j] = _mm512_shuffle_i32x4(x0, x2, 0xDD);
-        r[8 + j] = _mm512_shuffle_i32x4(x1, x3, 0x88);
-        r[12 + j] = _mm512_shuffle_i32x4(x1, x3, 0xDD);
-    }
-}
 
 /* panel[t][s] = b[s*ldb + t] for s < ncols, 0 for ncols <= s < 32, t < kw
  * (kernels.h's layout for nr = 32, kr = 1): 16 x 16 blocks through
@@ -434,5 +407,6 @@ const xe_kernels xe_kernels_avx512 = {
     pack_avx512,
     pack_abs_avx512,
     epilogue_avx512,
-    xe_mst_children_avx2, /* AVX2 + POPCNT: a subset of this set's CPUs */
+    xe_mst_children_avx512, /* mst__avx512.c */
+    xe_mst_chunk_avx512,
 };

@@ -252,4 +252,5 @@ const xe_kernels xe_kernels_neon_a32 = {
     NULL, /* pack_abs: the reference's (no NEON version yet) */
     NULL, /* epilogue: the reference's */
     xe_mst_children_neon_a32,
+    NULL, /* mst_chunk: xe_bgemm on the roots, then mst_children */
 };

@@ -106,4 +106,5 @@ const xe_kernels xe_kernels_popcnt = {
     NULL, /* pack_abs: the reference's */
     NULL, /* epilogue: the reference's */
     NULL, /* mst_children: the reference twin */
+    NULL, /* mst_chunk: xe_bgemm on the roots, then mst_children */
 };

@@ -120,4 +120,5 @@ const xe_kernels xe_kernels_ref = {
     xe_pack_abs_ref,
     xe_epilogue_ref,
     NULL, /* mst_children: the reference twin */
+    NULL, /* mst_chunk: xe_bgemm on the roots, then mst_children */
 };
