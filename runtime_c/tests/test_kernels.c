@@ -502,8 +502,13 @@ static int battery(const xe_kernels *kt) {
     if (ok)
         ok = check_bgemm_worst(kt, 5, 17, 4 * 511 + 3) && check_bgemm_worst(kt, 5, 17, 4 * 512) &&
              check_bgemm_worst(kt, 4, 9, 4 * 1023 + 2);
-    /* 30 16-byte steps (+ tail) per ARMv7 byte block: exactly full, and one step more. */
+    /* 30 16-byte steps (+ tail) per ARMv7 byte block: exactly full, and one step more;
+     * with a 1-2 word tail, which two rows take as half a step folded per row
+     * (3 rows: a pair and a single row), at the end of one and of two blocks. */
     if (ok) ok = check_bgemm_worst(kt, 2, 5, 4 * 30 + 3) && check_bgemm_worst(kt, 2, 5, 4 * 31 + 3);
+    if (ok)
+        ok = check_bgemm_worst(kt, 3, 5, 4 * 30 + 2) && check_bgemm_worst(kt, 3, 5, 4 * 31 + 1) &&
+             check_bgemm_worst(kt, 2, 4, 4 * 60 + 2) && check_bgemm_worst(kt, 2, 4, 2);
     for (size_t m = 0; m <= 1 && ok; m++) /* empty shapes must not write */
         ok = check_bgemm(kt, m, 1 - m, 5, 1) && check_bgemm(kt, 3, 4, 0, 1);
 

@@ -81,48 +81,89 @@ XE_INLINE uint8x16x2_t load2_post(const uint32_t **p) {
 
 /* The 4 byte accumulators of one row folded to one vector of 4 column totals
  * (lane s = column s): VPADDL.U8 (<= 510 per 16-bit lane), then pairwise adds
- * across the D halves and across columns (<= 4080), widened to 32 bits. */
-XE_INLINE uint32x4_t fold_row(const uint8x16_t acc[4]) {
+ * across the D halves and across columns (<= 4080), widened to 32 bits. With
+ * a half-step tail (tail != NULL) the 8 bytes of tail[s] belonging to this
+ * row are added pairwise into column s's 4 lanes first (VPADAL.U8, <= 16 a
+ * lane more). */
+XE_INLINE uint32x4_t fold_row(const uint8x16_t acc[4], const uint8x8_t *tail) {
     uint16x4_t h[4];
     for (int s = 0; s < 4; s++) {
         const uint16x8_t p = vpaddlq_u8(acc[s]);
         h[s] = vpadd_u16(vget_low_u16(p), vget_high_u16(p));
+        if (tail) h[s] = vpadal_u8(h[s], tail[s]);
     }
     return vmovl_u16(vpadd_u16(vpadd_u16(h[0], h[1]), vpadd_u16(h[2], h[3])));
+}
+
+/* One 4-word step of MR rows against the panel's 4 columns at *w (advanced):
+ * VEOR, VCNT.8 and, unless `first`, VADD.I8 into the byte accumulators; the
+ * block's first step stores its counts instead (no zeroing, no add). */
+XE_INLINE void step_a32(int mr, int first, const uint32_t **ap, const uint32_t **w,
+                        uint8x16_t acc8[2][4]) {
+    uint8x16_t av[2];
+    for (int r = 0; r < mr; r++) {
+        av[r] = vreinterpretq_u8_u32(vld1q_u32(ap[r]));
+        ap[r] += 4;
+    }
+    for (int h = 0; h < 2; h++) {
+        const uint8x16x2_t bv = load2_post(w);
+        for (int s = 0; s < 2; s++)
+            for (int r = 0; r < mr; r++) {
+                const uint8x16_t c = vcntq_u8(veorq_u8(av[r], bv.val[s]));
+                acc8[r][2 * h + s] = first ? c : vaddq_u8(acc8[r][2 * h + s], c);
+            }
+    }
 }
 
 /* MR rows (<= 2, a compile-time constant at each call) against one packed
  * panel; stores nc <= 4 columns. Pointers advance by post-increment loads
  * (VLD1 [rN]!), which keeps the step at 6 loads + 24 operations + 2 loop
  * instructions: Cortex-A72 decodes 3 instructions a cycle, so address
- * arithmetic in the loop would cost cycles. */
+ * arithmetic in the loop would cost cycles. A k tail of 1-2 words with two
+ * rows is half a step: both rows' words in one register (row 0 low, row 1
+ * high), each column's first two words loaded into both halves (VLD1.64
+ * dup), 4 x (VEOR, VCNT) and the bytes folded per row (fold_row): 8
+ * operations where two rows of a full tail step take 24 (the 56x56x64 layer,
+ * k = 18 words, has one such tail per tile). */
 XE_INLINE void bgemm_tile_a32(int mr, size_t nc, size_t k, const uint32_t *a, size_t lda,
                               const uint32_t *w, int32_t *c, size_t ldc) {
     uint32x4_t sum[2] = {vdupq_n_u32(0), vdupq_n_u32(0)};
     const uint32_t *ap[2] = {a, a + lda};
     size_t nvec = k / 4, rem = k % 4, v = 0;
+    const int half_tail = mr == 2 && rem > 0 && rem <= 2;
     /* Blocks of at most XE_A32_BLOCK steps; the last block also takes the tail,
      * so a block adds at most 8 * (XE_A32_BLOCK + 1) <= 255 to a byte lane. */
     do {
         size_t n = nvec - v > XE_A32_BLOCK ? XE_A32_BLOCK : nvec - v;
         uint8x16_t acc8[2][4];
-        for (int r = 0; r < mr; r++)
-            for (int s = 0; s < 4; s++) acc8[r][s] = vdupq_n_u8(0);
-        for (v += n; n > 0; n--) {
-            uint8x16_t av[2];
-            for (int r = 0; r < mr; r++) {
-                av[r] = vreinterpretq_u8_u32(vld1q_u32(ap[r]));
-                ap[r] += 4;
-            }
-            for (int h = 0; h < 2; h++) {
-                const uint8x16x2_t bv = load2_post(&w);
-                for (int s = 0; s < 2; s++)
-                    for (int r = 0; r < mr; r++)
-                        acc8[r][2 * h + s] =
-                            vaddq_u8(acc8[r][2 * h + s], vcntq_u8(veorq_u8(av[r], bv.val[s])));
-            }
+        v += n;
+        if (n > 0) {
+            step_a32(mr, 1, ap, &w, acc8);
+            n--;
+        } else {
+            for (int r = 0; r < mr; r++)
+                for (int s = 0; s < 4; s++) acc8[r][s] = vdupq_n_u8(0);
         }
-        if (v == nvec && rem) {
+        for (; n > 0; n--) step_a32(mr, 0, ap, &w, acc8);
+        uint8x8_t tail[2][4];
+        const int last = v == nvec && rem;
+        if (last && half_tail) {
+            uint32x2_t lo = vdup_n_u32(0), hi = vdup_n_u32(0);
+            lo = vld1_lane_u32(ap[0], lo, 0);
+            hi = vld1_lane_u32(ap[1], hi, 0);
+            if (rem > 1) {
+                lo = vld1_lane_u32(ap[0] + 1, lo, 1);
+                hi = vld1_lane_u32(ap[1] + 1, hi, 1);
+            }
+            const uint8x16_t pair = vreinterpretq_u8_u32(vcombine_u32(lo, hi));
+            for (int s = 0; s < 4; s++) {
+                const uint8x16_t bv = vreinterpretq_u8_u64(
+                    vld1q_dup_u64((const uint64_t *)(const void *)(w + s * 4)));
+                const uint8x16_t t = vcntq_u8(veorq_u8(pair, bv));
+                tail[0][s] = vget_low_u8(t);
+                tail[1][s] = vget_high_u8(t);
+            }
+        } else if (last) {
             uint8x16_t av[2];
             for (int r = 0; r < mr; r++) av[r] = vreinterpretq_u8_u32(load_tail(ap[r], rem));
             for (int s = 0; s < 4; s++) {
@@ -131,7 +172,8 @@ XE_INLINE void bgemm_tile_a32(int mr, size_t nc, size_t k, const uint32_t *a, si
                     acc8[r][s] = vaddq_u8(acc8[r][s], vcntq_u8(veorq_u8(av[r], bv)));
             }
         }
-        for (int r = 0; r < mr; r++) sum[r] = vaddq_u32(sum[r], fold_row(acc8[r]));
+        for (int r = 0; r < mr; r++)
+            sum[r] = vaddq_u32(sum[r], fold_row(acc8[r], last && half_tail ? tail[r] : NULL));
     } while (v < nvec);
     for (int r = 0; r < mr; r++) {
         if (nc == 4) { /* the full panel: one vector store */
