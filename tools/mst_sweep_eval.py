@@ -1,6 +1,6 @@
 """Measure the MST sweep's runs (issue 13; docs/mst.md section 9).
 
-    python tools/mst_sweep_eval.py RUN_DIR [RUN_DIR ...] --data cifar10 --data-path ARCHIVE \
+    python tools/mst_sweep_eval.py RUN_DIR [RUN_DIR ...] --data cifar10|imagenette --data-path PATH \
         [--baseline models/cifar10-vggsmall-xnor.xnor] [--rounds 15] [--pause PID] [--json OUT]
 
 Per run (its last.pt) and for the baseline file: export to RUN_DIR/model.xnor; top-1 of
@@ -151,9 +151,11 @@ def _signal(pids: list[int] | None, sig: int) -> None:
 def table(path: str) -> str:
     """The markdown results table of a --json file (docs/mst.md section 9)."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    n = sorted({r["n_test"] for r in rows})
+    n_test = "/".join("10k" if k == 10000 else str(k) for k in n)  # CIFAR-10: 10k; Imagenette: 3925
     out = [
         "| lambda | variant | pull | seed | latent | lr | ramp | floats | fine-tune | time | "
-        "top-1 (C, 10k) | bit-identical | "
+        f"top-1 (C, {n_test}) | bit-identical | "
         "mean D/K | size vs packing | ops ratio | layers 1 thr | model 1 thr | layers 2 thr | model 2 thr |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
