@@ -25,8 +25,8 @@
  * results go back to rows by the same transpose, masked to the block's rows
  * and columns; a block of fewer rows is the same code with the missing rows'
  * lanes zero (computed, never stored), so there is no scalar row tail.
- * Windows over AT_MAX words or chunks over PT_MAX columns take a scalar path
- * (POPCNT). Integer maths, the reference's values exactly
+ * Windows over AT_MAX words or chunks over PT_MAX columns take the reference
+ * twin's loops (mst_scalar.h) with hardware POPCNT. Integer maths, the reference's values exactly
  * (runtime_c/tests/test_kernels_mst.c); docs/mst.md section 5.1.
  */
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) ||                   \
@@ -37,6 +37,9 @@
 
 #include "kernels.h"
 #include "transpose16__avx512.h"
+
+#define XE_MST_POPCOUNT(v) __builtin_popcount(v) /* POPCNT: this file is built with it */
+#include "mst_scalar.h"
 
 #define AT_MAX 512  /* window words of the 16-row transpose (33 KiB on the stack) */
 #define PT_MAX 256  /* popcount columns of the 16-row transpose (17 KiB) */
@@ -183,23 +186,6 @@ static size_t window_used(size_t nchild, const xe_mst_child *child, const xe_mst
     return L;
 }
 
-/* Scalar rows (POPCNT): the children of rows [0, rows). */
-static void children_scalar(size_t rows, size_t nchild, const xe_mst_child *child,
-                            const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
-                            size_t ldc, size_t out0, size_t pbase) {
-    for (size_t r = 0; r < rows; r++) {
-        const uint32_t *ar = a + r * lda;
-        int32_t *pr = pc + r * ldc;
-        for (size_t i = 0; i < nchild; i++) {
-            const xe_mst_child *ch = &child[i];
-            int32_t x = 0;
-            for (uint32_t e = ch->e0; e < ch->e1; e++)
-                x += __builtin_popcount((ar[ent[e].j] & ent[e].m) ^ ent[e].v);
-            pr[out0 + i] = pr[ch->ppos - pbase] + ch->d - 2 * x;
-        }
-    }
-}
-
 void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *child,
                             const xe_mst_entry *ent, const uint32_t *a, size_t lda, int32_t *pc,
                             size_t ldc, size_t out0, size_t pbase) {
@@ -208,7 +194,7 @@ void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *chil
         if (child[q].ppos - pbase < cmin) cmin = child[q].ppos - pbase;
     const size_t L = window_used(nchild, child, ent);
     if (!nchild || L > AT_MAX || out0 + nchild - cmin > PT_MAX) {
-        children_scalar(rows, nchild, child, ent, a, lda, pc, ldc, out0, pbase);
+        xe_mst_children_scalar(rows, nchild, child, ent, a, lda, pc, ldc, out0, pbase);
         return;
     }
     uint32_t at[(AT_MAX + RB) * RB] __attribute__((aligned(64)));
@@ -260,38 +246,6 @@ void xe_mst_children_avx512(size_t rows, size_t nchild, const xe_mst_child *chil
 XE_CHUNK_BLOCKS(1, AT_MAX, PT_MAX)
 XE_CHUNK_BLOCKS(2, AT_MAX2, PT_MAX2)
 
-/* Windows over AT_MAX words or chunks over PT_MAX columns: the reference
- * twin's loops with hardware POPCNT, one row at a time. */
-static void chunk_scalar(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
-                         size_t segstride, size_t nchunk, const xe_mst_chunk *chunk,
-                         const xe_mst_entry *ent, int32_t *pc, size_t ldc, size_t cbase) {
-    const size_t L = segs * seglen;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t k = 0; k < nchunk; k++) {
-            const xe_mst_chunk *ck = &chunk[k];
-            const uint32_t *perm = ck->perm;
-            int32_t *pr = pc + r * ldc + (ck->c0 - cbase);
-            for (size_t i = 0; i < ck->nroot; i++) {
-                const uint32_t *w = ck->roots + i * L;
-                int32_t x = 0;
-                for (size_t g = 0, t = 0; g < segs; g++)
-                    for (size_t u = 0; u < seglen; u++, t++)
-                        x += __builtin_popcount(arow[r][g * segstride + u] ^ w[t]);
-                pr[slot(perm, i)] = x;
-            }
-            for (size_t q = 0; q < ck->nchild; q++) {
-                const xe_mst_child *ch = &ck->child[q];
-                int32_t x = 0;
-                for (uint32_t e = ch->e0; e < ch->e1; e++) {
-                    const size_t j = ent[e].j;
-                    const uint32_t a = arow[r][j / seglen * segstride + j % seglen];
-                    x += __builtin_popcount((a & ent[e].m) ^ ent[e].v);
-                }
-                pr[slot(perm, ck->nroot + q)] = pr[slot(perm, ch->ppos - ck->c0)] + ch->d - 2 * x;
-            }
-        }
-}
-
 void xe_mst_chunk_avx512(size_t rows, const uint32_t *const *arow, size_t segs, size_t seglen,
                          size_t segstride, size_t nchunk, const xe_mst_chunk *chunk,
                          const xe_mst_entry *ent, int32_t *pc, size_t ldc, size_t cbase) {
@@ -305,5 +259,6 @@ void xe_mst_chunk_avx512(size_t rows, const uint32_t *const *arow, size_t segs, 
     else if (L <= AT_MAX && npos <= PT_MAX)
         chunk_blocks1(rows, arow, segs, seglen, segstride, nchunk, chunk, ent, pc, ldc, cbase);
     else
-        chunk_scalar(rows, arow, segs, seglen, segstride, nchunk, chunk, ent, pc, ldc, cbase);
+        xe_mst_chunk_scalar(rows, arow, segs, seglen, segstride, nchunk, chunk, ent, pc, ldc,
+                            cbase);
 }
