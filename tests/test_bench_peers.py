@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "bench_peers.py"
 PEERS = ("onnxruntime", "litert", "lce", "numpy-sgemm")
 
@@ -65,3 +67,43 @@ def test_fig4_theory_is_the_papers_formula():
     spec.loader.exec_module(mod)
     assert abs(mod.fig4_theory(256, 9) - 62.27) < 0.01  # the paper's ~62x for c = 256, 3x3
     assert mod.fig4_theory(1, 1) == 64.0 / 65.0
+
+
+def test_pingpong_probe_labels_requests_near_and_far(tmp_path):
+    """--pingpong runs the given binary before each request; a stand-in answers 100 ns and
+    400 ns in turn, so requests fall on both sides and the split table has every cell."""
+    probe = tmp_path / "bench_pool"
+    count = tmp_path / "count"
+    probe.write_text(
+        "#!/bin/sh\n"
+        f'n=$(cat "{count}" 2>/dev/null || echo 0); echo $((n + 1)) > "{count}"\n'
+        'if [ $((n % 2)) -eq 0 ]; then echo "100 ns per round trip"; '
+        'else echo "400 ns per round trip"; fi\n'
+    )
+    probe.chmod(0o755)
+    out_json = tmp_path / "r.json"
+    cmd = [sys.executable, str(TOOL), "--quick", "--rounds", "4", "--networks", "vggsmall-32"]
+    cmd += ["--engines", "xnor-edge", "--pingpong", str(probe), "--json", str(out_json)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert int(count.read_text()) == 8  # 4 rounds x 2 thread counts
+    data = json.loads(out_json.read_text())
+    assert data["settings"]["pingpong"] == str(probe)
+    for row in data["results"]:
+        rts = row["pingpong_ns"]
+        assert len(rts) == len(row["wall_ns"]) and set(rts) <= {100.0, 400.0}
+        near = [w for w, rt in zip(row["wall_ns"], rts) if rt == 100.0]
+        far = [w for w, rt in zip(row["wall_ns"], rts) if rt == 400.0]
+        assert near and far  # the seeded shuffle puts each worker on both sides
+        assert abs(row["wall_near"]["p50_ms"] - float(np.median(near)) / 1e6) < 1e-9
+        assert abs(row["wall_far"]["p50_ms"] - float(np.median(far)) / 1e6) < 1e-9
+    assert "near (< 200 ns) for 50% of the iterations, far (>= 300 ns) for 50%" in r.stdout
+    assert "| CIFAR VGG-small XNOR, 32 px (shipped) | xnor-edge | " in r.stdout.split("near | far |")[1]
+
+
+def test_pingpong_missing_binary_is_named(tmp_path):
+    cmd = [sys.executable, str(TOOL), "--quick", "--networks", "vggsmall-32", "--engines", "xnor-edge"]
+    cmd += ["--pingpong", str(tmp_path / "nope")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "--pingpong:" in r.stderr and "nope" in r.stderr

@@ -697,11 +697,40 @@ def _stats(ns: list[int]) -> dict | None:
         return None
     a = np.asarray(ns, dtype=np.float64) * 1e-6
     return {
+        "n": int(a.size),
         "p50_ms": float(np.median(a)),
         "p90_ms": float(np.percentile(a, 90)),
         "min_ms": float(a.min()),
         "mean_ms": float(a.mean()),
     }
+
+
+PINGPONG_NEAR_NS, PINGPONG_FAR_NS = 200.0, 300.0  # round trip: below = near, at or above = far
+
+
+def pingpong_binary(choice: str) -> Path | None:
+    """The bench_pool binary for --pingpong, or None (off, or auto and not built)."""
+    if choice == "off":
+        return None
+    path = REPO / "build" / "runtime_c" / "bench" / "bench_pool" if choice == "auto" else Path(choice)
+    if not path.is_file() or not os.access(path, os.X_OK):
+        if choice != "auto":
+            sys.exit(f"--pingpong: {path} is not an executable bench_pool (cmake --build build)")
+        return None
+    return path
+
+
+def pingpong_ns(binary: Path | None) -> float | None:
+    """One cache-line round trip between the first two CPUs (ns), or None."""
+    if binary is None:
+        return None
+    try:
+        out = subprocess.run(
+            [str(binary), "pingpong", "20000"], capture_output=True, text=True, timeout=10
+        ).stdout.split()
+        return float(out[0]) if out else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
 
 
 def measure(
@@ -725,6 +754,8 @@ def measure(
     raw: dict = {
         (w.engine, w.threads, c): {"wall_ns": [], "cpu_ns": [], "proc_ns": [], "c_ns": []} for w, c in pairs
     }
+    probe = pingpong_binary(args.pingpong)
+    probes: dict = {key: [] for key in raw}  # per iteration: the round trip before its request
     rng = random.Random(args.seed)
     settle_s: dict = {}
     try:
@@ -733,6 +764,7 @@ def measure(
             for w, case in list(pairs):
                 if w.error:
                     continue
+                rt = pingpong_ns(probe)
                 rep = w.request(case, args.iters, args.max_request_s)
                 if "error" in rep:  # a crashed peer drops out whole: no partial rows
                     w.error = rep["error"]
@@ -744,6 +776,7 @@ def measure(
                 acc = raw[(w.engine, w.threads, case)]
                 for k in acc:
                     acc[k].extend(rep[k])
+                probes[(w.engine, w.threads, case)].extend([rt] * len(rep["wall_ns"]))
                 if args.settle == "on":
                     waited = w.settle(args.settle_max_s)
                     if waited is not None:
@@ -759,8 +792,13 @@ def measure(
             e: {"median": float(np.median(v)) * 1e3, "max": float(np.max(v)) * 1e3}
             for e, v in sorted(settle_s.items())
         }
+    if probe is not None:
+        infos["_pingpong"] = str(probe)
     results = []
     for (engine, t, case), acc in raw.items():
+        rts = probes[(engine, t, case)]
+        near = [ns for ns, rt in zip(acc["wall_ns"], rts) if rt is not None and rt < PINGPONG_NEAR_NS]
+        far = [ns for ns, rt in zip(acc["wall_ns"], rts) if rt is not None and rt >= PINGPONG_FAR_NS]
         results.append(
             {
                 "case": case,
@@ -773,6 +811,9 @@ def measure(
                 "c_clock": _stats(acc["c_ns"]),
                 "wall_ns": acc["wall_ns"],
                 "cpu_ns": acc["cpu_ns"] if t == 1 else None,
+                "pingpong_ns": rts if probe is not None else None,
+                "wall_near": _stats(near),
+                "wall_far": _stats(far),
             }
         )
     return results, infos
@@ -958,6 +999,40 @@ def network_tables(results, labels, peers, threads) -> list[str]:
     return out
 
 
+def pingpong_lines(results, labels, engines, threads) -> list[str]:
+    """The thread-scaling table again, requests split by the round trip measured before them."""
+    rts = [rt for r in results for rt in (r.get("pingpong_ns") or []) if rt is not None]
+    if not rts or len(threads) < 2:
+        return []
+    near = sum(rt < PINGPONG_NEAR_NS for rt in rts) / len(rts)
+    far = sum(rt >= PINGPONG_FAR_NS for rt in rts) / len(rts)
+    out = [
+        "",
+        f"Cross-core round trip before each request (`bench_pool pingpong`): median "
+        f"{np.median(rts):.0f} ns; near (< {PINGPONG_NEAR_NS:.0f} ns) for {near:.0%} of the iterations, "
+        f"far (>= {PINGPONG_FAR_NS:.0f} ns) for {far:.0%}. The scaling on each kind of request "
+        "(medians of those iterations, in brackets how many at each thread count; - where a side "
+        "has none). A probe takes ~10 ms and a request up to a second, so a label can be stale:",
+        "",
+        "| network | engine | "
+        + " | ".join(f"{t} vs {threads[0]} thr near | far" for t in threads[1:])
+        + " |",
+        "|---|---|" + "---|---|" * (len(threads) - 1),
+    ]
+    for case, label in labels.items():
+        for e in engines:
+            rs = [_find(results, case, e, t) for t in threads]
+            if not rs[0]:
+                continue
+            cells = []
+            for r in rs[1:]:
+                for key in ("wall_near", "wall_far"):
+                    a, b = rs[0].get(key), r.get(key) if r else None
+                    cells.append(f"{_x(a['p50_ms'] / b['p50_ms'])} ({a['n']}/{b['n']})" if a and b else "-")
+            out.append(f"| {label} | {e} | " + " | ".join(cells) + " |")
+    return out
+
+
 def layer_table(results, shapes, peers, threads) -> list[str]:
     head = "| layer | threads | xnor-edge whole layer |"
     sep = "|---|---|---|"
@@ -1092,6 +1167,14 @@ def parse_args(argv=None):
         help="onnxruntime's intra-op threads spin between runs (its default) or not: off keeps "
         "them from busy-waiting on a core while another engine's request runs",
     )
+    ap.add_argument(
+        "--pingpong",
+        default="auto",
+        help="before each request, time a cache line's round trip between the first two CPUs "
+        "with this bench_pool binary (auto: build/runtime_c/bench/bench_pool if built; off): "
+        "labels each request near or far, since a VM host may move its vCPUs apart "
+        "(docs/contributing.md)",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: few rounds and iterations")
     ap.add_argument("--seed", type=int, default=0, help="seed of the shuffled order")
     ap.add_argument("--tflite", action="append", metavar="NET=FILE", help="float TFLite model for litert")
@@ -1177,6 +1260,7 @@ def main(argv=None) -> int:
             "gap_ms": args.gap_ms,
             "settle": args.settle,
             "ort_spin": args.ort_spin,
+            "pingpong": args.pingpong,
             "seed": args.seed,
             "quick": args.quick,
         },
@@ -1186,6 +1270,7 @@ def main(argv=None) -> int:
     extra: dict = {}
     if mode == "networks":
         lines += network_tables(results, labels, peers, threads)
+        lines += pingpong_lines(results, labels, ["xnor-edge", *peers], threads)
     elif mode == "layers":
         lines += layer_table(results, shapes, peers, threads)
         lines += [
