@@ -534,39 +534,54 @@ static void bconv_scratch(const xe_node *n, size_t *shared, size_t *per_thread, 
     xe_bconv_scratch(n, 0, shared, per_thread, ovf);
 }
 
-/* The session block: the packed filters, then at this byte offset the border
- * classes' pad-tap popcounts (xe_bconv_corr_fill), when the node has them,
- * then (aligned) OUT_BITS thresholds st[OC], m[OC] when all params are finite. */
-static size_t bconv_corr_offset(const xe_node *n, const xe_kernels *k) {
+/* The session block: the packed filters, then at this byte offset the
+ * driver's tables (xe_bconv_tables_fill). */
+static size_t bconv_tables_offset(const xe_node *n, const xe_kernels *k) {
     return xe_align_up(xe_bgemm_packed_words(k, n->info.out_c, bconv_packed_kw(n, k)) * 4);
 }
 
-static size_t bconv_thr_offset(const xe_node *n, const xe_kernels *k) {
-    return bconv_corr_offset(n, k) + xe_align_up(xe_bconv_corr_bytes(n));
-}
-
-static int bconv_has_thr(const xe_node *n) {
+static int has_thr(const xe_node *n, const float *s, const float *b) {
     if (!(n->info.flags & XE_FLAG_OUT_BITS)) return 0;
-    const float *s = n->params[SCALE], *b = n->params[BIAS];
     for (size_t o = 0; o < n->info.out_c; o++)
         if (!isfinite(s[o]) || !isfinite(b[o])) return 0;
     return 1;
 }
 
-/* Largest |dot| of the node: every window tap real. */
-static int32_t bconv_max_n(const xe_node *n) {
-    return (int32_t)((size_t)n->info.in_c * n->info.kernel_h * n->info.kernel_w);
+size_t xe_bconv_tables_bytes(const xe_node *n, const float *scale, const float *bias, int *ovf) {
+    size_t bytes = xe_add(XE_ALIGN, xe_align_up(xe_bconv_corr_bytes(n)), ovf);
+    return has_thr(n, scale, bias) ? xe_add(bytes, xe_mul(n->info.out_c, 8, ovf), ovf) : bytes;
+}
+
+void xe_bconv_tables_fill(const xe_node *n, const float *scale, const float *bias,
+                          const int32_t *wpop, uint8_t *at) {
+    const xe_node_info *f = &n->info;
+    const int thr = has_thr(n, scale, bias);
+    *(int32_t *)(void *)at = thr;
+    at += XE_ALIGN;
+    xe_bconv_corr_fill(n, wpop, (int32_t *)(void *)at);
+    if (thr) {
+        int32_t *st = (int32_t *)(void *)(at + xe_align_up(xe_bconv_corr_bytes(n)));
+        /* n: the largest |dot| of the node, every window tap real */
+        xe_bconv_thresholds(scale, bias, f->out_c,
+                            (int32_t)((size_t)f->in_c * f->kernel_h * f->kernel_w), st,
+                            st + f->out_c);
+    }
+}
+
+void xe_bconv_tables_get(const xe_node *n, const uint8_t *at, const int32_t **corr,
+                         const int32_t **thr) {
+    const size_t corr_bytes = xe_bconv_corr_bytes(n);
+    const int has = *(const int32_t *)(const void *)at;
+    at += XE_ALIGN;
+    *corr = corr_bytes ? (const int32_t *)(const void *)at : NULL;
+    *thr = has ? (const int32_t *)(const void *)(at + xe_align_up(corr_bytes)) : NULL;
 }
 
 static void bconv_run(const xe_node *n, const xe_exec *ex, const void *in, const void *in1,
                       void *out) {
-    const uint8_t *block = ex->prepared;
-    const int32_t *corr = xe_bconv_corr_bytes(n)
-                              ? (const int32_t *)(const void *)(block + bconv_corr_offset(n, ex->k))
-                              : NULL;
-    const int32_t *thr = bconv_has_thr(n)
-                             ? (const int32_t *)(const void *)(block + bconv_thr_offset(n, ex->k))
-                             : NULL;
+    const int32_t *corr, *thr;
+    xe_bconv_tables_get(n, (const uint8_t *)ex->prepared + bconv_tables_offset(n, ex->k), &corr,
+                        &thr);
     const xe_bconv_ops ops = {n->pre,      n->params[SCALE],    n->params[BIAS],
                               XE_CHUNK_OC, bconv_popcounts,     corr,
                               thr,         bconv_popcounts_seg, NULL};
@@ -622,8 +637,7 @@ static size_t bconv_session_bytes(const xe_node *n, const xe_kernels *k) {
     (void)xe_mul((size_t)f->kernel_h * f->kernel_w, n->cw, &ovf); /* the window fits size_t */
     const size_t kp = ovf ? 0 : bconv_packed_kw(n, k);
     size_t bytes = xe_align_up(xe_mul(xe_bgemm_packed_words(k, f->out_c, kp), 4, &ovf));
-    bytes = xe_add(bytes, xe_align_up(xe_bconv_corr_bytes(n)), &ovf);
-    if (bconv_has_thr(n)) bytes = xe_add(bytes, xe_mul(f->out_c, 8, &ovf), &ovf);
+    bytes = xe_add(bytes, xe_bconv_tables_bytes(n, n->params[SCALE], n->params[BIAS], &ovf), &ovf);
     return ovf ? SIZE_MAX : bytes;
 }
 
@@ -635,12 +649,8 @@ static void bconv_session_prepare(const xe_node *n, const xe_kernels *k, void *d
                           dst);
     else
         xe_bgemm_pack(k, f->out_c, kw, n->params[W], kw, dst);
-    xe_bconv_corr_fill(n, n->pre, (int32_t *)(void *)((uint8_t *)dst + bconv_corr_offset(n, k)));
-    if (bconv_has_thr(n)) {
-        int32_t *thr = (int32_t *)(void *)((uint8_t *)dst + bconv_thr_offset(n, k));
-        xe_bconv_thresholds(n->params[SCALE], n->params[BIAS], f->out_c, bconv_max_n(n), thr,
-                            thr + f->out_c);
-    }
+    xe_bconv_tables_fill(n, n->params[SCALE], n->params[BIAS], n->pre,
+                         (uint8_t *)dst + bconv_tables_offset(n, k));
 }
 
 const xe_op_def xe_op_bconv2d = {

@@ -24,7 +24,6 @@
  * bgemm, the file's roots in place) then its children, both in the file's
  * order, so a parent is always computed before its child.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,17 +318,16 @@ static xe_status mst_bind(xe_loader *ld, xe_node *n, const uint64_t need[XE_MAX_
 
 /* The session block: each chunk's roots packed for its kernel set, chunk
  * after chunk (the roots of a chunk are contiguous in ROOTS; none for a set
- * with a whole-chunk kernel, which reads them unpacked), then at corr_offset
- * the border classes' pad-tap popcounts (xe_bconv_corr_fill, from the decoded
- * filters' wpop) when the node has them, then at thr_offset the OUT_BITS
- * thresholds st[OC], m[OC] when every scale and bias is finite: bconv2d's
- * tables, the same integers. */
+ * with a whole-chunk kernel, which reads them unpacked), then at
+ * mst_tables_offset the driver's tables (xe_bconv_tables_fill, the pad-tap
+ * popcounts from the decoded filters' wpop): bconv2d's tables, the same
+ * integers. */
 static size_t mst_chunks(const xe_node *n) {
     const mst_pre *p = n->pre;
     return (n->info.out_c + p->chunk - 1) / p->chunk;
 }
 
-static size_t mst_corr_offset(const xe_node *n, const xe_kernels *k, int *ovf) {
+static size_t mst_tables_offset(const xe_node *n, const xe_kernels *k, int *ovf) {
     const mst_pre *p = n->pre;
     const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
     size_t words = 0;
@@ -339,29 +337,17 @@ static size_t mst_corr_offset(const xe_node *n, const xe_kernels *k, int *ovf) {
     return xe_align_up(xe_mul(words, 4, ovf));
 }
 
-static size_t mst_thr_offset(const xe_node *n, const xe_kernels *k, int *ovf) {
-    return xe_add(mst_corr_offset(n, k, ovf), xe_align_up(xe_bconv_corr_bytes(n)), ovf);
-}
-
-static int mst_has_thr(const xe_node *n) {
-    if (!(n->info.flags & XE_FLAG_OUT_BITS)) return 0;
-    const float *s = n->params[SCALE], *b = n->params[BIAS];
-    for (size_t o = 0; o < n->info.out_c; o++)
-        if (!isfinite(s[o]) || !isfinite(b[o])) return 0;
-    return 1;
-}
-
 static size_t mst_session_bytes(const xe_node *n, const xe_kernels *k) {
     int ovf = 0;
-    size_t bytes = mst_thr_offset(n, k, &ovf);
-    if (mst_has_thr(n)) bytes = xe_add(bytes, xe_mul(n->info.out_c, 8, &ovf), &ovf);
+    const size_t bytes =
+        xe_add(mst_tables_offset(n, k, &ovf),
+               xe_bconv_tables_bytes(n, n->params[SCALE], n->params[BIAS], &ovf), &ovf);
     return ovf ? SIZE_MAX : bytes;
 }
 
 static void mst_session_prepare(const xe_node *n, const xe_kernels *k, void *dst) {
     const mst_pre *p = n->pre;
-    const xe_node_info *f = &n->info;
-    const size_t L = (size_t)f->kernel_h * f->kernel_w * n->cw;
+    const size_t L = (size_t)n->info.kernel_h * n->info.kernel_w * n->cw;
     const uint32_t *roots = n->params[ROOTS];
     uint32_t *out = dst;
     int ovf = 0;
@@ -370,14 +356,8 @@ static void mst_session_prepare(const xe_node *n, const xe_kernels *k, void *dst
         xe_bgemm_pack(k, nr, L, roots + r0 * L, L, out);
         out += xe_bgemm_packed_words(k, nr, L);
     }
-    xe_bconv_corr_fill(n, p->wpop,
-                       (int32_t *)(void *)((uint8_t *)dst + mst_corr_offset(n, k, &ovf)));
-    if (mst_has_thr(n)) {
-        int32_t *thr = (int32_t *)(void *)((uint8_t *)dst + mst_thr_offset(n, k, &ovf));
-        xe_bconv_thresholds(n->params[SCALE], n->params[BIAS], f->out_c,
-                            (int32_t)((size_t)f->in_c * f->kernel_h * f->kernel_w), thr,
-                            thr + f->out_c);
-    }
+    xe_bconv_tables_fill(n, n->params[SCALE], n->params[BIAS], p->wpop,
+                         (uint8_t *)dst + mst_tables_offset(n, k, &ovf));
 }
 
 /* A set's whole-chunk kernel (kernels.h, mst_chunk) over channels
@@ -441,15 +421,10 @@ static void mst_scratch(const xe_node *n, size_t *shared, size_t *per_thread, in
 static void mst_run(const xe_node *n, const xe_exec *ex, const void *in, const void *in1,
                     void *out) {
     const mst_pre *p = n->pre;
-    const uint8_t *block = ex->prepared;
     int ovf = 0;
-    const int32_t *corr =
-        xe_bconv_corr_bytes(n)
-            ? (const int32_t *)(const void *)(block + mst_corr_offset(n, ex->k, &ovf))
-            : NULL;
-    const int32_t *thr =
-        mst_has_thr(n) ? (const int32_t *)(const void *)(block + mst_thr_offset(n, ex->k, &ovf))
-                       : NULL;
+    const int32_t *corr, *thr;
+    xe_bconv_tables_get(n, (const uint8_t *)ex->prepared + mst_tables_offset(n, ex->k, &ovf), &corr,
+                        &thr);
     const xe_bconv_ops ops = {p->wpop,
                               n->params[SCALE],
                               n->params[BIAS],

@@ -219,6 +219,20 @@ void xe_bconv_corr_fill(const xe_node *n, const int32_t *wpop, int32_t *table);
 int xe_bconv_thresholds(const float *scale, const float *bias, size_t oc, int32_t n, int32_t *st,
                         int32_t *m);
 static inline int xe_thr_bit(int32_t dot, int32_t st, int32_t m) { return ((dot ^ m) - m) < st; }
+/* The driver's tables in an op's session block, at an aligned byte offset
+ * after the op's own data: a header word saying whether thresholds follow,
+ * the border classes' pad-tap popcounts when the node has them
+ * (xe_bconv_corr_bytes), then OUT_BITS thresholds st[OC], m[OC] when every
+ * scale and bias (the op's parameters, passed in: the two ops number them
+ * differently) is finite. bconv2d and bconv2d_mst lay them out alike:
+ * tables_bytes sizes them, tables_fill writes them from wpop at
+ * session creation, tables_get gives xe_bconv_ops.pad_corr and .thr at run
+ * time (NULL where absent) without looking at the parameters again. */
+size_t xe_bconv_tables_bytes(const xe_node *n, const float *scale, const float *bias, int *ovf);
+void xe_bconv_tables_fill(const xe_node *n, const float *scale, const float *bias,
+                          const int32_t *wpop, uint8_t *at);
+void xe_bconv_tables_get(const xe_node *n, const uint8_t *at, const int32_t **corr,
+                         const int32_t **thr);
 /* wpop[t*OC + o] = popcount of tap t of filter o of bits [OC][KH*KW][CW]. */
 void xe_bconv_wpop(const xe_node *n, const uint32_t *bits, int32_t *wpop);
 
