@@ -12,39 +12,51 @@
  * jobs and waits for every worker to check in makes two threads slower than
  * one (issue 14: a small node 2.4 us at 1 thread, 48 us at 2).
  *
- * Hand-off. The job (fn, ctx, n_tasks) is published by one release store of
- * the job word: generation << 17 | OPEN << 16 | workers inside the job. A
- * worker enters with a compare-and-swap that succeeds only while the job is
- * open (so it reads a complete job), takes tasks with an atomic fetch-add and
- * adds the number it finished to `done` when none are left.
+ * Hand-off. A job (fn, ctx, n_tasks) sits in one cache line that only the
+ * caller writes, guarded by a sequence word (a seqlock: odd while the caller
+ * rewrites it), so a worker's first miss on a job brings all of it. A worker
+ * reads the job, checks the sequence word again, takes tasks, and stores the
+ * number it finished in a line of its own; the caller waits until those
+ * counts cover the tasks it did not run itself. Nothing is reset between
+ * jobs and nothing is counted on a shared line, so a job costs the minimum
+ * of line transfers between threads: the job to each worker, each worker's
+ * count back (the protocol until 2026-12-03, with a workers-inside count in
+ * the job word, range counters rewritten by the caller and one shared
+ * `done` counter, cost about twice as many: `bench_pool jobs`, an empty job
+ * at 2 threads 250 -> 122 ns).
  *
  * Which tasks: thread t first takes tasks from its own contiguous range
- * [t*n/T, (t+1)*n/T), then steals what is left of the others' ranges (each
- * range has its own counter on its own line, so a task is still claimed by
- * exactly one fetch-add). Ops number tasks in output order, so a thread keeps
+ * [t*n/T, (t+1)*n/T), then steals what is left of the others' ranges. Each
+ * range has a claim word on its own line: the job's generation and the
+ * number of tasks taken from the range, bumped by compare-and-swap, so a
+ * task is claimed exactly once; a claim word carrying an older generation
+ * counts as none taken, so nobody resets it, and a thread takes its own
+ * tasks from a line it already holds. A worker that read a job and was then
+ * held up until the caller moved on finds its claims refused (the word
+ * carries a later generation, or a used-up range), so it never runs a task
+ * of a finished job. Ops number tasks in output order, so a thread keeps
  * the same slice of the activations from node to node and mostly reads what
- * it wrote itself, from its own cache, instead of lines the other core holds;
- * and the threads no longer bounce one shared counter line per task. A late
- * or preempted worker costs nothing extra: the others steal its range. The caller works
- * too, then closes the job, then waits until `done` covers every task: it
- * waits only for tasks in flight, never for a worker that took none, and it
- * spins for that, blocking only after spin_us (a long task, or a worker
- * preempted on a loaded machine, is better waited for with the core given
- * away; the worker signals only when the caller says it blocked). A worker
- * that entered but found nothing left may still be inside when the caller
- * returns; the next job waits for the count to drop to zero (a few
- * instructions) before it overwrites the job.
+ * it wrote itself, from its own cache, instead of lines the other core holds.
+ * A late or preempted worker costs nothing extra: the others steal its
+ * range, and the caller waits only for tasks that were claimed, never for a
+ * worker that took none. It spins for them, blocking only after spin_us (a
+ * long task, or a worker preempted on a loaded machine, is better waited for
+ * with the core given away; the worker signals only when the caller says it
+ * blocked).
  *
- * Idle workers spin on the job word (pause on x86, yield on ARM) for spin_us
+ * Idle workers spin on the sequence word (pause on x86, yield on ARM) for spin_us
  * (XE_POOL_SPIN_US, 1000 us by default), then park on a condition variable, so
  * a pool between inferences costs at most that much CPU per worker. (At 100 us,
  * on the 2-vCPU development VM, a 2-thread ResNet-18 at 96 px ran no faster
  * than 1 thread whenever inferences came in short bursts after idle, as in
  * tools/bench_peers.py: 1.18x vs 1.70x at 1000 us, --gap-ms 100, one run; a
- * parked worker's wake-up took milliseconds there, for the reason below.) The caller
- * broadcasts only when some worker is parked (a seq_cst store of the job word, then a seq_cst load
- * of the sleeper count; the worker increments the count, then re-checks the
- * job word under the mutex: one of the two always sees the other). Jobs of
+ * parked worker's wake-up took milliseconds there, for the reason below.)
+ * Outside a parallel region (below) the caller broadcasts only when some
+ * worker is parked (a seq_cst store of the sequence word, then a seq_cst
+ * load of the sleeper count; the worker increments the count, then
+ * re-checks the sequence word under the mutex: one of the two always sees
+ * the other); inside one no worker parks, so the caller publishes with a
+ * plain release store and checks nothing. Jobs of
  * one task run inline without touching shared state, as do jobs whose
  * estimated cost (xe_pool_run_work) is below XE_POOL_MIN_PARALLEL_NS.
  *
@@ -124,36 +136,30 @@
 #ifndef XE_POOL_MIN_PARALLEL_NS
 #define XE_POOL_MIN_PARALLEL_NS 2000u
 #endif
-/* Busy-wait iterations before the caller, waiting for a worker to leave a
- * finished job, starts yielding its core (the worker may be preempted). */
-#define XE_POOL_YIELD_AFTER 1024u
 #define XE_POOL_LINE 128 /* two 64-byte lines: adjacent-line prefetchers pair them */
 
-#define JOB_COUNT_MASK 0xffffu /* workers inside the current job (< 65536) */
-#define JOB_OPEN 0x10000u
-#define JOB_GEN_SHIFT 17
+/* Claim words: job generation << CLAIM_BITS | claims taken from the range. */
+#define CLAIM_BITS 16
+#define CLAIM_MAX 0xffffu /* at most this many claims per range; more tasks are claimed in blocks  \
+                           */
 
 struct xe_pool {
-    /* Written by workers on every job: nothing else shares these lines. */
+    /* Written by the caller once per job, read by every worker: the whole
+     * job in one line, so a worker's first miss brings all of it. */
     union {
         struct {
-            uint64_t word; /* generation, OPEN, workers inside */
-            /* The job; written only while it is closed and nobody is inside. */
+            uint64_t seq; /* 2 * generation; odd while the caller rewrites the job */
             xe_task_fn fn;
             void *ctx;
             size_t n_tasks;
+            int32_t caller_cpu; /* the CPU the caller published it from, or -1 */
         } v;
         char pad[XE_POOL_LINE];
     } job;
-    struct range *ranges; /* per thread: its own tasks of the current job */
-    union {
-        size_t v; /* tasks finished by workers */
-        char pad[XE_POOL_LINE];
-    } done;
+    struct slot *slots; /* per thread: its claim word and its finished count */
     /* Rarely written. */
     uint64_t wake_ns;   /* the caller's first broadcast since a worker last parked */
     uint64_t park_ns;   /* when a worker last parked */
-    int32_t caller_cpu; /* the CPU the caller published the current job from, or -1 */
     uint32_t slow_wake; /* the last measured wake-up from parking was slow: nap */
     uint32_t sleepers;  /* workers parked, or about to park */
     uint32_t waiting;   /* the caller is blocked on `finished` */
@@ -170,13 +176,17 @@ struct xe_pool {
     pthread_cond_t finished; /* workers' tasks of the current job are done */
 };
 
-/* Thread t's tasks of the current job: [next, end), next bumped by whoever
- * takes one (t itself, or a thief). One per line, written by the caller only
- * while the job is closed. */
-struct range {
-    size_t next;
-    size_t end;
-    char pad[XE_POOL_LINE - 2 * sizeof(size_t)];
+/* Thread t's two lines. `claim` counts the tasks taken from t's range
+ * [t*n/T, (t+1)*n/T) of the job whose generation it carries (a claim word
+ * of an older job means none taken yet), so nobody resets it between jobs:
+ * t takes its own tasks from a line it holds, and a thief touches it only
+ * once t's range is nearly done. `fin` is the number of tasks t finished in
+ * the job it names (workers only), read by the caller. */
+struct slot {
+    union {
+        uint64_t v;
+        char pad[XE_POOL_LINE];
+    } claim, fin;
 };
 
 typedef struct worker_arg {
@@ -201,32 +211,56 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* One step of the caller's busy-wait: pause, and yield the core after a while. */
-static void backoff(uint32_t *spins) {
-    if (*spins < XE_POOL_YIELD_AFTER) {
-        ++*spins;
-        cpu_relax();
-    } else {
-        sched_yield();
+static uint64_t seq_gen(uint64_t seq) { return (seq + 1) >> 1; }
+
+/* The job a snapshot describes: tasks claimed in units of `unit` tasks, so a
+ * job never has more than CLAIM_MAX units (claim and fin words count units). */
+typedef struct job {
+    uint64_t gen;
+    xe_task_fn fn;
+    void *ctx;
+    size_t n_tasks, unit, n_units;
+} job;
+
+static job make_job(uint64_t gen, xe_task_fn fn, void *ctx, size_t n_tasks) {
+    const size_t unit = n_tasks <= CLAIM_MAX ? 1 : (n_tasks + CLAIM_MAX - 1) / CLAIM_MAX;
+    return (job){gen, fn, ctx, n_tasks, unit, (n_tasks + unit - 1) / unit};
+}
+
+/* Takes the next unit of range r for job j: its index, or SIZE_MAX when the
+ * range is used up for j or already carries a later job (a worker that read
+ * j and was then held up: its claims must fail). Generations are compared
+ * modulo 2^(64 - CLAIM_BITS). */
+static size_t claim(xe_pool *p, const job *j, uint32_t r) {
+    uint64_t *word = &p->slots[r].claim.v;
+    const size_t lo = j->n_units * r / p->threads, hi = j->n_units * (r + 1) / p->threads;
+    uint64_t w = __atomic_load_n(word, __ATOMIC_RELAXED);
+    for (;;) {
+        const int64_t d = (int64_t)(((w >> CLAIM_BITS) - j->gen) << CLAIM_BITS);
+        if (d > 0) return SIZE_MAX;
+        const size_t k = d == 0 ? (size_t)(w & CLAIM_MAX) : 0;
+        if (lo + k >= hi) return SIZE_MAX;
+        const uint64_t next = j->gen << CLAIM_BITS | (uint64_t)(k + 1);
+        if (__atomic_compare_exchange_n(word, &w, next, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            return lo + k;
     }
 }
 
-static uint64_t job_gen(uint64_t w) { return w >> JOB_GEN_SHIFT; }
-
-/* Runs tasks until none are left, its own range first, then the others' in
- * turn; returns how many this thread ran. */
-static size_t drain(xe_pool *p, xe_task_fn fn, void *ctx, uint32_t thread) {
+/* Runs the units of range r until it is used up; returns how many. */
+static size_t drain_range(xe_pool *p, const job *j, uint32_t r, uint32_t thread) {
     size_t ran = 0;
-    for (uint32_t k = 0; k < p->threads; k++) {
-        struct range *r = &p->ranges[(thread + k) % p->threads];
-        const size_t end = r->end;
-        for (;;) {
-            const size_t t = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
-            if (t >= end) break;
-            fn(ctx, t, thread);
-            ran++;
-        }
+    for (size_t u; (u = claim(p, j, r)) != SIZE_MAX; ran++) {
+        const size_t t0 = u * j->unit, t1 = t0 + j->unit < j->n_tasks ? t0 + j->unit : j->n_tasks;
+        for (size_t t = t0; t < t1; t++) j->fn(j->ctx, t, thread);
     }
+    return ran;
+}
+
+/* Units taken from the others' ranges in turn, after the thread's own. */
+static size_t steal(xe_pool *p, const job *j, uint32_t thread) {
+    size_t ran = 0;
+    for (uint32_t k = 1; k < p->threads; k++)
+        ran += drain_range(p, j, (thread + k) % p->threads, thread);
     return ran;
 }
 
@@ -264,9 +298,8 @@ static int exclude_cpu(int cpu, cpu_set_t *saved) {
 }
 #endif
 
-static void move_off_caller_cpu(xe_pool *p, worker_arg *wa) {
+static void move_off_caller_cpu(worker_arg *wa, int cpu) {
 #if defined(__linux__)
-    const int cpu = __atomic_load_n(&p->caller_cpu, __ATOMIC_RELAXED);
     if (cpu < 0 || sched_getcpu() != cpu) return;
     const uint64_t t = now_ns();
     if (t - wa->moved_ns < (uint64_t)XE_POOL_MOVE_EVERY_US * 1000u) return;
@@ -274,8 +307,8 @@ static void move_off_caller_cpu(xe_pool *p, worker_arg *wa) {
     cpu_set_t saved;
     if (exclude_cpu(cpu, &saved)) sched_setaffinity(0, sizeof saved, &saved);
 #else
-    (void)p;
     (void)wa;
+    (void)cpu;
 #endif
 }
 
@@ -305,7 +338,8 @@ static int park(xe_pool *p, uint64_t seen, uint32_t region) {
     int slept = 0, untimed = 0;
 #if defined(__linux__)
     cpu_set_t saved;
-    const int narrowed = exclude_cpu(__atomic_load_n(&p->caller_cpu, __ATOMIC_RELAXED), &saved);
+    const int narrowed =
+        exclude_cpu(__atomic_load_n(&p->job.v.caller_cpu, __ATOMIC_RELAXED), &saved);
 #endif
     const uint64_t parked_at = now_ns();
     const uint64_t nap_ns = __atomic_load_n(&p->slow_wake, __ATOMIC_RELAXED)
@@ -314,7 +348,7 @@ static int park(xe_pool *p, uint64_t seen, uint32_t region) {
     pthread_mutex_lock(&p->mu);
     __atomic_store_n(&p->park_ns, parked_at, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
-    while (job_gen(__atomic_load_n(&p->job.v.word, __ATOMIC_SEQ_CST)) == seen &&
+    while (seq_gen(__atomic_load_n(&p->job.v.seq, __ATOMIC_SEQ_CST)) == seen &&
            __atomic_load_n(&p->region, __ATOMIC_SEQ_CST) == region &&
            !__atomic_load_n(&p->shutdown, __ATOMIC_SEQ_CST)) {
         if (now_ns() - parked_at < nap_ns) {
@@ -347,15 +381,15 @@ static int park(xe_pool *p, uint64_t seen, uint32_t region) {
     return slept;
 }
 
-/* Waits for a generation other than `seen`; returns its job word, or 0 at
- * shutdown (generation 0 is never published). *ended is the region count
- * this worker last parked in: a region that ended since parks it after
- * XE_POOL_TAIL_US idle. */
+/* Waits for a published job of a generation other than `seen`; returns its
+ * (even) sequence word, or 0 at shutdown (generation 0 is never published).
+ * *ended is the region count this worker last parked in: a region that ended
+ * since parks it after XE_POOL_TAIL_US idle. */
 static uint64_t wait_job(xe_pool *p, uint64_t seen, uint32_t *ended) {
     uint64_t t0 = now_ns();
     for (uint32_t spins = 1;; spins++) {
-        const uint64_t w = __atomic_load_n(&p->job.v.word, __ATOMIC_ACQUIRE);
-        if (job_gen(w) != seen) return w;
+        const uint64_t s = __atomic_load_n(&p->job.v.seq, __ATOMIC_ACQUIRE);
+        if (!(s & 1) && seq_gen(s) != seen) return s;
         if (__atomic_load_n(&p->shutdown, __ATOMIC_RELAXED)) return 0;
         if (spins % 64 == 0) {
             const uint32_t region = __atomic_load_n(&p->region, __ATOMIC_RELAXED);
@@ -374,26 +408,46 @@ static uint64_t wait_job(xe_pool *p, uint64_t seen, uint32_t *ended) {
     }
 }
 
-/* The caller waits for the `want` tasks that workers claimed: it spins for
- * spin_us, then blocks (a long task in flight, or a worker preempted on a
+/* Tasks of job `gen` that the workers have finished, as their `fin` words say. */
+static size_t finished(xe_pool *p, uint64_t gen, int order) {
+    size_t n = 0;
+    for (uint32_t t = 1; t < p->threads; t++) {
+        const uint64_t w = __atomic_load_n(&p->slots[t].fin.v, order);
+        if (w >> CLAIM_BITS == (gen & (UINT64_MAX >> CLAIM_BITS))) n += (size_t)(w & CLAIM_MAX);
+    }
+    return n;
+}
+
+/* The caller waits until the workers have finished `want` units of job
+ * `gen` (every unit is claimed by then, so that is all of theirs): it spins
+ * for spin_us, then blocks (a long task in flight, or a worker preempted on a
  * loaded machine: the caller's core is better given away). Same handshake as
- * parking: the caller sets `waiting`, then re-reads `done`; a worker adds to
- * `done`, then reads `waiting`. */
-static void wait_tasks(xe_pool *p, size_t want) {
-    if (__atomic_load_n(&p->done.v, __ATOMIC_ACQUIRE) >= want) return;
+ * parking: the caller sets `waiting`, then re-reads the counts; a worker
+ * stores its count, then reads `waiting`. */
+static void wait_tasks(xe_pool *p, uint64_t gen, size_t want) {
+    if (want == 0 || finished(p, gen, __ATOMIC_ACQUIRE) >= want) return;
     const uint64_t t0 = now_ns();
     const uint64_t budget = (uint64_t)__atomic_load_n(&p->spin_us, __ATOMIC_RELAXED) * 1000u;
     for (uint32_t spins = 1;; spins++) {
-        if (__atomic_load_n(&p->done.v, __ATOMIC_ACQUIRE) >= want) return;
+        if (finished(p, gen, __ATOMIC_ACQUIRE) >= want) return;
         if (spins % 64 == 0 && now_ns() - t0 >= budget) break;
         cpu_relax();
     }
     pthread_mutex_lock(&p->mu);
     __atomic_store_n(&p->waiting, 1, __ATOMIC_SEQ_CST);
-    while (__atomic_load_n(&p->done.v, __ATOMIC_SEQ_CST) < want)
-        pthread_cond_wait(&p->finished, &p->mu);
+    while (finished(p, gen, __ATOMIC_SEQ_CST) < want) pthread_cond_wait(&p->finished, &p->mu);
     __atomic_store_n(&p->waiting, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* A worker's count of finished units, for the caller's wait_tasks. */
+static void publish(xe_pool *p, uint32_t index, uint64_t gen, size_t units) {
+    __atomic_store_n(&p->slots[index].fin.v, gen << CLAIM_BITS | (uint64_t)units, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&p->waiting, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->finished);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 static void *worker_main(void *arg) {
@@ -403,27 +457,25 @@ static void *worker_main(void *arg) {
     uint64_t seen = 0;
     uint32_t ended = 0;
     for (;;) {
-        uint64_t w = wait_job(p, seen, &ended);
-        if (w == 0) break;
-        seen = job_gen(w);
-        /* Enter while the job is open; a failed CAS reloads w (another worker
-         * entered, or the caller closed the job or published the next one). */
-        int entered = 0;
-        while (job_gen(w) == seen && (w & JOB_OPEN) && !entered)
-            entered = __atomic_compare_exchange_n(&p->job.v.word, &w, w + 1, 1, __ATOMIC_ACQUIRE,
-                                                  __ATOMIC_ACQUIRE);
-        if (!entered) continue;
-        move_off_caller_cpu(p, wa);
-        const size_t ran = drain(p, p->job.v.fn, p->job.v.ctx, index);
-        if (ran) {
-            __atomic_fetch_add(&p->done.v, ran, __ATOMIC_SEQ_CST);
-            if (__atomic_load_n(&p->waiting, __ATOMIC_SEQ_CST)) {
-                pthread_mutex_lock(&p->mu);
-                pthread_cond_signal(&p->finished);
-                pthread_mutex_unlock(&p->mu);
-            }
-        }
-        __atomic_fetch_sub(&p->job.v.word, 1, __ATOMIC_RELEASE);
+        const uint64_t s = wait_job(p, seen, &ended);
+        if (s == 0) break;
+        /* Read the job, then check that the caller did not rewrite it
+         * meanwhile (a seqlock: the caller makes seq odd first). */
+        xe_task_fn fn = __atomic_load_n(&p->job.v.fn, __ATOMIC_RELAXED);
+        void *ctx = __atomic_load_n(&p->job.v.ctx, __ATOMIC_RELAXED);
+        const size_t n_tasks = __atomic_load_n(&p->job.v.n_tasks, __ATOMIC_RELAXED);
+        const int cpu = __atomic_load_n(&p->job.v.caller_cpu, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&p->job.v.seq, __ATOMIC_RELAXED) != s) continue;
+        seen = seq_gen(s);
+        const job j = make_job(seen, fn, ctx, n_tasks);
+        move_off_caller_cpu(wa, cpu);
+        /* Its own range, then publish (the caller is usually waiting for
+         * just that), then the others'. */
+        const size_t own = drain_range(p, &j, index, index);
+        if (own) publish(p, index, j.gen, own);
+        const size_t more = steal(p, &j, index);
+        if (more) publish(p, index, j.gen, own + more);
     }
     return NULL;
 }
@@ -447,28 +499,28 @@ xe_status xe_pool_create(uint32_t num_threads, xe_pool **out) {
     p->threads = num_threads;
     p->spin_us = XE_POOL_SPIN_US;
     p->slow_wake = 1; /* nap until a wake-up from parking is measured fast */
-    p->caller_cpu = -1;
-    if (posix_memalign(&mem, XE_POOL_LINE, num_threads * sizeof(struct range)) != 0) {
+    p->job.v.caller_cpu = -1;
+    if (posix_memalign(&mem, XE_POOL_LINE, num_threads * sizeof(struct slot)) != 0) {
         free(p);
         return XE_ERR_OUT_OF_MEMORY;
     }
-    p->ranges = mem;
-    memset(p->ranges, 0, num_threads * sizeof(struct range));
+    p->slots = mem;
+    memset(p->slots, 0, num_threads * sizeof(struct slot));
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
-        free(p->ranges);
+        free(p->slots);
         free(p);
         return XE_ERR_THREAD;
     }
     if (pthread_cond_init(&p->wake, NULL) != 0) {
         pthread_mutex_destroy(&p->mu);
-        free(p->ranges);
+        free(p->slots);
         free(p);
         return XE_ERR_THREAD;
     }
     if (pthread_cond_init(&p->finished, NULL) != 0) {
         pthread_cond_destroy(&p->wake);
         pthread_mutex_destroy(&p->mu);
-        free(p->ranges);
+        free(p->slots);
         free(p);
         return XE_ERR_THREAD;
     }
@@ -503,7 +555,7 @@ void xe_pool_destroy(xe_pool *pool) {
     pthread_cond_destroy(&pool->finished);
     pthread_cond_destroy(&pool->wake);
     pthread_mutex_destroy(&pool->mu);
-    free(pool->ranges);
+    free(pool->slots);
     free(pool);
 }
 
@@ -515,29 +567,33 @@ void xe_pool_run(xe_pool *p, size_t n_tasks, xe_task_fn fn, void *ctx) {
         for (size_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
-    /* The previous job is closed; wait out workers that entered it late and
-     * found nothing to do, then rewrite the job and open it. */
-    uint64_t w = __atomic_load_n(&p->job.v.word, __ATOMIC_ACQUIRE);
-    for (uint32_t spins = 0; w & JOB_COUNT_MASK;) {
-        backoff(&spins);
-        w = __atomic_load_n(&p->job.v.word, __ATOMIC_ACQUIRE);
+    /* Publish: seq odd, the job, seq even. No worker can still be running a
+     * task of the previous job (the caller waited for all of them), and one
+     * that read it late finds its claims refused (claim). Ranges that get
+     * no units this time are stamped with this generation so that no claim
+     * word falls far behind the current one. */
+    const uint64_t seq = __atomic_load_n(&p->job.v.seq, __ATOMIC_RELAXED) + 2;
+    const job j = make_job(seq_gen(seq), fn, ctx, n_tasks);
+    __atomic_store_n(&p->job.v.seq, seq - 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&p->job.v.fn, fn, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->job.v.ctx, ctx, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->job.v.n_tasks, n_tasks, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->job.v.caller_cpu, current_cpu(), __ATOMIC_RELAXED);
+    for (uint32_t t = 0; j.n_units < p->threads && t < p->threads; t++)
+        if (j.n_units * t / p->threads == j.n_units * (t + 1) / p->threads)
+            __atomic_store_n(&p->slots[t].claim.v, j.gen << CLAIM_BITS, __ATOMIC_RELAXED);
+    if (p->depth > 0) {
+        /* Inside a region no worker parks (wait_job), so no wake-up check
+         * and no full fence: the store need not wait for the line to leave
+         * the workers' caches. */
+        __atomic_store_n(&p->job.v.seq, seq, __ATOMIC_RELEASE);
+    } else {
+        __atomic_store_n(&p->job.v.seq, seq, __ATOMIC_SEQ_CST);
+        wake_parked(p);
     }
-    p->job.v.fn = fn;
-    p->job.v.ctx = ctx;
-    __atomic_store_n(&p->caller_cpu, current_cpu(), __ATOMIC_RELAXED);
-    p->job.v.n_tasks = n_tasks;
-    for (uint32_t t = 0; t < p->threads; t++) {
-        p->ranges[t].end = n_tasks * (t + 1) / p->threads;
-        __atomic_store_n(&p->ranges[t].next, n_tasks * t / p->threads, __ATOMIC_RELAXED);
-    }
-    __atomic_store_n(&p->done.v, 0, __ATOMIC_RELAXED);
-    const uint64_t gen = job_gen(w) + 1;
-    __atomic_store_n(&p->job.v.word, gen << JOB_GEN_SHIFT | JOB_OPEN, __ATOMIC_SEQ_CST);
-    wake_parked(p);
-    const size_t mine = drain(p, fn, ctx, 0);
-    /* Every task is claimed: close the job so no late worker enters it. */
-    __atomic_fetch_and(&p->job.v.word, ~(uint64_t)JOB_OPEN, __ATOMIC_RELAXED);
-    wait_tasks(p, n_tasks - mine);
+    const size_t mine = drain_range(p, &j, 0, 0) + steal(p, &j, 0);
+    wait_tasks(p, j.gen, j.n_units - mine);
 }
 
 void xe_pool_run_work(xe_pool *p, size_t n_tasks, xe_task_fn fn, void *ctx, uint64_t work_ns) {
