@@ -7,7 +7,9 @@ convolution as left or right operand) and relu after a bconv2d, chains longer th
 XE_MAX_POST_OPS, a value with two readers, the model output inside a chain, an add whose
 other operand is computed after the convolution, x + x, a batchnorm run in its consumer's
 input pass, bit outputs (never fused) and a sign ending a chain (the bconv then writes
-bits). The per-node clock shows which nodes were folded.
+bits). Each graph runs again with every bconv2d coded as bconv2d_mst (MST-compression), which
+shares bconv2d's input pass and epilogue and so must fold the same nodes. The per-node
+clock shows which nodes were folded.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 import xnor_edge
+from xnor_edge import mst
 from xnor_edge.builder import GraphBuilder
 
 RNG = np.random.default_rng(7)
@@ -122,10 +125,14 @@ def _inputs(shape):
     ]
 
 
+@pytest.mark.parametrize("coded", [False, True], ids=["bconv2d", "bconv2d_mst"])
 @pytest.mark.parametrize("name", sorted(GRAPHS))
-def test_fused_outputs_are_bit_identical_to_unfused(name, restore):
+def test_fused_outputs_are_bit_identical_to_unfused(name, coded, restore):
     g, folded = GRAPHS[name]()
     data = g.to_bytes()
+    if coded:
+        data, report = mst.compress_model(data, chunk=16, min_ratio=0)
+        assert report and all(r["converted"] for r in report), name
     shape = tuple(xnor_edge.load(data).input_shape)
     xs = _inputs(shape)
     for isa in xnor_edge.available_isas():

@@ -2,7 +2,7 @@
  * fuse.c - folds element-wise nodes into their neighbours at session creation
  * (docs/executor.md, "Fusion"), without changing a single output bit.
  *
- * Post-ops: a node whose op has fuse_post (bconv2d) and a float32 output
+ * Post-ops: a node whose op has fuse_post (bconv2d, bconv2d_mst) and a float32 output
  * absorbs the chain of element-wise consumers after it (batchnorm, add, relu,
  * each through its op's post_op hook) while the value between them has
  * exactly one reader and is not the model output, the chain has at most
@@ -11,8 +11,8 @@
  * nodes are skipped. A sign may end the chain (its post_op answers
  * XE_POST_SIGN): the node then writes the sign-packed bits of its result, so
  * activations stay packed between binary layers. Prologue: a batchnorm without ReLU whose output
- * has one reader, input0 of an op with fuse_pre (bconv2d, float32 input), runs inside that op's
- * input pass (pre_affine hook); the op reads the batchnorm's input.
+ * has one reader, input0 of an op with fuse_pre (bconv2d or bconv2d_mst, float32 input), runs
+ * inside that op's input pass (pre_affine hook); the op reads the batchnorm's input.
  *
  * Exactness: the fused code performs the same float operations in the same
  * order, each rounded (the kernel-set epilogue and pack_abs, kernels.h), so

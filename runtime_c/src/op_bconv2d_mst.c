@@ -455,4 +455,7 @@ const xe_op_def xe_op_bconv2d_mst = {
     .session_bytes = mst_session_bytes,
     .session_prepare = mst_session_prepare,
     .run = mst_run,
+    /* xe_bconv_run's input pass and epilogue, so the same fusion as bconv2d. */
+    .fuse_post = 1,
+    .fuse_pre = 1,
 };
