@@ -140,8 +140,8 @@
 
 /* Claim words: job generation << CLAIM_BITS | claims taken from the range. */
 #define CLAIM_BITS 16
-#define CLAIM_MAX 0xffffu /* at most this many claims per range; more tasks are claimed in blocks  \
-                           */
+/* At most this many claims per job; more tasks are claimed in blocks. */
+#define CLAIM_MAX 0xffffu
 
 struct xe_pool {
     /* Written by the caller once per job, read by every worker: the whole
