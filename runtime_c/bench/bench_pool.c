@@ -378,6 +378,26 @@ static uint64_t median_runs(xe_session *s, const node_bench *b, int runs, uint64
     return median(t, (size_t)runs);
 }
 
+#if defined(__linux__)
+static void pin_self(int cpu) {
+    cpu_set_t m;
+    CPU_ZERO(&m);
+    CPU_SET(cpu, &m);
+    sched_setaffinity(0, sizeof m, &m);
+}
+
+/* The first two CPUs of this process's affinity mask (*all); 0 when it has
+ * fewer, after saying so under the mode's name. */
+static int first_two_cpus(const char *mode, cpu_set_t *all, int cpus[2]) {
+    int n = 0;
+    if (sched_getaffinity(0, sizeof *all, all) != 0) return 0;
+    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+        if (CPU_ISSET(c, all)) cpus[n++] = c;
+    if (n < 2) fprintf(stderr, "%s: this process may run on one CPU only\n", mode);
+    return n == 2;
+}
+#endif
+
 static int bench_cpus(const char *path, int samples) {
 #if defined(__linux__)
     enum { RUNS = 40 };
@@ -385,20 +405,14 @@ static int bench_cpus(const char *path, int samples) {
     xe_session *s1 = NULL, *s2 = NULL;
     uint64_t t[RUNS];
     cpu_set_t all;
-    if (node_bench_open(&b, path) || sched_getaffinity(0, sizeof all, &all) != 0) return 1;
+    int cpus[2];
+    if (!first_two_cpus("cpus", &all, cpus) || node_bench_open(&b, path)) return 1;
     xe_session_options o;
     memset(&o, 0, sizeof o);
     o.num_threads = 1;
     if (xe_session_create(b.m, &o, &s1) != XE_OK) return 1;
     o.num_threads = 2;
     if (xe_session_create(b.m, &o, &s2) != XE_OK) return 1;
-    int ncpu = 0, cpus[2];
-    for (int c = 0; c < CPU_SETSIZE && ncpu < 2; c++)
-        if (CPU_ISSET(c, &all)) cpus[ncpu++] = c;
-    if (ncpu < 2) {
-        fprintf(stderr, "cpus: this process may run on one CPU only\n");
-        return 1;
-    }
     printf("%s, kernel set %s: medians of %d runs (us)\n", path, xe_kernel_isa(), RUNS);
     printf("sample  1thr_cpu%d  1thr_cpu%d  slower/faster  2thr  faster_1thr/2thr\n", cpus[0],
            cpus[1]);
@@ -406,10 +420,7 @@ static int bench_cpus(const char *path, int samples) {
     for (int k = 0; k < samples; k++) {
         uint64_t one[2];
         for (int i = 0; i < 2; i++) {
-            cpu_set_t m;
-            CPU_ZERO(&m);
-            CPU_SET(cpus[i], &m);
-            sched_setaffinity(0, sizeof m, &m);
+            pin_self(cpus[i]);
             median_runs(s1, &b, 5, t);
             one[i] = median_runs(s1, &b, RUNS, t);
         }
@@ -456,13 +467,6 @@ typedef struct pp_arg {
 } pp_arg;
 
 #if defined(__linux__)
-static void pin_self(int cpu) {
-    cpu_set_t m;
-    CPU_ZERO(&m);
-    CPU_SET(cpu, &m);
-    sched_setaffinity(0, sizeof m, &m);
-}
-
 static void *pp_thread(void *arg) {
     const pp_arg *a = arg;
     pin_self(a->cpu);
@@ -477,18 +481,12 @@ static void *pp_thread(void *arg) {
 static int bench_pingpong(long trips) {
 #if defined(__linux__)
     cpu_set_t all;
-    int cpus[2], n = 0;
+    int cpus[2];
     if (trips < 1) {
         fprintf(stderr, "pingpong: TRIPS must be at least 1\n");
         return 2;
     }
-    if (sched_getaffinity(0, sizeof all, &all) != 0) return 1;
-    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
-        if (CPU_ISSET(c, &all)) cpus[n++] = c;
-    if (n < 2) {
-        fprintf(stderr, "pingpong: this process may run on one CPU only\n");
-        return 1;
-    }
+    if (!first_two_cpus("pingpong", &all, cpus)) return 1;
     void *mem = NULL;
     if (posix_memalign(&mem, 128, 128) != 0) return 1;
     uint64_t *flag = mem;

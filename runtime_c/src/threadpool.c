@@ -176,12 +176,12 @@ struct xe_pool {
     pthread_cond_t finished; /* workers' tasks of the current job are done */
 };
 
-/* Thread t's two lines. `claim` counts the tasks taken from t's range
- * [t*n/T, (t+1)*n/T) of the job whose generation it carries (a claim word
- * of an older job means none taken yet), so nobody resets it between jobs:
- * t takes its own tasks from a line it holds, and a thief touches it only
- * once t's range is nearly done. `fin` is the number of tasks t finished in
- * the job it names (workers only), read by the caller. */
+/* Thread t's two lines. `claim` counts the units (make_job) taken from t's
+ * range [t*U/T, (t+1)*U/T) of the job whose generation it carries (a claim
+ * word of an older job means none taken yet), so nobody resets it between
+ * jobs: t takes its own units from a line it holds, and a thief touches it
+ * only once t's range is nearly done. `fin` is the number of units t
+ * finished in the job it names (workers only), read by the caller. */
 struct slot {
     union {
         uint64_t v;
@@ -408,7 +408,7 @@ static uint64_t wait_job(xe_pool *p, uint64_t seen, uint32_t *ended) {
     }
 }
 
-/* Tasks of job `gen` that the workers have finished, as their `fin` words say. */
+/* Units of job `gen` that the workers have finished, as their `fin` words say. */
 static size_t finished(xe_pool *p, uint64_t gen, int order) {
     size_t n = 0;
     for (uint32_t t = 1; t < p->threads; t++) {
